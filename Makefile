@@ -1,0 +1,14 @@
+# Entry points for people and CI. Every target first runs scripts/setup.sh,
+# which installs only what is missing.
+PYTHON := .venv/bin/python
+export QT_QPA_PLATFORM := offscreen
+
+.PHONY: setup test lint demo zip benchmark
+setup:
+	@bash scripts/setup.sh
+
+test: setup
+	$(PYTHON) -m pytest
+
+lint: setup
+	$(PYTHON) -m flake8 qgis_cloudremoval training tests benchmarks

@@ -1,0 +1,146 @@
+"""What a DSen2-CR ONNX model says about itself.
+
+``training.export_onnx`` stores a :class:`ModelInfo` in the ONNX file's
+``metadata_props``; the engine and the plugin read it back with
+:func:`read_model_info`. Every preprocessing fact (band list, scales, SAR
+clip ranges, receptive field) therefore travels with the weights.
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Dict, List, Optional, Tuple
+
+from . import bands
+
+#: Written into every model; a file without it is not a DSen2-CR export.
+FORMAT_KEY = "dsen2cr_format"
+FORMAT_VERSION = "1"
+
+
+class ModelInfoError(ValueError):
+    """The file is not a DSen2-CR ONNX model or its metadata is unusable."""
+
+
+@dataclass
+class ModelInfo:
+    """Preprocessing facts and provenance of one exported model.
+
+    Scales are in Sentinel-2 DN (reflectance x 10000) and SAR dB.
+    """
+
+    name: str = "DSen2-CR"
+    version: str = "1.0"
+    #: Sentinel-2 bands the network reads, in input-channel order.
+    optical_bands: List[str] = field(default_factory=lambda: list(bands.S2_BANDS))
+    #: Sentinel-1 bands appended after the optical ones; empty for no-SAR models.
+    sar_bands: List[str] = field(default_factory=lambda: list(bands.S1_BANDS))
+    optical_clip_dn: Tuple[float, float] = bands.OPTICAL_CLIP_DN
+    optical_scale: float = bands.OPTICAL_SCALE
+    sar_clip_db: Dict[str, Tuple[float, float]] = field(
+        default_factory=lambda: {k: tuple(v) for k, v in bands.SAR_CLIP_DB.items()})
+    sar_scale_max: float = bands.SAR_SCALE_MAX
+    #: Pixels beyond which an output pixel no longer depends on the input.
+    receptive_field_radius: int = 34
+    num_blocks: int = 16
+    num_features: int = 256
+    #: Provenance.
+    loss: str = "unknown"
+    training_data: str = "unknown"
+    created: str = ""
+    source_checkpoint: str = ""
+    #: True for the small model the project trains for its demo.
+    demo: bool = False
+    description: str = ""
+
+    @property
+    def uses_sar(self) -> bool:
+        return bool(self.sar_bands)
+
+    @property
+    def input_channels(self) -> int:
+        return len(self.optical_bands) + len(self.sar_bands)
+
+    @property
+    def output_channels(self) -> int:
+        return len(self.optical_bands)
+
+    def to_metadata_props(self) -> Dict[str, str]:
+        """Flat string map for ONNX ``metadata_props`` (values JSON-encoded)."""
+        props = {FORMAT_KEY: FORMAT_VERSION, "uses_sar": json.dumps(self.uses_sar)}
+        for key, value in asdict(self).items():
+            props[key] = json.dumps(value)
+        return props
+
+    @classmethod
+    def from_metadata_props(cls, props: Dict[str, str], source: str = "model") -> "ModelInfo":
+        if props.get(FORMAT_KEY) != FORMAT_VERSION:
+            raise ModelInfoError(
+                f"{source} carries no DSen2-CR metadata (key '{FORMAT_KEY}' missing); "
+                "export it with 'python -m training.export_onnx' or convert the authors' "
+                "weights with 'python -m training.convert_keras'")
+        known = {f.name: f for f in fields(cls)}
+        values = {}
+        for key, text in props.items():
+            if key not in known:
+                continue
+            try:
+                values[key] = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ModelInfoError(f"{source}: metadata '{key}' is not valid JSON ({exc})") from None
+        info = cls(**values)
+        info.optical_clip_dn = tuple(info.optical_clip_dn)
+        info.sar_clip_db = {k: tuple(v) for k, v in info.sar_clip_db.items()}
+        missing = [b for b in info.sar_bands if b not in info.sar_clip_db]
+        if missing:
+            raise ModelInfoError(f"{source}: no SAR clip range for band(s) {', '.join(missing)}")
+        return info
+
+    def summary(self) -> str:
+        """One line for logs: name, inputs and provenance."""
+        sar = "optical + SAR (" + ", ".join(self.sar_bands) + ")" if self.uses_sar else "optical only"
+        text = (f"{self.name} {self.version}: {sar}, {self.num_blocks} blocks x {self.num_features} "
+                f"features, receptive field {self.receptive_field_radius} px; loss {self.loss}; "
+                f"trained on {self.training_data}")
+        if self.source_checkpoint:
+            text += f"; from {self.source_checkpoint}"
+        if self.demo:
+            text += " [DEMO MODEL: small, trained on a few simulated-cloud patches; not for real work]"
+        return text
+
+
+def read_model_info(path: str) -> ModelInfo:
+    """Read the metadata of a DSen2-CR ONNX file without running it.
+
+    Raises :class:`ModelInfoError` with a user-facing reason for a missing
+    file, a non-ONNX file or an ONNX file without DSen2-CR metadata.
+    """
+    if not os.path.isfile(path):
+        raise ModelInfoError(f"model file not found: {path}")
+    props = _read_onnx_metadata_props(path)
+    return ModelInfo.from_metadata_props(props, source=os.path.basename(path))
+
+
+def _read_onnx_metadata_props(path: str) -> Dict[str, str]:
+    # onnxruntime parses the protobuf for us; the weights are loaded too,
+    # which is acceptable because callers go on to run the model anyway.
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ModelInfoError(ORT_MISSING_MESSAGE) from None
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelInfoError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line}") from None
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+ORT_MISSING_MESSAGE = (
+    "onnxruntime is not installed in this Python. Install it into QGIS's Python with "
+    "'python3 -m pip install onnxruntime' (or 'python3 -m pip install onnxruntime-gpu' on a "
+    "machine with an NVIDIA GPU and CUDA 12), then restart QGIS.")
+
+

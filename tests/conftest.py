@@ -1,0 +1,36 @@
+"""Shared fixtures: real Sentinel-1/2 samples and a headless QGIS.
+
+pytest-qgis starts one offscreen QgsApplication for the session.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).parent))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SEN12MSCR = SHARED_DATA / "sen12mscr"
+
+
+@pytest.fixture(scope="session")
+def sen12mscr_dir() -> Path:
+    """Real SEN12MS-CR patches from ../shared/data (s1/, s2_cloudFree/); skip where absent."""
+    if not (SEN12MSCR / "s2_cloudFree").is_dir():
+        pytest.skip(f"real SEN12MS-CR samples not found at {SEN12MSCR} (the ../shared folder is absent)")
+    return SEN12MSCR
+
+
+@pytest.fixture(scope="session")
+def bigearthnet_pairs(tmp_path_factory):
+    """The six co-registered BigEarthNet-S1/S2 pairs shipped by ``bigearthnet-common``.
+
+    Returns a list of dicts: ``name``, ``s2`` (band name -> GeoTIFF path, one
+    file per band at 10/20/60 m, L2A without B10), ``vv`` and ``vh`` (paths).
+    """
+    from bigearthnet_pairs import extract_pairs
+    return extract_pairs(tmp_path_factory.mktemp("bigearthnet"))
