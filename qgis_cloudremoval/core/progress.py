@@ -1,0 +1,47 @@
+"""How long-running core functions report progress and learn of cancellation.
+
+The core knows nothing of QGIS feedback objects or tqdm bars: callers pass a
+:class:`Reporter` built from plain callables (the plugin wraps
+``QgsProcessingFeedback``, the CLIs wrap tqdm).
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+
+class Cancelled(Exception):
+    """The caller asked to stop; partial outputs have been removed."""
+
+
+class CoreError(Exception):
+    """A user error with a message that says what is wrong and what to do."""
+
+
+@dataclass
+class Reporter:
+    progress: Optional[Callable[[float], None]] = None  # fraction done, 0..1
+    info: Optional[Callable[[str], None]] = None
+    warning: Optional[Callable[[str], None]] = None
+    is_cancelled: Optional[Callable[[], bool]] = None
+
+    def set_progress(self, fraction: float) -> None:
+        if self.progress:
+            self.progress(min(max(fraction, 0.0), 1.0))
+
+    def log(self, message: str) -> None:
+        if self.info:
+            self.info(message)
+
+    def warn(self, message: str) -> None:
+        if self.warning:
+            self.warning(message)
+        elif self.info:
+            self.info("Warning: " + message)
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`Cancelled` if the caller asked to stop."""
+        if self.is_cancelled and self.is_cancelled():
+            raise Cancelled("cancelled by the user")
+
+
+SILENT = Reporter()
