@@ -12,3 +12,8 @@ test: setup
 
 lint: setup
 	$(PYTHON) -m flake8 qgis_cloudremoval training tests benchmarks
+
+# Builds cloudremoval.zip for the QGIS plugin repository (or Plugins > Install from ZIP).
+zip: setup
+	rm -rf build/deploy cloudremoval.zip
+	.venv/bin/pb_tool zip -q

@@ -1,0 +1,3 @@
+"""One module per Processing algorithm; each turns parameters into one call of ``core``."""
+
+ALGORITHMS = []
