@@ -15,6 +15,13 @@ S2_RESOLUTION_M = {
     "B8": 10, "B8A": 20, "B9": 60, "B10": 60, "B11": 20, "B12": 20,
 }
 
+#: Central wavelength of each Sentinel-2 band, nanometres (Sentinel-2A, ESA MSI spectral response).
+#: Used to fill a missing input band from its nearest neighbour in wavelength.
+S2_CENTRAL_WAVELENGTH_NM = {
+    "B1": 443, "B2": 490, "B3": 560, "B4": 665, "B5": 705, "B6": 740, "B7": 783,
+    "B8": 842, "B8A": 865, "B9": 945, "B10": 1375, "B11": 1610, "B12": 2190,
+}
+
 #: Sentinel-1 polarisations in model order (appended after the optical bands).
 S1_BANDS = ("VV", "VH")
 
