@@ -1,0 +1,147 @@
+"""onnxruntime sessions for DSen2-CR models: provider choice, caching, dtype.
+
+Providers are tried in the order TensorRT, CUDA, CPU (those this
+onnxruntime build offers). The provider that actually runs is read back from
+the session, because onnxruntime silently falls back to CPU when a GPU
+provider fails to load (missing CUDA or cuDNN libraries, for instance).
+"""
+
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import List, Tuple
+
+import numpy as np
+
+from .model_info import ORT_MISSING_MESSAGE
+from .progress import CoreError
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+CPU_PROVIDER = "CPUExecutionProvider"
+#: Sessions kept open at once (each holds the weights, up to ~80 MB for the full network).
+SESSION_CACHE_SIZE = 2
+
+GPU_MISSING_MESSAGE = (
+    "device 'gpu' was requested but this onnxruntime offers no GPU provider (it has: {available}). "
+    "Install the GPU build into QGIS's Python with 'python3 -m pip install onnxruntime-gpu' on a machine "
+    "with an NVIDIA GPU and CUDA 12, or choose device 'auto' or 'cpu'")
+GPU_FAILED_MESSAGE = (
+    "device 'gpu' was requested and onnxruntime offers {wanted}, but it fell back to {actual} "
+    "(the CUDA or cuDNN libraries could not be loaded); check the NVIDIA driver and CUDA 12 / cuDNN 9 "
+    "installation, or choose device 'cpu'")
+
+
+def import_onnxruntime():
+    """The onnxruntime module, or a :class:`CoreError` with the pip command to install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise CoreError(ORT_MISSING_MESSAGE) from None
+    return onnxruntime
+
+
+def choose_providers(device: str) -> List[str]:
+    """Execution providers to try for ``device`` (``"auto"``, ``"gpu"`` or ``"cpu"``), best first."""
+    available = import_onnxruntime().get_available_providers()
+    if device == "cpu":
+        return [CPU_PROVIDER]
+    gpu = [name for name in GPU_PROVIDERS if name in available]
+    if device == "gpu" and not gpu:
+        raise CoreError(GPU_MISSING_MESSAGE.format(available=", ".join(available)))
+    if device not in ("auto", "gpu"):
+        raise CoreError(f"unknown device '{device}'; use 'auto', 'gpu' or 'cpu'")
+    return gpu + [CPU_PROVIDER]
+
+
+def device_kind(provider: str) -> str:
+    """``"gpu"`` for TensorRT and CUDA, ``"cpu"`` otherwise (used to size tiles)."""
+    return "gpu" if provider in GPU_PROVIDERS else "cpu"
+
+
+@dataclass
+class ModelSession:
+    """An onnxruntime session on a DSen2-CR model.
+
+    ``run`` takes and returns float32 ``(N, C, H, W)`` arrays whatever the
+    model's own input type (float16 models are fed float16).
+    """
+
+    session: object
+    path: str
+    provider: str
+    input_name: str
+    output_name: str
+    input_channels: int
+    input_dtype: type
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Network input ``(N, C, H, W)`` float32 -> output ``(N, 13, H, W)`` float32."""
+        feed = np.ascontiguousarray(batch, dtype=self.input_dtype)
+        output = self.session.run([self.output_name], {self.input_name: feed})[0]
+        return output.astype(np.float32, copy=False)
+
+
+_cache: "OrderedDict[Tuple, ModelSession]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _provider_options(name: str) -> dict:
+    if name == "TensorrtExecutionProvider":
+        # Building a TensorRT engine takes minutes; keep it between runs.
+        cache = os.path.join(tempfile.gettempdir(), "qgis_cloudremoval_trt")
+        return {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache}
+    return {}
+
+
+def open_session(model_path: str, device: str = "auto") -> ModelSession:
+    """A (cached) session on ``model_path`` for ``device``.
+
+    Sessions are cached per (model path, modification time, size, provider
+    list), so a re-exported model is reloaded. Raises :class:`CoreError`
+    when onnxruntime is missing, no GPU provider exists for ``device="gpu"``
+    or a GPU provider failed to load, or the file is not a loadable model.
+    """
+    ort = import_onnxruntime()
+    providers = choose_providers(device)
+    path = os.path.abspath(model_path)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        raise CoreError(f"model file not found: {model_path}") from None
+    key = (path, stat.st_mtime_ns, stat.st_size, tuple(providers))
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(path, options, providers=[(p, _provider_options(p)) for p in providers])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        text = str(exc).strip()
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        raise CoreError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line}") from None
+    actual = session.get_providers()[0]
+    if device == "gpu" and actual not in GPU_PROVIDERS:
+        raise CoreError(GPU_FAILED_MESSAGE.format(wanted=", ".join(providers[:-1]), actual=actual))
+    model_input = session.get_inputs()[0]
+    input_channels = model_input.shape[1] if len(model_input.shape) == 4 else None
+    if not isinstance(input_channels, int):
+        raise CoreError(f"{os.path.basename(path)} does not take (N, C, H, W) input with a fixed channel "
+                        f"count (its input is {model_input.shape}); export it with 'python -m training.export_onnx'")
+    dtype = np.float16 if model_input.type == "tensor(float16)" else np.float32
+    model_session = ModelSession(session, path, actual, model_input.name, session.get_outputs()[0].name,
+                                 input_channels, dtype)
+    with _cache_lock:
+        _cache[key] = model_session
+        while len(_cache) > SESSION_CACHE_SIZE:
+            _cache.popitem(last=False)
+    return model_session
+
+
+def clear_session_cache() -> None:
+    """Forget all cached sessions (frees their weights)."""
+    with _cache_lock:
+        _cache.clear()

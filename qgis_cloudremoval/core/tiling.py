@@ -1,0 +1,163 @@
+"""Seamless tiling of a scene for a fully convolutional network.
+
+A network whose output pixel depends only on inputs within ``margin`` pixels
+(its receptive-field radius) gives the same value on a tile as on the whole
+image, provided the pixel lies at least ``margin`` pixels inside the tile or
+the tile edge is the scene edge (where both runs see the same zero padding).
+:func:`plan_tiles` lays out read windows of one size, clipped to the scene
+(shifted inwards at the far edges, never padded beyond them), and gives each
+one the core it is trusted to write. The cores partition the scene exactly.
+"""
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+#: Tile sizes are multiples of this (friendly to convolution kernels and GeoTIFF blocks).
+TILE_ALIGN = 32
+#: Smallest core (written part) of an interior tile, pixels.
+MIN_CORE = 32
+#: Largest tile side chosen automatically, per kind of device.
+MAX_AUTO_TILE = {"cpu": 1024, "gpu": 2048}
+#: Working-memory budget for the network's activations of one batch, bytes.
+ACTIVATION_BUDGET = {"cpu": 1 << 30, "gpu": 4 << 30}
+#: Feature maps onnxruntime keeps alive at once in a residual block (input, two convs, sum).
+LIVE_FEATURE_MAPS = 4
+
+
+@dataclass(frozen=True)
+class Window:
+    """A pixel rectangle: column ``x``, row ``y``, ``width`` x ``height``."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One network run: read ``read`` (scene pixels), write ``core`` (scene pixels)."""
+
+    read: Window
+    core: Window
+
+    @property
+    def core_in_read(self) -> Tuple[slice, slice]:
+        """(row slice, column slice) of the core inside an array of the read window."""
+        top = self.core.y - self.read.y
+        left = self.core.x - self.read.x
+        return slice(top, top + self.core.height), slice(left, left + self.core.width)
+
+
+def _spans(length: int, tile: int, margin: int) -> List[Tuple[int, int, int, int]]:
+    """Along one axis: (read start, read length, core start, core length) per tile."""
+    if length <= tile:
+        return [(0, length, 0, length)]
+    stride = tile - 2 * margin
+    spans = []
+    core_start = 0
+    read_start = 0
+    while True:
+        if read_start + tile >= length:
+            read_start = length - tile
+            spans.append((read_start, tile, core_start, length - core_start))
+            return spans
+        core_end = read_start + tile - margin
+        spans.append((read_start, tile, core_start, core_end - core_start))
+        core_start = core_end
+        read_start += stride
+
+
+def plan_tiles(width: int, height: int, tile_size: int, margin: int) -> List[Tile]:
+    """Tiles covering a ``width`` x ``height`` scene, in row-major order.
+
+    Args:
+        width, height: scene size, pixels.
+        tile_size: side of every read window, pixels (smaller only where the
+            scene itself is smaller).
+        margin: pixels of context each written pixel needs on every side that
+            is not a scene edge (the receptive-field radius, or more).
+
+    Every read window lies inside the scene; the last row and column are
+    shifted inwards rather than padded, so all tiles of a scene larger than
+    ``tile_size`` share one shape (they can be batched). Each core keeps
+    ``margin`` pixels from every read-window edge that is not a scene edge.
+    """
+    if width < 1 or height < 1:
+        raise ValueError(f"scene of {width} x {height} px has no pixels")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    if tile_size < 2 * margin + 1:
+        raise ValueError(f"tile size {tile_size} px leaves no core inside a {margin} px margin; "
+                         f"use a tile size of at least {2 * margin + MIN_CORE} px")
+    rows = _spans(height, tile_size, margin)
+    columns = _spans(width, tile_size, margin)
+    return [Tile(Window(rx, ry, rw, rh), Window(cx, cy, cw, ch))
+            for ry, rh, cy, ch in rows for rx, rw, cx, cw in columns]
+
+
+def margin_share(tiles: List[Tile]) -> float:
+    """Fraction of the pixels the network computes that are thrown away as margin."""
+    computed = sum(tile.read.area for tile in tiles)
+    return 1.0 - sum(tile.core.area for tile in tiles) / computed
+
+
+def group_by_shape(tiles: List[Tile], batch_size: int) -> List[List[Tile]]:
+    """Batches of at most ``batch_size`` tiles whose read windows share one shape.
+
+    Order within a shape follows the scene's row-major order, so reading
+    stays roughly sequential.
+    """
+    by_shape: Dict[Tuple[int, int], List[Tile]] = {}
+    for tile in tiles:
+        by_shape.setdefault((tile.read.height, tile.read.width), []).append(tile)
+    batches = []
+    for group in by_shape.values():
+        batches.extend(group[i:i + batch_size] for i in range(0, len(group), batch_size))
+    return batches
+
+
+def _available_memory() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not Linux: assume a modest machine
+        return 4 << 30
+
+
+def bytes_per_pixel(num_features: int, input_channels: int) -> int:
+    """Approximate float32 working memory per pixel of a tile in one network run."""
+    return 4 * (LIVE_FEATURE_MAPS * num_features + 2 * input_channels)
+
+
+def auto_tile_size(device_kind: str, margin: int, num_features: int, input_channels: int) -> int:
+    """A tile side for ``device_kind`` (``"cpu"`` or ``"gpu"``) that fits the memory budget.
+
+    The budget is :data:`ACTIVATION_BUDGET` (capped at a quarter of the free
+    RAM on CPU); the side is a multiple of :data:`TILE_ALIGN` and leaves a
+    core of at least :data:`MIN_CORE` px inside the margins.
+    """
+    budget = ACTIVATION_BUDGET[device_kind]
+    if device_kind == "cpu":
+        budget = min(budget, _available_memory() // 4)
+    side = int(math.sqrt(budget / bytes_per_pixel(num_features, input_channels)))
+    side = min(side, MAX_AUTO_TILE[device_kind]) // TILE_ALIGN * TILE_ALIGN
+    smallest = -(-(2 * margin + MIN_CORE) // TILE_ALIGN) * TILE_ALIGN
+    return max(side, smallest)
+
+
+def auto_batch_size(tile_size: int, device_kind: str, num_features: int, input_channels: int) -> int:
+    """How many tiles of ``tile_size`` fit the activation budget together (1..8).
+
+    Always 1 on CPU: one tile already keeps every core busy, and larger
+    batches would only add memory and delay cancellation.
+    """
+    if device_kind == "cpu":
+        return 1
+    per_tile = tile_size * tile_size * bytes_per_pixel(num_features, input_channels)
+    return int(max(1, min(8, ACTIVATION_BUDGET[device_kind] // per_tile)))

@@ -1,0 +1,182 @@
+"""Window-by-window GeoTIFF output that appears under its name only when complete.
+
+A :class:`GeoTiffWriter` writes to a hidden temporary file in the output's
+folder (``.<name>.partial.tif``) and renames it in :meth:`GeoTiffWriter.commit`;
+:meth:`GeoTiffWriter.abort` (or leaving its ``with`` block on an exception)
+deletes the temporary file, so a failed or cancelled run leaves nothing
+under the requested name.
+"""
+
+import errno
+import os
+from contextlib import contextmanager
+from typing import List, Optional, Sequence
+
+import numpy as np
+from osgeo import gdal
+
+from .progress import CoreError
+
+#: GeoTIFF block side, pixels.
+BLOCK_SIZE = 256
+#: GDAL type and TIFF predictor per output type (2: horizontal differencing, 3: floating point).
+DATA_TYPES = {
+    "uint16": (gdal.GDT_UInt16, "2"),
+    "float32": (gdal.GDT_Float32, "3"),
+    "byte": (gdal.GDT_Byte, "2"),
+}
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+DISK_FULL_WORDS = ("no space", "file too large", "disk quota", "free disk space")
+
+
+def _preferred_compression() -> str:
+    # ZSTD is faster at a similar ratio, but not every GDAL build has it.
+    options = gdal.GetDriverByName("GTiff").GetMetadataItem("DMD_CREATIONOPTIONLIST") or ""
+    return "ZSTD" if "ZSTD" in options else "DEFLATE"
+
+
+COMPRESSION = _preferred_compression()
+
+
+def temporary_path(path: str) -> str:
+    """Hidden sibling of ``path`` used while the file is being written."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.partial.tif")
+
+
+def check_output_path(path: str) -> Optional[str]:
+    """Why ``path`` cannot be written, or None if its folder exists and is writable."""
+    if not path:
+        return "no output file given"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"output folder does not exist: {folder}; create it or choose another output file"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"output folder is not writable: {folder}; choose a folder you may write to"
+    if os.path.isdir(path):
+        return f"output path is a folder, not a file: {path}"
+    return None
+
+
+def _is_disk_full(message: str) -> bool:
+    lowered = message.lower()
+    return any(word in lowered for word in DISK_FULL_WORDS) or any(
+        os.strerror(code).lower() in lowered for code in DISK_FULL_ERRNOS)
+
+
+@contextmanager
+def _gdal_failures(final_path: str):
+    """Turn GDAL errors raised inside the block into one :class:`CoreError`.
+
+    GDAL reports write failures through its error handler (per thread), not
+    through return values of the Python bindings, so collect them here.
+    """
+    messages: List[str] = []
+
+    def handler(level, code, message):
+        if level >= gdal.CE_Failure:
+            messages.append(message.strip())
+
+    gdal.PushErrorHandler(handler)
+    try:
+        yield messages
+    except OSError as exc:
+        messages.append(f"{exc.strerror or exc}")
+    finally:
+        gdal.PopErrorHandler()
+    if messages:
+        raise write_error(final_path, messages[0])
+
+
+def write_error(final_path: str, message: str) -> CoreError:
+    """The user-facing error for a failed write of ``final_path``."""
+    folder = os.path.dirname(os.path.abspath(final_path))
+    if _is_disk_full(message):
+        return CoreError(f"not enough disk space to write {final_path}: free some space in {folder} "
+                         f"or choose another output folder ({message})")
+    return CoreError(f"could not write {final_path}: {message}")
+
+
+class GeoTiffWriter:
+    """A tiled, compressed GeoTIFF on a given grid, written window by window.
+
+    Args:
+        path: final file name.
+        width, height: raster size, pixels.
+        band_count: number of bands.
+        data_type: ``"uint16"``, ``"float32"`` or ``"byte"``.
+        geotransform, projection: the grid (GDAL geotransform, WKT).
+        band_descriptions: one name per band (for example ``B1`` .. ``B12``).
+        nodata: value marking pixels without data (NaN allowed for float32).
+    """
+
+    def __init__(self, path: str, width: int, height: int, band_count: int, data_type: str,
+                 geotransform: Sequence[float], projection: str, band_descriptions: Sequence[str],
+                 nodata: Optional[float] = None) -> None:
+        problem = check_output_path(path)
+        if problem:
+            raise CoreError(problem)
+        self.path = os.path.abspath(path)
+        self.temporary = temporary_path(path)
+        gdal_type, predictor = DATA_TYPES[data_type]
+        options = [f"COMPRESS={COMPRESSION}", f"PREDICTOR={predictor}", "TILED=YES",
+                   f"BLOCKXSIZE={BLOCK_SIZE}", f"BLOCKYSIZE={BLOCK_SIZE}", "BIGTIFF=IF_SAFER",
+                   "INTERLEAVE=BAND", "NUM_THREADS=ALL_CPUS"]
+        with _gdal_failures(self.path):
+            self.dataset = gdal.GetDriverByName("GTiff").Create(
+                self.temporary, width, height, band_count, gdal_type, options)
+        if self.dataset is None:
+            raise write_error(self.path, gdal.GetLastErrorMsg() or "GDAL could not create the file")
+        try:
+            with _gdal_failures(self.path):
+                self.dataset.SetGeoTransform(tuple(geotransform))
+                self.dataset.SetProjection(projection or "")
+                for index, description in enumerate(band_descriptions, start=1):
+                    band = self.dataset.GetRasterBand(index)
+                    band.SetDescription(description)
+                    if nodata is not None:
+                        band.SetNoDataValue(float(nodata))
+        except CoreError:
+            self.abort()
+            raise
+
+    def band(self, index: int):
+        """The GDAL band ``index`` (1-based), for metadata such as category names."""
+        return self.dataset.GetRasterBand(index)
+
+    def write(self, array: np.ndarray, x: int, y: int) -> None:
+        """Write ``array`` ``(bands, h, w)`` (or ``(h, w)`` for one band) at column ``x``, row ``y``."""
+        if array.ndim == 2:
+            array = array[np.newaxis]
+        with _gdal_failures(self.path):
+            self.dataset.WriteArray(array, x, y, band_list=list(range(1, array.shape[0] + 1)))
+
+    def commit(self) -> str:
+        """Flush, close and move the file to its final name; returns the final path."""
+        try:
+            with _gdal_failures(self.path):
+                self.dataset.FlushCache()
+                self.dataset = None  # closing writes the last blocks and the directory
+            with _gdal_failures(self.path):
+                os.replace(self.temporary, self.path)
+        except CoreError:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file; nothing appears under the final name."""
+        self.dataset = None
+        gdal.PushErrorHandler("CPLQuietErrorHandler")
+        try:
+            if os.path.exists(self.temporary):
+                os.remove(self.temporary)
+        finally:
+            gdal.PopErrorHandler()
+
+    def __enter__(self) -> "GeoTiffWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is not None:
+            self.abort()

@@ -1,0 +1,90 @@
+"""Tile layout: cores partition the scene, and a tiled run equals one whole-image run."""
+
+import numpy as np
+import pytest
+from tiny_models import make_tiny_model
+
+from qgis_cloudremoval.core import runtime, tiling
+from qgis_cloudremoval.core.model_info import read_model_info
+
+
+def _coverage(tiles, width, height):
+    count = np.zeros((height, width), dtype=int)
+    for tile in tiles:
+        core = tile.core
+        count[core.y:core.y + core.height, core.x:core.x + core.width] += 1
+    return count
+
+
+@pytest.mark.parametrize("width,height,tile_size,margin", [
+    (150, 130, 40, 6), (64, 64, 64, 10), (300, 41, 100, 20), (1000, 999, 256, 34), (33, 500, 80, 34)])
+def test_cores_partition_the_scene_and_keep_their_margin(width, height, tile_size, margin):
+    tiles = tiling.plan_tiles(width, height, tile_size, margin)
+    assert np.array_equal(_coverage(tiles, width, height), np.ones((height, width), dtype=int))
+    for tile in tiles:
+        read, core = tile.read, tile.core
+        assert 0 <= read.x and read.x + read.width <= width and 0 <= read.y and read.y + read.height <= height
+        assert (read.width, read.height) == (min(tile_size, width), min(tile_size, height))
+        # Context on every side that is not the scene edge.
+        assert core.x == 0 or core.x - read.x >= margin
+        assert core.y == 0 or core.y - read.y >= margin
+        assert core.x + core.width == width or read.x + read.width - (core.x + core.width) >= margin
+        assert core.y + core.height == height or read.y + read.height - (core.y + core.height) >= margin
+
+
+def test_layout_of_a_ragged_scene_is_as_designed():
+    tiles = tiling.plan_tiles(150, 40, 40, 6)
+    assert [(t.read.x, t.core.x, t.core.width) for t in tiles] == [
+        (0, 0, 34), (28, 34, 28), (56, 62, 28), (84, 90, 28), (110, 118, 32)]
+    assert tiling.margin_share(tiles) == pytest.approx(1 - 150 / 200)
+
+
+def test_too_small_tile_is_refused_with_the_smallest_size():
+    with pytest.raises(ValueError, match="use a tile size of at least 100 px"):
+        tiling.plan_tiles(500, 500, 68, 34)
+
+
+def test_group_by_shape_batches_equal_tiles_only():
+    tiles = tiling.plan_tiles(100, 30, 40, 4)  # rows shorter than the tile: one shape (30 x 40)
+    batches = tiling.group_by_shape(tiles, 2)
+    assert [len(b) for b in batches] == [2, 1]
+    assert all(len({(t.read.width, t.read.height) for t in batch}) == 1 for batch in batches)
+
+
+def test_auto_tile_size_fits_the_budget_and_the_margin():
+    cpu = tiling.auto_tile_size("cpu", 34, 256, 15)
+    gpu = tiling.auto_tile_size("gpu", 34, 256, 15)
+    assert cpu % tiling.TILE_ALIGN == 0 and 2 * 34 + tiling.MIN_CORE <= cpu <= 1024
+    assert cpu * cpu * tiling.bytes_per_pixel(256, 15) <= tiling.ACTIVATION_BUDGET["cpu"]
+    assert gpu > cpu
+    assert tiling.auto_tile_size("cpu", 300, 256, 15) == 640  # margin wins over the budget
+    assert tiling.auto_batch_size(cpu, "cpu", 256, 15) == 1
+
+
+def _tiled_prediction(session, network_input, tile_size, margin):
+    height, width = network_input.shape[1:]
+    result = np.full((13, height, width), np.nan, dtype=np.float32)
+    tiles = tiling.plan_tiles(width, height, tile_size, margin)
+    for batch in tiling.group_by_shape(tiles, 3):
+        stacked = np.stack([network_input[:, t.read.y:t.read.y + t.read.height, t.read.x:t.read.x + t.read.width]
+                            for t in batch])
+        for tile, prediction in zip(batch, session.run(stacked)):
+            rows, columns = tile.core_in_read
+            core = tile.core
+            result[:, core.y:core.y + core.height, core.x:core.x + core.width] = prediction[:, rows, columns]
+    return result, len(tiles)
+
+
+def test_tiled_run_equals_one_whole_image_run():
+    path = make_tiny_model(num_blocks=2, num_features=8, seed=3)
+    radius = read_model_info(str(path)).receptive_field_radius
+    assert radius == 6
+    session = runtime.open_session(str(path), "cpu")
+    network_input = np.random.default_rng(0).uniform(0, 2, (15, 130, 150)).astype(np.float32)
+    whole = session.run(network_input[np.newaxis])[0]
+    tiled, count = _tiled_prediction(session, network_input, 40, radius)
+    assert count == 5 * 5
+    assert np.abs(tiled - whole).max() < 1e-4
+    # The margin matters: two pixels less and the seams show.
+    short, _ = _tiled_prediction(session, network_input, 40, radius - 2)
+    assert np.abs(short - whole).max() > 1e-3
