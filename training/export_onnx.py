@@ -1,0 +1,217 @@
+"""Export a DSen2-CR network to ONNX with everything the plugin needs in its metadata.
+
+    python -m training.export_onnx CHECKPOINT -o MODEL.onnx [--fp16] [--name NAME] [--version V]
+
+The file has one input ``input`` ``(N, C_in, H, W)`` and one output ``output``
+``(N, 13, H, W)`` with dynamic N, H and W; float32, or float16 with ``--fp16``.
+Its ``metadata_props`` hold a :class:`~qgis_cloudremoval.core.model_info.ModelInfo`
+(bands, scaling, SAR, receptive field, provenance). IR version and opset are
+kept within what onnxruntime 1.17 reads (IR <= 9, opset <= 20).
+
+After writing, the ONNX model is run with onnxruntime beside the torch model
+on a random input; the export fails, naming the difference, when they differ
+by more than :data:`FP32_TOLERANCE` (:data:`FP16_TOLERANCE` for ``--fp16``,
+compared against the float32 torch model).
+"""
+
+import argparse
+import copy
+import sys
+import warnings
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+
+from qgis_cloudremoval.core.model_info import ModelInfo
+from qgis_cloudremoval.core.progress import SILENT, CoreError, Reporter
+from training.checkpoint import PROVENANCE_DEFAULTS, first_line, atomic_output
+from training.model import OPTICAL_CHANNELS, DSen2CR
+
+#: Largest ONNX IR version and opset that onnxruntime 1.17 loads.
+MAX_IR_VERSION = 9
+MAX_OPSET = 20
+
+#: Largest |onnxruntime - torch| accepted, in network output units (reflectance x 10000 / 2000).
+FP32_TOLERANCE = 1e-4
+#: Half precision keeps about 3 significant digits; 1e-2 output units are 20 DN (0.002 reflectance).
+FP16_TOLERANCE = 1e-2
+
+#: Shape of the random check input (N, H, W): batch and size differ from the tracing input,
+#: so the check also proves the axes are dynamic; small because the full network is slow on CPU.
+CHECK_SHAPE = (2, 24, 28)
+_TRACE_SHAPE = (1, 16, 16)
+_DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
+
+
+class ExportError(CoreError):
+    """The model could not be exported or failed its check; the message is one user-facing line."""
+
+
+def model_info_for(model: DSen2CR, provenance: Dict, name: str = "DSen2-CR", version: str = "1.0") -> ModelInfo:
+    """The metadata an export of ``model`` carries: its configuration plus ``provenance``."""
+    config = model.config()
+    facts = {key: provenance.get(key, default) for key, default in PROVENANCE_DEFAULTS.items()}
+    info = ModelInfo(name=name, version=version, receptive_field_radius=model.receptive_field_radius,
+                     num_blocks=config["num_blocks"], num_features=config["num_features"], **facts)
+    if not config["use_sar"]:
+        info.sar_bands = []
+    return info
+
+
+def export_onnx(model: DSen2CR, output_path: str, provenance: Dict, fp16: bool = False, opset: int = 17,
+                name: str = "DSen2-CR", version: str = "1.0", reporter: Reporter = SILENT) -> Dict:
+    """Write ``model`` as ONNX to ``output_path`` and check it against torch.
+
+    Args:
+        model: the network (any device; exported from a CPU copy).
+        output_path: target ``.onnx`` file; written atomically.
+        provenance: loss, training_data, created, source_checkpoint, demo,
+            description (missing keys take the defaults of
+            :data:`training.checkpoint.PROVENANCE_DEFAULTS`).
+        fp16: write half-precision weights and float16 input/output.
+        opset: ONNX opset, at most :data:`MAX_OPSET`.
+        name, version: model name and version stored in the metadata.
+        reporter: progress and cancellation.
+
+    Returns:
+        Report dict: ``path``, ``fp16``, ``opset``, ``ir_version``,
+        ``max_abs_diff`` (onnxruntime vs float32 torch on a ``CHECK_SHAPE``
+        input), ``tolerance``, ``check_shape``, ``metadata``.
+
+    Raises:
+        ExportError: bad arguments, export failure or a difference above the
+            tolerance; nothing is left at ``output_path`` then.
+    """
+    import onnx
+
+    if not str(output_path).lower().endswith(".onnx"):
+        raise ExportError(f"{output_path}: the output name must end in .onnx")
+    if not 7 <= opset <= MAX_OPSET:
+        raise ExportError(f"opset {opset} is not supported: choose 7..{MAX_OPSET} (onnxruntime 1.17 reads up to "
+                          f"{MAX_OPSET})")
+    reference = copy.deepcopy(model).float().cpu().eval()
+    exported = copy.deepcopy(reference).half() if fp16 else reference
+    info = model_info_for(reference, provenance, name=name, version=version)
+    dtype = torch.float16 if fp16 else torch.float32
+
+    with atomic_output(output_path) as temporary:
+        reporter.log(f"exporting {info.summary()}")
+        trace_input = torch.rand(_TRACE_SHAPE[0], reference.in_channels, *_TRACE_SHAPE[1:], dtype=dtype)
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                # dynamo=False: the TorchScript exporter. torch 2.13 defaults to the dynamo
+                # exporter, which needs onnxscript (not a dependency of this project).
+                torch.onnx.export(exported, trace_input, temporary, input_names=["input"], output_names=["output"],
+                                  dynamic_axes={"input": _DYNAMIC_AXES, "output": _DYNAMIC_AXES},
+                                  opset_version=opset, dynamo=False)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise ExportError(f"torch could not export the network to ONNX opset {opset}: {first_line(exc)}") from None
+        reporter.set_progress(0.4)
+        reporter.check_cancelled()
+
+        proto = onnx.load(temporary)
+        if proto.ir_version > MAX_IR_VERSION:
+            # torch's TorchScript exporter writes IR 8 for opset 17; lower it if a newer one raises it.
+            proto.ir_version = MAX_IR_VERSION
+        proto.producer_name = "qgis_cloudremoval training.export_onnx"
+        proto.doc_string = info.summary()
+        del proto.metadata_props[:]
+        metadata = info.to_metadata_props()
+        for key, value in metadata.items():
+            proto.metadata_props.add(key=key, value=value)
+        try:
+            onnx.checker.check_model(proto)
+        except onnx.checker.ValidationError as exc:
+            raise ExportError(f"the exported ONNX graph is invalid: {first_line(exc)}") from None
+        onnx.save(proto, temporary)
+        reporter.set_progress(0.5)
+        reporter.check_cancelled()
+
+        max_abs_diff = _max_difference(temporary, reference, dtype)
+        tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
+        precision = "float16" if fp16 else "float32"
+        if not max_abs_diff <= tolerance:  # also catches NaN
+            raise ExportError(f"{precision} ONNX output differs from torch by {max_abs_diff:.3g} "
+                              f"(tolerance {tolerance:g}); {output_path} was not written")
+        reporter.set_progress(1.0)
+
+    return {"path": str(output_path), "fp16": fp16, "opset": opset, "ir_version": int(proto.ir_version),
+            "max_abs_diff": max_abs_diff, "tolerance": tolerance, "check_shape": CHECK_SHAPE,
+            "metadata": metadata}
+
+
+def _max_difference(onnx_path: str, reference: DSen2CR, dtype: torch.dtype) -> float:
+    """Max |onnxruntime - torch float32| over a random ``CHECK_SHAPE`` input in the network's input range."""
+    import onnxruntime
+
+    batch, height, width = CHECK_SHAPE
+    generator = torch.Generator().manual_seed(0)
+    # Scaled inputs lie in [0, 5] (optical) and [0, 2] (SAR); [0, 2] covers the bulk of real values.
+    sample = 2 * torch.rand(batch, reference.in_channels, height, width, generator=generator)
+    sample = sample.to(dtype)  # the float16 model sees the rounded input, so compare on the same values
+    with torch.no_grad():
+        expected = reference(sample.float()).numpy()
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    (actual,) = session.run(["output"], {"input": sample.numpy()})
+    if actual.shape != (batch, OPTICAL_CHANNELS, height, width):
+        raise ExportError(f"ONNX output has shape {actual.shape}, expected {(batch, OPTICAL_CHANNELS, height, width)}")
+    return float(np.max(np.abs(actual.astype(np.float32) - expected)))
+
+
+def describe_report(report: Dict) -> str:
+    """One line for the CLIs."""
+    precision = "float16" if report["fp16"] else "float32"
+    return (f"wrote {report['path']} ({precision}, opset {report['opset']}, IR {report['ir_version']}); "
+            f"onnxruntime vs torch max |diff| {report['max_abs_diff']:.2e} on a random "
+            f"{'x'.join(map(str, report['check_shape']))} (N x H x W) input, tolerance {report['tolerance']:g}")
+
+
+def tqdm_reporter(bar) -> Reporter:
+    """A :class:`Reporter` that drives a tqdm bar counting to 100."""
+    def progress(fraction: float) -> None:
+        bar.update(round(100 * fraction) - bar.n)
+    return Reporter(progress=progress, info=bar.write)
+
+
+def run_cli(main, argv: Optional[list] = None) -> int:
+    """Run a CLI ``main(argv)``; user errors become one ``error:`` line on stderr and exit code 1."""
+    from qgis_cloudremoval.core.progress import Cancelled
+    try:
+        main(argv)
+    except (CoreError, OSError) as exc:
+        text = str(exc).strip().splitlines()
+        print(f"error: {text[0] if text else type(exc).__name__}", file=sys.stderr)
+        return 1
+    except (Cancelled, KeyboardInterrupt):
+        print("error: cancelled; no output written", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _main(argv: Optional[list]) -> None:
+    from tqdm import tqdm
+
+    from training.checkpoint import load_checkpoint
+
+    parser = argparse.ArgumentParser(prog="python -m training.export_onnx", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="DSen2-CR checkpoint (.pt or .safetensors)")
+    parser.add_argument("-o", "--output", required=True, help="ONNX file to write (.onnx)")
+    parser.add_argument("--fp16", action="store_true", help="half-precision weights and input/output")
+    parser.add_argument("--name", default="DSen2-CR", help="model name stored in the metadata")
+    parser.add_argument("--version", default="1.0", help="model version stored in the metadata")
+    parser.add_argument("--opset", type=int, default=17, help=f"ONNX opset (at most {MAX_OPSET})")
+    args = parser.parse_args(argv)
+    model, provenance, _ = load_checkpoint(args.checkpoint)
+    # disable=None: no bar when stderr is not a terminal, so logs and errors stay one line each.
+    with tqdm(total=100, desc="export", unit="%", disable=None) as bar:
+        report = export_onnx(model, args.output, provenance, fp16=args.fp16, opset=args.opset,
+                             name=args.name, version=args.version, reporter=tqdm_reporter(bar))
+    print(describe_report(report))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(_main))
