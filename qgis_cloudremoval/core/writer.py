@@ -9,6 +9,7 @@ under the requested name.
 
 import errno
 import os
+import threading
 from contextlib import contextmanager
 from typing import List, Optional, Sequence
 
@@ -51,10 +52,15 @@ def check_output_path(path: str) -> Optional[str]:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         return f"output folder does not exist: {folder}; create it or choose another output file"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"output folder is not writable: {folder}; choose a folder you may write to"
     if os.path.isdir(path):
         return f"output path is a folder, not a file: {path}"
+    # Try it: permission bits alone miss read-only file systems, ACLs and root.
+    probe = os.path.join(folder, f".cloudremoval-probe-{os.getpid()}-{threading.get_ident()}")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.remove(probe)
+    except OSError as exc:
+        return f"output folder is not writable: {folder} ({exc.strerror}); choose a folder you may write to"
     return None
 
 

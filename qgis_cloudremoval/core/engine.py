@@ -1,0 +1,356 @@
+"""Cloud removal of a whole scene: the one call the plugin, the CLIs and scripts make.
+
+:func:`remove_clouds` runs a DSen2-CR ONNX model over a Sentinel-2 scene (and
+Sentinel-1 when the model uses SAR) tile by tile:
+
+* preprocessing comes only from the model's metadata (:mod:`.model_info`,
+  :mod:`.scaling`);
+* tiles overlap by the receptive-field radius and only their cores are
+  written (:mod:`.tiling`), so the output equals one whole-image run;
+* a background thread reads and warps the next tiles while the network runs,
+  and another writes finished cores, each through a bounded queue;
+* the output is written under a temporary name and renamed at the end
+  (:mod:`.writer`); on error or cancel nothing is left under its name.
+
+Nodata and missing radar: Sentinel-2 nodata pixels enter the network as 0
+(like the zero padding beyond the scene edge) and come out as nodata.
+Pixels without Sentinel-1 coverage are processed with SAR input 0, i.e. the
+lower clip bound of each band ("no backscatter"); their share is logged,
+returned and marked in the optional mask.
+
+Mask output (``request.mask_path``): Byte, 0 clear, 1 cloud, 2 shadow, plus
+:data:`MASK_NO_S1` (4) where the model uses SAR and the pixel has no
+Sentinel-1 coverage (so 4, 5, 6), and :data:`MASK_NODATA` (255) where
+Sentinel-2 is nodata. The cloud/shadow detector needs scene statistics for
+its shadow rule: when a mask or keep-clear is requested a first pass reads
+every tile core once to gather them (:func:`.cloudmask.shadow_statistics`).
+"""
+
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+from scipy import ndimage
+
+from . import cloudmask, inputs, runtime, scaling, tiling
+from .bands import DN_PER_REFLECTANCE
+from .model_info import ModelInfo, ModelInfoError, read_model_info
+from .progress import SILENT, CoreError, Reporter
+from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
+from .writer import GeoTiffWriter, check_output_path
+
+#: Pixels over which the prediction fades into the kept clear input (keep-clear option).
+FEATHER_PX = 8
+#: Mask values besides the detector's 0 clear, 1 cloud, 2 shadow.
+MASK_NO_S1 = 4
+MASK_NODATA = 255
+MASK_CATEGORIES = ["clear", "cloud", "shadow", "", "clear, no S1", "cloud, no S1", "shadow, no S1"]
+#: UInt16 output: 0 is nodata, so valid pixels are clipped to 1..65535.
+UINT16_VALID_RANGE = (1.0, 65535.0)
+#: Batches read ahead of the network and cores queued for writing.
+READ_AHEAD = 2
+WRITE_BEHIND = 2
+#: Share of the progress bar taken by the statistics pass, when there is one.
+STATISTICS_SHARE = 0.1
+
+
+@dataclass
+class RemovalResult:
+    """What a run produced and how it went."""
+
+    output_path: str
+    mask_path: Optional[str]
+    provider: str  # the onnxruntime provider that actually ran, from the session
+    tile_size: int
+    tiles: int
+    seconds: float
+    megapixels_per_second: float
+    s1_missing_fraction: float  # of the valid Sentinel-2 pixels; 0 for no-SAR models
+    warnings: List[str] = field(default_factory=list)
+    model_info: Optional[ModelInfo] = None
+
+
+@dataclass
+class _Prepared:
+    """One tile's arrays, made in the reader thread."""
+
+    tile: tiling.Tile
+    network_input: np.ndarray  # (C, h, w) float32
+    s2_dn: np.ndarray  # (13, h, w) float32, offset removed
+    s2_valid: np.ndarray  # (h, w) bool
+    s1_valid: Optional[np.ndarray]  # (h, w) bool, None for no-SAR models
+
+
+def _model_info(model_path: str) -> ModelInfo:
+    try:
+        return read_model_info(model_path)
+    except ModelInfoError as exc:
+        raise CoreError(str(exc)) from None
+
+
+def _option_problems(request: RemovalRequest, info: ModelInfo) -> List[str]:
+    problems = []
+    if request.output_type not in OUTPUT_TYPES:
+        problems.append(f"unknown output type '{request.output_type}'; use one of {', '.join(OUTPUT_TYPES)}")
+    if request.device not in DEVICES:
+        problems.append(f"unknown device '{request.device}'; use one of {', '.join(DEVICES)}")
+    if request.tile_size and request.tile_size < 2 * _margin(request, info) + 1:
+        problems.append(f"tile size {request.tile_size} px is too small for this model: it needs at least "
+                        f"{2 * _margin(request, info) + tiling.MIN_CORE} px (two {_margin(request, info)} px "
+                        "margins and a core); use 0 to choose automatically")
+    if info.uses_sar and not request.s1_path:
+        problems.append(f"the model {os.path.basename(request.model_path)} uses Sentinel-1 "
+                        f"({', '.join(info.sar_bands)}): give a Sentinel-1 layer, or choose a model without SAR")
+    if not info.uses_sar and request.s1_path:
+        problems.append(f"the model {os.path.basename(request.model_path)} does not use Sentinel-1: "
+                        "leave the Sentinel-1 layer empty, or choose a model with SAR")
+    for path in (request.output_path, request.mask_path):
+        problem = check_output_path(path) if path is not None else None
+        if problem:
+            problems.append(problem)
+    if request.mask_path and os.path.abspath(request.mask_path) == os.path.abspath(request.output_path):
+        problems.append("the mask file and the output file are the same; give them different names")
+    return problems
+
+
+def check_request(request: RemovalRequest) -> List[str]:
+    """Everything wrong with ``request`` before any pixel is computed; ``[]`` if it can run.
+
+    Checks that the model is readable and carries DSen2-CR metadata, the
+    inputs (:func:`.inputs.check_inputs`), the options, that the output
+    folders are writable and that Sentinel-1 is given exactly when the model
+    uses SAR.
+    """
+    try:
+        info = _model_info(request.model_path)
+    except CoreError as exc:
+        return [str(exc)]
+    return _option_problems(request, info) + list(inputs.check_inputs(request, info))
+
+
+def _margin(request: RemovalRequest, info: ModelInfo) -> int:
+    """Context each written pixel needs: the receptive field, or the mask's halo and feather."""
+    if request.keep_clear or request.mask_path:
+        return max(info.receptive_field_radius, cloudmask.MASK_HALO + FEATHER_PX)
+    return info.receptive_field_radius
+
+
+def _network_input(window, info: ModelInfo) -> np.ndarray:
+    optical = scaling.optical_to_model(window.s2_dn, info)
+    optical[:, ~window.s2_valid] = 0.0
+    if not info.uses_sar:
+        return optical
+    sar = scaling.sar_to_model(window.s1_db, info)
+    missing = ~np.isfinite(sar).all(axis=0)
+    if window.s1_valid is not None:
+        missing |= ~window.s1_valid
+    sar[:, missing] = 0.0  # the lower clip bound: "no backscatter"
+    return np.concatenate([optical, sar], axis=0)
+
+
+def _feather_weight(cloud_or_shadow: np.ndarray) -> np.ndarray:
+    """1 on cloud and shadow, falling linearly to 0 at :data:`FEATHER_PX` px outside, ``(h, w)`` float32."""
+    if not cloud_or_shadow.any():
+        return np.zeros(cloud_or_shadow.shape, dtype=np.float32)
+    distance = ndimage.distance_transform_edt(~cloud_or_shadow)
+    return np.clip(1.0 - distance / FEATHER_PX, 0.0, 1.0).astype(np.float32)
+
+
+class _Run:
+    """State of one :func:`remove_clouds` call."""
+
+    def __init__(self, request: RemovalRequest, reporter: Reporter) -> None:
+        self.request = request
+        self.reporter = reporter
+        self.warnings: List[str] = []
+        self.valid_pixels = 0
+        self.s1_missing_pixels = 0
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.reporter.warn(message)
+
+    def read(self, scene, tiles: List[tiling.Tile], info: ModelInfo) -> List[_Prepared]:
+        prepared = []
+        for tile in tiles:
+            window = scene.read(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
+            prepared.append(_Prepared(tile, _network_input(window, info), window.s2_dn, window.s2_valid,
+                                      window.s1_valid if info.uses_sar else None))
+        return prepared
+
+    def finish_tile(self, item: _Prepared, prediction: Optional[np.ndarray], info: ModelInfo, stats):
+        """Output (and mask) arrays of one tile core, from the network's ``(13, h, w)`` prediction."""
+        rows, columns = item.tile.core_in_read
+        valid = item.s2_valid[rows, columns]
+        mask = None
+        if stats is not None:
+            reflectance = item.s2_dn / np.float32(DN_PER_REFLECTANCE)
+            mask = cloudmask.cloud_shadow_mask(reflectance, stats, self.request.cloud_threshold, item.s2_valid)
+        if prediction is None:
+            output_dn = np.zeros(item.s2_dn[:, rows, columns].shape, dtype=np.float32)
+        else:
+            predicted_dn = scaling.model_to_dn(prediction, info)
+            if self.request.keep_clear:
+                weight = _feather_weight(cloudmask.binary_cloud_shadow(mask))
+                predicted_dn = weight * predicted_dn + (1.0 - weight) * item.s2_dn
+            output_dn = predicted_dn[:, rows, columns]
+        if self.request.output_type == "uint16":
+            output = np.clip(np.rint(output_dn), *UINT16_VALID_RANGE).astype(np.uint16)
+            output[:, ~valid] = 0
+        else:
+            output = output_dn / np.float32(DN_PER_REFLECTANCE)
+            output[:, ~valid] = np.nan
+        s1_missing = None
+        if item.s1_valid is not None:
+            s1_missing = ~item.s1_valid[rows, columns] & valid
+            self.s1_missing_pixels += int(s1_missing.sum())
+        self.valid_pixels += int(valid.sum())
+        mask_core = None
+        if self.request.mask_path:
+            mask_core = mask[rows, columns].copy()
+            if s1_missing is not None:
+                mask_core[s1_missing] += MASK_NO_S1
+            mask_core[~valid] = MASK_NODATA
+        return output, mask_core
+
+
+def _statistics_pass(scene, tiles: List[tiling.Tile], reporter: Reporter) -> cloudmask.ShadowStatistics:
+    """Shadow-rule statistics over every scene pixel once (the tile cores)."""
+    stats = cloudmask.ShadowStatistics()
+    for index, tile in enumerate(tiles):
+        reporter.check_cancelled()
+        core = tile.core
+        window = scene.read(core.x, core.y, core.width, core.height)
+        stats.accumulate(window.s2_dn / np.float32(DN_PER_REFLECTANCE), window.s2_valid)
+        reporter.set_progress(STATISTICS_SHARE * (index + 1) / len(tiles))
+    return stats
+
+
+def _open_writers(request: RemovalRequest, scene, info: ModelInfo):
+    nodata = 0 if request.output_type == "uint16" else float("nan")
+    output = GeoTiffWriter(request.output_path, scene.width, scene.height, info.output_channels,
+                           request.output_type, scene.geotransform, scene.projection, list(info.optical_bands),
+                           nodata)
+    if not request.mask_path:
+        return output, None
+    try:
+        mask = GeoTiffWriter(request.mask_path, scene.width, scene.height, 1, "byte", scene.geotransform,
+                             scene.projection, ["cloud/shadow mask"], MASK_NODATA)
+        mask.band(1).SetCategoryNames(MASK_CATEGORIES)
+    except CoreError:
+        output.abort()
+        raise
+    return output, mask
+
+
+def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> RemovalResult:
+    """Remove clouds from ``request.s2_path`` with ``request.model_path``; write ``request.output_path``.
+
+    Returns a :class:`RemovalResult`. Raises :class:`CoreError` with a
+    user-facing message for bad input, and :class:`Cancelled` when the
+    reporter asks to stop (checked between tiles); in both cases no file is
+    left under the output or mask name.
+    """
+    started = time.perf_counter()
+    info = _model_info(request.model_path)
+    problems = _option_problems(request, info)
+    if problems:
+        raise CoreError(problems[0])
+    session = runtime.open_session(request.model_path, request.device)
+    if session.input_channels != info.input_channels:
+        raise CoreError(f"{os.path.basename(request.model_path)} takes {session.input_channels} input channels "
+                        f"but its metadata lists {info.input_channels} bands; re-export the model")
+    run = _Run(request, reporter)
+    reporter.log(f"model: {info.summary()}")
+    reporter.log(f"onnxruntime provider: {session.provider}")
+    kind = runtime.device_kind(session.provider)
+    margin = _margin(request, info)
+    tile_size = request.tile_size or tiling.auto_tile_size(kind, margin, info.num_features, info.input_channels)
+    batch_size = tiling.auto_batch_size(tile_size, kind, info.num_features, info.input_channels)
+    with inputs.open_scene(request, info, reporter) as scene:
+        for message in scene.warnings:
+            run.warnings.append(message)
+        tiles = tiling.plan_tiles(scene.width, scene.height, tile_size, margin)
+        reporter.log(f"{scene.width} x {scene.height} px in {len(tiles)} tiles of up to {tile_size} px "
+                     f"(margin {margin} px, {100 * tiling.margin_share(tiles):.0f}% of the computation), "
+                     f"batches of {batch_size}")
+        stats = None
+        if request.keep_clear or request.mask_path:
+            stats = _statistics_pass(scene, tiles, reporter)
+        output, mask = _open_writers(request, scene, info)
+        try:
+            _process(run, scene, session, info, tiles, batch_size, stats, output, mask)
+            if run.valid_pixels == 0:
+                raise CoreError(f"the Sentinel-2 input has no valid pixels (all nodata): {request.s2_path}; "
+                                "check the layer and its nodata value")
+            output_path = output.commit()
+            mask_path = mask.commit() if mask else None
+        except BaseException:
+            output.abort()
+            if mask:
+                mask.abort()
+            raise
+        megapixels = scene.width * scene.height / 1e6
+    s1_missing_fraction = run.s1_missing_pixels / run.valid_pixels
+    if s1_missing_fraction > 0:
+        run.warn(f"{100 * s1_missing_fraction:.1f}% of the valid pixels have no Sentinel-1 coverage; they were "
+                 "processed without radar (SAR input at its lower clip bound)"
+                 + (f" and are marked {MASK_NO_S1}+ in the mask" if request.mask_path else ""))
+    seconds = time.perf_counter() - started
+    reporter.set_progress(1.0)
+    reporter.log(f"wrote {output_path} in {seconds:.1f} s ({megapixels / seconds:.2f} Mpx/s, {session.provider})")
+    return RemovalResult(output_path, mask_path, session.provider, tile_size, len(tiles), seconds,
+                         megapixels / seconds, s1_missing_fraction, run.warnings, info)
+
+
+def _process(run: _Run, scene, session, info, tiles, batch_size, stats, output, mask) -> None:
+    """The read -> network -> write pipeline over all tiles."""
+    batches = tiling.group_by_shape(tiles, batch_size)
+    total_pixels = sum(tile.core.area for tile in tiles)
+    done_pixels = 0
+    first = STATISTICS_SHARE if stats is not None else 0.0
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudremoval-read")
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudremoval-write")
+    reads = deque()
+    writes = deque()
+
+    def write(tile, output_array, mask_array):
+        output.write(output_array, tile.core.x, tile.core.y)
+        if mask is not None:
+            mask.write(mask_array, tile.core.x, tile.core.y)
+
+    try:
+        upcoming = iter(batches)
+        for _ in range(min(READ_AHEAD, len(batches))):
+            reads.append(reader.submit(run.read, scene, next(upcoming), info))
+        while reads:
+            run.reporter.check_cancelled()
+            prepared = reads.popleft().result()
+            next_batch = next(upcoming, None)
+            if next_batch is not None:
+                reads.append(reader.submit(run.read, scene, next_batch, info))
+            to_run = [item for item in prepared if item.s2_valid[item.tile.core_in_read].any()]
+            predictions = {}
+            if to_run:
+                stacked = np.stack([item.network_input for item in to_run])
+                predictions = dict(zip((id(item) for item in to_run), session.run(stacked)))
+            for item in prepared:
+                output_array, mask_array = run.finish_tile(item, predictions.get(id(item)), info, stats)
+                while len(writes) >= WRITE_BEHIND:
+                    writes.popleft().result()
+                writes.append(writer.submit(write, item.tile, output_array, mask_array))
+                done_pixels += item.tile.core.area
+            run.reporter.set_progress(first + (1.0 - first) * done_pixels / total_pixels)
+        while writes:
+            writes.popleft().result()
+    except BaseException:
+        for future in list(reads) + list(writes):
+            future.cancel()
+        raise
+    finally:
+        reader.shutdown(wait=True)
+        writer.shutdown(wait=True)
