@@ -1,0 +1,194 @@
+"""Metrics against hand-computed values and an independent SSIM, streaming and raster evaluation."""
+
+import math
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from qgis_cloudremoval.core import cloudmask, metrics
+from qgis_cloudremoval.core.progress import CoreError, Reporter
+
+LAND = "ROIs1158_spring_15_p30"
+
+
+def test_mae_rmse_psnr_by_hand():
+    reference = np.zeros((2, 2, 2), dtype=np.float32)
+    prediction = reference.copy()
+    prediction[0, 0, 0] = 0.4   # errors: one 0.4, one -0.2, six 0
+    prediction[1, 1, 1] = -0.2
+    mask = np.array([[1, 0], [0, 2]], dtype=np.uint8)
+    result = metrics.compute_metrics(prediction, reference, mask)
+    assert result["all"]["MAE"] == pytest.approx(0.6 / 8)
+    assert result["all"]["RMSE"] == pytest.approx(math.sqrt(0.2 / 8))
+    assert result["all"]["PSNR"] == pytest.approx(20 * math.log10(1 / math.sqrt(0.2 / 8)))
+    # both errors sit under cloud (1) and shadow (2): the clear area is perfect
+    assert result["cloudy"]["MAE"] == pytest.approx(0.6 / 4)
+    assert result["clear"]["MAE"] == 0.0
+    assert result["clear"]["PSNR"] == math.inf
+    assert (result["all"]["pixels"], result["clear"]["pixels"], result["cloudy"]["pixels"]) == (4, 2, 2)
+
+
+def test_sam_of_known_angles():
+    reference = np.zeros((3, 1, 3), dtype=np.float32)
+    prediction = np.zeros((3, 1, 3), dtype=np.float32)
+    reference[:, 0, 0], prediction[:, 0, 0] = (1, 0, 0), (1, 1, 0)          # 45 deg
+    reference[:, 0, 1], prediction[:, 0, 1] = (1, 0, 0), (0, 0, 2)          # 90 deg
+    reference[:, 0, 2], prediction[:, 0, 2] = (1, 1, 1), (1, 1, 0)          # acos(2/sqrt(6)) = 35.264 deg
+    np.testing.assert_allclose(metrics.sam_degrees(prediction, reference)[0], [45, 90, 35.26438968], rtol=1e-7)
+    assert metrics.compute_metrics(prediction, reference)["all"]["SAM"] == pytest.approx((45 + 90 + 35.26438968) / 3)
+
+
+def _reference_ssim(x, y):
+    """Straightforward SSIM: an explicit 2-D Gaussian window at every centre, per band, then averaged."""
+    offsets = np.arange(11) - 5
+    weights = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * 1.5 ** 2))
+    weights /= weights.sum()
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    bands, height, width = x.shape
+    out = np.zeros((bands, height - 10, width - 10))
+    for band in range(bands):
+        for i in range(height - 10):
+            for j in range(width - 10):
+                a = x[band, i:i + 11, j:j + 11].astype(np.float64)
+                b = y[band, i:i + 11, j:j + 11].astype(np.float64)
+                mean_a, mean_b = (weights * a).sum(), (weights * b).sum()
+                var_a = (weights * (a - mean_a) ** 2).sum()
+                var_b = (weights * (b - mean_b) ** 2).sum()
+                cov = (weights * (a - mean_a) * (b - mean_b)).sum()
+                out[band, i, j] = ((2 * mean_a * mean_b + c1) * (2 * cov + c2)
+                                   / ((mean_a ** 2 + mean_b ** 2 + c1) * (var_a + var_b + c2)))
+    return out.mean(axis=0)
+
+
+def test_ssim_against_independent_implementation():
+    rng = np.random.default_rng(3)
+    reference = rng.uniform(0, 0.5, (2, 18, 16)).astype(np.float32)
+    prediction = (reference + rng.normal(0, 0.05, reference.shape)).astype(np.float32)
+    expected = _reference_ssim(prediction, reference)
+    np.testing.assert_allclose(metrics.ssim_map(prediction, reference), expected, rtol=1e-9, atol=1e-12)
+    assert metrics.compute_metrics(prediction, reference)["all"]["SSIM"] == pytest.approx(expected.mean(), rel=1e-9)
+    assert 0.2 < expected.mean() < 0.95  # a value that the noise actually lowers
+
+
+def test_ssim_of_constant_images_is_the_luminance_term():
+    reference = np.full((1, 12, 12), 0.2, dtype=np.float32)
+    prediction = np.full((1, 12, 12), 0.3, dtype=np.float32)
+    c1 = 0.01 ** 2
+    expected = (2 * 0.2 * 0.3 + c1) / (0.2 ** 2 + 0.3 ** 2 + c1)
+    assert metrics.compute_metrics(prediction, reference)["all"]["SSIM"] == pytest.approx(expected, rel=1e-6)
+
+
+def _land(sen12mscr_dir):
+    return gdal.Open(str(sen12mscr_dir / "s2_cloudFree" / f"{LAND}.tif"))
+
+
+@pytest.fixture(scope="module")
+def triplet(sen12mscr_dir):
+    """Real clear reference, a synthetic thick cloud + displaced shadow, a noisy 'prediction' (reflectance)."""
+    reference = _land(sen12mscr_dir).ReadAsArray().astype(np.float32) / 10000
+    rows, cols = np.mgrid[:256, :256]
+    cloud = np.hypot(rows - 90, cols - 110) < 45
+    shadow = np.hypot(rows - 150, cols - 170) < 40
+    cloudy = reference.copy()
+    cloudy[:, shadow] *= 0.3
+    cloudy[:, cloud] = 0.6
+    prediction = (reference + np.random.default_rng(0).normal(0, 0.01, reference.shape)).astype(np.float32)
+    prediction[:, cloud] += 0.05
+    return reference, cloudy, prediction
+
+
+def test_tiled_accumulation_equals_whole_image(triplet):
+    reference, cloudy, prediction = triplet
+    mask = cloudmask.detect(cloudy * 10000)
+    whole = metrics.compute_metrics(prediction, reference, mask)
+    accumulator = metrics.MetricsAccumulator()
+    height, width = mask.shape
+    for row in range(0, height, 100):
+        for col in range(0, width, 100):
+            h, w = min(100, height - row), min(100, width - col)
+            (rc, rr, rw, rh), core = cloudmask.halo_window(col, row, w, h, width, height, metrics.SSIM_HALO)
+            part = (slice(rr, rr + rh), slice(rc, rc + rw))
+            accumulator.update(prediction[(slice(None),) + part], reference[(slice(None),) + part],
+                               mask[part], core=core)
+    tiled = accumulator.result()
+    for area in metrics.AREAS:
+        assert tiled[area]["pixels"] == whole[area]["pixels"]
+        for name in metrics.METRIC_NAMES:
+            assert tiled[area][name] == pytest.approx(whole[area][name], rel=1e-9), (area, name)
+
+    # with the drawn cloud as the mask, the +0.05 offset shows in the reconstruction area only:
+    # E|N(0.05, 0.01)| = 0.05 under the cloud, E|N(0, 0.01)| = 0.01 sqrt(2 / pi) elsewhere
+    rows, cols = np.mgrid[:height, :width]
+    drawn = (np.hypot(rows - 90, cols - 110) < 45).astype(np.uint8)
+    split = metrics.compute_metrics(prediction, reference, drawn)
+    assert split["cloudy"]["MAE"] == pytest.approx(0.05, rel=0.01)
+    assert split["clear"]["MAE"] == pytest.approx(0.01 * math.sqrt(2 / math.pi), rel=0.01)
+
+
+def _write_like(source: gdal.Dataset, path, array, data_type, nodata=None):
+    driver = gdal.GetDriverByName("GTiff")
+    dataset = driver.Create(str(path), source.RasterXSize, source.RasterYSize, array.shape[0], data_type)
+    dataset.SetGeoTransform(source.GetGeoTransform())
+    dataset.SetProjection(source.GetProjection())
+    for index, band in enumerate(array):
+        dataset.GetRasterBand(index + 1).WriteArray(band)
+        if nodata is not None:
+            dataset.GetRasterBand(index + 1).SetNoDataValue(nodata)
+    dataset = None
+
+
+def test_evaluate_rasters_matches_arrays(triplet, sen12mscr_dir, tmp_path):
+    reference, cloudy, prediction = triplet
+    source = _land(sen12mscr_dir)
+    reference_dn = np.rint(reference * 10000).astype(np.uint16)
+    reference_dn[:, :3, :] = 0   # nodata strip
+    cloudy_dn = np.rint(cloudy * 10000).astype(np.uint16)
+    _write_like(source, tmp_path / "reference.tif", reference_dn, gdal.GDT_UInt16, nodata=0)
+    _write_like(source, tmp_path / "cloudy.tif", cloudy_dn, gdal.GDT_UInt16)
+    _write_like(source, tmp_path / "prediction.tif", prediction, gdal.GDT_Float32)  # reflectance
+    progress = []
+    result = metrics.evaluate_rasters(tmp_path / "prediction.tif", tmp_path / "reference.tif",
+                                      cloudy_path=tmp_path / "cloudy.tif", tile_size=70,
+                                      reporter=Reporter(progress=progress.append))
+    valid = np.ones(reference.shape[1:], dtype=bool)
+    valid[:3] = False
+    expected = metrics.compute_metrics(prediction, reference_dn.astype(np.float32) / np.float32(10000),
+                                       cloudmask.detect(cloudy_dn), valid)
+    for area in metrics.AREAS:
+        assert result[area]["pixels"] == expected[area]["pixels"]
+        for name in metrics.METRIC_NAMES:
+            assert result[area][name] == pytest.approx(expected[area][name], rel=1e-9), (area, name)
+    assert progress[-1] == 1.0 and progress == sorted(progress)
+
+    # the same mask given as a file gives the same numbers
+    _write_like(source, tmp_path / "mask.tif", cloudmask.detect(cloudy_dn)[None], gdal.GDT_Byte)
+    from_mask = metrics.evaluate_rasters(tmp_path / "prediction.tif", tmp_path / "reference.tif",
+                                         mask_path=tmp_path / "mask.tif", tile_size=128)
+    assert from_mask["cloudy"]["MAE"] == pytest.approx(result["cloudy"]["MAE"], rel=1e-9)
+
+
+def test_evaluate_rasters_refuses_other_grid(sen12mscr_dir, tmp_path):
+    source = _land(sen12mscr_dir)
+    gdal.GetDriverByName("GTiff").Create(str(tmp_path / "small.tif"), 100, 80, 13, gdal.GDT_UInt16).FlushCache()
+    with pytest.raises(CoreError, match=r"^the prediction raster .*small.tif is 100 x 80 px but the reference is "
+                                        r"256 x 256 px; give rasters on the same grid$"):
+        metrics.evaluate_rasters(tmp_path / "small.tif", source.GetDescription())
+    with pytest.raises(CoreError, match=r"^cannot open the prediction raster .*missing.tif"):
+        metrics.evaluate_rasters(tmp_path / "missing.tif", source.GetDescription())
+
+
+def test_write_metrics_table_csv_and_html(tmp_path):
+    result = metrics.compute_metrics(np.full((2, 12, 12), 0.25, np.float32), np.full((2, 12, 12), 0.2, np.float32))
+    metrics.write_metrics_table(result, tmp_path / "m.csv")
+    lines = (tmp_path / "m.csv").read_text().splitlines()
+    assert lines[0] == "area,MAE,RMSE,PSNR,SAM,SSIM,pixels"
+    area, mae, rmse, psnr, sam, ssim, pixels = lines[1].split(",")
+    assert (area, pixels) == ("all", "144")
+    assert float(mae) == pytest.approx(0.05, rel=1e-6) and float(psnr) == pytest.approx(26.0206, rel=1e-5)
+    assert lines[3].startswith("cloudy,nan")
+    metrics.write_metrics_table(result, tmp_path / "m.html")
+    assert "<th>PSNR</th>" in (tmp_path / "m.html").read_text()
+    with pytest.raises(CoreError, match=r"use a \.csv or \.html file name"):
+        metrics.write_metrics_table(result, tmp_path / "m.txt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "m.html"]
