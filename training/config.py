@@ -1,0 +1,127 @@
+"""Training configuration: a YAML file plus ``key=value`` overrides from the command line.
+
+Defaults are the paper's (Meraner et al. 2020): Nadam, learning rate 7e-5,
+batch 16 in total, 128 px crops, B=16 residual blocks of F=256 features, the
+CARL loss with lambda 1 on a binary cloud-and-shadow mask, SAR input on.
+"""
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import List, Optional
+
+import yaml
+
+from qgis_cloudremoval.core.progress import CoreError
+
+from .losses import CARL_LAMBDA, LOSSES
+
+
+class ConfigError(CoreError):
+    """Bad configuration file or override; the message names the key and what is allowed."""
+
+
+@dataclass
+class TrainConfig:
+    #: Output of ``python -m training.reformat`` (``DST``).
+    data: str = "data/sen12mscr"
+    #: ``packed`` (fast, memory-mapped) or ``raw`` (the GeoTIFF layout and split file).
+    data_format: str = "packed"
+    #: Where checkpoints and TensorBoard logs go.
+    out_dir: str = "runs/dsen2cr"
+    num_blocks: int = 16
+    num_features: int = 256
+    use_sar: bool = True
+    #: ``carl`` (L_CARL) or ``target`` (L_T).
+    loss: str = "carl"
+    carl_lambda: float = CARL_LAMBDA
+    learning_rate: float = 7e-5
+    #: Patches per optimiser step summed over all processes; divided by the world size.
+    batch_size: int = 16
+    #: Side of the random training crop, px.
+    crop: int = 128
+    epochs: int = 8
+    #: Stop after this many optimiser steps in total (0: run all epochs).
+    max_steps: int = 0
+    #: Write ``last.pt`` every N steps (0: only at the end of each epoch).
+    checkpoint_every_steps: int = 500
+    #: Validation patches scored at the end of each epoch (0: all of the split).
+    val_patches: int = 64
+    num_workers: int = 4
+    seed: int = 0
+    #: ``auto`` (CUDA when present), ``cuda`` or ``cpu``.
+    device: str = "auto"
+    #: ``bf16`` (autocast, CUDA only; fp32 on CPU) or ``fp32``.
+    precision: str = "bf16"
+    #: Log the training loss every N steps.
+    log_every_steps: int = 10
+    #: Testing aid: the process kills itself (SIGKILL) after this step's checkpoint (0: never).
+    debug_kill_after_step: int = 0
+    #: Testing aid: every rank saves its final parameters to ``out_dir/rank<r>_params.pt``.
+    debug_save_rank_params: bool = False
+
+    def validate(self) -> "TrainConfig":
+        choices = {"data_format": ("packed", "raw"), "loss": LOSSES, "device": ("auto", "cuda", "cpu"),
+                   "precision": ("bf16", "fp32")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
+        for key in ("num_blocks", "num_features", "batch_size", "crop", "epochs"):
+            if getattr(self, key) < (0 if key == "num_blocks" else 1):
+                raise ConfigError(f"{key} must be positive, not {getattr(self, key)}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be positive, not {self.learning_rate}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def valid_keys() -> List[str]:
+    return [f.name for f in fields(TrainConfig)]
+
+
+def _coerce(key: str, value, source: str):
+    default = TrainConfig.__dataclass_fields__[key].default
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(value, str):
+        return value
+    raise ConfigError(f"{source}: {key} must be a {type(default).__name__}, not {value!r}")
+
+
+def _unknown(key: str, source: str) -> ConfigError:
+    return ConfigError(f"{source}: unknown config key '{key}'; valid keys: {', '.join(valid_keys())}")
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = None) -> TrainConfig:
+    """Defaults, updated by the YAML file ``path``, then by ``key=value`` strings (YAML-typed values)."""
+    values = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path} must be a mapping of key: value lines")
+        for key, value in loaded.items():
+            if key not in valid_keys():
+                raise _unknown(key, path)
+            values[key] = _coerce(key, value, path)
+    for item in overrides or []:
+        key, separator, text = item.partition("=")
+        key = key.strip()
+        if not separator:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        if key not in valid_keys():
+            raise _unknown(key, "--set")
+        values[key] = _coerce(key, yaml.safe_load(text) if text.strip() else "", "--set")
+    return TrainConfig(**values).validate()

@@ -1,0 +1,172 @@
+"""SEN12MS-CR as torch Datasets: from the packed copy or the raw GeoTIFF layout.
+
+Both read what :mod:`training.reformat` writes and yield the same samples.
+Every sample is a dict of tensors:
+
+* ``input``: ``(15, H, W)`` float32 (``(13, H, W)`` without SAR): the cloudy
+  Sentinel-2 bands then Sentinel-1 VV, VH, scaled by
+  :func:`qgis_cloudremoval.core.scaling.optical_to_model` and
+  :func:`~qgis_cloudremoval.core.scaling.sar_to_model` (optical DN / 2000 after
+  clipping to [0, 10000]; SAR dB clipped and mapped onto [0, 2]);
+* ``target``: ``(13, H, W)`` float32, the cloud-free bands, same scale;
+* ``cloudy``: ``(13, H, W)`` float32, the cloudy bands, same scale;
+* ``mask``: ``(H, W)`` bool, True on cloud or cloud shadow
+  (:func:`qgis_cloudremoval.core.cloudmask.binary_cloud_shadow`);
+* ``index``: int64 scalar, position of the patch in the split.
+
+Training samples are random ``crop`` x ``crop`` windows (paper: 128 px) with
+random flips and 90-degree rotations; evaluation samples are the full 256 px
+patches. Random choices derive from ``(seed, epoch, index)`` only, so a sample
+is the same in any worker, on any rank and after a resume.
+"""
+
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from qgis_cloudremoval.core import cloudmask
+from qgis_cloudremoval.core.model_info import ModelInfo
+from qgis_cloudremoval.core.scaling import optical_to_model, sar_to_model
+
+from .reformat import LAYOUT_FOLDERS, SPLIT_FILE_NAME, SPLIT_NAMES, ReformatError, read_member, read_split_file
+
+PATCH_SIZE = 256
+
+
+class DatasetError(ReformatError):
+    """The prepared dataset is missing or incomplete; the message says what to run."""
+
+
+class _Sen12MSCRBase(Dataset):
+    """Cropping, augmentation and scaling shared by the packed and the raw dataset.
+
+    Args:
+        crop: side of the random training window in px; ``None`` gives full patches, unaugmented.
+        use_sar: whether ``input`` carries the two SAR channels.
+        seed: base of the per-sample random choices.
+        info: scaling facts; the defaults are the paper's.
+    """
+
+    def __init__(self, crop: Optional[int], use_sar: bool, seed: int, info: Optional[ModelInfo]) -> None:
+        if crop is not None and not 0 < crop <= PATCH_SIZE:
+            raise DatasetError(f"crop must be between 1 and {PATCH_SIZE} px, not {crop}")
+        self.crop = crop
+        self.use_sar = use_sar
+        self.seed = seed
+        self.epoch = 0
+        self.info = info or ModelInfo()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw other crops and augmentations in the next epoch (call with the sampler's epoch)."""
+        self.epoch = epoch
+
+    def _window(self, index: int):
+        """Crop origin and augmentation of a sample: ``(row, col, flip, quarter_turns)``."""
+        if self.crop is None:
+            return 0, 0, False, 0
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        row, col = rng.integers(0, PATCH_SIZE - self.crop + 1, size=2)
+        return int(row), int(col), bool(rng.integers(2)), int(rng.integers(4))
+
+    def _sample(self, index: int, s1_db, s2_dn, s2_cloudy_dn, mask_codes) -> Dict[str, torch.Tensor]:
+        """Build a sample from arrays (or memmaps) covering the full 256 px patch."""
+        row, col, flip, turns = self._window(index)
+        size = self.crop or PATCH_SIZE
+        window = (Ellipsis, slice(row, row + size), slice(col, col + size))
+        cloudy = optical_to_model(np.asarray(s2_cloudy_dn[window]), self.info)
+        target = optical_to_model(np.asarray(s2_dn[window]), self.info)
+        parts = [cloudy, sar_to_model(np.asarray(s1_db[window]), self.info)] if self.use_sar else [cloudy]
+        arrays = {
+            "input": np.concatenate(parts, axis=0),
+            "target": target,
+            "cloudy": cloudy,
+            "mask": cloudmask.binary_cloud_shadow(np.asarray(mask_codes[window])),
+        }
+        sample = {}
+        for key, value in arrays.items():
+            if flip:
+                value = value[..., ::-1]
+            if turns:
+                value = np.rot90(value, turns, axes=(-2, -1))
+            sample[key] = torch.from_numpy(np.ascontiguousarray(value))
+        sample["index"] = torch.tensor(index, dtype=torch.int64)
+        return sample
+
+
+class PackedSen12MSCR(_Sen12MSCRBase):
+    """One split of the packed copy ``DST/packed/<split>`` written by :mod:`training.reformat`.
+
+    The ``.npy`` files are memory-mapped on first access in each process, so
+    DataLoader workers share the page cache and nothing is copied up front.
+    """
+
+    def __init__(self, root, split: str = "train", crop: Optional[int] = 128, use_sar: bool = True,
+                 seed: int = 0, info: Optional[ModelInfo] = None) -> None:
+        super().__init__(crop, use_sar, seed, info)
+        self.folder = Path(root) / "packed" / split
+        names_file = self.folder / "names.txt"
+        if not names_file.is_file():
+            raise DatasetError(f"no packed '{split}' split at {self.folder}; run 'python -m training.reformat SRC "
+                               f"{root}' first (or use data_format: raw)")
+        self.names: List[str] = names_file.read_text().split()
+        self._arrays = None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def _open(self):
+        if self._arrays is None:
+            self._arrays = {stem: np.load(self.folder / f"{stem}.npy", mmap_mode="r")
+                            for stem in ("s1", "s2_cloudFree", "s2_cloudy", "mask")}
+        return self._arrays
+
+    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+        arrays = self._open()
+        return self._sample(index, arrays["s1"][index], arrays["s2_cloudFree"][index],
+                            arrays["s2_cloudy"][index], arrays["mask"][index])
+
+
+class RawSen12MSCR(_Sen12MSCRBase):
+    """One split of the authors' layout (``s1/``, ``s2_cloudFree/``, ``s2_cloudy/`` + split file).
+
+    Reads the three GeoTIFFs of a patch with GDAL and computes its cloud mask
+    with :func:`qgis_cloudremoval.core.cloudmask.detect` on every access.
+    """
+
+    def __init__(self, root, split: str = "train", crop: Optional[int] = 128, use_sar: bool = True,
+                 seed: int = 0, info: Optional[ModelInfo] = None, split_file=None) -> None:
+        super().__init__(crop, use_sar, seed, info)
+        self.root = Path(root)
+        split_path = Path(split_file) if split_file else self.root / SPLIT_FILE_NAME
+        if not split_path.is_file():
+            raise DatasetError(f"split file {split_path} not found; run 'python -m training.reformat SRC {root}'")
+        numbers = {name: number for number, name in SPLIT_NAMES.items()}
+        if split not in numbers:
+            raise DatasetError(f"split must be one of {', '.join(numbers)}, not {split!r}")
+        self.names = sorted(n for n, s in read_split_file(split_path).items() if s == numbers[split])
+        absent = [n for n in self.names if not (self.root / LAYOUT_FOLDERS["s2_cloudy"] / n).exists()]
+        if absent:
+            raise DatasetError(f"split file {split_path} names {len(absent)} patch(es) absent from {self.root}, "
+                               f"e.g. {absent[0]}")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+        name = self.names[index]
+        arrays = {modality: read_member(self.root / folder / name, modality)
+                  for modality, folder in LAYOUT_FOLDERS.items()}
+        mask = cloudmask.detect(arrays["s2_cloudy"])
+        return self._sample(index, arrays["s1"], arrays["s2"], arrays["s2_cloudy"], mask)
+
+
+def open_split(root, split: str, data_format: str = "packed", **kwargs) -> _Sen12MSCRBase:
+    """The dataset of ``split`` in ``root`` from the packed copy (``"packed"``) or the GeoTIFFs (``"raw"``)."""
+    if data_format == "packed":
+        return PackedSen12MSCR(root, split, **kwargs)
+    if data_format == "raw":
+        return RawSen12MSCR(root, split, **kwargs)
+    raise DatasetError(f"data_format must be 'packed' or 'raw', not {data_format!r}")

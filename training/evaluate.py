@@ -1,0 +1,208 @@
+"""Score a DSen2-CR model on a SEN12MS-CR split in the layout of the paper's Table 1.
+
+    python -m training.evaluate MODEL.pt|MODEL.safetensors|MODEL.onnx --data DST --split test --out results.md
+
+Columns (Meraner et al. 2020, Table 1): MAE, RMSE, PSNR, SAM and SSIM against
+the cloud-free *target* over all pixels; MAE and SAM of the *reproduction*
+(prediction against the cloudy input on clear pixels) and of the
+*reconstruction* (prediction against the target on cloud and shadow pixels).
+Values are top-of-atmosphere reflectance (DN / 10000), SAM in degrees, PSNR
+in dB; means are pixel-weighted over all patches (PSNR from the pooled
+RMSE), as :class:`qgis_cloudremoval.core.metrics.MetricsAccumulator` defines
+them. Metrics come from
+:func:`qgis_cloudremoval.core.metrics.compute_metrics`, masks from
+:mod:`qgis_cloudremoval.core.cloudmask` (precomputed by the reformat step).
+"""
+
+import argparse
+import csv
+import math
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from qgis_cloudremoval.core.bands import S2_BANDS
+from qgis_cloudremoval.core.model_info import ModelInfo
+from qgis_cloudremoval.core.progress import CoreError
+from qgis_cloudremoval.core.scaling import dn_to_reflectance, model_to_dn
+
+#: Table 1 columns: (metric, region, header).
+COLUMNS = (
+    ("MAE", "target", "MAE Target"), ("MAE", "reproduction", "MAE Reprod"), ("MAE", "reconstruction", "MAE Recon"),
+    ("RMSE", "target", "RMSE Target"), ("PSNR", "target", "PSNR Target (dB)"),
+    ("SAM", "target", "SAM Target (deg)"), ("SAM", "reproduction", "SAM Reprod (deg)"),
+    ("SAM", "reconstruction", "SAM Recon (deg)"), ("SSIM", "target", "SSIM Target"),
+)
+
+#: Meraner et al. 2020, ISPRS J. 166:333-346, Table 1 (a) and (b), hold-out test set of SEN12MS-CR,
+#: read from the article (PMC7386944); same column order as COLUMNS.
+PAPER_ROWS = {
+    "DSen2-CR on L_CARL (paper)": (0.0290, 0.0204, 0.0266, 0.0366, 28.7, 8.15, 3.94, 8.04, 0.875),
+    "DSen2-CR on L_T (paper)": (0.0270, 0.0398, 0.0266, 0.0343, 29.3, 8.07, 6.33, 8.13, 0.878),
+    "DSen2-CR on L_CARL w/o SAR (paper)": (0.0306, 0.0188, 0.0282, 0.0387, 27.6, 8.98, 3.86, 8.97, 0.870),
+    "DSen2-CR on L_T w/o SAR (paper)": (0.0284, 0.0389, 0.0281, 0.0361, 28.8, 8.97, 6.17, 9.05, 0.873),
+}
+
+_REGION_OF = {"target": ("target", "all"), "reproduction": ("cloudy", "clear"), "reconstruction": ("target", "cloudy")}
+
+
+class EvaluationError(CoreError):
+    """The model or the data cannot be evaluated; the message says why."""
+
+
+class TableAccumulator:
+    """Table 1 metrics over many patches, through :class:`qgis_cloudremoval.core.metrics.MetricsAccumulator`.
+
+    Two accumulators: prediction against the cloud-free target (areas ``all``
+    -> Target, ``cloudy`` -> Recon) and against the cloudy input (area
+    ``clear`` -> Reprod). Means are pixel-weighted as the core defines them.
+    """
+
+    def __init__(self) -> None:
+        from qgis_cloudremoval.core.metrics import MetricsAccumulator
+        self.against = {"target": MetricsAccumulator(), "cloudy": MetricsAccumulator()}
+        self.patches = 0
+
+    def add(self, prediction: np.ndarray, target: np.ndarray, cloudy: np.ndarray, mask: np.ndarray,
+            info: ModelInfo) -> None:
+        """Add one patch; optical arrays ``(13, H, W)`` in model scale, ``mask`` ``(H, W)`` bool cloud+shadow."""
+        to_reflectance = lambda array: dn_to_reflectance(model_to_dn(array, info))  # noqa: E731
+        prediction = to_reflectance(prediction)
+        mask_codes = np.asarray(mask).astype(np.uint8)
+        for name, reference in (("target", target), ("cloudy", cloudy)):
+            self.against[name].update(prediction, to_reflectance(reference), mask_codes)
+        self.patches += 1
+
+    def row(self) -> Dict[str, float]:
+        """Header -> value (NaN where no pixel contributed)."""
+        results = {name: accumulator.result() for name, accumulator in self.against.items()}
+        row = {}
+        for metric, region, header in COLUMNS:
+            reference, area = _REGION_OF[region]
+            row[header] = float(results[reference][area][metric])
+        return row
+
+
+def rgb_panel(optical_model_scale: Sequence[np.ndarray], info: ModelInfo) -> np.ndarray:
+    """True-colour (B4, B3, B2) images side by side, ``(3, H, W * n)`` float32 in [0, 1] (0.3 reflectance = 1)."""
+    rgb = [S2_BANDS.index(band) for band in ("B4", "B3", "B2")]
+    images = [np.clip(dn_to_reflectance(model_to_dn(np.asarray(image)[rgb], info)) / 0.3, 0, 1)
+              for image in optical_model_scale]
+    return np.concatenate(images, axis=-1).astype(np.float32)
+
+
+def load_predictor(model_path: str, device: str = "cpu"):
+    """``(predict, info)``: ``predict`` maps network input ``(C, H, W)`` to output ``(13, H, W)``, both float32."""
+    suffix = Path(model_path).suffix.lower()
+    if not Path(model_path).is_file():
+        raise EvaluationError(f"model file not found: {model_path}")
+    if suffix == ".onnx":
+        from qgis_cloudremoval.core.model_info import read_model_info
+        from qgis_cloudremoval.core.runtime import open_session
+        info = read_model_info(model_path)
+        session = open_session(model_path, "gpu" if device == "cuda" else device)
+        return (lambda array: session.run(array[None])[0]), info
+    if suffix in (".pt", ".safetensors"):
+        import torch
+
+        from .checkpoint import load_checkpoint
+        model, provenance, _ = load_checkpoint(model_path)
+        model = model.to(device).eval()
+        info = ModelInfo(sar_bands=ModelInfo().sar_bands if model.use_sar else [], num_blocks=model.num_blocks,
+                         num_features=model.num_features, receptive_field_radius=model.receptive_field_radius,
+                         loss=provenance.get("loss", "unknown"))
+
+        def predict(array: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return model(torch.from_numpy(array)[None].to(device))[0].float().cpu().numpy()
+        return predict, info
+    raise EvaluationError(f"{model_path}: unknown model type '{suffix}'; give a .pt, .safetensors or .onnx file")
+
+
+def evaluate(model_path: str, data: str, split: str = "test", data_format: str = "packed",
+             limit: int = 0, device: str = "cpu", progress: Optional[Callable[[int, int], None]] = None
+             ) -> Dict[str, float]:
+    """Mean Table 1 metrics of ``model_path`` on ``split`` of ``data`` (full 256 px patches)."""
+    from .datasets import DatasetError, open_split
+    predict, info = load_predictor(model_path, device)
+    try:
+        dataset = open_split(data, split, data_format, crop=None, use_sar=info.uses_sar, info=info)
+    except DatasetError as exc:
+        raise EvaluationError(str(exc)) from None
+    count = min(limit, len(dataset)) if limit else len(dataset)
+    if count == 0:
+        raise EvaluationError(f"the '{split}' split of {data} is empty")
+    table = TableAccumulator()
+    for index in range(count):
+        sample = dataset[index]
+        prediction = predict(sample["input"].numpy())
+        table.add(prediction, sample["target"].numpy(), sample["cloudy"].numpy(), sample["mask"].numpy(), info)
+        if progress:
+            progress(index + 1, count)
+    return table.row()
+
+
+def _format(value: float, header: str) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{value:.1f}" if header.startswith("PSNR") else f"{value:.2f}" if header.startswith("SAM") \
+        else f"{value:.3f}" if header.startswith("SSIM") else f"{value:.4f}"
+
+
+def table_rows(ours: Dict[str, Dict[str, float]]) -> List[List[str]]:
+    """Our rows then the paper's, as text cells; the first row is the header."""
+    headers = [header for _, _, header in COLUMNS]
+    rows = [["Method"] + headers]
+    for name, values in ours.items():
+        rows.append([name] + [_format(values[h], h) for h in headers])
+    for name, values in PAPER_ROWS.items():
+        rows.append([name] + [_format(v, h) for v, h in zip(values, headers)])
+    return rows
+
+
+def markdown(rows: List[List[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="checkpoint (.pt, .safetensors) or exported model (.onnx)")
+    parser.add_argument("--data", required=True, help="output folder of training.reformat")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--format", default="packed", choices=("packed", "raw"), dest="data_format")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N patches (0: all)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--label", help="name of our row (default: the model file name)")
+    parser.add_argument("--out", type=Path, help="Markdown file to write; a .csv with the same stem is written too")
+    args = parser.parse_args(argv)
+    from tqdm import tqdm
+    bar = tqdm(unit="patch")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+    try:
+        row = evaluate(args.model, args.data, args.split, args.data_format, args.limit, args.device, progress)
+    except CoreError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    rows = table_rows({f"{args.label or Path(args.model).name} ({args.split}, {bar.n} patches)": row})
+    text = markdown(rows)
+    print(text, end="")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        with open(args.out.with_suffix(".csv"), "w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+        print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

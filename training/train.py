@@ -1,0 +1,361 @@
+"""Train DSen2-CR on SEN12MS-CR, in one process or under ``torchrun`` (any number of GPUs or nodes).
+
+    python -m training.train --config training/configs/default.yaml --set data=/data/sen12mscr
+    torchrun --nproc_per_node=4 -m training.train --config training/configs/default.yaml
+    python -m training.train --config ... --resume runs/dsen2cr_carl/checkpoints/last.pt
+
+Under torchrun, each process reads ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``
+from the environment and joins DistributedDataParallel (NCCL on GPUs, gloo on
+CPUs); the global batch is divided by the world size. ``last.pt`` is written
+atomically every ``checkpoint_every_steps`` steps and at every epoch end (plus
+``epoch_<n>.pt``), with the optimizer state, step, sampler position and RNG
+states, so ``--resume`` continues exactly where the run stopped.
+"""
+
+import argparse
+import math
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from qgis_cloudremoval.core.progress import CoreError
+
+from .checkpoint import CheckpointError, load_checkpoint, make_provenance, save_checkpoint
+from .config import ConfigError, TrainConfig, load_config
+from .datasets import DatasetError, open_split
+from .losses import compute_loss
+from .model import DSen2CR
+
+
+class TrainError(CoreError):
+    """The run cannot start or continue; the message says why and what to do."""
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler that can start an epoch after its first ``skip_batches`` batches (for resume)."""
+
+    def __init__(self, dataset, batch_size: int, **kwargs) -> None:
+        super().__init__(dataset, drop_last=True, **kwargs)
+        self.batch_size = batch_size
+        self.skip_batches = 0
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        usable = len(indices) - len(indices) % self.batch_size
+        return iter(indices[self.skip_batches * self.batch_size:usable])
+
+    def __len__(self) -> int:
+        return max(0, (self.num_samples // self.batch_size - self.skip_batches) * self.batch_size)
+
+
+class Distributed:
+    """Rank, world size and device of this process, from torchrun's environment variables."""
+
+    def __init__(self, device_choice: str) -> None:
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device_choice == "cuda" and not torch.cuda.is_available():
+            raise TrainError("device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+        use_cuda = device_choice == "cuda" or (device_choice == "auto" and torch.cuda.is_available())
+        if use_cuda:
+            torch.cuda.set_device(self.local_rank)
+            self.device = torch.device("cuda", self.local_rank)
+        else:
+            self.device = torch.device("cpu")
+        if self.world_size > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """Mean of a scalar tensor over all processes (gloo has no AVG, so SUM / N)."""
+        if self.world_size > 1:
+            value = value.clone()
+            dist.all_reduce(value, op=dist.ReduceOp.SUM)
+            value /= self.world_size
+        return value
+
+    def close(self) -> None:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+# --------------------------------------------------------------------------- state
+
+def rng_state() -> Dict:
+    """RNG states as tensors and plain values (loadable with ``torch.load(weights_only=True)``)."""
+    numpy_state = np.random.get_state()
+    python_state = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)), "pos": int(numpy_state[2]),
+                  "has_gauss": int(numpy_state[3]), "cached_gaussian": float(numpy_state[4])},
+        "python": {"version": python_state[0], "state": list(python_state[1]), "gauss": python_state[2]},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict) -> None:
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(python_state["state"]), python_state["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def architecture(config: TrainConfig) -> Dict:
+    return {"num_blocks": config.num_blocks, "num_features": config.num_features, "use_sar": config.use_sar}
+
+
+def _describe(arch: Dict) -> str:
+    return " ".join(f"{key}={value}" for key, value in arch.items())
+
+
+def load_resume_state(path: str, config: TrainConfig) -> Dict:
+    """Weights and training state of ``path``, refused with a specific message when they do not fit ``config``."""
+    try:
+        model, _, extra = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise TrainError(f"cannot resume: {exc}") from None
+    if model.config() != architecture(config):
+        raise TrainError(f"cannot resume from {path}: it holds a network with {_describe(model.config())}, but this "
+                         f"run is configured with {_describe(architecture(config))}; resume with the same "
+                         "architecture (--set num_blocks=... num_features=..., --no-sar) or start a new run")
+    missing = [key for key in ("optimizer", "step", "epoch", "batch_in_epoch", "rng") if key not in extra]
+    if missing:
+        raise TrainError(f"cannot resume from {path}: it holds weights but no training state "
+                         f"({', '.join(missing)} missing); resume only from checkpoints written by training.train")
+    return {"state_dict": model.state_dict(), **extra}
+
+
+# --------------------------------------------------------------------------- run
+
+class Trainer:
+    def __init__(self, config: TrainConfig, resume: Optional[str] = None) -> None:
+        self.config = config
+        self.env = Distributed(config.device)
+        if config.batch_size % self.env.world_size:
+            raise TrainError(f"batch_size {config.batch_size} is not divisible by the {self.env.world_size} "
+                             "processes; choose a multiple of the world size")
+        self.per_rank_batch = config.batch_size // self.env.world_size
+        self.use_bf16 = config.precision == "bf16" and self.env.device.type == "cuda"
+        self.out_dir = Path(config.out_dir)
+        self.checkpoint_dir = self.out_dir / "checkpoints"
+        if self.env.is_main:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
+        torch.manual_seed(config.seed)  # identical initial weights on every rank
+        dataset_options = dict(use_sar=config.use_sar, seed=config.seed)
+        try:
+            self.train_set = open_split(config.data, "train", config.data_format, crop=config.crop, **dataset_options)
+        except DatasetError as exc:
+            raise TrainError(str(exc)) from None
+        try:
+            self.val_set = open_split(config.data, "val", config.data_format, crop=None, **dataset_options)
+        except DatasetError:
+            self.val_set = None
+        self.sampler = ResumableSampler(self.train_set, self.per_rank_batch, num_replicas=self.env.world_size,
+                                        rank=self.env.rank, shuffle=True, seed=config.seed)
+        self.steps_per_epoch = self.sampler.num_samples // self.per_rank_batch
+        if self.steps_per_epoch == 0:
+            raise TrainError(f"the training split has {len(self.train_set)} patches, fewer than one batch of "
+                             f"{config.batch_size}; lower batch_size or add data")
+        self.loader = DataLoader(self.train_set, batch_size=self.per_rank_batch, sampler=self.sampler,
+                                 num_workers=config.num_workers, drop_last=True,
+                                 pin_memory=self.env.device.type == "cuda",
+                                 persistent_workers=False)
+
+        self.model = DSen2CR(config.num_blocks, config.num_features, config.use_sar).to(self.env.device)
+        self.optimizer = torch.optim.NAdam(self.model.parameters(), lr=config.learning_rate)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.last_checkpoint: Optional[Path] = None
+        if resume:
+            self._resume(resume)
+        self.network = (DistributedDataParallel(self.model, device_ids=[self.env.local_rank]
+                                                if self.env.device.type == "cuda" else None)
+                        if self.env.world_size > 1 else self.model)
+        self.writer = None
+        if self.env.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+
+    def _resume(self, path: str) -> None:
+        state = load_resume_state(path, self.config)
+        self.model.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), \
+            int(state["batch_in_epoch"])
+        if (state.get("world_size"), state.get("batch_size")) != (self.env.world_size, self.config.batch_size):
+            if self.env.is_main:
+                print(f"warning: {path} was written with {state.get('world_size')} processes and batch "
+                      f"{state.get('batch_size')}; epoch {self.epoch} restarts at its first batch "
+                      "(not an exact continuation)", file=sys.stderr)
+            self.batch_in_epoch = 0
+        set_rng_state(state["rng"])
+        self.last_checkpoint = Path(path)
+
+    def save(self, name: str = "last.pt") -> None:
+        if self.env.is_main:
+            path = self.checkpoint_dir / name
+            provenance = make_provenance(
+                loss=self.config.loss, training_data=f"SEN12MS-CR ({self.config.data})",
+                description=f"training.train step {self.step}, epoch {self.epoch}")
+            save_checkpoint(str(path), self.model, provenance, optimizer=self.optimizer.state_dict(),
+                            step=self.step, epoch=self.epoch, batch_in_epoch=self.batch_in_epoch,
+                            world_size=self.env.world_size, batch_size=self.config.batch_size,
+                            config=self.config.to_dict(), rng=rng_state())
+            self.last_checkpoint = self.checkpoint_dir / "last.pt"
+        self.env.barrier()
+
+    def _stop_on_bad_loss(self, loss_value: float) -> None:
+        where = (f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
+                 else "; no checkpoint was written yet")
+        raise TrainError(f"the loss became {loss_value} at step {self.step + 1} (epoch {self.epoch}); stopped "
+                         f"before updating the weights{where}. Lower learning_rate or check the data")
+
+    def train_step(self, batch: Dict[str, torch.Tensor]) -> float:
+        batch = {k: v.to(self.env.device, non_blocking=True) for k, v in batch.items()}
+        with torch.autocast(self.env.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+            prediction = self.network(batch["input"])
+        loss = compute_loss(self.config.loss, prediction.float(), batch, self.config.carl_lambda)
+        loss_value = float(self.env.mean(loss.detach()))
+        if not math.isfinite(loss_value):
+            self._stop_on_bad_loss(loss_value)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss_value
+
+    def run(self) -> None:
+        config = self.config
+        total_steps = config.epochs * self.steps_per_epoch
+        if config.max_steps:
+            total_steps = min(total_steps, config.max_steps)
+        bar = None
+        if self.env.is_main:
+            from tqdm import tqdm
+            bar = tqdm(total=total_steps, initial=min(self.step, total_steps), unit="step", dynamic_ncols=True)
+        started, steps_done = time.perf_counter(), 0
+        while self.epoch < config.epochs and self.step < total_steps:
+            self.sampler.set_epoch(self.epoch)
+            self.sampler.skip_batches = self.batch_in_epoch
+            self.train_set.set_epoch(self.epoch)
+            for batch in self.loader:
+                loss_value = self.train_step(batch)
+                self.step += 1
+                self.batch_in_epoch += 1
+                steps_done += 1
+                if bar is not None:
+                    rate = steps_done * config.batch_size / (time.perf_counter() - started)
+                    bar.set_postfix(loss=f"{loss_value:.4f}", samples_per_s=f"{rate:.1f}")
+                    bar.update(1)
+                    if self.step % config.log_every_steps == 0 or self.step == 1:
+                        self.writer.add_scalar(f"train/loss_{config.loss}", loss_value, self.step)
+                        self.writer.add_scalar("train/samples_per_s", rate, self.step)
+                end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
+                if end_of_epoch:
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                if end_of_epoch or self.step >= total_steps or (
+                        config.checkpoint_every_steps and self.step % config.checkpoint_every_steps == 0):
+                    if end_of_epoch:
+                        self.validate()
+                        self.save(f"epoch_{self.epoch}.pt")
+                    self.save()
+                if config.debug_kill_after_step and self.step == config.debug_kill_after_step:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if self.step >= total_steps or end_of_epoch:
+                    break
+        if bar is not None:
+            bar.close()
+        if config.debug_save_rank_params:
+            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                       self.out_dir / f"rank{self.env.rank}_params.pt")
+        if self.writer is not None:
+            self.writer.close()
+
+    def validate(self) -> None:
+        """Score the validation split on rank 0 (the others wait) and log metrics and an image panel."""
+        if self.env.is_main and self.val_set is not None and len(self.val_set):
+            from .evaluate import TableAccumulator, rgb_panel
+            count = min(self.config.val_patches or len(self.val_set), len(self.val_set))
+            table = TableAccumulator()
+            self.model.eval()
+            with torch.no_grad():
+                for index in range(count):
+                    sample = self.val_set[index]
+                    with torch.autocast(self.env.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+                        prediction = self.model(sample["input"][None].to(self.env.device))
+                    prediction = prediction.float()[0].cpu().numpy()
+                    table.add(prediction, sample["target"].numpy(), sample["cloudy"].numpy(),
+                              sample["mask"].numpy(), self.train_set.info)
+                    if index == 0:
+                        self.writer.add_image("val/cloudy_prediction_target",
+                                              rgb_panel([sample["cloudy"].numpy(), prediction,
+                                                         sample["target"].numpy()], self.train_set.info),
+                                              self.step)
+            self.model.train()
+            for name, value in table.row().items():
+                self.writer.add_scalar(f"val/{name}", value, self.step)
+        self.env.barrier()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="YAML file (training/configs/default.yaml holds the paper's values)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key; repeatable")
+    parser.add_argument("--loss", choices=("target", "carl"), help="L_T or L_CARL (overrides the config)")
+    parser.add_argument("--no-sar", action="store_true", help="optical input only (overrides the config)")
+    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), help="overrides the config")
+    parser.add_argument("--resume", help="checkpoint written by this script (e.g. .../checkpoints/last.pt)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    overrides = list(args.set)
+    if args.loss:
+        overrides.append(f"loss={args.loss}")
+    if args.no_sar:
+        overrides.append("use_sar=false")
+    if args.device:
+        overrides.append(f"device={args.device}")
+    trainer = None
+    try:
+        config = load_config(args.config, overrides)
+        trainer = Trainer(config, resume=args.resume)
+        trainer.run()
+    except (ConfigError, TrainError, CheckpointError) as exc:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if trainer is not None:
+            trainer.env.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
