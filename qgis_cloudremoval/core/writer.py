@@ -26,6 +26,7 @@ DATA_TYPES = {
     "float32": (gdal.GDT_Float32, "3"),
     "byte": (gdal.GDT_Byte, "2"),
 }
+SIDECAR = ".aux.xml"
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 DISK_FULL_WORDS = ("no space", "file too large", "disk quota", "free disk space")
 
@@ -165,6 +166,9 @@ class GeoTiffWriter:
                 self.dataset = None  # closing writes the last blocks and the directory
             with _gdal_failures(self.path):
                 os.replace(self.temporary, self.path)
+                # Category names and statistics live in a GDAL sidecar named after the file.
+                if os.path.exists(self.temporary + SIDECAR):
+                    os.replace(self.temporary + SIDECAR, self.path + SIDECAR)
         except CoreError:
             self.abort()
             raise
@@ -175,8 +179,9 @@ class GeoTiffWriter:
         self.dataset = None
         gdal.PushErrorHandler("CPLQuietErrorHandler")
         try:
-            if os.path.exists(self.temporary):
-                os.remove(self.temporary)
+            for leftover in (self.temporary, self.temporary + SIDECAR):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
         finally:
             gdal.PopErrorHandler()
 

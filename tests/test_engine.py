@@ -1,0 +1,287 @@
+"""The cloud-removal engine end to end: real GeoTIFFs in, real GeoTIFFs out, real onnxruntime.
+
+References are computed independently: the input rasters read with GDAL,
+scaled with :mod:`qgis_cloudremoval.core.scaling` and run through ONE bare
+onnxruntime session on the whole array.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+from tiny_models import make_tiny_model
+
+from qgis_cloudremoval.core import cloudmask, engine, scaling
+from qgis_cloudremoval.core.bands import S2_BANDS
+from qgis_cloudremoval.core.model_info import read_model_info
+from qgis_cloudremoval.core.progress import Cancelled, CoreError, Reporter
+from qgis_cloudremoval.core.request import RemovalRequest
+from qgis_cloudremoval.core.writer import COMPRESSION
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UTM_33N = 32633
+ORIGIN = (399960.0, 5000040.0)
+
+
+def write_geotiff(path, array, epsg=UTM_33N, origin=ORIGIN, pixel=10.0, nodata=None):
+    """``(bands, h, w)`` array to a GeoTIFF with real georeferencing."""
+    types = {np.dtype("uint16"): gdal.GDT_UInt16, np.dtype("float32"): gdal.GDT_Float32}
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[2], array.shape[1], array.shape[0],
+                                                   types[array.dtype])
+    dataset.SetGeoTransform((origin[0], pixel, 0.0, origin[1], 0.0, -pixel))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    dataset.SetProjection(srs.ExportToWkt())
+    for index, band_values in enumerate(array, start=1):
+        band = dataset.GetRasterBand(index)
+        band.WriteArray(band_values)
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+    dataset = None
+    return str(path)
+
+
+def synthetic_scene(tmp_path, width=150, height=130, seed=0, nodata_block=True):
+    """A smooth-ish S2 L1C stack (UInt16 DN, nodata 0) and an S1 dB pair on the same UTM grid."""
+    rng = np.random.default_rng(seed)
+    rows, columns = np.mgrid[0:height, 0:width]
+    base = 1500 + 800 * np.sin(columns / 9.0) * np.cos(rows / 13.0)
+    s2 = np.stack([base * (0.6 + 0.05 * b) + rng.normal(0, 150, (height, width)) for b in range(13)])
+    s2 = np.clip(s2, 1, 9000).astype(np.uint16)
+    if nodata_block:
+        s2[:, :20, -30:] = 0  # a nodata corner, as at a swath edge
+    s1 = np.stack([rng.uniform(-22, -3, (height, width)), rng.uniform(-30, -8, (height, width))]).astype(np.float32)
+    return (write_geotiff(tmp_path / "s2.tif", s2, nodata=0), write_geotiff(tmp_path / "s1.tif", s1), s2, s1)
+
+
+def read_all(path):
+    dataset = gdal.Open(str(path))
+    return dataset, dataset.ReadAsArray()
+
+
+def whole_image_prediction(model_path, s2_dn, s1_db=None):
+    """One bare onnxruntime run on the whole scene, in network output units ``(13, H, W)``."""
+    import onnxruntime
+    info = read_model_info(str(model_path))
+    valid = np.any(s2_dn != 0, axis=0)
+    optical = scaling.optical_to_model(s2_dn.astype(np.float32), info)
+    optical[:, ~valid] = 0
+    parts = [optical] if s1_db is None else [optical, scaling.sar_to_model(s1_db, info)]
+    network_input = np.concatenate(parts)[np.newaxis]
+    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": network_input})[0][0], valid
+
+
+def request_for(tmp_path, s2, s1, model, **options):
+    options.setdefault("output_path", str(tmp_path / "out.tif"))
+    return RemovalRequest(s2_path=s2, s1_path=s1, model_path=str(model), **options)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_tiny_model(num_blocks=2, num_features=8, seed=11)
+
+
+def test_tiled_float32_output_equals_one_whole_image_run(tmp_path, model):
+    s2_path, s1_path, s2, s1 = synthetic_scene(tmp_path)
+    request = request_for(tmp_path, s2_path, s1_path, model, tile_size=48, output_type="float32")
+    result = engine.remove_clouds(request)
+    assert result.tiles == 4 * 4 and result.tile_size == 48  # several tiles each way, ragged last ones
+    assert result.provider == "CPUExecutionProvider" and result.s1_missing_fraction == 0.0
+    reference, valid = whole_image_prediction(model, s2, s1)
+    dataset, output = read_all(result.output_path)
+    assert output.dtype == np.float32 and output.shape == (13, 130, 150)
+    network_units = output * 10000.0 / 2000.0
+    assert np.abs(network_units[:, valid] - reference[:, valid]).max() < 1e-4
+    assert np.isnan(output[:, ~valid]).all() and (~valid).sum() == 20 * 30
+    # The S2 grid, band names, compression and tiling.
+    source = gdal.Open(s2_path)
+    assert dataset.GetGeoTransform() == source.GetGeoTransform()
+    assert osr.SpatialReference(dataset.GetProjection()).GetAuthorityCode(None) == "32633"
+    assert [dataset.GetRasterBand(i).GetDescription() for i in range(1, 14)] == list(S2_BANDS)
+    assert np.isnan(dataset.GetRasterBand(1).GetNoDataValue())
+    structure = dataset.GetMetadata("IMAGE_STRUCTURE")
+    assert structure["COMPRESSION"] == COMPRESSION and structure.get("PREDICTOR") == "3"
+    assert dataset.GetRasterBand(1).GetBlockSize() == [256, 256]
+    assert sorted(os.listdir(tmp_path)) == ["out.tif", "s1.tif", "s2.tif"]
+
+
+def test_uint16_output_on_a_real_sen12mscr_patch(tmp_path, model, sen12mscr_dir):
+    name = "ROIs1158_spring_101_31.tif"
+    s2_path, s1_path = str(sen12mscr_dir / "s2_cloudFree" / name), str(sen12mscr_dir / "s1" / name)
+    before = os.stat(s2_path).st_mtime_ns
+    messages = []
+    result = engine.remove_clouds(request_for(tmp_path, s2_path, s1_path, model, tile_size=96),
+                                  Reporter(info=messages.append))
+    assert result.tiles == 3 * 3
+    assert "onnxruntime provider: CPUExecutionProvider" in messages
+    dataset, output = read_all(result.output_path)
+    source, s2 = read_all(s2_path)
+    _, s1 = read_all(s1_path)
+    assert output.dtype == np.uint16 and output.shape == (13, 256, 256)
+    assert dataset.GetGeoTransform() == source.GetGeoTransform()
+    assert osr.SpatialReference(dataset.GetProjection()).IsSame(osr.SpatialReference(source.GetProjection()))
+    assert dataset.GetRasterBand(13).GetNoDataValue() == 0
+    assert dataset.GetMetadata("IMAGE_STRUCTURE")["PREDICTOR"] == "2"
+    reference, valid = whole_image_prediction(model, s2, s1)
+    expected = np.clip(np.rint(reference * 2000.0), 1, 65535)
+    assert valid.all() and np.abs(output.astype(np.float64) - expected).max() <= 1
+    assert os.stat(s2_path).st_mtime_ns == before
+
+
+def test_s2_nodata_stays_nodata_and_uint16_valid_pixels_never_read_as_nodata(tmp_path, model):
+    s2_path, s1_path, s2, _ = synthetic_scene(tmp_path, seed=2)
+    result = engine.remove_clouds(request_for(tmp_path, s2_path, s1_path, model, tile_size=48))
+    _, output = read_all(result.output_path)
+    valid = np.any(s2 != 0, axis=0)
+    assert (output[:, ~valid] == 0).all()
+    assert (output[:, valid] >= 1).all()
+
+
+def test_pixels_without_s1_are_processed_reported_and_marked(tmp_path, model):
+    s2_path, _, s2, s1 = synthetic_scene(tmp_path, seed=3, nodata_block=False)
+    # Sentinel-1 covers only the western 100 of 150 columns, on a coarser 20 m grid.
+    s1_west = write_geotiff(tmp_path / "s1_west.tif", np.ascontiguousarray(s1[:, ::2, :100:2]), pixel=20.0)
+    warnings = []
+    request = request_for(tmp_path, s2_path, s1_west, model, tile_size=48, mask_path=str(tmp_path / "mask.tif"))
+    result = engine.remove_clouds(request, Reporter(warning=warnings.append))
+    assert result.s1_missing_fraction == pytest.approx(50 / 150, abs=0.01)
+    assert any(w.startswith(f"{100 * result.s1_missing_fraction:.1f}% of the valid pixels have no Sentinel-1 "
+                            "coverage") for w in warnings)
+    _, mask = read_all(result.mask_path)
+    no_s1 = mask >= engine.MASK_NO_S1
+    assert no_s1[:, 101:].all() and not no_s1[:, :99].any()
+    _, output = read_all(result.output_path)
+    assert (output[:, :, 101:] >= 1).all()  # processed, not nodata
+
+
+def test_mask_output_equals_the_whole_scene_detector(tmp_path, model, sen12mscr_dir):
+    name = "ROIs1158_spring_15_p30.tif"
+    s2_path = str(sen12mscr_dir / "s2_cloudFree" / name)
+    no_sar = make_tiny_model(use_sar=False, num_blocks=1, num_features=4, seed=1)
+    request = RemovalRequest(s2_path=s2_path, model_path=str(no_sar), output_path=str(tmp_path / "out.tif"),
+                             mask_path=str(tmp_path / "mask.tif"), tile_size=96)
+    result = engine.remove_clouds(request)
+    dataset, mask = read_all(result.mask_path)
+    _, s2 = read_all(s2_path)
+    assert dataset.GetRasterBand(1).DataType == gdal.GDT_Byte and dataset.GetRasterBand(1).GetNoDataValue() == 255
+    assert dataset.GetRasterBand(1).GetCategoryNames()[:3] == ["clear", "cloud", "shadow"]
+    expected = cloudmask.detect(s2.astype(np.float32), valid=np.any(s2 != 0, axis=0))
+    assert np.array_equal(mask, expected)
+    assert result.s1_missing_fraction == 0.0
+
+
+def test_keep_clear_keeps_clear_input_and_stays_seamless(tmp_path, model):
+    s2_path, s1_path, s2, _ = synthetic_scene(tmp_path, seed=4, nodata_block=False)
+    cloudy = s2.copy()
+    cloudy[:, 40:80, 50:100] = 6000  # a bright, flat cloud
+    cloudy[10, 40:80, 50:100] = 6500  # B10 cirrus-bright too
+    cloudy_path = write_geotiff(tmp_path / "cloudy.tif", cloudy, nodata=0)
+    tiled = engine.remove_clouds(request_for(tmp_path, cloudy_path, s1_path, model, keep_clear=True,
+                                             tile_size=64, output_type="float32"))
+    whole_request = request_for(tmp_path, cloudy_path, s1_path, model, keep_clear=True, tile_size=512,
+                                output_type="float32")
+    whole_request.output_path = str(tmp_path / "whole.tif")
+    whole = engine.remove_clouds(whole_request)
+    assert tiled.tiles > 1 and whole.tiles == 1
+    _, tiled_output = read_all(tiled.output_path)
+    _, whole_output = read_all(whole.output_path)
+    assert np.abs(tiled_output - whole_output).max() < 1e-5
+    mask = cloudmask.detect(cloudy.astype(np.float32))
+    assert cloudmask.binary_cloud_shadow(mask)[45:75, 55:95].all()
+    from scipy import ndimage
+    far = ndimage.distance_transform_edt(~cloudmask.binary_cloud_shadow(mask)) > engine.FEATHER_PX
+    np.testing.assert_allclose(tiled_output[:, far], cloudy[:, far] / 10000.0, atol=1e-6)
+    reference, _ = whole_image_prediction(model, cloudy, read_all(s1_path)[1])
+    inside = cloudmask.binary_cloud_shadow(mask)
+    np.testing.assert_allclose(tiled_output[:, inside], reference[:, inside] * 0.2, atol=1e-5)
+
+
+def test_cancel_after_the_first_tile_leaves_no_file(tmp_path, model):
+    s2_path, s1_path, _, _ = synthetic_scene(tmp_path)
+    progress = []
+    reporter = Reporter(progress=progress.append, is_cancelled=lambda: len(progress) >= 1)
+    request = request_for(tmp_path, s2_path, s1_path, model, tile_size=48, mask_path=str(tmp_path / "mask.tif"))
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(Cancelled):
+        engine.remove_clouds(request, reporter)
+    assert sorted(os.listdir(tmp_path)) == before
+    assert len(progress) == 1  # stopped within one tile of the request
+
+
+def test_full_disk_gives_a_clear_error_and_no_file(tmp_path, model):
+    s2_path, s1_path, _, _ = synthetic_scene(tmp_path, width=400, height=300)
+    script = textwrap.dedent(f"""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG from write() instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+        from qgis_cloudremoval.core import engine
+        from qgis_cloudremoval.core.progress import CoreError
+        from qgis_cloudremoval.core.request import RemovalRequest
+        request = RemovalRequest(s2_path={s2_path!r}, s1_path={s1_path!r}, model_path={str(model)!r},
+                                 output_path={str(tmp_path / 'out.tif')!r}, output_type="float32", tile_size=128)
+        try:
+            engine.remove_clouds(request)
+        except CoreError as exc:
+            print("CoreError:", exc)
+    """)
+    before = sorted(os.listdir(tmp_path))
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
+                               timeout=120)
+    assert completed.stdout.startswith(f"CoreError: not enough disk space to write {tmp_path / 'out.tif'}: "
+                                       f"free some space in {tmp_path} or choose another output folder"), (
+        completed.stdout + completed.stderr[-2000:])
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_bad_requests_give_specific_messages(tmp_path, model):
+    s2_path, s1_path, _, _ = synthetic_scene(tmp_path)
+    locked = "/sys" if os.geteuid() == 0 else str(tmp_path / "locked")
+    if locked != "/sys":
+        os.mkdir(locked, 0o500)
+    cases = {
+        "unwritable": (request_for(tmp_path, s2_path, s1_path, model, output_path=os.path.join(locked, "out.tif")),
+                       f"output folder is not writable: {locked} ("),
+        "no s1": (request_for(tmp_path, s2_path, None, model),
+                  f"the model {os.path.basename(str(model))} uses Sentinel-1 (VV, VH): give a Sentinel-1 layer"),
+        "small tile": (request_for(tmp_path, s2_path, s1_path, model, tile_size=10),
+                       "tile size 10 px is too small for this model: it needs at least 44 px"),
+        "output type": (request_for(tmp_path, s2_path, s1_path, model, output_type="int8"),
+                        "unknown output type 'int8'; use one of uint16, float32"),
+    }
+    for name, (request, message) in cases.items():
+        with pytest.raises(CoreError) as error:
+            engine.remove_clouds(request)
+        assert str(error.value).startswith(message), name
+        assert any(problem.startswith(message) for problem in engine.check_request(request)), name
+    assert engine.check_request(request_for(tmp_path, s2_path, s1_path, model)) == []
+    assert not os.path.exists(tmp_path / "out.tif")
+
+
+def test_model_problems_are_named(tmp_path, model):
+    s2_path, s1_path, _, _ = synthetic_scene(tmp_path)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not onnx")
+    import onnx
+    bare = onnx.load(str(model))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    for path, message in ((junk, "junk.onnx is not a readable ONNX model: "),
+                          (tmp_path / "bare.onnx", "bare.onnx carries no DSen2-CR metadata")):
+        request = request_for(tmp_path, s2_path, s1_path, path)
+        with pytest.raises(CoreError) as error:
+            engine.remove_clouds(request)
+        assert str(error.value).startswith(message)
+        assert engine.check_request(request)[0].startswith(message)
+
+
+def test_all_nodata_s2_is_refused_without_output(tmp_path, model):
+    empty = write_geotiff(tmp_path / "empty.tif", np.zeros((13, 40, 50), dtype=np.uint16), nodata=0)
+    s1 = write_geotiff(tmp_path / "s1.tif", np.full((2, 40, 50), -10, dtype=np.float32))
+    with pytest.raises(CoreError, match="nodata"):
+        engine.remove_clouds(request_for(tmp_path, empty, s1, model))
+    assert not os.path.exists(tmp_path / "out.tif")
