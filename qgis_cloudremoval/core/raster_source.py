@@ -1,0 +1,212 @@
+"""Opening user rasters with GDAL and assembling bands onto one pixel grid.
+
+Shared by the Sentinel-2 and Sentinel-1 readers: :class:`InputError`, opening
+a path with a user-facing message, the pixel grid of a scene, a virtual
+(VRT) stack of single-band files, and decimated samples for cheap statistics.
+Nothing here copies a full scene: every assembled raster is a VRT that GDAL
+reads window by window.
+"""
+
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+from xml.sax.saxutils import escape
+
+import numpy as np
+from osgeo import gdal, osr
+
+from .progress import CoreError
+
+#: Longest side of the decimated read used for cheap scene statistics, pixels.
+SAMPLE_SIZE = 256
+
+
+class InputError(CoreError):
+    """An input raster is missing, unreadable or does not fit the request."""
+
+
+def open_raster(path: str, role: str) -> gdal.Dataset:
+    """Open ``path`` read-only, or raise :class:`InputError` naming the file.
+
+    ``role`` says what the file is for ("Sentinel-2 raster", ...) so the
+    message tells the user which input to fix.
+    """
+    if not path:
+        raise InputError(f"no {role} given; choose a file")
+    if not _is_virtual(path) and not os.path.exists(path):
+        raise InputError(f"{role} not found: {path}; check the path")
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        gdal.ErrorReset()
+        dataset = gdal.Open(path, gdal.GA_ReadOnly)
+        reason = gdal.GetLastErrorMsg()
+    except RuntimeError as exc:  # the process enabled gdal.UseExceptions()
+        dataset, reason = None, str(exc)
+    finally:
+        gdal.PopErrorHandler()
+    if dataset is None:
+        reason = reason.strip().splitlines()[0] if reason.strip() else "unknown format"
+        raise InputError(f"{role} {path} is not a raster GDAL can read ({reason}); "
+                         "give a GeoTIFF, a VRT or another GDAL raster")
+    return dataset
+
+
+def _is_virtual(path: str) -> bool:
+    """GDAL virtual files and subdataset names ("SENTINEL2_L1C:...", not a drive letter "C:")."""
+    return path.startswith("/vsi") or re.match(r"^[A-Z][A-Z0-9_]+:", path) is not None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up pixel grid: size in pixels, GDAL geotransform and CRS as WKT."""
+
+    width: int
+    height: int
+    geotransform: Tuple[float, ...]
+    projection: str
+
+    @classmethod
+    def of(cls, dataset: gdal.Dataset, role: str, path: str) -> "Grid":
+        """The grid of ``dataset``; :class:`InputError` when it has no usable georeferencing."""
+        transform = tuple(dataset.GetGeoTransform(can_return_null=True) or ())
+        projection = dataset.GetProjection()
+        if not transform or not projection:
+            raise InputError(f"{role} {path} has no georeferencing (CRS and geotransform); "
+                             "georeference it first, e.g. with gdal_translate -a_srs -a_ullr")
+        if transform[2] != 0 or transform[4] != 0:
+            raise InputError(f"{role} {path} is rotated (geotransform {transform}); "
+                             "warp it to a north-up grid first with gdalwarp")
+        return cls(dataset.RasterXSize, dataset.RasterYSize, transform, projection)
+
+    @property
+    def pixel_size(self) -> float:
+        return abs(self.geotransform[1])
+
+    def bounds(self) -> Tuple[float, float, float, float]:
+        """``(xmin, ymin, xmax, ymax)`` in the grid's CRS units."""
+        x0, dx, _, y0, _, dy = self.geotransform
+        xs = (x0, x0 + dx * self.width)
+        ys = (y0, y0 + dy * self.height)
+        return min(xs), min(ys), max(xs), max(ys)
+
+    def srs(self) -> osr.SpatialReference:
+        reference = osr.SpatialReference()
+        reference.ImportFromWkt(self.projection)
+        reference.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        return reference
+
+    def crs_name(self) -> str:
+        """``EPSG:32633 (WGS 84 / UTM zone 33N)``, or the CRS name alone."""
+        reference = self.srs()
+        code = reference.GetAuthorityCode(None)
+        authority = reference.GetAuthorityName(None)
+        name = reference.GetName() or "unnamed CRS"
+        return f"{authority}:{code} ({name})" if code and authority else name
+
+
+@dataclass(frozen=True)
+class BandSource:
+    """One band of one GDAL dataset, by dataset name and 1-based band number."""
+
+    dataset_name: str
+    band: int
+    grid: Grid
+    data_type: int
+    nodata: Optional[float]
+    description: str = ""
+
+
+def band_sources(dataset_name: str, dataset: gdal.Dataset, role: str) -> List[BandSource]:
+    """All bands of an open dataset as :class:`BandSource` s."""
+    grid = Grid.of(dataset, role, dataset_name)
+    sources = []
+    for number in range(1, dataset.RasterCount + 1):
+        band = dataset.GetRasterBand(number)
+        sources.append(BandSource(dataset_name, number, grid, band.DataType, band.GetNoDataValue(),
+                                  band.GetMetadataItem("BANDNAME") or band.GetDescription()))
+    return sources
+
+
+def same_crs(first: Grid, second: Grid) -> bool:
+    return bool(first.srs().IsSame(second.srs()))
+
+
+def grid_vrt_xml(grid: Grid, sources: Sequence[BandSource], descriptions: Sequence[str],
+                 resampling: str = "nearest") -> str:
+    """VRT text placing each source band on ``grid`` (same CRS), one output band per source.
+
+    Each source keeps its own extent and pixel size; GDAL resamples it onto
+    the grid with ``resampling`` when a window is read. Grid pixels a source
+    does not cover read as 0.
+    """
+    x0, dx, _, y0, _, dy = grid.geotransform
+    bands_xml = []
+    for index, (source, description) in enumerate(zip(sources, descriptions), start=1):
+        sx0, sdx, _, sy0, _, sdy = source.grid.geotransform
+        destination = (f'<DstRect xOff="{(sx0 - x0) / dx!r}" yOff="{(sy0 - y0) / dy!r}" '
+                       f'xSize="{source.grid.width * sdx / dx!r}" ySize="{source.grid.height * sdy / dy!r}"/>')
+        nodata = "" if source.nodata is None else f"<NoDataValue>{source.nodata!r}</NoDataValue>"
+        bands_xml.append(
+            f'<VRTRasterBand dataType="{gdal.GetDataTypeName(source.data_type)}" band="{index}">'
+            f"<Description>{escape(description)}</Description>{nodata}"
+            f'<SimpleSource resampling="{resampling}">'
+            f'<SourceFilename relativeToVRT="0">{escape(source.dataset_name)}</SourceFilename>'
+            f"<SourceBand>{source.band}</SourceBand>"
+            f'<SrcRect xOff="0" yOff="0" xSize="{source.grid.width}" ySize="{source.grid.height}"/>'
+            f"{destination}</SimpleSource></VRTRasterBand>")
+    return (f'<VRTDataset rasterXSize="{grid.width}" rasterYSize="{grid.height}">'
+            f"<SRS>{escape(grid.projection)}</SRS>"
+            f"<GeoTransform>{', '.join(repr(v) for v in grid.geotransform)}</GeoTransform>"
+            + "".join(bands_xml) + "</VRTDataset>")
+
+
+def vsimem_path(stem: str, suffix: str = ".vrt") -> str:
+    """A fresh ``/vsimem/`` file name; the caller unlinks it with ``gdal.Unlink``."""
+    return f"/vsimem/cloudremoval_{stem}_{uuid.uuid4().hex}{suffix}"
+
+
+def stack_bands(paths: Sequence[str], role: str = "Sentinel-1 raster") -> str:
+    """Stack the first band of each file into one virtual raster; returns its ``/vsimem/`` path.
+
+    Meant for VV and VH shipped as separate files (BigEarthNet-S1, many
+    download portals): ``stack_bands([vv_path, vh_path])`` gives a two-band
+    raster whose band 1 is VV and band 2 is VH. The files may differ in extent
+    and resolution (the stack takes the finest one) but not in CRS. Nothing is
+    copied. Free it with ``gdal.Unlink(path)`` when done.
+    """
+    if not paths:
+        raise InputError(f"no {role} files given to stack")
+    grids = []
+    for path in paths:
+        dataset = open_raster(path, role)
+        grids.append(Grid.of(dataset, role, path))
+    for path, grid in zip(paths[1:], grids[1:]):
+        if not same_crs(grids[0], grid):
+            raise InputError(f"{role} files {paths[0]} and {path} are in different CRSs "
+                             f"({grids[0].crs_name()} and {grid.crs_name()}); reproject one of them first")
+    target = vsimem_path("stack")
+    absolute = [p if _is_virtual(p) else os.path.abspath(p) for p in paths]
+    options = gdal.BuildVRTOptions(separate=True, resolution="highest")
+    stacked = gdal.BuildVRT(target, absolute, options=options)
+    if stacked is None:
+        raise InputError(f"could not stack {', '.join(paths)}: {gdal.GetLastErrorMsg()}")
+    stacked.FlushCache()
+    stacked = None
+    return target
+
+
+def decimated_sample(dataset: gdal.Dataset, band_numbers: Sequence[int],
+                     size: int = SAMPLE_SIZE) -> np.ndarray:
+    """A ``(bands, h, w)`` float32 nearest-neighbour sample of the whole raster, ``h, w <= size``.
+
+    Reads through overviews where the format has them (JPEG 2000 resolution
+    levels, GeoTIFF overviews), so it is cheap on full Sentinel-2 tiles.
+    """
+    scale = max(dataset.RasterXSize, dataset.RasterYSize) / float(size)
+    width = max(1, min(dataset.RasterXSize, int(round(dataset.RasterXSize / max(scale, 1.0)))))
+    height = max(1, min(dataset.RasterYSize, int(round(dataset.RasterYSize / max(scale, 1.0)))))
+    sample = dataset.ReadAsArray(0, 0, dataset.RasterXSize, dataset.RasterYSize, buf_xsize=width,
+                                 buf_ysize=height, buf_type=gdal.GDT_Float32, band_list=list(band_numbers))
+    return sample.reshape(len(band_numbers), height, width)

@@ -1,0 +1,169 @@
+"""Sentinel-1 input in any CRS, resolution and extent, warped onto the Sentinel-2 grid.
+
+The S1 raster is wrapped in a warped VRT whose grid is the S2 grid; reading
+a window warps just that window (bilinear), so no full-scene copy is made.
+Values in dB or linear power are detected from a sample unless the user
+says which; the reader always returns dB.
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+import numpy as np
+from osgeo import gdal, osr
+
+from .model_info import ModelInfo
+from .raster_source import Grid, InputError, decimated_sample, open_raster, vsimem_path
+from .request import S1_UNITS, RemovalRequest
+from .scaling import linear_to_db
+
+ROLE = "Sentinel-1 raster"
+#: Share of sampled values that must be negative to call the raster dB, or in (0, 1] to call it linear power.
+UNITS_MAJORITY = 0.5
+#: S1 backscatter is smooth enough at 10 m for bilinear; nearest would add blockiness at coarser inputs.
+RESAMPLING = "bilinear"
+#: Start of the note that states the detected units (the scene also lists it among its warnings).
+UNITS_DETECTED = "Sentinel-1 values detected as"
+
+
+@dataclass
+class Sentinel1Source:
+    """Sentinel-1 VV/VH warped onto an S2 grid, read window by window in dB."""
+
+    warped: gdal.Dataset
+    units: str  # "db" or "linear": what the file holds
+    fill_db: np.ndarray  # (bands,) value given to pixels without S1 data (the low clip bound)
+    notes: List[str] = field(default_factory=list)
+    temporary_files: List[str] = field(default_factory=list)
+
+    def read(self, x0: int, y0: int, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
+        """``(s1_db, s1_valid)``: ``(bands, h, w)`` float32 dB and ``(h, w)`` bool coverage.
+
+        Pixels outside the S1 footprint, S1 nodata and non-positive linear
+        power are invalid and hold ``fill_db`` of their band.
+        """
+        count = self.warped.RasterCount
+        values = self.warped.ReadAsArray(x0, y0, width, height, buf_type=gdal.GDT_Float32)
+        values = values.reshape(count, height, width)
+        if self.units == "linear":
+            values = linear_to_db(values)
+        valid = np.all(np.isfinite(values), axis=0)
+        for index in range(count):
+            values[index][~valid] = self.fill_db[index]
+        return values, valid
+
+    def close(self) -> None:
+        self.warped = None
+        for path in self.temporary_files:
+            gdal.Unlink(path)
+        self.temporary_files = []
+
+
+def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> Sentinel1Source:
+    """Open ``request.s1_path`` and warp its VV/VH bands (``request.s1_bands``) onto ``s2_grid``.
+
+    Raises :class:`InputError` for a missing or unreadable file, band numbers
+    beyond the raster, a raster without georeferencing, S1 that does not
+    overlap S2, or values that are neither dB nor linear power.
+    """
+    path = request.s1_path
+    dataset = open_raster(path, ROLE)
+    if request.s1_units not in S1_UNITS:
+        raise InputError(f"unknown Sentinel-1 units '{request.s1_units}'; use one of {', '.join(S1_UNITS)}")
+    band_numbers = check_band_numbers(request.s1_bands, info, dataset, path)
+    s1_grid = Grid.of(dataset, ROLE, path)
+    check_overlap(s1_grid, s2_grid, path)
+    notes = []
+    if request.s1_units == "auto":
+        units, why = detect_units(dataset, band_numbers[0], path)
+        notes.append(f"{UNITS_DETECTED} {'dB' if units == 'db' else 'linear power'} ({why}); "
+                     "set the Sentinel-1 units option to override")
+    else:
+        units = request.s1_units
+        notes.append(f"Sentinel-1 values taken as {'dB' if units == 'db' else 'linear power'} (user setting)")
+    selected = vsimem_path("s1_bands")
+    gdal.Translate(selected, dataset, options=gdal.TranslateOptions(format="VRT", bandList=band_numbers))
+    warped = warp_to_grid(selected, s2_grid)
+    fill = np.array([info.sar_clip_db[b][0] for b in info.sar_bands], dtype=np.float32)
+    notes.append(f"Sentinel-1: {path} bands {band_numbers} as {', '.join(info.sar_bands)}, "
+                 f"{s1_grid.crs_name()}, pixel size {s1_grid.pixel_size:g}, warped window by window onto the "
+                 f"Sentinel-2 grid ({RESAMPLING})")
+    return Sentinel1Source(warped, units, fill, notes, [selected])
+
+
+def check_band_numbers(numbers: List[int], info: ModelInfo, dataset: gdal.Dataset, path: str) -> List[int]:
+    wanted = list(info.sar_bands)
+    if len(numbers) != len(wanted):
+        raise InputError(f"{len(numbers)} Sentinel-1 band number(s) given but the model needs {len(wanted)} "
+                         f"({', '.join(wanted)}); give one band number per polarisation")
+    count = dataset.RasterCount
+    for name, number in zip(wanted, numbers):
+        if not 1 <= int(number) <= count:
+            raise InputError(f"Sentinel-1 band {name} is set to band {number}, but {path} has only {count} "
+                             f"band{'s' if count != 1 else ''}; for VV and VH in separate files stack them "
+                             "first (stack_bands / a two-band VRT)")
+    return [int(n) for n in numbers]
+
+
+def s1_bounds_in(s1_grid: Grid, s2_grid: Grid) -> Tuple[float, float, float, float]:
+    """The S1 footprint's bounding box in the S2 CRS (edges densified, so curved edges are covered)."""
+    if s1_grid.srs().IsSame(s2_grid.srs()):
+        return s1_grid.bounds()
+    transform = osr.CoordinateTransformation(s1_grid.srs(), s2_grid.srs())
+    return tuple(transform.TransformBounds(*s1_grid.bounds(), 21))
+
+
+def check_overlap(s1_grid: Grid, s2_grid: Grid, path: str) -> None:
+    s1 = s1_bounds_in(s1_grid, s2_grid)
+    s2 = s2_grid.bounds()
+    if s1[0] < s2[2] and s2[0] < s1[2] and s1[1] < s2[3] and s2[1] < s1[3]:
+        return
+    raise InputError(
+        f"Sentinel-1 raster {os.path.basename(path)} does not overlap the Sentinel-2 scene: in "
+        f"{s2_grid.crs_name()} S1 covers {_extent_text(s1)} and S2 covers {_extent_text(s2)}; "
+        "choose a Sentinel-1 scene of the same area")
+
+
+def _extent_text(bounds: Tuple[float, float, float, float]) -> str:
+    xmin, ymin, xmax, ymax = bounds
+    return f"x {xmin:.1f} to {xmax:.1f}, y {ymin:.1f} to {ymax:.1f}"
+
+
+def detect_units(dataset: gdal.Dataset, band_number: int, path: str) -> Tuple[str, str]:
+    """``("db" | "linear", reason)`` from a decimated sample of one band.
+
+    Calibrated backscatter in dB is mostly negative (about -30 to 0); linear
+    power is positive and mostly at most 1. Zeros, nodata and non-finite
+    values are left out (0 marks no data in linear S1 products).
+    """
+    sample = decimated_sample(dataset, [band_number])[0]
+    nodata = dataset.GetRasterBand(band_number).GetNoDataValue()
+    keep = np.isfinite(sample) & (sample != 0)
+    if nodata is not None and not np.isnan(nodata):
+        keep &= sample != np.float32(nodata)
+    values = sample[keep]
+    if values.size == 0:
+        raise InputError(f"{ROLE} {path} has no valid pixels in band {band_number} (all nodata or 0); "
+                         "check that it is the right file and band")
+    negative = float(np.mean(values < 0))
+    if negative >= UNITS_MAJORITY:
+        return "db", f"{negative:.0%} of sampled values are negative"
+    unit_range = float(np.mean((values > 0) & (values <= 1)))
+    if unit_range >= UNITS_MAJORITY:
+        return "linear", f"{unit_range:.0%} of sampled values lie in (0, 1]"
+    raise InputError(
+        f"{ROLE} {path} holds values that look neither like dB (mostly negative) nor like linear power "
+        f"(mostly in (0, 1]): median {float(np.median(values)):.3g}; give calibrated backscatter (sigma0 or "
+        "gamma0) or set the Sentinel-1 units option")
+
+
+def warp_to_grid(source_path: str, grid: Grid) -> gdal.Dataset:
+    """A virtual warped dataset of ``source_path`` on ``grid``, float32, NaN where there is no data."""
+    options = gdal.WarpOptions(format="VRT", dstSRS=grid.projection, outputBounds=grid.bounds(),
+                               width=grid.width, height=grid.height, resampleAlg=RESAMPLING,
+                               outputType=gdal.GDT_Float32, dstNodata=float("nan"), multithread=False)
+    warped = gdal.Warp("", source_path, options=options)
+    if warped is None:
+        raise InputError(f"could not warp the Sentinel-1 raster onto the Sentinel-2 grid: {gdal.GetLastErrorMsg()}")
+    return warped

@@ -1,0 +1,385 @@
+"""Sentinel-2 input as users have it, read window by window in model band order.
+
+Accepted inputs (:func:`open_sentinel2`):
+
+* a multi-band raster (GeoTIFF, VRT, ...): a 13-band L1C stack such as
+  SEN12MS-CR's, or any stack with a band mapping;
+* one file per band at 10/20/60 m (``RemovalRequest.s2_band_paths``);
+* an L1C ``.SAFE`` folder, its ``.zip`` or its ``MTD_MSIL1C.xml`` (GDAL's
+  SENTINEL2 driver; the 10, 20 and 60 m subdatasets are combined).
+
+Bands at 20 and 60 m are put on the grid of the finest band with nearest
+neighbour resampling: it keeps native DN values (no blurred edges across
+land/water or cloud borders) and each coarse pixel becomes a block of 10 m
+pixels, which is also what Earth Engine's default resampling gives.
+Nothing is copied; a virtual raster (VRT) is read window by window.
+"""
+
+import os
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+from osgeo import gdal
+
+from . import bands
+from .model_info import ModelInfo
+from .raster_source import (BandSource, Grid, InputError, band_sources, decimated_sample, grid_vrt_xml,
+                            open_raster, same_crs)
+from .request import BASELINE_OFFSET, RemovalRequest
+
+ROLE = "Sentinel-2 raster"
+FILL_RULES = ("zero", "nearest")
+#: Bands whose low percentile reveals an un-removed +1000 DN offset (dark surfaces are dark there).
+OFFSET_HINT_BANDS = ("B2", "B3", "B4")
+OFFSET_HINT_PERCENTILE = 1.0
+
+
+@dataclass
+class ProductMetadata:
+    """What the product-level metadata (``MTD_MSIL1C.xml``) says about radiometry."""
+
+    processing_baseline: Optional[str] = None
+    product_type: str = ""
+    #: Band name -> RADIO_ADD_OFFSET in DN (negative: -1000 from baseline 04.00).
+    radio_add_offset: Dict[str, float] = field(default_factory=dict)
+
+
+def parse_product_metadata(xml_text: bytes) -> ProductMetadata:
+    """Read baseline, product type and RADIO_ADD_OFFSET from ``MTD_MSIL1C.xml`` text.
+
+    ``RADIO_ADD_OFFSET band_id`` counts bands in ESA order B1..B8, B8A, B9..B12,
+    which is :data:`bands.S2_BANDS`.
+    """
+    try:
+        root = ElementTree.fromstring(xml_text)
+    except ElementTree.ParseError as exc:
+        raise InputError(f"Sentinel-2 product metadata is not valid XML ({exc}); "
+                         "the .SAFE product may be incomplete, download it again") from None
+    metadata = ProductMetadata()
+    for element in root.iter():
+        tag = element.tag.rsplit("}", 1)[-1]
+        text = (element.text or "").strip()
+        if tag == "PROCESSING_BASELINE":
+            metadata.processing_baseline = text
+        elif tag == "PRODUCT_TYPE":
+            metadata.product_type = text
+        elif tag == "RADIO_ADD_OFFSET":
+            band_id = int(element.get("band_id", "-1"))
+            if 0 <= band_id < len(bands.S2_BANDS):
+                metadata.radio_add_offset[bands.S2_BANDS[band_id]] = float(text)
+    return metadata
+
+
+def baseline_has_offset(baseline: Optional[str]) -> bool:
+    """True for processing baselines from :data:`bands.BASELINE_OFFSET_FROM` on ("04.00" and later)."""
+    if not baseline:
+        return False
+    try:
+        return tuple(int(p) for p in baseline.split(".")) >= tuple(
+            int(p) for p in bands.BASELINE_OFFSET_FROM.split("."))
+    except ValueError:
+        return False
+
+
+@dataclass
+class Sentinel2Source:
+    """An opened Sentinel-2 input on its 10 m grid, ready for windowed reads."""
+
+    dataset: gdal.Dataset
+    description: str
+    grid: Grid
+    model_bands: List[str]
+    #: Model band -> 1-based band of ``dataset``; bands not in it are filled.
+    band_numbers: Dict[str, int]
+    #: Filled model band -> the model band it copies, or None for zeros.
+    fills: Dict[str, Optional[str]]
+    #: DN subtracted from each model band (processing-baseline offset), model order.
+    offset_dn: np.ndarray
+    warnings: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    is_safe: bool = False
+    product: Optional[ProductMetadata] = None
+
+    @property
+    def mapped_bands(self) -> List[str]:
+        return [b for b in self.model_bands if b in self.band_numbers]
+
+    def _nodata(self) -> List[Optional[float]]:
+        return [self.dataset.GetRasterBand(self.band_numbers[b]).GetNoDataValue() for b in self.mapped_bands]
+
+    def valid_mask(self, raw: np.ndarray) -> np.ndarray:
+        """``(h, w)`` bool from ``(mapped bands, h, w)`` raw DN: False where a band is nodata or all are 0."""
+        valid = np.any(raw != 0, axis=0)
+        for values, nodata in zip(raw, self._nodata()):
+            if nodata is not None:
+                valid &= ~(np.isnan(values) if np.isnan(nodata) else values == np.float32(nodata))
+        return valid
+
+    def read_raw(self, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+        """``(mapped bands, h, w)`` float32 DN as stored, no offset removed."""
+        numbers = [self.band_numbers[b] for b in self.mapped_bands]
+        raw = self.dataset.ReadAsArray(x0, y0, width, height, buf_type=gdal.GDT_Float32, band_list=numbers)
+        return raw.reshape(len(numbers), height, width)
+
+    def read(self, x0: int, y0: int, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
+        """``(s2_dn, s2_valid)``: ``(model bands, h, w)`` float32 DN, offset removed and clipped at 0,
+        0 where invalid; ``(h, w)`` bool validity."""
+        raw = self.read_raw(x0, y0, width, height)
+        valid = self.valid_mask(raw)
+        out = np.zeros((len(self.model_bands), height, width), dtype=np.float32)
+        position = {b: i for i, b in enumerate(self.model_bands)}
+        for values, name in zip(raw, self.mapped_bands):
+            index = position[name]
+            np.subtract(values, self.offset_dn[index], out=out[index])
+        np.maximum(out, 0.0, out=out)
+        out[:, ~valid] = 0.0
+        for name, copy_of in self.fills.items():
+            if copy_of is not None:
+                out[position[name]] = out[position[copy_of]]
+        return out, valid
+
+    def close(self) -> None:
+        self.dataset = None
+
+
+def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
+    """Open the Sentinel-2 input of ``request`` for the bands of ``info``.
+
+    Raises :class:`InputError` for a missing or unreadable file, a band
+    mapping that does not fit the raster, an unknown fill rule or baseline
+    setting, or a raster without valid pixels.
+    """
+    if request.fill_rule not in FILL_RULES:
+        raise InputError(f"unknown fill rule '{request.fill_rule}'; use one of {', '.join(FILL_RULES)}")
+    if request.baseline_offset not in BASELINE_OFFSET:
+        raise InputError(f"unknown baseline offset setting '{request.baseline_offset}'; "
+                         f"use one of {', '.join(BASELINE_OFFSET)}")
+    model_bands = list(info.optical_bands)
+    if request.s2_band_paths:
+        source = _open_band_files(request.s2_band_paths, model_bands)
+    else:
+        product_xml = _safe_metadata_path(request.s2_path)
+        dataset = open_raster(product_xml or request.s2_path, ROLE)
+        if dataset.GetDriver().ShortName == "SENTINEL2":
+            source = _open_safe(request.s2_path, dataset, model_bands)
+        else:
+            source = _open_stack(request.s2_path, dataset, request.s2_bands, model_bands)
+    _plan_fills(source, request.fill_rule)
+    _plan_offset(source, request.baseline_offset)
+    return source
+
+
+def _safe_metadata_path(path: str) -> Optional[str]:
+    """``MTD_MSIL1C.xml`` (or L2A's) inside a ``.SAFE`` folder, which GDAL 3.6 does not open by itself."""
+    if not path or not os.path.isdir(path):
+        return None
+    for name in ("MTD_MSIL1C.xml", "MTD_MSIL2A.xml"):
+        candidate = os.path.join(path, name)
+        if os.path.isfile(candidate):
+            return candidate
+    raise InputError(f"{ROLE} {path} is a folder but not a Sentinel-2 .SAFE product (no MTD_MSIL1C.xml in it); "
+                     "choose the .SAFE folder, its .zip, or a raster file")
+
+
+def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, int]],
+                model_bands: List[str]) -> Sentinel2Source:
+    count = dataset.RasterCount
+    if count == 0:
+        raise InputError(f"{ROLE} {path} has no raster bands (it holds {len(dataset.GetSubDatasets())} "
+                         "subdatasets); open the subdataset you want or export the bands to one GeoTIFF")
+    if mapping:
+        unknown = [b for b in mapping if b not in model_bands]
+        if unknown:
+            raise InputError(f"band mapping names {', '.join(unknown)}, which the model does not use; "
+                             f"the model's bands are {', '.join(model_bands)}")
+        for name, number in mapping.items():
+            if not 1 <= int(number) <= count:
+                raise InputError(f"band mapping puts {name} at band {number}, but {path} has only {count} "
+                                 f"band{'s' if count != 1 else ''}; give band numbers from 1 to {count}")
+        numbers = {b: int(mapping[b]) for b in model_bands if b in mapping}
+        how = "the band mapping"
+    else:
+        numbers = _numbers_from_descriptions(dataset, model_bands)
+        how = "band descriptions"
+        if numbers is None:
+            if count != len(model_bands):
+                raise InputError(
+                    f"{ROLE} {path} has {count} band{'s' if count != 1 else ''} but the model needs "
+                    f"{len(model_bands)} ({', '.join(model_bands)}); give a band mapping that says which "
+                    "band is which (a model band left out, such as B10 of L2A data, is filled by the fill rule)")
+            numbers = {b: i + 1 for i, b in enumerate(model_bands)}
+            how = "band order (band i is model band i)"
+    if not numbers:
+        raise InputError(f"band mapping for {path} maps no band the model uses; map at least the visible bands")
+    grid = Grid.of(dataset, ROLE, path)
+    source = Sentinel2Source(dataset, os.path.basename(path), grid, model_bands, numbers, {},
+                             np.zeros(len(model_bands), np.float32))
+    source.notes.append(f"Sentinel-2: {path}, {count} bands, model bands taken by {how}")
+    return source
+
+
+def _numbers_from_descriptions(dataset: gdal.Dataset, model_bands: List[str]) -> Optional[Dict[str, int]]:
+    """Model band -> band number when every band is described by a distinct model band name."""
+    names = [(dataset.GetRasterBand(i).GetDescription() or "").strip().upper()
+             for i in range(1, dataset.RasterCount + 1)]
+    upper = {b.upper(): b for b in model_bands}
+    names = [upper.get(n) or upper.get(n.replace("B0", "B", 1)) for n in names]
+    if None in names or len(set(names)) != len(names):
+        return None
+    return {name: number for number, name in enumerate(names, start=1)}
+
+
+def _open_band_files(paths: Dict[str, str], model_bands: List[str]) -> Sentinel2Source:
+    unknown = [b for b in paths if b not in model_bands]
+    if unknown:
+        raise InputError(f"per-band files given for {', '.join(unknown)}, which the model does not use; "
+                         f"name the files by model band ({', '.join(model_bands)})")
+    names = [b for b in model_bands if b in paths]
+    sources: List[BandSource] = []
+    for name in names:
+        path = paths[name]
+        dataset = open_raster(path, f"{ROLE} for band {name}")
+        if dataset.RasterCount == 0:
+            raise InputError(f"{ROLE} for band {name} ({path}) has no raster bands")
+        sources.append(band_sources(os.path.abspath(path), dataset, f"{ROLE} for band {name}")[0])
+    return _assemble(sources, names, model_bands, description=f"{len(names)} per-band files",
+                     note_prefix="Sentinel-2: one file per band")
+
+
+def _assemble(sources: List[BandSource], names: List[str], model_bands: List[str], description: str,
+              note_prefix: str) -> Sentinel2Source:
+    """Put ``sources`` (one per model band in ``names``) on the grid of the finest one."""
+    finest = min(sources, key=lambda s: s.grid.pixel_size)
+    for name, source in zip(names, sources):
+        if not same_crs(finest.grid, source.grid):
+            raise InputError(f"Sentinel-2 band {name} ({source.dataset_name}) is in {source.grid.crs_name()} but "
+                             f"the other bands are in {finest.grid.crs_name()}; give bands of one product")
+    dataset = gdal.Open(grid_vrt_xml(finest.grid, sources, names))
+    numbers = {name: i + 1 for i, name in enumerate(names)}
+    source = Sentinel2Source(dataset, description, finest.grid, model_bands, numbers, {},
+                             np.zeros(len(model_bands), np.float32))
+    resolutions = sorted({round(s.grid.pixel_size, 3) for s in sources})
+    source.notes.append(f"{note_prefix} at {', '.join(f'{r:g}' for r in resolutions)} m, put on the "
+                        f"{finest.grid.pixel_size:g} m grid of {finest.description or names[0]} (nearest neighbour)")
+    return source
+
+
+def _open_safe(path: str, product: gdal.Dataset, model_bands: List[str]) -> Sentinel2Source:
+    by_zone: Dict[str, List[str]] = {}
+    for name, _ in product.GetSubDatasets():
+        head, resolution, zone = name.rsplit(":", 2)
+        if resolution.endswith("m"):
+            by_zone.setdefault(zone, []).append(name)
+    if not by_zone:
+        raise InputError(f"{ROLE} {path} is a Sentinel-2 product without image subdatasets; "
+                         "the download may be incomplete")
+    zone = next(iter(by_zone))
+    sources, names = [], []
+    for name in by_zone[zone]:
+        dataset = open_raster(name, ROLE)
+        for band in band_sources(name, dataset, ROLE):
+            if band.description in model_bands and band.description not in names:
+                sources.append(band)
+                names.append(band.description)
+    order = sorted(range(len(names)), key=lambda i: model_bands.index(names[i]))
+    sources, names = [sources[i] for i in order], [names[i] for i in order]
+    source = _assemble(sources, names, model_bands, description=os.path.basename(path.rstrip("/")),
+                       note_prefix=f"Sentinel-2 product {os.path.basename(path.rstrip('/'))}: bands")
+    source.is_safe = True
+    if len(by_zone) > 1:
+        source.warnings.append(f"the product spans {len(by_zone)} UTM zones; only {zone} is read, "
+                               "the other zone's pixels are treated as nodata")
+    xml_path = product.GetSubDatasets()[0][0].rsplit(":", 2)[0].split(":", 1)[1]
+    source.product = parse_product_metadata(_read_vsi_file(xml_path))
+    if source.product.product_type and "1C" not in source.product.product_type:
+        source.warnings.append(f"the product is {source.product.product_type}, not Level-1C; the model was "
+                               "trained on Level-1C top-of-atmosphere reflectance, expect a colour shift")
+    return source
+
+
+def _read_vsi_file(path: str) -> bytes:
+    """A whole (small) file through GDAL's virtual file system, so zipped products work too."""
+    handle = gdal.VSIFOpenL(path, "rb")
+    if handle is None:
+        raise InputError(f"cannot read the Sentinel-2 product metadata {path}")
+    try:
+        size = gdal.VSIStatL(path).size
+        return bytes(gdal.VSIFReadL(1, size, handle))
+    finally:
+        gdal.VSIFCloseL(handle)
+
+
+def _plan_fills(source: Sentinel2Source, rule: str) -> None:
+    available = source.mapped_bands
+    for name in source.model_bands:
+        if name in source.band_numbers:
+            continue
+        if rule == "nearest":
+            wavelength = bands.S2_CENTRAL_WAVELENGTH_NM[name]
+            copy_of = min(available, key=lambda b: abs(bands.S2_CENTRAL_WAVELENGTH_NM[b] - wavelength))
+            source.fills[name] = copy_of
+            source.warnings.append(f"model band {name} is not in the input; filled with a copy of {copy_of}, "
+                                   "the nearest band in wavelength (fill rule 'nearest')")
+        else:
+            source.fills[name] = None
+            source.warnings.append(f"model band {name} is not in the input; filled with zeros (fill rule 'zero')")
+
+
+def _plan_offset(source: Sentinel2Source, setting: str) -> None:
+    """Decide the DN to subtract per band from the product metadata and the user's setting."""
+    product = source.product
+    if setting == "none":
+        source.notes.append("processing-baseline offset: none subtracted (setting 'none')")
+        return
+    if source.is_safe and product is not None:
+        from_metadata = {b: -v for b, v in product.radio_add_offset.items() if v}
+        if not from_metadata and baseline_has_offset(product.processing_baseline):
+            from_metadata = {b: bands.BASELINE_OFFSET_DN for b in source.model_bands}
+        if from_metadata or setting == "auto":
+            for index, name in enumerate(source.model_bands):
+                source.offset_dn[index] = from_metadata.get(name, 0.0)
+            amounts = sorted({float(v) for v in source.offset_dn})
+            source.notes.append(f"processing baseline {product.processing_baseline or 'unknown'}: subtracting "
+                                f"{' / '.join(f'{a:g}' for a in amounts)} DN (from the product metadata)")
+            return
+    if setting == "subtract":
+        source.offset_dn[:] = bands.BASELINE_OFFSET_DN
+        source.notes.append(f"processing-baseline offset: subtracting {bands.BASELINE_OFFSET_DN:g} DN "
+                            "(setting 'subtract')")
+
+
+def check_has_data(source: Sentinel2Source, path: str) -> np.ndarray:
+    """Raw DN ``(mapped bands, n)`` of the valid pixels in a decimated sample.
+
+    Raises :class:`InputError` when no sampled pixel is valid (an all-nodata input).
+    """
+    numbers = [source.band_numbers[b] for b in source.mapped_bands]
+    sample = decimated_sample(source.dataset, numbers)
+    valid = source.valid_mask(sample)
+    if not valid.any():
+        raise InputError(f"{ROLE} {path} holds no valid pixels (every sampled pixel is nodata or 0 in all "
+                         "bands); check that it is the right file")
+    return sample[:, valid]
+
+
+def offset_hint(source: Sentinel2Source, valid_sample: np.ndarray) -> Optional[str]:
+    """A warning when a non-SAFE input looks like baseline >= 04.00 data with its +1000 DN offset kept.
+
+    ``valid_sample`` is ``(mapped bands, n)`` raw DN of valid pixels. Without
+    the offset, dark surfaces (water, dense vegetation) put the low percentile
+    of the visible bands well below 1000 DN; with it nothing is below 1000.
+    """
+    if source.is_safe or np.any(source.offset_dn) or valid_sample.shape[1] == 0:
+        return None
+    rows = [source.mapped_bands.index(b) for b in OFFSET_HINT_BANDS if b in source.mapped_bands]
+    if not rows:
+        return None
+    low = min(float(np.percentile(valid_sample[r], OFFSET_HINT_PERCENTILE)) for r in rows)
+    if low < bands.BASELINE_OFFSET_DN:
+        return None
+    return (f"the darkest 1% of pixels in the visible bands ({', '.join(OFFSET_HINT_BANDS)}) are at or above "
+            f"{low:.0f} DN, as in Sentinel-2 data of processing baseline {bands.BASELINE_OFFSET_FROM} or later "
+            f"with its +{bands.BASELINE_OFFSET_DN:g} DN offset; if this is such data, set the baseline offset "
+            "option to 'subtract'")

@@ -1,0 +1,405 @@
+"""Sentinel-1/2 inputs as users have them, read window by window (core.inputs).
+
+Real GDAL on real samples: the SEN12MS-CR stack, BigEarthNet per-band files
+at 10/20/60 m, and a Sentinel-2 L1C .SAFE product assembled from BigEarthNet
+bands as JPEG 2000 granule files.
+"""
+
+import hashlib
+import os
+import re
+import zipfile
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+
+from qgis_cloudremoval.core import bands
+from qgis_cloudremoval.core.inputs import InputError, check_inputs, open_scene, stack_bands
+from qgis_cloudremoval.core.model_info import ModelInfo
+from qgis_cloudremoval.core.request import RemovalRequest
+from qgis_cloudremoval.core.sentinel2 import baseline_has_offset, parse_product_metadata
+
+SAR = ModelInfo()
+OPTICAL = ModelInfo(sar_bands=[])
+L2A_BANDS = [b for b in bands.S2_BANDS if b != "B10"]
+
+
+def request(s2_path="", **kwargs) -> RemovalRequest:
+    return RemovalRequest(s2_path=s2_path, model_path="model.onnx", output_path="out.tif", **kwargs)
+
+
+def read(path, band=None):
+    dataset = gdal.Open(str(path))
+    return (dataset.GetRasterBand(band) if band else dataset).ReadAsArray().astype(np.float32)
+
+
+def write_like(path, template, array, dtype=gdal.GDT_Float32, nodata=None):
+    """A GeoTIFF with ``template``'s georeferencing holding ``array`` (bands, h, w)."""
+    source = gdal.Open(str(template))
+    array = array.reshape((-1,) + array.shape[-2:])
+    out = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[2], array.shape[1], array.shape[0], dtype)
+    out.SetGeoTransform(source.GetGeoTransform())
+    out.SetProjection(source.GetProjection())
+    for index, values in enumerate(array, start=1):
+        out.GetRasterBand(index).WriteArray(values)
+        if nodata is not None:
+            out.GetRasterBand(index).SetNoDataValue(nodata)
+    out = None
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def sen12(sen12mscr_dir):
+    name = "ROIs1158_spring_101_30.tif"
+    return {"s2": str(sen12mscr_dir / "s2_cloudFree" / name), "s1": str(sen12mscr_dir / "s1" / name)}
+
+
+@pytest.fixture(scope="module")
+def pair(bigearthnet_pairs):
+    return bigearthnet_pairs[0]
+
+
+@pytest.fixture
+def s1_stack(pair):
+    path = stack_bands([pair["vv"], pair["vh"]])
+    yield path
+    gdal.Unlink(path)
+
+
+# --- Sentinel-2 ------------------------------------------------------------------------------------------------
+
+
+def test_sen12mscr_stack_window_equals_direct_gdal_read(sen12):
+    digest = hashlib.sha256(open(sen12["s2"], "rb").read()).hexdigest()
+    with open_scene(request(sen12["s2"], s1_path=sen12["s1"]), SAR) as scene:
+        window = scene.read(37, 5, 150, 99)
+        assert (scene.width, scene.height) == (256, 256)
+        source = gdal.Open(sen12["s2"])
+        assert scene.geotransform == source.GetGeoTransform()
+        assert osr.SpatialReference(scene.projection).IsSame(osr.SpatialReference(source.GetProjection()))
+        assert scene.band_descriptions == list(bands.S2_BANDS)
+    expected = source.ReadAsArray(37, 5, 150, 99).astype(np.float32)
+    assert window.s2_dn.dtype == np.float32 and window.s2_dn.shape == (13, 99, 150)
+    np.testing.assert_array_equal(window.s2_dn, expected)
+    assert window.s2_valid.all()
+    # S1 is on the same 10 m grid: warping onto it must give the stored dB values back.
+    np.testing.assert_allclose(window.s1_db, read(sen12["s1"])[:, 5:104, 37:187], atol=1e-5)
+    assert window.s1_valid.all()
+    assert hashlib.sha256(open(sen12["s2"], "rb").read()).hexdigest() == digest
+
+
+def test_band_mapping_reorders_and_descriptions_are_used(sen12, tmp_path):
+    reversed_stack = write_like(tmp_path / "reversed.tif", sen12["s2"], read(sen12["s2"])[::-1], gdal.GDT_UInt16)
+    mapping = {name: 13 - i for i, name in enumerate(bands.S2_BANDS)}
+    with open_scene(request(reversed_stack, s2_bands=mapping), OPTICAL) as scene:
+        np.testing.assert_array_equal(scene.read(0, 0, 256, 256).s2_dn, read(sen12["s2"]))
+    # Without a mapping, band descriptions naming the model bands decide.
+    dataset = gdal.Open(reversed_stack, gdal.GA_Update)
+    for number in range(1, 14):
+        dataset.GetRasterBand(number).SetDescription(bands.S2_BANDS[13 - number])
+    dataset = None
+    with open_scene(request(reversed_stack), OPTICAL) as scene:
+        np.testing.assert_array_equal(scene.read(0, 0, 256, 256).s2_dn, read(sen12["s2"]))
+
+
+def test_twelve_band_stack_needs_a_mapping_and_fills_b10(sen12, tmp_path):
+    original = read(sen12["s2"])
+    twelve = write_like(tmp_path / "l2a_like.tif", sen12["s2"], np.delete(original, 10, axis=0), gdal.GDT_UInt16)
+    with pytest.raises(InputError) as error:
+        open_scene(request(twelve), OPTICAL)
+    assert str(error.value) == (
+        f"Sentinel-2 raster {twelve} has 12 bands but the model needs 13 (B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9, "
+        "B10, B11, B12); give a band mapping that says which band is which (a model band left out, such as B10 of "
+        "L2A data, is filled by the fill rule)")
+    mapping = {name: i + 1 for i, name in enumerate(L2A_BANDS)}
+    with open_scene(request(twelve, s2_bands=mapping), OPTICAL) as scene:
+        window = scene.read(0, 0, 256, 256)
+        assert "model band B10 is not in the input; filled with zeros (fill rule 'zero')" in scene.warnings
+    np.testing.assert_array_equal(np.delete(window.s2_dn, 10, axis=0), np.delete(original, 10, axis=0))
+    assert not window.s2_dn[10].any()
+    with open_scene(request(twelve, s2_bands=mapping, fill_rule="nearest"), OPTICAL) as scene:
+        window = scene.read(0, 0, 256, 256)
+        assert ("model band B10 is not in the input; filled with a copy of B11, the nearest band in wavelength "
+                "(fill rule 'nearest')") in scene.warnings
+    np.testing.assert_array_equal(window.s2_dn[10], original[11])
+
+
+def test_band_mapping_errors_name_band_and_band_count(sen12):
+    with pytest.raises(InputError) as error:
+        open_scene(request(sen12["s2"], s2_bands={"B2": 2, "B12": 14}), OPTICAL)
+    assert str(error.value) == (f"band mapping puts B12 at band 14, but {sen12['s2']} has only 13 bands; "
+                                "give band numbers from 1 to 13")
+    with pytest.raises(InputError, match=r"^band mapping names B13, which the model does not use"):
+        open_scene(request(sen12["s2"], s2_bands={"B13": 1}), OPTICAL)
+    with pytest.raises(InputError, match=r"^unknown fill rule 'mean'; use one of zero, nearest$"):
+        open_scene(request(sen12["s2"], fill_rule="mean"), OPTICAL)
+
+
+def test_per_band_files_at_10_20_60_m_on_the_10_m_grid(pair):
+    with open_scene(request(s2_band_paths=pair["s2"]), OPTICAL) as scene:
+        window = scene.read(0, 0, 120, 120)
+        assert (scene.width, scene.height) == (120, 120)
+        assert scene.geotransform == gdal.Open(pair["s2"]["B2"]).GetGeoTransform()
+        assert "model band B10 is not in the input; filled with zeros (fill rule 'zero')" in scene.warnings
+        corner = scene.read(90, 30, 30, 30)
+    assert window.s2_dn.shape == (13, 120, 120)
+    np.testing.assert_array_equal(window.s2_dn[bands.S2_BANDS.index("B2")], read(pair["s2"]["B2"]))
+    # Nearest neighbour: a 10 m pixel takes the value of the 20 m / 60 m pixel it falls in.
+    b5, b1 = read(pair["s2"]["B5"]), read(pair["s2"]["B1"])
+    assert b5.shape == (60, 60) and b1.shape == (20, 20)
+    np.testing.assert_array_equal(window.s2_dn[bands.S2_BANDS.index("B5")], np.kron(b5, np.ones((2, 2))))
+    np.testing.assert_array_equal(window.s2_dn[bands.S2_BANDS.index("B1")], np.kron(b1, np.ones((6, 6))))
+    assert window.s2_dn[bands.S2_BANDS.index("B5"), 37, 51] == b5[18, 25]
+    np.testing.assert_array_equal(corner.s2_dn, window.s2_dn[:, 30:60, 90:120])
+
+
+def test_per_band_files_reject_unknown_band_names(pair):
+    with pytest.raises(InputError, match=r"^per-band files given for B13, which the model does not use"):
+        open_scene(request(s2_band_paths={"B13": pair["s2"]["B2"]}), OPTICAL)
+
+
+def test_nodata_zero_in_all_bands_and_band_nodata_value(sen12, tmp_path):
+    stack = read(sen12["s2"])
+    stack[:, 10:20, 30:50] = 0  # L1C marks no data with 0 in every band
+    stack[:, 100, 100] = 65535
+    path = write_like(tmp_path / "holes.tif", sen12["s2"], stack, gdal.GDT_UInt16, nodata=65535)
+    with open_scene(request(path), OPTICAL) as scene:
+        window = scene.read(0, 0, 256, 256)
+    expected = np.ones((256, 256), bool)
+    expected[10:20, 30:50] = False
+    expected[100, 100] = False
+    np.testing.assert_array_equal(window.s2_valid, expected)
+    assert not window.s2_dn[:, ~expected].any()
+
+
+def test_all_nodata_s2_is_refused_before_work(sen12, tmp_path):
+    path = write_like(tmp_path / "empty.tif", sen12["s2"], np.zeros((13, 64, 64)), gdal.GDT_UInt16)
+    message = (f"Sentinel-2 raster {path} holds no valid pixels (every sampled pixel is nodata or 0 in all bands); "
+               "check that it is the right file")
+    assert check_inputs(request(path), OPTICAL) == [message]
+    with pytest.raises(InputError) as error:
+        open_scene(request(path), OPTICAL)
+    assert str(error.value) == message
+
+
+def test_missing_and_non_raster_files_are_named(tmp_path):
+    missing = str(tmp_path / "nowhere.tif")
+    assert check_inputs(request(missing), OPTICAL) == [f"Sentinel-2 raster not found: {missing}; check the path"]
+    text = tmp_path / "notes.tif"
+    text.write_text("not a raster")
+    with pytest.raises(InputError, match=r"^Sentinel-2 raster .*notes\.tif is not a raster GDAL can read \("):
+        open_scene(request(str(text)), OPTICAL)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(InputError, match=r"is a folder but not a Sentinel-2 \.SAFE product"):
+        open_scene(request(str(folder)), OPTICAL)
+
+
+# --- Processing-baseline offset -----------------------------------------------------------------------------
+
+
+def test_offset_hint_for_plain_geotiff_and_user_subtraction(sen12, tmp_path):
+    original = read(sen12["s2"])
+    shifted = write_like(tmp_path / "n0400.tif", sen12["s2"], original + 1000, gdal.GDT_UInt16)
+    with open_scene(request(sen12["s2"]), OPTICAL) as scene:
+        assert not any("baseline" in w for w in scene.warnings)
+    with open_scene(request(shifted), OPTICAL) as scene:
+        hint = [w for w in scene.warnings if "baseline offset option to 'subtract'" in w]
+        assert len(hint) == 1 and re.search(r"at or above \d+ DN", hint[0])
+        np.testing.assert_array_equal(scene.read(0, 0, 256, 256).s2_dn, original + 1000)
+    with open_scene(request(shifted, baseline_offset="subtract"), OPTICAL) as scene:
+        assert not any("'subtract'" in w for w in scene.warnings)
+        np.testing.assert_array_equal(scene.read(0, 0, 256, 256).s2_dn, original)
+        assert (scene.s2_offset_dn == bands.BASELINE_OFFSET_DN).all()
+
+
+def test_product_metadata_parsing():
+    text = """<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<n1:Level-1C_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-1C.xsd">
+  <n1:General_Info><Product_Info><PRODUCT_TYPE>S2MSI1C</PRODUCT_TYPE>
+    <PROCESSING_BASELINE>05.09</PROCESSING_BASELINE></Product_Info>
+    <Product_Image_Characteristics><QUANTIFICATION_VALUE unit="none">10000</QUANTIFICATION_VALUE>
+      <Radiometric_Offset_List><RADIO_ADD_OFFSET band_id="0">-1000</RADIO_ADD_OFFSET>
+        <RADIO_ADD_OFFSET band_id="8">-900</RADIO_ADD_OFFSET></Radiometric_Offset_List>
+    </Product_Image_Characteristics></n1:General_Info></n1:Level-1C_User_Product>"""
+    metadata = parse_product_metadata(text.encode())
+    assert metadata.processing_baseline == "05.09" and metadata.product_type == "S2MSI1C"
+    assert metadata.radio_add_offset == {"B1": -1000.0, "B8A": -900.0}
+    assert baseline_has_offset("04.00") and baseline_has_offset("05.11")
+    assert not baseline_has_offset("02.09") and not baseline_has_offset("03.01") and not baseline_has_offset(None)
+
+
+# --- Sentinel-2 .SAFE product ---------------------------------------------------------------------------------
+
+SAFE_NAME = "S2B_MSIL1C_20230601T094549_N{n}_R079_T33UUP_20230601T115221.SAFE"
+
+
+def build_safe(root, pair, baseline, radio_offsets=True):
+    """An L1C .SAFE product whose JPEG 2000 granule files hold a BigEarthNet patch + 1000 DN (B10: 5 DN)."""
+    if gdal.GetDriverByName("JP2OpenJPEG") is None:
+        pytest.skip("this GDAL has no JP2OpenJPEG driver to write the .SAFE's JPEG 2000 granules")
+    safe = root / SAFE_NAME.format(n=baseline.replace(".", ""))
+    granule = "L1C_T33UUP_A032566_20230601T094549"
+    image_dir = safe / "GRANULE" / granule / "IMG_DATA"
+    image_dir.mkdir(parents=True)
+    template = gdal.Open(pair["s2"]["B2"])
+    ulx, uly = template.GetGeoTransform()[0], template.GetGeoTransform()[3]
+    files = []
+    for name in bands.S2_BANDS:
+        resolution = bands.S2_RESOLUTION_M[name]
+        size = 1200 // resolution
+        values = read(pair["s2"][name]) + 1000 if name != "B10" else np.full((size, size), 5, np.float32)
+        memory = gdal.GetDriverByName("MEM").Create("", size, size, 1, gdal.GDT_UInt16)
+        memory.SetGeoTransform((ulx, resolution, 0, uly, 0, -resolution))
+        memory.SetProjection(template.GetProjection())
+        memory.GetRasterBand(1).WriteArray(values)
+        stem = f"T33UUP_20230601T094549_{name if len(name) == 3 else 'B0' + name[1:]}"
+        gdal.GetDriverByName("JP2OpenJPEG").CreateCopy(str(image_dir / f"{stem}.jp2"), memory,
+                                                       options=["REVERSIBLE=YES", "QUALITY=100"])
+        files.append(f"<IMAGE_FILE>GRANULE/{granule}/IMG_DATA/{stem}</IMAGE_FILE>")
+    offsets = "".join(f'<RADIO_ADD_OFFSET band_id="{i}">-1000</RADIO_ADD_OFFSET>' for i in range(13))
+    (safe / "MTD_MSIL1C.xml").write_text(f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<n1:Level-1C_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-1C.xsd">
+<n1:General_Info><Product_Info>
+<PRODUCT_URI>{safe.name}</PRODUCT_URI><PROCESSING_LEVEL>Level-1C</PROCESSING_LEVEL>
+<PRODUCT_TYPE>S2MSI1C</PRODUCT_TYPE><PROCESSING_BASELINE>{baseline}</PROCESSING_BASELINE>
+<Query_Options completeSingleTile="true"><PRODUCT_FORMAT>SAFE_COMPACT</PRODUCT_FORMAT></Query_Options>
+<Product_Organisation><Granule_List><Granule datastripIdentifier="DS" imageFormat="JPEG2000"
+ granuleIdentifier="S2B_OPER_MSI_L1C_TL_2BPS_20230601T115221_A032566_T33UUP_N{baseline}">{''.join(files)}</Granule>
+</Granule_List></Product_Organisation></Product_Info>
+<Product_Image_Characteristics><QUANTIFICATION_VALUE unit="none">10000</QUANTIFICATION_VALUE>
+<Radiometric_Offset_List>{offsets if radio_offsets else ''}</Radiometric_Offset_List>
+</Product_Image_Characteristics></n1:General_Info></n1:Level-1C_User_Product>""")
+    geocoding = "".join(
+        f'<Size resolution="{r}"><NROWS>{1200 // r}</NROWS><NCOLS>{1200 // r}</NCOLS></Size>' for r in (10, 20, 60))
+    geocoding += "".join(f'<Geoposition resolution="{r}"><ULX>{ulx}</ULX><ULY>{uly}</ULY><XDIM>{r}</XDIM>'
+                         f'<YDIM>-{r}</YDIM></Geoposition>' for r in (10, 20, 60))
+    (safe / "GRANULE" / granule / "MTD_TL.xml").write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<n1:Level-1C_Tile_ID xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-1C_Tile_Metadata.xsd">
+<n1:General_Info><TILE_ID>T33UUP</TILE_ID></n1:General_Info><n1:Geometric_Info><Tile_Geocoding>
+<HORIZONTAL_CS_NAME>WGS84 / UTM zone 33N</HORIZONTAL_CS_NAME><HORIZONTAL_CS_CODE>EPSG:32633</HORIZONTAL_CS_CODE>
+{geocoding}</Tile_Geocoding></n1:Geometric_Info></n1:Level-1C_Tile_ID>""")
+    return safe
+
+
+def test_safe_folder_and_zip_assembled_at_10_m_with_offset_removed(pair, tmp_path):
+    safe = build_safe(tmp_path, pair, "05.09")
+    archive = tmp_path / (safe.name[:-5] + ".zip")
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for folder, _, names in os.walk(safe):
+            for name in names:
+                bundle.write(os.path.join(folder, name), os.path.relpath(os.path.join(folder, name), tmp_path))
+    windows = []
+    for path in (safe, archive):
+        with open_scene(request(str(path)), OPTICAL) as scene:
+            assert (scene.width, scene.height) == (120, 120)
+            assert scene.geotransform == gdal.Open(pair["s2"]["B2"]).GetGeoTransform()
+            assert "processing baseline 05.09: subtracting 1000 DN (from the product metadata)" in scene.notes
+            assert scene.warnings == []
+            windows.append(scene.read(0, 0, 120, 120))
+    for window in windows:
+        for name in L2A_BANDS:
+            factor = bands.S2_RESOLUTION_M[name] // 10
+            expected = np.kron(read(pair["s2"][name]), np.ones((factor, factor)))
+            np.testing.assert_array_equal(window.s2_dn[bands.S2_BANDS.index(name)], expected, err_msg=name)
+        assert not window.s2_dn[bands.S2_BANDS.index("B10")].any()  # 5 DN - 1000, clipped at 0
+        assert window.s2_valid.all()
+
+
+def test_safe_baseline_rules(pair, tmp_path):
+    old = build_safe(tmp_path / "old", pair, "02.09", radio_offsets=False)
+    with open_scene(request(str(old)), OPTICAL) as scene:
+        assert not scene.s2_offset_dn.any()
+        assert scene.read(3, 3, 1, 1).s2_dn[1, 0, 0] == read(pair["s2"]["B2"])[3, 3] + 1000
+    new = build_safe(tmp_path / "new", pair, "04.00", radio_offsets=False)
+    with open_scene(request(str(new / "MTD_MSIL1C.xml")), OPTICAL) as scene:
+        assert (scene.s2_offset_dn == 1000).all()
+    with open_scene(request(str(new), baseline_offset="none"), OPTICAL) as scene:
+        assert not scene.s2_offset_dn.any()
+        assert scene.read(3, 3, 1, 1).s2_dn[1, 0, 0] == read(pair["s2"]["B2"])[3, 3] + 1000
+
+
+# --- Sentinel-1 -----------------------------------------------------------------------------------------------
+
+
+def test_bigearthnet_s1_from_separate_vv_vh_files(pair, s1_stack):
+    with open_scene(request(s2_band_paths=pair["s2"], s1_path=s1_stack), SAR) as scene:
+        window = scene.read(20, 0, 100, 120)
+        assert scene.s1_units == "db"
+        assert any(w.startswith("Sentinel-1 values detected as dB (") for w in scene.warnings)
+    np.testing.assert_allclose(window.s1_db[0], read(pair["vv"])[:, 20:], atol=1e-5)
+    np.testing.assert_allclose(window.s1_db[1], read(pair["vh"])[:, 20:], atol=1e-5)
+    assert window.s1_valid.all()
+
+
+def test_s1_in_another_crs_matches_the_original_within_resampling(pair, s1_stack, tmp_path):
+    geographic = str(tmp_path / "s1_wgs84.tif")
+    gdal.Warp(geographic, s1_stack, dstSRS="EPSG:4326", resampleAlg="bilinear", xRes=0.0001, yRes=0.0001)
+    with open_scene(request(s2_band_paths=pair["s2"], s1_path=geographic), SAR) as scene:
+        window = scene.read(0, 0, 120, 120)
+    original = np.stack([read(pair["vv"]), read(pair["vh"])])
+    inner = (slice(None), slice(4, -4), slice(4, -4))
+    assert window.s1_valid[4:-4, 4:-4].all()
+    difference = np.abs(window.s1_db - original)[inner]
+    # Two bilinear resamplings of speckled data: close on average, not pixel-exact.
+    assert np.median(difference) < 1.0
+    assert np.corrcoef(window.s1_db[inner].ravel(), original[inner].ravel())[0, 1] > 0.8
+
+
+def test_linear_power_is_detected_and_converted_to_db(sen12, tmp_path):
+    decibels = read(sen12["s1"])
+    linear = write_like(tmp_path / "linear.tif", sen12["s1"], 10.0 ** (decibels / 10.0))
+    with open_scene(request(sen12["s2"], s1_path=linear), SAR) as scene:
+        window = scene.read(0, 0, 256, 256)
+        assert scene.s1_units == "linear"
+        assert ("Sentinel-1 values detected as linear power (100% of sampled values lie in (0, 1]); set the "
+                "Sentinel-1 units option to override") in scene.warnings
+    np.testing.assert_allclose(window.s1_db, decibels, atol=1e-4)
+    with open_scene(request(sen12["s2"], s1_path=linear, s1_units="db"), SAR) as scene:
+        np.testing.assert_allclose(scene.read(0, 0, 8, 8).s1_db, 10.0 ** (decibels[:, :8, :8] / 10.0), rtol=1e-6)
+
+
+def test_partial_s1_coverage_is_invalid_not_an_error(sen12, tmp_path):
+    half = str(tmp_path / "half.tif")
+    gdal.Translate(half, sen12["s1"], srcWin=[128, 0, 128, 256])
+    with open_scene(request(sen12["s2"], s1_path=half), SAR) as scene:
+        window = scene.read(0, 0, 256, 256)
+    assert window.s1_valid[:, 128:].all() and not window.s1_valid[:, :128].any()
+    assert (window.s1_db[0, :, :128] == SAR.sar_clip_db["VV"][0]).all()
+    assert (window.s1_db[1, :, :128] == SAR.sar_clip_db["VH"][0]).all()
+
+
+def test_s1_not_overlapping_s2_gives_both_extents(sen12, tmp_path):
+    far = str(tmp_path / "far.tif")
+    gdal.Translate(far, sen12["s1"], outputBounds=[700000, 3700000, 702560, 3697440])
+    expected = ("Sentinel-1 raster far.tif does not overlap the Sentinel-2 scene: in EPSG:32652 (WGS 84 / UTM zone "
+                "52N) S1 covers x 700000.0 to 702560.0, y 3697440.0 to 3700000.0 and S2 covers x 637702.8 to "
+                "640262.8, y 3629832.8 to 3632392.8; choose a Sentinel-1 scene of the same area")
+    assert check_inputs(request(sen12["s2"], s1_path=far), SAR) == [expected]
+    with pytest.raises(InputError) as error:
+        open_scene(request(sen12["s2"], s1_path=far), SAR)
+    assert str(error.value) == expected
+
+
+def test_s1_band_and_presence_errors(sen12, pair):
+    with pytest.raises(InputError) as error:
+        open_scene(request(sen12["s2"], s1_path=pair["vv"]), SAR)
+    assert str(error.value) == (
+        f"Sentinel-1 band VH is set to band 2, but {pair['vv']} has only 1 band; for VV and VH in separate files "
+        "stack them first (stack_bands / a two-band VRT)")
+    assert check_inputs(request(sen12["s2"]), SAR) == [
+        "the model uses Sentinel-1 (VV, VH) but no Sentinel-1 raster was given; add one, or use a model trained "
+        "without SAR"]
+    # Both inputs bad: both problems are reported.
+    problems = check_inputs(request(sen12["s2"] + ".missing", s1_path=pair["vv"]), SAR)
+    assert len(problems) == 2 and problems[1].startswith("Sentinel-1 band VH is set to band 2")
+    with open_scene(request(sen12["s2"], s1_path=sen12["s1"]), OPTICAL) as scene:
+        assert scene.read(0, 0, 4, 4).s1_db is None
+        assert "the model is optical-only; the Sentinel-1 raster is not used" in scene.warnings
+
+
+def test_window_outside_the_scene_is_refused(sen12):
+    with open_scene(request(sen12["s2"]), OPTICAL) as scene:
+        with pytest.raises(ValueError, match=r"^window x 200, y 0, 100 x 10 px is not inside the 256 x 256 px"):
+            scene.read(200, 0, 100, 10)
