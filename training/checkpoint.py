@@ -56,6 +56,14 @@ def make_provenance(**values) -> Dict:
     return provenance
 
 
+def check_output_folder(path: str) -> str:
+    """The folder ``path`` would be written to; :class:`CheckpointError` if it does not exist."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CheckpointError(f"cannot write {path}: folder {folder} does not exist; create it or choose another path")
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[str]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
@@ -64,9 +72,7 @@ def atomic_output(path: str) -> Iterator[str]:
     On any exception, including cancellation, the temporary file is removed and
     ``path`` is left untouched.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CheckpointError(f"cannot write {path}: folder {folder} does not exist; create it or choose another path")
+    folder = check_output_folder(path)
     try:
         handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=folder)
     except OSError as exc:
