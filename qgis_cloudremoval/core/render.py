@@ -1,0 +1,298 @@
+"""RGB pictures of Sentinel-1/2 rasters and masks: percentile stretch, composites, PNGs and panels.
+
+Used by the plugin's composite algorithm and by ``python -m training.visualize``,
+so both draw the same pictures. Rasters are read with GDAL; large rasters are
+never read whole for the stretch: the percentiles come from a decimated read
+of at most :data:`PERCENTILE_SAMPLE_SIZE` px on the long side.
+"""
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from osgeo import gdal
+
+from . import cloudmask
+from .bands import S1_BANDS, S2_BANDS
+from .progress import SILENT, CoreError, Reporter
+
+gdal.UseExceptions()
+
+#: Sentinel-2 composites by name: (red, green, blue) band names.
+COMPOSITES: Dict[str, Tuple[str, str, str]] = {
+    "TRUE_COLOUR": ("B4", "B3", "B2"),
+    "FALSE_COLOUR": ("B8", "B4", "B3"),
+    "SWIR": ("B12", "B8A", "B4"),
+}
+#: Sentinel-1 composite: red VV, green VH, blue VV/VH ratio (dB difference).
+SAR = "SAR"
+#: A one-band cloud/shadow mask drawn with :data:`MASK_COLOURS`.
+MASK = "MASK"
+
+MASK_COLOURS = {
+    cloudmask.CLEAR: (0, 0, 0),
+    cloudmask.CLOUD: (255, 255, 255),
+    cloudmask.SHADOW: (0, 40, 160),
+}
+
+DEFAULT_STRETCH = (2.0, 98.0)
+PERCENTILE_SAMPLE_SIZE = 1024
+
+Composite = Union[str, Sequence[Union[str, int]]]
+
+
+def percentile_limits(bands: np.ndarray, low_pct: float = DEFAULT_STRETCH[0], high_pct: float = DEFAULT_STRETCH[1],
+                      valid: Optional[np.ndarray] = None) -> np.ndarray:
+    """Per-band ``(low, high)`` percentiles over valid, finite pixels; ``(bands, 2)`` float64.
+
+    A band without valid pixels gets ``(0, 1)``.
+    """
+    limits = np.tile(np.array([0.0, 1.0]), (bands.shape[0], 1))
+    for index, band in enumerate(bands):
+        keep = np.isfinite(band) if valid is None else (valid & np.isfinite(band))
+        if keep.any():
+            limits[index] = np.percentile(band[keep].astype(np.float64), [low_pct, high_pct])
+    return limits
+
+
+def apply_limits(bands: np.ndarray, limits: np.ndarray, valid: Optional[np.ndarray] = None) -> np.ndarray:
+    """Map each band's ``(low, high)`` linearly onto 0..255; ``(bands, H, W)`` uint8; invalid pixels 0."""
+    low = limits[:, 0, None, None]
+    span = np.maximum(limits[:, 1] - limits[:, 0], np.finfo(np.float64).tiny)[:, None, None]
+    with np.errstate(invalid="ignore"):
+        scaled = np.clip((bands.astype(np.float64) - low) / span, 0.0, 1.0) * 255.0
+    out = np.rint(np.nan_to_num(scaled, nan=0.0)).astype(np.uint8)
+    if valid is not None:
+        out[:, ~valid] = 0
+    return out
+
+
+def stretch_to_byte(bands: np.ndarray, low_pct: float = DEFAULT_STRETCH[0], high_pct: float = DEFAULT_STRETCH[1],
+                    nodata: Optional[float] = None) -> np.ndarray:
+    """Percentile stretch, per band: ``(3, H, W)`` values to ``(3, H, W)`` uint8.
+
+    The ``low_pct`` percentile of each band (nodata and NaN left out) maps to 0,
+    the ``high_pct`` one to 255; nodata pixels come out 0.
+    """
+    valid = None if nodata is None else ~(bands == nodata).any(axis=0)
+    return apply_limits(bands, percentile_limits(bands, low_pct, high_pct, valid), valid)
+
+
+def sar_composite(s1_db: np.ndarray) -> np.ndarray:
+    """``(2, H, W)`` VV, VH backscatter in dB to ``(3, H, W)`` float32: VV, VH, VV/VH ratio in dB."""
+    vv, vh = s1_db[0].astype(np.float32), s1_db[1].astype(np.float32)
+    return np.stack([vv, vh, vv - vh])
+
+
+def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
+    """``(H, W)`` cloud/shadow mask to ``(3, H, W)`` uint8 with :data:`MASK_COLOURS`."""
+    rgb = np.zeros((3,) + mask.shape, dtype=np.uint8)
+    for value, colour in MASK_COLOURS.items():
+        rgb[:, mask == value] = np.array(colour, dtype=np.uint8)[:, None]
+    return rgb
+
+
+def _open(path) -> gdal.Dataset:
+    try:
+        dataset = gdal.Open(str(path))
+    except RuntimeError as error:
+        raise CoreError(f"cannot open the raster {path}: {error}; give a GDAL-readable raster") from None
+    if dataset is None:
+        raise CoreError(f"cannot open the raster {path}; give a GDAL-readable raster")
+    return dataset
+
+
+def band_numbers(dataset: gdal.Dataset, bands: Sequence[Union[str, int]]) -> List[int]:
+    """1-based band numbers of a raster for band names or numbers.
+
+    Names are looked up in the band descriptions first, then by position for a
+    13-band Sentinel-2 stack (:data:`S2_BANDS`) or a 2-band VV/VH stack.
+    """
+    descriptions = [dataset.GetRasterBand(i + 1).GetDescription().strip().upper() for i in range(dataset.RasterCount)]
+    numbers = []
+    for band in bands:
+        if isinstance(band, (int, np.integer)):
+            if not 1 <= band <= dataset.RasterCount:
+                raise CoreError(f"band {band} does not exist in {dataset.GetDescription()}, "
+                                f"which has {dataset.RasterCount} bands")
+            numbers.append(int(band))
+        elif band.upper() in descriptions:
+            numbers.append(descriptions.index(band.upper()) + 1)
+        elif dataset.RasterCount == len(S2_BANDS) and band in S2_BANDS:
+            numbers.append(S2_BANDS.index(band) + 1)
+        elif dataset.RasterCount == len(S1_BANDS) and band in S1_BANDS:
+            numbers.append(S1_BANDS.index(band) + 1)
+        else:
+            raise CoreError(f"cannot find band {band} in {dataset.GetDescription()} ({dataset.RasterCount} bands, "
+                            "no matching band names); give band numbers instead")
+    return numbers
+
+
+def _composite_bands(composite: Composite) -> Sequence[Union[str, int]]:
+    if isinstance(composite, str):
+        if composite == SAR:
+            return S1_BANDS
+        if composite == MASK:
+            return (1,)
+        if composite not in COMPOSITES:
+            raise CoreError(f"unknown composite {composite}; choose one of "
+                            f"{', '.join(list(COMPOSITES) + [SAR, MASK])} or give three bands")
+        return COMPOSITES[composite]
+    if len(composite) != 3:
+        raise CoreError(f"a composite needs three bands (red, green, blue), got {len(composite)}")
+    return composite
+
+
+def _read(dataset: gdal.Dataset, numbers: Sequence[int], window=None, buffer=None) -> Tuple[np.ndarray, np.ndarray]:
+    """Bands as float64 and the valid-pixel map (no band at its nodata value)."""
+    col, row, width, height = window or (0, 0, dataset.RasterXSize, dataset.RasterYSize)
+    buf_width, buf_height = buffer or (width, height)
+    arrays, valid = [], np.ones((buf_height, buf_width), dtype=bool)
+    for number in numbers:
+        band = dataset.GetRasterBand(number)
+        array = band.ReadAsArray(col, row, width, height, buf_xsize=buf_width, buf_ysize=buf_height)
+        nodata = band.GetNoDataValue()
+        if nodata is not None:
+            valid &= array != nodata
+        arrays.append(array.astype(np.float64))
+    return np.stack(arrays), valid
+
+
+def _decimated_size(dataset: gdal.Dataset, max_size: Optional[int]) -> Tuple[int, int]:
+    width, height = dataset.RasterXSize, dataset.RasterYSize
+    if max_size is None or max(width, height) <= max_size:
+        return width, height
+    factor = max(width, height) / max_size
+    return max(1, round(width / factor)), max(1, round(height / factor))
+
+
+def _to_display(composite: Composite, values: np.ndarray) -> np.ndarray:
+    return sar_composite(values) if composite == SAR else values
+
+
+def render_raster(path, composite: Composite = "TRUE_COLOUR", stretch: Tuple[float, float] = DEFAULT_STRETCH,
+                  max_size: Optional[int] = None, limits: Optional[np.ndarray] = None) -> np.ndarray:
+    """Draw a raster as ``(3, h, w)`` uint8 for a PNG.
+
+    Args:
+        composite: a :data:`COMPOSITES` name, :data:`SAR`, :data:`MASK` or three band names/numbers.
+        stretch: low and high percentiles mapped to 0 and 255.
+        max_size: read decimated to at most this many pixels on the long side.
+        limits: ``(3, 2)`` stretch limits to use instead of the percentiles (to draw several
+            rasters with the same colours); see :func:`raster_limits`.
+    """
+    dataset = _open(path)
+    numbers = band_numbers(dataset, _composite_bands(composite))
+    values, valid = _read(dataset, numbers, buffer=_decimated_size(dataset, max_size))
+    if composite == MASK:
+        return mask_to_rgb(values[0].astype(np.uint8))
+    display = _to_display(composite, values)
+    if limits is None:
+        limits = percentile_limits(display, stretch[0], stretch[1], valid)
+    return apply_limits(display, limits, valid)
+
+
+def raster_limits(path, composite: Composite = "TRUE_COLOUR",
+                  stretch: Tuple[float, float] = DEFAULT_STRETCH) -> np.ndarray:
+    """``(3, 2)`` percentile limits of a raster's composite from a decimated read."""
+    dataset = _open(path)
+    numbers = band_numbers(dataset, _composite_bands(composite))
+    values, valid = _read(dataset, numbers, buffer=_decimated_size(dataset, PERCENTILE_SAMPLE_SIZE))
+    return percentile_limits(_to_display(composite, values), stretch[0], stretch[1], valid)
+
+
+def composite_raster(s2_path, output_path, bands: Composite = "TRUE_COLOUR",
+                     stretch: Tuple[float, float] = DEFAULT_STRETCH, reporter: Reporter = SILENT,
+                     tile_size: int = 1024) -> None:
+    """Write a 3-band Byte GeoTIFF composite with the input's georeferencing.
+
+    Args:
+        s2_path: the raster to draw (Sentinel-2 stack, or S1 VV/VH for :data:`SAR`).
+        output_path: GeoTIFF to write; it appears only when complete.
+        bands: a :data:`COMPOSITES` name, :data:`SAR` or three band names/numbers.
+        stretch: percentiles (from a decimated read) mapped to 0 and 255; nodata pixels are 0.
+        tile_size: rows and columns per window; memory is bounded by it, not the scene.
+    """
+    if bands == MASK:
+        raise CoreError("a mask is drawn with render_raster, not as a stretched composite")
+    dataset = _open(s2_path)
+    limits = raster_limits(s2_path, bands, stretch)
+    numbers = band_numbers(dataset, _composite_bands(bands))
+    width, height = dataset.RasterXSize, dataset.RasterYSize
+    output_path = Path(output_path)
+    temporary = output_path.with_name(output_path.name + ".part")
+    try:
+        output = gdal.GetDriverByName("GTiff").Create(
+            str(temporary), width, height, 3, gdal.GDT_Byte,
+            options=["TILED=YES", "COMPRESS=DEFLATE", "PHOTOMETRIC=RGB"])
+    except RuntimeError as error:
+        raise CoreError(f"cannot write {output_path}: {error}") from None
+    try:
+        output.SetGeoTransform(dataset.GetGeoTransform())
+        output.SetProjection(dataset.GetProjection())
+        windows = [(col, row, min(tile_size, width - col), min(tile_size, height - row))
+                   for row in range(0, height, tile_size) for col in range(0, width, tile_size)]
+        for done, window in enumerate(windows):
+            reporter.check_cancelled()
+            values, valid = _read(dataset, numbers, window)
+            rgb = apply_limits(_to_display(bands, values), limits, valid)
+            for index in range(3):
+                output.GetRasterBand(index + 1).WriteArray(rgb[index], window[0], window[1])
+            reporter.set_progress((done + 1) / len(windows))
+        output.FlushCache()
+        output = None
+        os.replace(temporary, output_path)
+    except BaseException:
+        output = None
+        if temporary.exists():
+            temporary.unlink()
+        raise
+
+
+def save_png(rgb: np.ndarray, path) -> None:
+    """Write ``(3, H, W)`` uint8 as an RGB PNG (GDAL's PNG driver, no georeferencing)."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[0] != 3:
+        raise ValueError(f"save_png needs a (3, height, width) uint8 array, got {rgb.dtype} {rgb.shape}")
+    memory = gdal.GetDriverByName("MEM").Create("", rgb.shape[2], rgb.shape[1], 3, gdal.GDT_Byte)
+    for index in range(3):
+        memory.GetRasterBand(index + 1).WriteArray(rgb[index])
+    path = Path(path)
+    temporary = path.with_name(path.name + ".part")
+    try:
+        gdal.GetDriverByName("PNG").CreateCopy(str(temporary), memory)
+    except RuntimeError as error:
+        raise CoreError(f"cannot write {path}: {error}") from None
+    os.replace(temporary, path)
+
+
+_TITLE_HEIGHT = 18
+_GAP = 6
+
+
+def panel(images: Sequence[Tuple[str, np.ndarray]], path, columns: Optional[int] = None) -> None:
+    """Side-by-side PNG of titled ``(3, H, W)`` uint8 images (``columns`` per row, default all in one row)."""
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError:
+        raise CoreError("drawing a panel needs pillow (python3-pil); install it or save the images one by one") \
+            from None
+    if not images:
+        raise ValueError("panel needs at least one image")
+    columns = columns or len(images)
+    rows = [images[start:start + columns] for start in range(0, len(images), columns)]
+    cell_width = max(rgb.shape[2] for _, rgb in images)
+    cell_height = max(rgb.shape[1] for _, rgb in images) + _TITLE_HEIGHT
+    canvas = Image.new("RGB", (columns * cell_width + (columns + 1) * _GAP,
+                               len(rows) * cell_height + (len(rows) + 1) * _GAP), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for row_index, row in enumerate(rows):
+        for col_index, (title, rgb) in enumerate(row):
+            left = _GAP + col_index * (cell_width + _GAP)
+            top = _GAP + row_index * (cell_height + _GAP)
+            draw.text((left, top + 3), title, fill=(0, 0, 0))
+            canvas.paste(Image.fromarray(np.ascontiguousarray(rgb.transpose(1, 2, 0))), (left, top + _TITLE_HEIGHT))
+    path = Path(path)
+    temporary = path.with_name(path.name + ".part")
+    canvas.save(temporary, format="PNG")
+    os.replace(temporary, path)
