@@ -1,0 +1,72 @@
+"""The cloud and shadow detector over a whole Sentinel-2 raster, window by window.
+
+:mod:`.cloudmask` works on arrays; this module reads the scene through
+:func:`.inputs.open_scene` (so band mapping, missing bands, the baseline
+offset and nodata are handled exactly as in cloud removal), runs the
+detector's two passes over tiles with :data:`.cloudmask.MASK_HALO` of context
+and writes a Byte GeoTIFF under a temporary name, renamed at the end. The
+result equals :func:`.cloudmask.detect` on the whole scene.
+"""
+
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from . import cloudmask, inputs, tiling
+from .bands import DN_PER_REFLECTANCE
+# The engine's statistics pass and mask values, so both masks agree to the pixel.
+from .engine import MASK_CATEGORIES, MASK_NODATA, STATISTICS_SHARE, _statistics_pass
+from .model_info import ModelInfo
+from .progress import SILENT, Reporter
+from .request import RemovalRequest
+from .writer import GeoTiffWriter
+
+#: Side of the windows read at a time, pixels (memory: 13 bands x float32 x side^2, ~14 MB).
+WINDOW_SIZE = 512
+#: The detector reads Sentinel-2 only.
+OPTICAL_ONLY = ModelInfo(sar_bands=[])
+
+
+def mask_request(s2_path: str, output_path: str, s2_bands: Optional[Dict[str, int]] = None,
+                 baseline_offset: str = "auto", fill_rule: str = "zero",
+                 threshold: float = cloudmask.CLOUD_THRESHOLD) -> RemovalRequest:
+    """The input description :func:`.inputs.open_scene` reads; no model is involved."""
+    return RemovalRequest(s2_path=s2_path, model_path="", output_path=output_path, s2_bands=s2_bands,
+                          baseline_offset=baseline_offset, fill_rule=fill_rule, cloud_threshold=threshold)
+
+
+def check_mask_request(request: RemovalRequest) -> List[str]:
+    """User-facing problems with the Sentinel-2 input of ``request``; ``[]`` when it can run."""
+    return list(inputs.check_inputs(request, OPTICAL_ONLY))
+
+
+def write_cloud_mask(request: RemovalRequest, reporter: Reporter = SILENT) -> str:
+    """Detect clouds and shadows in ``request.s2_path``; write ``request.output_path``.
+
+    Returns:
+        The output path: a Byte GeoTIFF on the Sentinel-2 grid, 0 clear, 1 cloud, 2 shadow,
+        255 where Sentinel-2 is nodata.
+
+    Raises:
+        CoreError: unreadable input or unwritable output (nothing is left under the name).
+        Cancelled: the reporter asked to stop (checked between windows).
+    """
+    with inputs.open_scene(request, OPTICAL_ONLY, reporter) as scene:
+        for message in scene.warnings:
+            reporter.warn(message)
+        tiles = tiling.plan_tiles(scene.width, scene.height, WINDOW_SIZE, cloudmask.MASK_HALO)
+        stats = _statistics_pass(scene, tiles, reporter)
+        with GeoTiffWriter(request.output_path, scene.width, scene.height, 1, "byte", scene.geotransform,
+                           scene.projection, ["cloud/shadow mask"], MASK_NODATA) as output:
+            output.band(1).SetCategoryNames(MASK_CATEGORIES[:cloudmask.SHADOW + 1])
+            for index, tile in enumerate(tiles):
+                reporter.check_cancelled()
+                window = scene.read(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
+                reflectance = window.s2_dn / np.float32(DN_PER_REFLECTANCE)
+                mask = cloudmask.cloud_shadow_mask(reflectance, stats, request.cloud_threshold, window.s2_valid)
+                mask[~window.s2_valid] = MASK_NODATA
+                output.write(mask[tile.core_in_read], tile.core.x, tile.core.y)
+                reporter.set_progress(STATISTICS_SHARE + (1 - STATISTICS_SHARE) * (index + 1) / len(tiles))
+            path = output.commit()
+    reporter.log(f"wrote {path}")
+    return path
