@@ -1,3 +1,8 @@
 """One module per Processing algorithm; each turns parameters into one call of ``core``."""
 
-ALGORITHMS = []
+from .cloud_mask import CloudMaskAlgorithm
+from .composite import CompositeAlgorithm
+from .evaluate import EvaluateAlgorithm
+from .remove_clouds import RemoveCloudsAlgorithm
+
+ALGORITHMS = [RemoveCloudsAlgorithm, CloudMaskAlgorithm, EvaluateAlgorithm, CompositeAlgorithm]

@@ -1,0 +1,177 @@
+"""What every Cloud removal algorithm shares.
+
+The Sentinel-2 input and its band mapping, the feedback-to-Reporter adapter,
+turning core errors into Processing errors, and styling loaded outputs.
+"""
+
+from typing import Dict, List
+
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBand,
+                       QgsProcessingParameterDefinition,
+                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
+                       QgsRasterLayer)
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from ..core.bands import S2_BANDS
+from ..core.model_info import ModelInfoError
+from ..core.progress import Cancelled, CoreError, Reporter
+from ..core.request import BASELINE_OFFSET
+from .band_mapping import s2_band_mapping
+
+HELP_URL = "https://github.com/dsen2cr-qgis/qgis-cloudremoval#readme"
+CANCELLED_MESSAGE = "Cancelled by the user; no output was written."
+
+S2_BANDS_HELP = (
+    "<b>Sentinel-2 bands</b> (optional): the layer's band for each Sentinel-2 band, in the order "
+    + ", ".join(S2_BANDS) + ". Empty: a 13-band layer is read in that order (SEN12MS-CR and L1C stacks); "
+    "a 12-band layer is read as Level-2A, which has no B10. Give 12 numbers to skip B10, or 0 for any band "
+    "the layer lacks: a missing band is filled with zeros (or the nearest band, where offered) and the log "
+    "warns about it. In qgis_process write the list as 2;3;4;... .")
+BASELINE_OFFSET_LABELS = ("Auto (from the product metadata; warn when the values suggest an offset)",
+                          "None (values are already without offset)",
+                          "Subtract 1000 DN (processing baseline 04.00 and later)")
+
+
+class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
+    """Base of the provider's algorithms; subclasses declare parameters and call one core function."""
+
+    S2 = "S2"
+    S2_BANDS = "S2_BANDS"
+    BASELINE_OFFSET = "BASELINE_OFFSET"
+    THRESHOLD = "THRESHOLD"
+
+    def createInstance(self):  # noqa: N802 (QGIS's name)
+        return type(self)()
+
+    def tr(self, text):
+        return QCoreApplication.translate(type(self).__name__, text)
+
+    def helpUrl(self):  # noqa: N802 (QGIS's name)
+        return HELP_URL
+
+    def icon(self):
+        from ..provider import ICON_PATH
+        return QIcon(ICON_PATH)
+
+    # Declaring parameters and outputs ---------------------------------------------------------
+
+    def declare(self, parameter, advanced=False):
+        """Add ``parameter`` (under "Advanced" when ``advanced``); a clash of names is a programming error."""
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        if not self.addParameter(parameter):
+            raise QgsProcessingException(f"{self.id()}: could not add parameter {parameter.name()}")
+
+    def declare_output(self, output):
+        if not self.addOutput(output):
+            raise QgsProcessingException(f"{self.id()}: could not add output {output.name()}")
+
+    # Parameters shared by several algorithms -------------------------------------------------
+
+    def add_s2_parameters(self, description="Sentinel-2 image (L1C DN, reflectance x 10000)"):
+        self.declare(QgsProcessingParameterRasterLayer(self.S2, self.tr(description)))
+        self.declare(QgsProcessingParameterBand(
+            self.S2_BANDS, self.tr("Sentinel-2 bands in the order B1..B12 (0 = missing; empty = layer order)"),
+            None, self.S2, optional=True, allowMultiple=True))
+
+    def add_baseline_offset_parameter(self):
+        self.declare(QgsProcessingParameterEnum(
+            self.BASELINE_OFFSET, self.tr("Sentinel-2 baseline offset"), options=list(BASELINE_OFFSET_LABELS),
+            defaultValue=0))
+
+    def add_threshold_parameter(self, default=0.2):
+        self.declare(QgsProcessingParameterNumber(
+            self.THRESHOLD, self.tr("Cloud score threshold"), QgsProcessingParameterNumber.Double,
+            defaultValue=default, minValue=0.0, maxValue=1.0))
+
+    def raster_path(self, parameters, name, context, what) -> str:
+        """The file path behind a raster-layer parameter; None where an optional one is empty."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            if parameters.get(name) in (None, ""):
+                return None
+            raise QgsProcessingException(f"{what} ({name}) could not be opened as a raster layer: "
+                                         f"{parameters.get(name)}")
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"{what} ({name}) must be a raster file that GDAL reads (GeoTIFF, VRT, JP2, ...); "
+                f"'{layer.name()}' comes from the '{layer.providerType()}' provider. Save it as GeoTIFF first")
+        return layer.source()
+
+    def s2_layer(self, parameters, context) -> QgsRasterLayer:
+        layer = self.parameterAsRasterLayer(parameters, self.S2, context)
+        if layer is None:
+            raise QgsProcessingException(f"the Sentinel-2 layer (S2) could not be opened: {parameters.get(self.S2)}")
+        return layer
+
+    def s2_bands(self, parameters, context) -> Dict[str, int]:
+        """``{model band: layer band}`` from S2_BANDS, checked against the S2 layer."""
+        layer = self.s2_layer(parameters, context)
+        selected = self.parameterAsInts(parameters, self.S2_BANDS, context)
+        return self.run_core(s2_band_mapping, selected, layer.bandCount())
+
+    def baseline_offset(self, parameters, context) -> str:
+        return BASELINE_OFFSET[self.parameterAsEnum(parameters, self.BASELINE_OFFSET, context)]
+
+    # Checks before the run -------------------------------------------------------------------
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        try:
+            problems = self.parameter_problems(parameters, context)
+        except QgsProcessingException as exc:
+            problems = [str(exc)]
+        if problems:
+            return False, "\n".join(problem[:1].upper() + problem[1:] for problem in problems)
+        return True, ""
+
+    def parameter_problems(self, parameters, context) -> List[str]:
+        """User-facing problems found cheaply before work starts; [] when fine. Subclasses extend."""
+        if self.parameterDefinition(self.S2_BANDS) is not None:
+            self.s2_bands(parameters, context)
+        return []
+
+    # Running the core ------------------------------------------------------------------------
+
+    def reporter(self, feedback) -> Reporter:
+        """A core Reporter that talks to the Processing feedback (progress bar, log, Cancel button).
+
+        Warnings it passes on are remembered so that :meth:`push_new_warnings` does not repeat them.
+        """
+        self.warned = []
+        if feedback is None:
+            return Reporter(warning=self.warned.append)
+
+        def warn(message):
+            self.warned.append(message)
+            feedback.pushWarning(message[:1].upper() + message[1:])
+
+        return Reporter(progress=lambda fraction: feedback.setProgress(100.0 * fraction),
+                        info=feedback.pushInfo, warning=warn, is_cancelled=feedback.isCanceled)
+
+    def push_new_warnings(self, feedback, warnings):
+        """Show the warnings a core result lists that its run has not reported yet."""
+        for message in warnings:
+            if message not in self.warned:
+                self.warned.append(message)
+                feedback.pushWarning(message[:1].upper() + message[1:])
+
+    @staticmethod
+    def run_core(function, *args, **kwargs):
+        """Call a core function; its user errors and cancellation become QgsProcessingException."""
+        try:
+            return function(*args, **kwargs)
+        except Cancelled:
+            raise QgsProcessingException(CANCELLED_MESSAGE) from None
+        except (CoreError, ModelInfoError) as exc:
+            message = str(exc)
+            raise QgsProcessingException(message[:1].upper() + message[1:]) from None
+
+    @staticmethod
+    def set_output_style(context, output_path, post_processor):
+        """Style ``output_path`` with ``post_processor`` when Processing loads it on completion."""
+        if output_path and context.willLoadLayerOnCompletion(output_path):
+            context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(post_processor)

@@ -1,0 +1,54 @@
+"""cloudremoval:cloudmask: the paper's cloud and shadow detector as a Byte raster."""
+
+from qgis.core import QgsProcessingParameterRasterDestination
+
+from ..core.cloudmask import CLOUD_THRESHOLD
+from ..core.cloudmask_raster import check_mask_request, mask_request, write_cloud_mask
+from .base import S2_BANDS_HELP, CloudRemovalAlgorithm
+from .styles import DETECTOR_MASK_STYLE
+
+
+class CloudMaskAlgorithm(CloudRemovalAlgorithm):
+    OUTPUT = "OUTPUT"
+
+    def name(self):
+        return "cloudmask"
+
+    def displayName(self):  # noqa: N802 (QGIS's name)
+        return self.tr("Detect clouds and shadows")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS's name)
+        return self.tr(
+            "Finds clouds and cloud shadows in a Sentinel-2 L1C image with the rule-based detector of "
+            "DSen2-CR (Meraner et al. 2020): a brightness and snow-index cloud score, smoothed and "
+            "thresholded, and a shadow rule on NIR + SWIR and blue against the scene's own statistics.<br><br>"
+            "<b>Sentinel-2 image</b>: 13 L1C bands in digital numbers (reflectance x 10000).<br>"
+            + S2_BANDS_HELP + " The detector uses B1, B2, B3, B4, B8, B10 and B11; without B10 it loses its "
+            "cirrus test.<br>"
+            f"<b>Cloud score threshold</b>: 0..1, default {CLOUD_THRESHOLD} as in the paper; lower finds "
+            "more (thinner) cloud.<br><b>Baseline offset</b>: see 'Remove clouds'.<br><br>"
+            "<b>Output</b>: Byte GeoTIFF on the Sentinel-2 grid: 0 clear, 1 cloud, 2 shadow, 255 nodata; "
+            "loaded with a palette (clear transparent, cloud white, shadow dark blue).")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+        self.add_s2_parameters()
+        self.add_threshold_parameter(CLOUD_THRESHOLD)
+        self.add_baseline_offset_parameter()
+        self.declare(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Cloud and shadow mask")))
+
+    def mask_request(self, parameters, context):
+        return mask_request(
+            self.raster_path(parameters, self.S2, context, "the Sentinel-2 image"),
+            self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            s2_bands=self.s2_bands(parameters, context),
+            baseline_offset=self.baseline_offset(parameters, context),
+            threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context))
+
+    def parameter_problems(self, parameters, context):
+        return check_mask_request(self.mask_request(parameters, context))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        request = self.mask_request(parameters, context)
+        path = self.run_core(write_cloud_mask, request, self.reporter(feedback))
+        self.set_output_style(context, request.output_path, DETECTOR_MASK_STYLE)
+        return {self.OUTPUT: path}

@@ -1,0 +1,165 @@
+"""cloudremoval:removeclouds: the DSen2-CR network fills clouds and shadows of a Sentinel-2 image."""
+
+import os
+
+from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingOutputString,
+                       QgsProcessingParameterBand, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
+
+from ..core import engine
+from ..core.request import DEVICES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
+from ..settings import DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, NO_DEFAULT_MODEL_MESSAGE, default_model_path
+from .base import S2_BANDS_HELP, CloudRemovalAlgorithm
+from .styles import MASK_STYLE, true_colour_style
+
+FILL_RULES = ("zero", "nearest")
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+DEMO_WARNING = ("This is a DEMO model (small, trained on a few simulated clouds): its results show how the "
+                "tool works, not what DSen2-CR achieves. Use the authors' weights or a fully trained model "
+                "for real work.")
+
+
+class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
+    S1 = "S1"
+    S1_BANDS = "S1_BANDS"
+    S1_UNITS = "S1_UNITS"
+    MODEL = "MODEL"
+    KEEP_CLEAR = "KEEP_CLEAR"
+    FILL_MISSING = "FILL_MISSING"
+    DEVICE = "DEVICE"
+    TILE_SIZE = "TILE_SIZE"
+    OUTPUT_TYPE = "OUTPUT_TYPE"
+    OUTPUT = "OUTPUT"
+    OUTPUT_MASK = "OUTPUT_MASK"
+
+    def name(self):
+        return "removeclouds"
+
+    def displayName(self):  # noqa: N802 (QGIS's name)
+        return self.tr("Remove clouds (DSen2-CR)")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS's name)
+        return self.tr(
+            "Replaces clouds and cloud shadows in a Sentinel-2 L1C image with the DSen2-CR network "
+            "(Meraner et al. 2020), guided by a Sentinel-1 radar image of the same place and date.<br><br>"
+            "<b>Sentinel-2 image</b>: a 13-band L1C stack in digital numbers (reflectance x 10000), a VRT, "
+            "or a 12-band Level-2A stack.<br>" + S2_BANDS_HELP + "<br>"
+            "<b>Sentinel-1 image</b>: VV and VH backscatter, in dB or linear power, any projection and "
+            "resolution: it is warped onto the Sentinel-2 grid on the fly. Required when the model uses radar, "
+            "not allowed when it does not. VV and VH in two files: combine them first with Raster > "
+            "Miscellaneous > Build Virtual Raster, 'Place each input file into a separate band'.<br>"
+            "<b>VV and VH bands</b>: default 1 and 2. <b>Units</b>: auto detects dB or linear power from "
+            "the values; the log says which.<br>"
+            "<b>Model</b>: a DSen2-CR .onnx file. Empty: the default model from the environment variable "
+            f"{DEFAULT_MODEL_ENV}, else the QGIS setting '{DEFAULT_MODEL_KEY}' (Plugins > Cloud removal > Set "
+            "default model). The log shows the model's name, inputs and provenance.<br>"
+            "<b>Keep clear pixels</b>: keep the input where the cloud detector finds no cloud or shadow "
+            "(with a feathered seam); off: every pixel is the network's output.<br>"
+            "<b>Baseline offset</b>: products of processing baseline 04.00 and later (from 25 January 2022) "
+            "carry +1000 DN; auto removes it for .SAFE products and warns when plain files look offset.<br>"
+            "<b>Advanced</b>: device (auto uses a GPU when onnxruntime-gpu finds one; the log says which ran), "
+            "tile size in pixels (0 = automatic; tiles overlap so the result is seamless), output type, and "
+            "how missing bands are filled.<br><br>"
+            "<b>Output</b>: a GeoTIFF on the Sentinel-2 grid with 13 bands B1..B12 (UInt16 DN, or Float32 "
+            "reflectance); Sentinel-2 nodata stays nodata (0). Loaded as true colour B4/B3/B2 with a 2-98 % "
+            "stretch. <b>Cloud mask</b> (optional): Byte, 0 clear, 1 cloud, 2 shadow, 3 no Sentinel-1 "
+            "coverage, 255 nodata.<br>Needs the Python package onnxruntime in QGIS's Python.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+        self.add_s2_parameters()
+        self.declare(QgsProcessingParameterRasterLayer(
+            self.S1, self.tr("Sentinel-1 image (VV, VH); not for models without radar"), optional=True))
+        self.declare(QgsProcessingParameterBand(
+            self.S1_BANDS, self.tr("Sentinel-1 bands VV, VH"), [1, 2], self.S1, optional=True,
+            allowMultiple=True))
+        self.declare(QgsProcessingParameterEnum(
+            self.S1_UNITS, self.tr("Sentinel-1 units"), options=["Auto (from the values)", "dB", "Linear power"],
+            defaultValue=0))
+        self.declare(QgsProcessingParameterFile(
+            self.MODEL, self.tr("DSen2-CR model (.onnx; empty = default model)"), extension="onnx",
+            optional=True))
+        self.declare(QgsProcessingParameterBoolean(
+            self.KEEP_CLEAR, self.tr("Keep clear pixels of the input"), defaultValue=False))
+        self.add_baseline_offset_parameter()
+        advanced = [
+            QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=["Auto", "GPU", "CPU"],
+                                       defaultValue=0),
+            QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size in pixels (0 = automatic)"),
+                                         QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
+            QgsProcessingParameterEnum(self.OUTPUT_TYPE, self.tr("Output type"),
+                                       options=["UInt16 (DN, reflectance x 10000)", "Float32 (reflectance x 10000)"],
+                                       defaultValue=0),
+            QgsProcessingParameterEnum(self.FILL_MISSING, self.tr("Fill missing Sentinel-2 bands with"),
+                                       options=["Zeros", "The nearest band in wavelength"], defaultValue=0),
+            QgsProcessingParameterNumber(self.THRESHOLD, self.tr("Cloud score threshold (keep clear, mask)"),
+                                         QgsProcessingParameterNumber.Double, defaultValue=0.2, minValue=0.0,
+                                         maxValue=1.0),
+        ]
+        for parameter in advanced:
+            self.declare(parameter, advanced=True)
+        self.declare(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Cloud-free image")))
+        self.declare(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_MASK, self.tr("Cloud and shadow mask"), optional=True, createByDefault=False))
+        self.declare_output(QgsProcessingOutputString("PROVIDER", self.tr("onnxruntime provider that ran")))
+        self.declare_output(QgsProcessingOutputNumber("SECONDS", self.tr("Run time in seconds")))
+        self.declare_output(QgsProcessingOutputNumber("S1_MISSING_FRACTION",
+                                                      self.tr("Share of pixels without Sentinel-1 coverage")))
+
+    def model_path(self, parameters, context) -> str:
+        path = self.parameterAsFile(parameters, self.MODEL, context) or default_model_path()
+        if not path:
+            raise QgsProcessingException(NO_DEFAULT_MODEL_MESSAGE)
+        return path
+
+    def removal_request(self, parameters, context) -> RemovalRequest:
+        """The core's description of this run, from the parameters."""
+        output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        if not output_path.lower().endswith(GEOTIFF_SUFFIXES):
+            raise QgsProcessingException(f"the output is written as GeoTIFF: give OUTPUT a .tif name, not "
+                                         f"{os.path.basename(output_path)}")
+        mask_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context) or None
+        if mask_path and not mask_path.lower().endswith(GEOTIFF_SUFFIXES):
+            raise QgsProcessingException(f"the cloud mask is written as GeoTIFF: give OUTPUT_MASK a .tif name, "
+                                         f"not {os.path.basename(mask_path)}")
+        s1_bands = self.parameterAsInts(parameters, self.S1_BANDS, context) or [1, 2]
+        if len(s1_bands) != 2:
+            raise QgsProcessingException(f"S1_BANDS must name two bands, VV then VH; got {len(s1_bands)}")
+        return RemovalRequest(
+            s2_path=self.raster_path(parameters, self.S2, context, "the Sentinel-2 image"),
+            s2_bands=self.s2_bands(parameters, context),
+            fill_rule=FILL_RULES[self.parameterAsEnum(parameters, self.FILL_MISSING, context)],
+            s1_path=self.raster_path(parameters, self.S1, context, "the Sentinel-1 image"),
+            s1_bands=s1_bands,
+            s1_units=S1_UNITS[self.parameterAsEnum(parameters, self.S1_UNITS, context)],
+            model_path=self.model_path(parameters, context),
+            keep_clear=self.parameterAsBoolean(parameters, self.KEEP_CLEAR, context),
+            baseline_offset=self.baseline_offset(parameters, context),
+            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+            output_type=OUTPUT_TYPES[self.parameterAsEnum(parameters, self.OUTPUT_TYPE, context)],
+            cloud_threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
+            output_path=output_path,
+            mask_path=mask_path,
+        )
+
+    def parameter_problems(self, parameters, context):
+        request = self.removal_request(parameters, context)
+        return engine.check_request(request)
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        request = self.removal_request(parameters, context)
+        result = self.run_core(engine.remove_clouds, request, self.reporter(feedback))
+        self.push_new_warnings(feedback, result.warnings)
+        if result.model_info.demo:  # the engine's log line names the model; this makes a demo stand out
+            feedback.pushWarning(DEMO_WARNING)
+        feedback.pushInfo(
+            f"Ran on {result.provider}: {result.tiles} tile(s) of {result.tile_size} px in {result.seconds:.1f} s "
+            f"({result.megapixels_per_second:.2f} Mpx/s).")
+        optical = list(result.model_info.optical_bands)
+        self.set_output_style(context, request.output_path,
+                              true_colour_style([optical.index(band) + 1 for band in ("B4", "B3", "B2")]))
+        self.set_output_style(context, request.mask_path, MASK_STYLE)
+        return {self.OUTPUT: result.output_path, self.OUTPUT_MASK: result.mask_path,
+                "PROVIDER": result.provider, "SECONDS": result.seconds,
+                "S1_MISSING_FRACTION": result.s1_missing_fraction}

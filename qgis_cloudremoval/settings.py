@@ -1,0 +1,33 @@
+"""Where the plugin finds the DSen2-CR model to use when MODEL is left empty.
+
+The environment variable wins over the profile setting so that one
+``qgis_process`` call or batch job can point elsewhere without touching the
+user's profile.
+"""
+
+import os
+
+from qgis.core import QgsSettings
+
+#: QgsSettings key of the default model path (set it in the plugin's menu or the Python console).
+DEFAULT_MODEL_KEY = "cloudremoval/default_model"
+#: Environment variable naming the default model; wins over the setting.
+DEFAULT_MODEL_ENV = "CLOUDREMOVAL_MODEL"
+
+NO_DEFAULT_MODEL_MESSAGE = (
+    "No model given and no default model configured: choose a DSen2-CR .onnx file for MODEL, or set "
+    f"the environment variable {DEFAULT_MODEL_ENV}, or set the default in Plugins > Cloud removal > "
+    f"Set default model (QGIS setting '{DEFAULT_MODEL_KEY}').")
+
+
+def default_model_path() -> str:
+    """The configured default model, or ``""`` when none is configured."""
+    from_environment = os.environ.get(DEFAULT_MODEL_ENV, "").strip()
+    if from_environment:
+        return from_environment
+    return str(QgsSettings().value(DEFAULT_MODEL_KEY, "", type=str) or "").strip()
+
+
+def set_default_model_path(path: str) -> None:
+    """Store ``path`` as the profile's default model (``""`` clears it)."""
+    QgsSettings().setValue(DEFAULT_MODEL_KEY, path)  # noqa: QGS202 (QgsSettings.setValue returns nothing)
