@@ -33,8 +33,12 @@ def random_dsen2cr_weights(blocks, features, in_channels, seed=0, out_channels=1
     return kernels, biases
 
 
-def write_keras_h5(path, kernels, biases, nested=False):
-    """An HDF5 file laid out as Keras 2.2.4 saves a (multi-GPU) model, with weightless layers between convs."""
+def write_keras_h5(path, kernels, biases, nested=False, chunked=False):
+    """An HDF5 file laid out as Keras 2.2.4 saves a (multi-GPU) model, with weightless layers between convs.
+
+    ``chunked`` splits ``layer_names`` into ``layer_names0``, ``layer_names1`` as Keras does for
+    attributes beyond the 64 kB HDF5 object-header limit.
+    """
     def names(items):
         return np.array([item.encode("utf8") for item in items])
 
@@ -66,7 +70,11 @@ def write_keras_h5(path, kernels, biases, nested=False):
                 root[conv].attrs["weight_names"] = names([f"{conv}/kernel:0", f"{conv}/bias:0"])
                 root[conv].create_dataset(f"{conv}/kernel:0", data=kernel)
                 root[conv].create_dataset(f"{conv}/bias:0", data=bias)
-        root.attrs["layer_names"] = names(layers)
+        if chunked:
+            half = len(layers) // 2
+            root.attrs["layer_names0"], root.attrs["layer_names1"] = names(layers[:half]), names(layers[half:])
+        else:
+            root.attrs["layer_names"] = names(layers)
 
 
 def _keras_conv(image, kernel, bias):
@@ -134,7 +142,7 @@ def test_published_size_layout_of_34_convolutions_is_accepted(tmp_path):
     # The published models have B=16, F=256 (34 convs); F=4 keeps the file and the check small.
     kernels, biases = random_dsen2cr_weights(blocks=16, features=4, in_channels=15, seed=5)
     assert len(kernels) == 34
-    write_keras_h5(tmp_path / "weights.hdf5", kernels, biases)
+    write_keras_h5(tmp_path / "weights.hdf5", kernels, biases, chunked=True)
     from training.convert_keras import convert_keras
     report = convert_keras(str(tmp_path / "weights.hdf5"), str(tmp_path / "big.safetensors"))
     assert report["model_config"] == {"num_blocks": 16, "num_features": 4, "use_sar": True}
