@@ -183,6 +183,13 @@ def test_all_nodata_s2_is_refused_before_work(sen12, tmp_path):
     assert str(error.value) == message
 
 
+def test_reflectance_in_0_1_is_refused(sen12, tmp_path):
+    path = write_like(tmp_path / "reflectance.tif", sen12["s2"], read(sen12["s2"]) / 10000.0)
+    with pytest.raises(InputError, match=r"looks like reflectance in 0\.\.1 \(99th percentile 0\.\d+\), but the model "
+                       r"expects digital numbers \(reflectance x 10000\); multiply it by 10000 first"):
+        open_scene(request(path), OPTICAL)
+
+
 def test_missing_and_non_raster_files_are_named(tmp_path):
     missing = str(tmp_path / "nowhere.tif")
     assert check_inputs(request(missing), OPTICAL) == [f"Sentinel-2 raster not found: {missing}; check the path"]
@@ -345,6 +352,9 @@ def test_s1_in_another_crs_matches_the_original_within_resampling(pair, s1_stack
     # Two bilinear resamplings of speckled data: close on average, not pixel-exact.
     assert np.median(difference) < 1.0
     assert np.corrcoef(window.s1_db[inner].ravel(), original[inner].ravel())[0, 1] > 0.8
+    # A pixel's value must not depend on the window it is read through (tiles overlap).
+    with open_scene(request(s2_band_paths=pair["s2"], s1_path=geographic), SAR) as scene:
+        np.testing.assert_array_equal(scene.read(30, 50, 70, 40).s1_db, window.s1_db[:, 50:90, 30:100])
 
 
 def test_linear_power_is_detected_and_converted_to_db(sen12, tmp_path):

@@ -34,6 +34,8 @@ FILL_RULES = ("zero", "nearest")
 #: Bands whose low percentile reveals an un-removed +1000 DN offset (dark surfaces are dark there).
 OFFSET_HINT_BANDS = ("B2", "B3", "B4")
 OFFSET_HINT_PERCENTILE = 1.0
+#: Below this 99th percentile the input holds reflectance (0..1), not DN (reflectance x 10000).
+REFLECTANCE_MAX = 2.0
 
 
 @dataclass
@@ -159,6 +161,9 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
     model_bands = list(info.optical_bands)
     if request.s2_band_paths:
         source = _open_band_files(request.s2_band_paths, model_bands)
+        if request.s2_bands:
+            source.warnings.append("the band mapping is not used with one file per band: each file is the band "
+                                   "it is given for")
     else:
         product_xml = _safe_metadata_path(request.s2_path)
         dataset = open_raster(product_xml or request.s2_path, ROLE)
@@ -353,7 +358,8 @@ def _plan_offset(source: Sentinel2Source, setting: str) -> None:
 def check_has_data(source: Sentinel2Source, path: str) -> np.ndarray:
     """Raw DN ``(mapped bands, n)`` of the valid pixels in a decimated sample.
 
-    Raises :class:`InputError` when no sampled pixel is valid (an all-nodata input).
+    Raises :class:`InputError` when no sampled pixel is valid (an all-nodata
+    input) or the values are reflectance in 0..1 rather than DN.
     """
     numbers = [source.band_numbers[b] for b in source.mapped_bands]
     sample = decimated_sample(source.dataset, numbers)
@@ -361,7 +367,13 @@ def check_has_data(source: Sentinel2Source, path: str) -> np.ndarray:
     if not valid.any():
         raise InputError(f"{ROLE} {path} holds no valid pixels (every sampled pixel is nodata or 0 in all "
                          "bands); check that it is the right file")
-    return sample[:, valid]
+    values = sample[:, valid]
+    high = float(np.percentile(values, 99))
+    if high <= REFLECTANCE_MAX:
+        raise InputError(f"{ROLE} {path} looks like reflectance in 0..1 (99th percentile {high:.3g}), but the model "
+                         "expects digital numbers (reflectance x 10000); multiply it by 10000 first "
+                         "(e.g. with gdal_calc.py or the QGIS raster calculator)")
+    return values
 
 
 def offset_hint(source: Sentinel2Source, valid_sample: np.ndarray) -> Optional[str]:
