@@ -17,6 +17,7 @@ from osgeo import gdal, osr
 from qgis_cloudremoval.core import bands
 from qgis_cloudremoval.core.inputs import InputError, check_inputs, open_scene, stack_bands
 from qgis_cloudremoval.core.model_info import ModelInfo
+from qgis_cloudremoval.core.raster_source import decimated_sample
 from qgis_cloudremoval.core.request import RemovalRequest
 from qgis_cloudremoval.core.sentinel2 import baseline_has_offset, parse_product_metadata
 
@@ -201,6 +202,32 @@ def test_missing_and_non_raster_files_are_named(tmp_path):
     folder.mkdir()
     with pytest.raises(InputError, match=r"is a folder but not a Sentinel-2 \.SAFE product"):
         open_scene(request(str(folder)), OPTICAL)
+
+
+def test_sample_without_overviews_spreads_over_the_whole_raster(sen12, tmp_path):
+    # Each pixel holds its own position, so the sample says where it was read.
+    rows, columns = np.mgrid[0:700, 0:900]
+    path = write_like(tmp_path / "positions.tif", sen12["s2"], np.stack([rows, columns]).astype(np.float32))
+    dataset = gdal.Open(path)
+    assert dataset.GetRasterBand(1).GetOverviewCount() == 0
+    sample = decimated_sample(dataset, [1, 2])
+    assert sample.shape == (2, 256, 256)
+    for cell_row in range(16):
+        for cell_column in range(16):
+            block = sample[:, cell_row * 16:(cell_row + 1) * 16, cell_column * 16:(cell_column + 1) * 16]
+            centre_row, centre_column = block[0, 8, 8], block[1, 8, 8]
+            assert cell_row * 700 / 16 <= centre_row < (cell_row + 1) * 700 / 16
+            assert cell_column * 900 / 16 <= centre_column < (cell_column + 1) * 900 / 16
+            np.testing.assert_array_equal(np.diff(block[1], axis=1), 1)  # contiguous windows
+
+
+def test_raster_located_by_gcps_only_is_refused(sen12, tmp_path):
+    path = str(tmp_path / "grd.tif")
+    gcps = [gdal.GCP(130.47 + 0.03 * x, 32.82 - 0.02 * y, 0, 256 * x, 256 * y) for x in (0, 1) for y in (0, 1)]
+    gdal.Translate(path, sen12["s1"], GCPs=gcps, outputSRS="EPSG:4326")
+    assert gdal.Open(path).GetGCPCount() == 4
+    with pytest.raises(InputError, match=r"^Sentinel-1 raster .*grd\.tif is located by ground control points only"):
+        open_scene(request(sen12["s2"], s1_path=path), SAR)
 
 
 # --- Processing-baseline offset -----------------------------------------------------------------------------

@@ -74,6 +74,10 @@ class Grid:
         """The grid of ``dataset``; :class:`InputError` when it has no usable georeferencing."""
         transform = tuple(dataset.GetGeoTransform(can_return_null=True) or ())
         projection = dataset.GetProjection()
+        if (not transform or not projection) and dataset.GetGCPCount() > 0:
+            raise InputError(f"{role} {path} is located by ground control points only (an unprojected product "
+                             "such as a Sentinel-1 GRD); give a terrain-corrected, map-projected raster "
+                             "(e.g. processed with SNAP, or an analysis-ready product)")
         if not transform or not projection:
             raise InputError(f"{role} {path} has no georeferencing (CRS and geotransform); "
                              "georeference it first, e.g. with gdal_translate -a_srs -a_ullr")
