@@ -12,6 +12,8 @@ S1_UNITS = ("auto", "db", "linear")
 BASELINE_OFFSET = ("auto", "none", "subtract")
 DEVICES = ("auto", "gpu", "cpu")
 OUTPUT_TYPES = ("uint16", "float32")
+#: How a model band missing from the S2 input is filled: zeros, or a copy of the nearest band in wavelength.
+FILL_RULES = ("zero", "nearest")
 
 
 @dataclass
