@@ -27,10 +27,9 @@ from . import bands
 from .model_info import ModelInfo
 from .raster_source import (BandSource, Grid, InputError, band_sources, decimated_sample, grid_vrt_xml,
                             open_raster, same_crs)
-from .request import BASELINE_OFFSET, RemovalRequest
+from .request import BASELINE_OFFSET, FILL_RULES, RemovalRequest
 
 ROLE = "Sentinel-2 raster"
-FILL_RULES = ("zero", "nearest")
 #: Bands whose low percentile reveals an un-removed +1000 DN offset (dark surfaces are dark there).
 OFFSET_HINT_BANDS = ("B2", "B3", "B4")
 OFFSET_HINT_PERCENTILE = 1.0
