@@ -1,0 +1,98 @@
+"""Real Sentinel-1/2 scenes as the single-file layers a QGIS user loads, for the plugin's tests.
+
+BigEarthNet ships one GeoTIFF per band; a user stacks them (Build Virtual
+Raster) before using the Toolbox. These helpers do the same with GDAL and
+write plain GeoTIFFs.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+from qgis_cloudremoval.algorithms.band_mapping import L2A_BANDS
+
+gdal.UseExceptions()
+
+
+def _stack(paths, output: Path, data_type=None) -> Path:
+    vrt = gdal.BuildVRT(f"/vsimem/{output.stem}.vrt", [str(path) for path in paths], separate=True,
+                        resolution="highest")
+    gdal.Translate(str(output), vrt, format="GTiff", outputType=data_type or gdal.GDT_Unknown)
+    vrt = None
+    gdal.Unlink(f"/vsimem/{output.stem}.vrt")
+    return output
+
+
+def s2_stack(pair, folder: Path) -> Path:
+    """The pair's 12 Level-2A bands (no B10) on the 10 m grid, in model order, as one UInt16 GeoTIFF."""
+    return _stack([pair["s2"][band] for band in L2A_BANDS], Path(folder) / f"{pair['name']}_S2.tif")
+
+
+def s1_stack(pair, folder: Path) -> Path:
+    """The pair's VV and VH (dB) as one 2-band Float32 GeoTIFF."""
+    return _stack([pair["vv"], pair["vh"]], Path(folder) / f"{pair['name']}_S1.tif", gdal.GDT_Float32)
+
+
+def add_cloud_and_shadow(s2_path: Path, output: Path) -> Path:
+    """A copy of a Sentinel-2 stack with a thick square cloud (bright in every band) and a dark shadow."""
+    gdal.Translate(str(output), str(s2_path), format="GTiff")
+    dataset = gdal.Open(str(output), gdal.GA_Update)
+    data = dataset.ReadAsArray()
+    data[:, 20:60, 20:60] = 6000
+    data[:, 70:95, 70:95] = (data[:, 70:95, 70:95] // 4).astype(data.dtype)
+    dataset.WriteArray(data)
+    dataset = None
+    return output
+
+
+def shifted_copy(path: Path, output: Path, metres: float) -> Path:
+    """A copy georeferenced ``metres`` further east: same pixels, another place."""
+    gdal.Translate(str(output), str(path), format="GTiff")
+    dataset = gdal.Open(str(output), gdal.GA_Update)
+    transform = list(dataset.GetGeoTransform())
+    transform[0] += metres
+    dataset.SetGeoTransform(transform)
+    dataset = None
+    return output
+
+
+def read(path) -> np.ndarray:
+    """All bands as an array ``(bands, rows, columns)``."""
+    dataset = gdal.Open(str(path))
+    data = dataset.ReadAsArray()
+    return data if data.ndim == 3 else data[np.newaxis]
+
+
+def grid(path):
+    """(geotransform, projection WKT, width, height) of a raster."""
+    dataset = gdal.Open(str(path))
+    return dataset.GetGeoTransform(), dataset.GetProjection(), dataset.RasterXSize, dataset.RasterYSize
+
+
+def with_metadata(model_path: Path, output: Path, **changes) -> Path:
+    """A copy of an ONNX model whose DSen2-CR metadata has ``changes`` (values JSON-encoded)."""
+    import onnx
+    model = onnx.load(str(model_path))
+    for entry in model.metadata_props:
+        if entry.key in changes:
+            entry.value = json.dumps(changes[entry.key])
+    onnx.save(model, str(output))
+    return output
+
+
+_PLUGINS = []
+
+
+def register_provider():
+    """Load the plugin as qgis_process does (``initProcessing``) once; returns the provider."""
+    from qgis.core import QgsApplication
+    from qgis_cloudremoval.plugin import CloudRemovalPlugin
+    provider = QgsApplication.processingRegistry().providerById("cloudremoval")
+    if provider is None:
+        plugin = CloudRemovalPlugin(None)
+        plugin.initProcessing()
+        _PLUGINS.append(plugin)  # keeps the Python provider object (and its algorithms) alive
+        provider = plugin.provider
+    return provider

@@ -1,0 +1,295 @@
+"""The four Processing algorithms on a real headless QGIS, real BigEarthNet data and tiny real models."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from qgis import processing
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsSettings
+
+import qgis_scenes as scenes
+from qgis_cloudremoval.core import cloudmask, cloudmask_raster, engine
+from qgis_cloudremoval.core.bands import S2_BANDS
+from qgis_cloudremoval.core.metrics import evaluate_rasters
+from qgis_cloudremoval.core.model_info import ORT_MISSING_MESSAGE
+from qgis_cloudremoval.core.request import RemovalRequest
+from qgis_cloudremoval.settings import DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, NO_DEFAULT_MODEL_MESSAGE
+from tiny_models import make_tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
+ALGORITHM_IDS = {"cloudremoval:removeclouds", "cloudremoval:cloudmask", "cloudremoval:evaluate",
+                 "cloudremoval:composite"}
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    """Feedback that keeps what the algorithm reports."""
+
+    def __init__(self):
+        super().__init__()
+        self.infos, self.warnings, self.errors = [], [], []
+
+    def pushInfo(self, info):  # noqa: N802 (QGIS's name)
+        self.infos.append(info)
+
+    def pushWarning(self, warning):  # noqa: N802 (QGIS's name)
+        self.warnings.append(warning)
+
+    def reportError(self, error, fatalError=False):  # noqa: N802,N803 (QGIS's names)
+        self.errors.append(error)
+
+
+@pytest.fixture(scope="module")
+def provider(qgis_processing):
+    return scenes.register_provider()
+
+
+@pytest.fixture(scope="module")
+def scene(bigearthnet_pairs, tmp_path_factory):
+    """One real pair as a user has it in QGIS: a 12-band L2A stack, a cloudy copy and a VV/VH stack."""
+    folder = tmp_path_factory.mktemp("scene")
+    s2 = scenes.s2_stack(bigearthnet_pairs[0], folder)
+    return {"s2": s2, "s1": scenes.s1_stack(bigearthnet_pairs[0], folder),
+            "cloudy": scenes.add_cloud_and_shadow(s2, folder / "cloudy.tif")}
+
+
+@pytest.fixture(scope="module")
+def sar_model():
+    return make_tiny_model(use_sar=True)
+
+
+@pytest.fixture(scope="module")
+def optical_model():
+    return make_tiny_model(use_sar=False)
+
+
+def test_provider_offers_the_four_algorithms_with_help(provider):
+    assert provider.name() == "Cloud removal"
+    assert not provider.icon().isNull()
+    assert {algorithm.id() for algorithm in provider.algorithms()} == ALGORITHM_IDS
+    for algorithm in provider.algorithms():
+        assert "<b>Output</b>" in algorithm.shortHelpString(), algorithm.id()
+    names = [p.name() for p in provider.algorithm("removeclouds").parameterDefinitions()]
+    assert names == ["S2", "S2_BANDS", "S1", "S1_BANDS", "S1_UNITS", "MODEL", "KEEP_CLEAR", "BASELINE_OFFSET",
+                     "DEVICE", "TILE_SIZE", "OUTPUT_TYPE", "FILL_MISSING", "THRESHOLD", "OUTPUT", "OUTPUT_MASK"]
+
+
+def test_removeclouds_equals_the_engine_on_the_input_grid(provider, scene, sar_model, tmp_path):
+    feedback = RecordingFeedback()
+    results = processing.run("cloudremoval:removeclouds", {
+        "S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model), "TILE_SIZE": 96,
+        "OUTPUT": str(tmp_path / "clear.tif"), "OUTPUT_MASK": str(tmp_path / "mask.tif")}, feedback=feedback)
+
+    assert results["OUTPUT"] == str(tmp_path / "clear.tif")
+    assert results["PROVIDER"] == "CPUExecutionProvider"
+    assert results["S1_MISSING_FRACTION"] == 0.0
+    output = gdal.Open(results["OUTPUT"])
+    assert scenes.grid(results["OUTPUT"]) == scenes.grid(scene["cloudy"])
+    assert output.RasterCount == 13 and output.GetRasterBand(1).DataType == gdal.GDT_UInt16
+    assert [output.GetRasterBand(i + 1).GetDescription() for i in range(13)] == list(S2_BANDS)
+    assert any("B10" in warning for warning in feedback.warnings)  # the L2A stack has no B10
+    direct = engine.remove_clouds(RemovalRequest(
+        s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]), model_path=str(sar_model), tile_size=96,
+        s2_bands={band: number for number, band in enumerate(
+            [b for b in S2_BANDS if b != "B10"], start=1)},
+        output_path=str(tmp_path / "direct.tif"), mask_path=str(tmp_path / "direct_mask.tif")))
+    np.testing.assert_array_equal(scenes.read(results["OUTPUT"]), scenes.read(direct.output_path))
+    mask = scenes.read(results["OUTPUT_MASK"])[0]
+    np.testing.assert_array_equal(mask, scenes.read(direct.mask_path)[0])
+    assert (mask[24:56, 24:56] == cloudmask.CLOUD).all()  # the simulated cloud, less the detector's smoothing
+
+
+def test_loaded_outputs_are_styled(provider, scene, sar_model, tmp_path):
+    project = QgsProject.instance()
+    results = processing.runAndLoadResults("cloudremoval:removeclouds", {
+        "S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model),
+        "OUTPUT": str(tmp_path / "clear.tif"), "OUTPUT_MASK": str(tmp_path / "mask.tif")})
+    try:
+        layers = {Path(layer.source()).name: layer for layer in project.mapLayers().values()}
+        image = layers["clear.tif"]
+        renderer = image.renderer()
+        assert renderer.type() == "multibandcolor"
+        assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (4, 3, 2)
+        red = scenes.read(results["OUTPUT"])[3].astype(float)
+        low, high = np.percentile(red, [2, 98])
+        spread = red.max() - red.min()
+        assert abs(renderer.redContrastEnhancement().minimumValue() - low) < 0.02 * spread
+        assert abs(renderer.redContrastEnhancement().maximumValue() - high) < 0.02 * spread
+        palette = layers["mask.tif"].renderer()
+        assert palette.type() == "paletted"
+        assert [c.value for c in palette.classes()][:3] == [0, 1, 2]
+        assert [c.label for c in palette.classes()][:3] == ["clear", "cloud", "shadow"]
+        assert palette.classes()[0].color.alpha() == 0
+    finally:
+        project.removeAllMapLayers()
+
+
+def test_cloudmask_equals_the_whole_array_detector(provider, scene, tmp_path, monkeypatch):
+    monkeypatch.setattr(cloudmask_raster, "WINDOW_SIZE", 48)  # several windows over the 120 px scene
+    results = processing.run("cloudremoval:cloudmask", {"S2": str(scene["cloudy"]), "OUTPUT": str(tmp_path / "m.tif")})
+    stack = scenes.read(scene["cloudy"]).astype(np.float32)
+    with_b10 = np.insert(stack, S2_BANDS.index("B10"), 0.0, axis=0)  # the missing band, filled with zeros
+    expected = cloudmask.detect(with_b10)
+    mask = gdal.Open(results["OUTPUT"])
+    assert scenes.grid(results["OUTPUT"]) == scenes.grid(scene["cloudy"])
+    assert mask.GetRasterBand(1).DataType == gdal.GDT_Byte
+    assert (expected[24:56, 24:56] == cloudmask.CLOUD).all() and (expected == cloudmask.SHADOW).any()
+    np.testing.assert_array_equal(mask.ReadAsArray(), expected)
+
+
+def test_evaluate_matches_numpy_and_the_core(provider, scene, tmp_path):
+    mask_path = processing.run("cloudremoval:cloudmask", {
+        "S2": str(scene["cloudy"]), "OUTPUT": str(tmp_path / "mask.tif")})["OUTPUT"]
+    results = processing.run("cloudremoval:evaluate", {
+        "PREDICTION": str(scene["cloudy"]), "REFERENCE": str(scene["s2"]), "MASK": mask_path,
+        "OUTPUT_TABLE": str(tmp_path / "metrics.csv")})
+    prediction = scenes.read(scene["cloudy"]).astype(float) / 10000
+    reference = scenes.read(scene["s2"]).astype(float) / 10000
+    clear = scenes.read(mask_path)[0] == 0
+    error = prediction - reference
+    assert results["MAE"] == pytest.approx(np.abs(error).mean(), rel=1e-5)
+    assert results["RMSE"] == pytest.approx(np.sqrt((error ** 2).mean()), rel=1e-5)
+    assert results["MAE_REPRODUCTION"] == pytest.approx(np.abs(error[:, clear]).mean(), rel=1e-5)
+    assert results["MAE_RECONSTRUCTION"] == pytest.approx(np.abs(error[:, ~clear]).mean(), rel=1e-5)
+    direct = evaluate_rasters(str(scene["cloudy"]), str(scene["s2"]), mask_path=mask_path)
+    assert results["SSIM_RECONSTRUCTION"] == direct["cloudy"]["SSIM"]
+    assert results["SAM"] == direct["all"]["SAM"]
+    lines = Path(results["OUTPUT_TABLE"]).read_text().splitlines()
+    assert lines[0] == "area,MAE,RMSE,PSNR,SAM,SSIM,pixels" and [line.split(",")[0] for line in lines[1:]] == [
+        "all", "clear", "cloudy"]
+
+
+def test_composite_is_a_percentile_stretch_on_the_input_grid(provider, scene, tmp_path):
+    results = processing.run("cloudremoval:composite", {"S2": str(scene["s2"]), "OUTPUT": str(tmp_path / "rgb.tif")})
+    composite = gdal.Open(results["OUTPUT"])
+    assert scenes.grid(results["OUTPUT"]) == scenes.grid(scene["s2"])
+    assert composite.RasterCount == 3 and composite.GetRasterBand(1).DataType == gdal.GDT_Byte
+    stack = scenes.read(scene["s2"]).astype(float)
+    for index, layer_band in enumerate((4, 3, 2)):  # B4, B3, B2 of the L2A order
+        values = stack[layer_band - 1]
+        low, high = np.percentile(values, [2, 98])
+        expected = np.clip((values - low) / (high - low) * 255, 0, 255)
+        difference = np.abs(composite.GetRasterBand(index + 1).ReadAsArray() - expected)
+        assert difference.max() <= 2, (index, difference.max())
+    custom = processing.run("cloudremoval:composite", {
+        "S2": str(scene["s2"]), "COMPOSITE": 3, "BANDS": [4, 3, 2], "STRETCH": "2,98",
+        "OUTPUT": str(tmp_path / "custom.tif")})
+    np.testing.assert_array_equal(scenes.read(custom["OUTPUT"]), scenes.read(results["OUTPUT"]))
+
+
+def _failure(parameters, algorithm="cloudremoval:removeclouds"):
+    with pytest.raises(QgsProcessingException) as caught:
+        processing.run(algorithm, parameters, feedback=RecordingFeedback())
+    return str(caught.value)
+
+
+def test_bad_inputs_are_refused_before_work_with_plain_messages(provider, scene, sar_model, plain_onnx, tmp_path):
+    base = {"S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model),
+            "OUTPUT": str(tmp_path / "out.tif")}
+    far_s1 = scenes.shifted_copy(scene["s1"], tmp_path / "far_s1.tif", 100_000)
+    assert "overlap" in _failure(dict(base, S1=str(far_s1)))
+    not_onnx = tmp_path / "notes.onnx"
+    not_onnx.write_text("not a model")
+    assert "notes.onnx is not a readable ONNX model" in _failure(dict(base, MODEL=str(not_onnx)))
+    assert "carries no DSen2-CR metadata" in _failure(dict(base, MODEL=str(plain_onnx)))
+    assert ("S2_BANDS asks for band 13 as B12, but the Sentinel-2 layer has only 12 band(s)"
+            in _failure(dict(base, S2_BANDS=list(range(1, 14)))))
+    assert "S2_BANDS lists 5 band(s)" in _failure(dict(base, S2_BANDS=[1, 2, 3, 4, 5]))
+    assert "does not use Sentinel-1" in _failure(dict(base, MODEL=str(make_tiny_model(use_sar=False))))
+    assert "uses Sentinel-1" in _failure({key: value for key, value in base.items() if key != "S1"})
+    assert "give OUTPUT a .tif name" in _failure(dict(base, OUTPUT=str(tmp_path / "out.png")))
+    assert list(tmp_path.glob("out*")) == []
+
+
+@pytest.fixture
+def plain_onnx(tmp_path):
+    """A valid ONNX model that is not a DSen2-CR export (no metadata)."""
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "identity",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 15, 8, 8])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 15, 8, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "identity.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_default_model_comes_from_the_environment_then_the_setting(
+        provider, scene, optical_model, tmp_path, monkeypatch):
+    monkeypatch.delenv(DEFAULT_MODEL_ENV, raising=False)
+    settings = QgsSettings()
+    settings.remove(DEFAULT_MODEL_KEY)
+    parameters = {"S2": str(scene["s2"]), "OUTPUT": str(tmp_path / "a.tif")}
+    assert NO_DEFAULT_MODEL_MESSAGE in _failure(parameters)
+    try:
+        settings.setValue(DEFAULT_MODEL_KEY, str(optical_model))  # noqa: QGS202 (returns nothing)
+        assert os.path.exists(processing.run("cloudremoval:removeclouds", parameters)["OUTPUT"])
+        monkeypatch.setenv(DEFAULT_MODEL_ENV, str(tmp_path / "missing.onnx"))  # the variable wins
+        message = _failure(dict(parameters, OUTPUT=str(tmp_path / "b.tif")))
+        assert f"model file not found: {tmp_path / 'missing.onnx'}" in message
+    finally:
+        settings.remove(DEFAULT_MODEL_KEY)
+
+
+def test_demo_model_is_announced_as_a_warning(provider, scene, optical_model, tmp_path):
+    demo = scenes.with_metadata(optical_model, tmp_path / "demo.onnx", demo=True)
+    feedback = RecordingFeedback()
+    processing.run("cloudremoval:removeclouds", {"S2": str(scene["s2"]), "MODEL": str(demo),
+                                                 "OUTPUT": str(tmp_path / "out.tif")}, feedback=feedback)
+    assert any("DEMO model" in warning for warning in feedback.warnings)
+    assert any("DEMO MODEL" in info for info in feedback.infos)  # the model summary in the log
+
+
+def test_cancel_after_first_progress_leaves_no_output(provider, scene, sar_model, tmp_path):
+    feedback = RecordingFeedback()
+    feedback.progressChanged.connect(lambda _: feedback.cancel())
+    with pytest.raises(QgsProcessingException, match="Cancelled by the user; no output was written"):
+        processing.run("cloudremoval:removeclouds", {
+            "S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model), "TILE_SIZE": 64,
+            "OUTPUT": str(tmp_path / "out.tif"), "OUTPUT_MASK": str(tmp_path / "mask.tif")}, feedback=feedback)
+    assert list(tmp_path.iterdir()) == []
+
+
+BLOCK_ONNXRUNTIME = """
+import sys
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name == "onnxruntime" or name.startswith("onnxruntime."):
+            raise ImportError("No module named 'onnxruntime' (blocked by the test)")
+sys.meta_path.insert(0, Blocker())
+sys.path[:0] = [{repo!r}, {tests!r}, "/usr/share/qgis/python/plugins"]
+from qgis.core import QgsApplication, QgsProcessingException
+app = QgsApplication([], False)
+app.initQgis()
+from processing.core.Processing import Processing
+Processing.initialize()
+from qgis import processing
+import qgis_scenes
+provider = qgis_scenes.register_provider()
+print("ALGORITHMS", len(provider.algorithms()))
+print("ORT IMPORTED", "onnxruntime" in sys.modules)
+try:
+    processing.run("cloudremoval:removeclouds", {{"S2": {s2!r}, "MODEL": {model!r}, "OUTPUT": {output!r}}})
+except QgsProcessingException as exc:
+    print("ERROR", str(exc).replace("\\n", " "))
+"""
+
+
+def test_plugin_loads_without_onnxruntime_and_says_how_to_install_it(scene, optical_model, tmp_path):
+    import subprocess
+    import sys
+    script = BLOCK_ONNXRUNTIME.format(repo=str(REPO), tests=str(REPO / "tests"), s2=str(scene["s2"]),
+                                      model=str(optical_model), output=str(tmp_path / "out.tif"))
+    environment = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env=environment)
+    lines = run.stdout.splitlines()
+    assert "ALGORITHMS 4" in lines, run.stdout + run.stderr
+    assert "ORT IMPORTED False" in lines
+    errors = [line for line in lines if line.startswith("ERROR")]
+    assert errors and ORT_MISSING_MESSAGE in errors[0]
+    assert "python3 -m pip install onnxruntime-gpu" in errors[0]
+    assert not (tmp_path / "out.tif").exists()
