@@ -1,0 +1,1 @@
+"""The bundled example: real BigEarthNet-S1/S2 pairs with simulated clouds, and the demo run."""

@@ -1,0 +1,81 @@
+"""The main job on the bundled example, through the real plugin path.
+
+    python -m demo [--out demo_output] [--model MODEL.onnx]
+
+Makes a cloudy Sentinel-2 scene from a real BigEarthNet-S1/S2 pair (clouds
+and shadows simulated, see :mod:`demo.example`), removes the clouds with
+``qgis_process run cloudremoval:removeclouds``, evaluates the result and the
+untouched cloudy input against the clear truth with
+``cloudremoval:evaluate``, and renders a panel (cloudy | SAR | result | truth).
+Without ``--model`` the plugin's default model is used: the converted authors'
+checkpoint when one is configured (``CLOUDREMOVAL_MODEL``), otherwise the small
+demo model bundled with the plugin.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from osgeo import gdal
+
+from qgis_cloudremoval.core import render
+
+from .example import bigearthnet_pairs, write_example
+from .qgis_process import QgisProcess
+
+REPO = Path(__file__).resolve().parents[1]
+#: The pair the demo shows; the demo model was trained on the other five.
+DEMO_SCENE = "S2A_MSIL2A_20170613T101031_87_48"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    parser.add_argument("--model", default="", help="DSen2-CR .onnx model (default: the plugin's default model)")
+    args = parser.parse_args(argv)
+    out = Path(args.out).resolve()
+    start = time.perf_counter()
+
+    print("1/4 making the example from a real BigEarthNet-S1/S2 pair with simulated clouds")
+    pair = next(p for p in bigearthnet_pairs(out / "bigearthnet") if p.name == DEMO_SCENE)
+    example = write_example(pair, out / "example")
+
+    with tempfile.TemporaryDirectory(prefix="cloudremoval_profile_") as profile:
+        qgis = QgisProcess(Path(profile), REPO)
+        print("2/4 qgis_process run cloudremoval:removeclouds")
+        result_path, mask_path = str(out / "cloud_free.tif"), str(out / "cloud_mask.tif")
+        removal = qgis.run("cloudremoval:removeclouds", S2=example.s2_cloudy, S1=example.s1, MODEL=args.model,
+                           OUTPUT=result_path, OUTPUT_MASK=mask_path)
+        log = removal["log"]
+        for line in log.get("info", []) + ["warning: " + text for text in log.get("warning", [])]:
+            if line.startswith(("model:", "onnxruntime provider", "warning", "Ran on")):
+                print("   " + line)
+        print("3/4 qgis_process run cloudremoval:evaluate (result and cloudy input vs the clear truth)")
+        tables = {}
+        for name, prediction in (("cloud_free", result_path), ("cloudy_input", example.s2_cloudy)):
+            table = str(out / f"metrics_{name}.csv")
+            qgis.run("cloudremoval:evaluate", PREDICTION=prediction, REFERENCE=example.s2_clear,
+                     MASK=example.truth_mask, OUTPUT_TABLE=table)
+            tables[name] = table
+
+    print("4/4 rendering the panel")
+    panel_path = out / "panel.png"
+    # One stretch, the truth's, for all optical pictures so their colours compare.
+    limits = render.raster_limits(example.s2_clear)
+    render.panel([("cloudy Sentinel-2", render.render_raster(example.s2_cloudy, limits=limits)),
+                  ("Sentinel-1 (VV, VH, VV/VH)", render.render_raster(example.s1, render.SAR)),
+                  ("DSen2-CR result", render.render_raster(result_path, limits=limits)),
+                  ("clear truth", render.render_raster(example.s2_clear, limits=limits))], panel_path)
+
+    print(f"\nscene {pair.name}: {gdal.Open(result_path).RasterXSize} x {gdal.Open(result_path).RasterYSize} px, "
+          f"done in {time.perf_counter() - start:.0f} s")
+    for name, table in tables.items():
+        print(f"\n{name} vs truth ({table}):\n{Path(table).read_text().strip()}")
+    print(f"\ncloud-free GeoTIFF: {result_path}\ncloud/shadow mask:  {mask_path}\npanel:              {panel_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
