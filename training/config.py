@@ -80,6 +80,9 @@ def valid_keys() -> List[str]:
     return [f.name for f in fields(TrainConfig)]
 
 
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
+
+
 def _coerce(key: str, value, source: str):
     default = TrainConfig.__dataclass_fields__[key].default
     if isinstance(default, bool):
@@ -91,9 +94,14 @@ def _coerce(key: str, value, source: str):
     elif isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads '1e30' (no dot) as text
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif isinstance(value, str):
         return value
-    raise ConfigError(f"{source}: {key} must be a {type(default).__name__}, not {value!r}")
+    raise ConfigError(f"{source}: {key} must be {_KINDS[type(default)]}, not {value!r}")
 
 
 def _unknown(key: str, source: str) -> ConfigError:

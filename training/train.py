@@ -258,37 +258,39 @@ class Trainer:
             from tqdm import tqdm
             bar = tqdm(total=total_steps, initial=min(self.step, total_steps), unit="step", dynamic_ncols=True)
         started, steps_done = time.perf_counter(), 0
-        while self.epoch < config.epochs and self.step < total_steps:
-            self.sampler.set_epoch(self.epoch)
-            self.sampler.skip_batches = self.batch_in_epoch
-            self.train_set.set_epoch(self.epoch)
-            for batch in self.loader:
-                loss_value = self.train_step(batch)
-                self.step += 1
-                self.batch_in_epoch += 1
-                steps_done += 1
-                if bar is not None:
-                    rate = steps_done * config.batch_size / (time.perf_counter() - started)
-                    bar.set_postfix(loss=f"{loss_value:.4f}", samples_per_s=f"{rate:.1f}")
-                    bar.update(1)
-                    if self.step % config.log_every_steps == 0 or self.step == 1:
-                        self.writer.add_scalar(f"train/loss_{config.loss}", loss_value, self.step)
-                        self.writer.add_scalar("train/samples_per_s", rate, self.step)
-                end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
-                if end_of_epoch:
-                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                if end_of_epoch or self.step >= total_steps or (
-                        config.checkpoint_every_steps and self.step % config.checkpoint_every_steps == 0):
+        try:
+            while self.epoch < config.epochs and self.step < total_steps:
+                self.sampler.set_epoch(self.epoch)
+                self.sampler.skip_batches = self.batch_in_epoch
+                self.train_set.set_epoch(self.epoch)
+                for batch in self.loader:
+                    loss_value = self.train_step(batch)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    steps_done += 1
+                    if bar is not None:
+                        rate = steps_done * config.batch_size / (time.perf_counter() - started)
+                        bar.set_postfix(loss=f"{loss_value:.4f}", samples_per_s=f"{rate:.1f}")
+                        bar.update(1)
+                        if self.step % config.log_every_steps == 0 or self.step == 1:
+                            self.writer.add_scalar(f"train/loss_{config.loss}", loss_value, self.step)
+                            self.writer.add_scalar("train/samples_per_s", rate, self.step)
+                    end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
                     if end_of_epoch:
-                        self.validate()
-                        self.save(f"epoch_{self.epoch}.pt")
-                    self.save()
-                if config.debug_kill_after_step and self.step == config.debug_kill_after_step:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                if self.step >= total_steps or end_of_epoch:
-                    break
-        if bar is not None:
-            bar.close()
+                        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    if end_of_epoch or self.step >= total_steps or (
+                            config.checkpoint_every_steps and self.step % config.checkpoint_every_steps == 0):
+                        if end_of_epoch:
+                            self.validate()
+                            self.save(f"epoch_{self.epoch}.pt")
+                        self.save()
+                    if config.debug_kill_after_step and self.step == config.debug_kill_after_step:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    if self.step >= total_steps or end_of_epoch:
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
         if config.debug_save_rank_params:
             torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                        self.out_dir / f"rank{self.env.rank}_params.pt")
