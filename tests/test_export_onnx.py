@@ -151,36 +151,52 @@ def test_cli_exports_a_checkpoint(tmp_path):
     np.testing.assert_allclose(_run_ort(tmp_path / "m.onnx", sample), _torch_output(model, sample), atol=1e-5)
 
 
-def test_cli_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path):
+@pytest.fixture
+def bad_export_inputs(tmp_path):
+    """{case: (CLI arguments, expected stderr start)} for checkpoints and outputs the export must refuse."""
     save_checkpoint(str(tmp_path / "m.pt"), _tiny(), {})
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     payload["state_dict"]["tail.weight"] = payload["state_dict"]["tail.weight"][:, :4]
     torch.save(payload, tmp_path / "shapes.pt")
     (tmp_path / "cut.pt").write_bytes((tmp_path / "m.pt").read_bytes()[:2000])
     unwritable = tmp_path / "no_such_folder" / "m.onnx"
-    cases = {
+    return {
         "unwritable": ((tmp_path / "m.pt", "-o", unwritable),
                        f"error: cannot write {unwritable}: folder {unwritable.parent} does not exist; "
                        "create it or choose another path"),
-        "missing": ((tmp_path / "missing.pt", "-o", tmp_path / "a.onnx"),
-                    f"error: checkpoint not found: {tmp_path / 'missing.pt'}"),
         "shapes": ((tmp_path / "shapes.pt", "-o", tmp_path / "b.onnx"),
                    "error: shapes.pt does not fit the network num_blocks=2 num_features=8 use_sar=True: "
                    "tensor 'tail.weight' has shape (13, 4, 3, 3) but the network needs (13, 8, 3, 3)"),
+        "missing": ((tmp_path / "missing.pt", "-o", tmp_path / "a.onnx"),
+                    f"error: checkpoint not found: {tmp_path / 'missing.pt'}"),
         "truncated": ((tmp_path / "cut.pt", "-o", tmp_path / "c.onnx"),
                       "error: cut.pt is not a readable .pt checkpoint: "),
         "suffix": ((tmp_path / "m.pt", "-o", tmp_path / "model.bin"),
                    f"error: {tmp_path / 'model.bin'}: the output name must end in .onnx"),
     }
+
+
+def test_cli_refuses_an_unwritable_output_and_mismatching_weights_in_one_line(tmp_path, bad_export_inputs):
     before = sorted(os.listdir(tmp_path))
-    # Started together, the runs share the cost of importing torch.
+    # Real command-line runs, started together so they share the cost of importing torch.
     running = {name: subprocess.Popen([sys.executable, "-m", "training.export_onnx", *map(str, args)], cwd=REPO,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for name, (args, _) in cases.items()}
+               for name, (args, _) in bad_export_inputs.items() if name in ("unwritable", "shapes")}
     for name, process in running.items():
         stdout, stderr = process.communicate(timeout=180)
         assert (name, process.returncode, stdout) == (name, 1, "")
-        assert stderr.startswith(cases[name][1]) and stderr.count("\n") == 1 and stderr.endswith("\n"), stderr
+        assert stderr.startswith(bad_export_inputs[name][1]) and stderr.count("\n") == 1, stderr
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated", "suffix"])
+def test_cli_main_refuses_other_bad_input_in_one_line(tmp_path, bad_export_inputs, capsys, case):
+    from training.export_onnx import _main, run_cli
+    before = sorted(os.listdir(tmp_path))
+    args, expected = bad_export_inputs[case]
+    assert run_cli(_main, [str(arg) for arg in args]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(expected) and captured.err.count("\n") == 1
     assert sorted(os.listdir(tmp_path)) == before
 
 

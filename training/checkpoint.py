@@ -16,17 +16,15 @@ over the target only once complete, so no half-written checkpoint is left
 under the requested name.
 """
 
-import contextlib
 import datetime
 import json
 import os
-import tempfile
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
-from qgis_cloudremoval.core.progress import CoreError
 from training.model import DSen2CR
+from training.output_files import OutputError, atomic_output, first_line
 
 FORMAT = "dsen2cr-checkpoint"
 SUFFIXES = (".pt", ".safetensors")
@@ -44,7 +42,7 @@ PROVENANCE_DEFAULTS = {
 _CONFIG_KEYS = ("num_blocks", "num_features", "use_sar")
 
 
-class CheckpointError(CoreError):
+class CheckpointError(OutputError):
     """A checkpoint cannot be written or read; the message is one user-facing line."""
 
 
@@ -54,38 +52,6 @@ def make_provenance(**values) -> Dict:
     provenance["created"] = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     provenance.update(values)
     return provenance
-
-
-def check_output_folder(path: str) -> str:
-    """The folder ``path`` would be written to; :class:`CheckpointError` if it does not exist."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CheckpointError(f"cannot write {path}: folder {folder} does not exist; create it or choose another path")
-    return folder
-
-
-@contextlib.contextmanager
-def atomic_output(path: str) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
-
-    Raises :class:`CheckpointError` (one line) when the folder cannot be written.
-    On any exception, including cancellation, the temporary file is removed and
-    ``path`` is left untouched.
-    """
-    folder = check_output_folder(path)
-    try:
-        handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=folder)
-    except OSError as exc:
-        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}; choose a writable folder") from None
-    os.close(handle)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def _suffix(path: str) -> str:
@@ -107,6 +73,7 @@ def save_checkpoint(path: str, model: DSen2CR, provenance: Dict, **extra) -> Non
             :func:`load_checkpoint`.
     """
     suffix = _suffix(path)
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel / DataParallel
     reserved = {"format", "model_config", "state_dict", "provenance"} & set(extra)
     if reserved:
         raise CheckpointError(f"extra checkpoint entries may not be named {', '.join(sorted(reserved))}")
@@ -121,12 +88,12 @@ def save_checkpoint(path: str, model: DSen2CR, provenance: Dict, **extra) -> Non
         metadata = {"format": FORMAT, "model_config": json.dumps(model.config()),
                     "provenance": json.dumps(provenance), "extra": extra_json}
         from safetensors.torch import save_file
-        with atomic_output(path) as temporary:
+        with atomic_output(path, CheckpointError) as temporary:
             save_file(state_dict, temporary, metadata=metadata)
     else:
         payload = {"format": FORMAT, "model_config": model.config(), "state_dict": state_dict,
                    "provenance": provenance, **extra}
-        with atomic_output(path) as temporary:
+        with atomic_output(path, CheckpointError) as temporary:
             torch.save(payload, temporary)
 
 
@@ -151,7 +118,10 @@ def load_checkpoint(path: str) -> Tuple[DSen2CR, Dict, Dict]:
         raise CheckpointError(f"{name} is not a DSen2-CR checkpoint (no format '{FORMAT}'); "
                               "write checkpoints with training.checkpoint.save_checkpoint")
     model = model_from_config(payload.get("model_config"), name)
-    load_weights(model, payload.get("state_dict") or {}, name)
+    state_dict = payload.get("state_dict")
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{name} has no state_dict of tensors; it is not a usable DSen2-CR checkpoint")
+    load_weights(model, state_dict, name)
     provenance = {**PROVENANCE_DEFAULTS, **(payload.get("provenance") or {})}
     extra = {key: value for key, value in payload.items()
              if key not in ("format", "model_config", "state_dict", "provenance")}
@@ -226,9 +196,3 @@ def _read_safetensors(path: str) -> Dict:
                               f"{first_line(exc)}") from None
     extra = payload.pop("extra", {})
     return {"format": metadata.get("format"), "state_dict": state_dict, **payload, **extra}
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception message, for one-line user errors."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

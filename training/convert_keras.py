@@ -22,14 +22,20 @@ kernel layout is the same whatever the Keras ``data_format``.
 import argparse
 import os
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import numpy as np
-import torch
 
+from qgis_cloudremoval.core.bands import S1_BANDS, S2_BANDS
 from qgis_cloudremoval.core.progress import SILENT, CoreError, Reporter
-from training.checkpoint import check_output_folder, first_line, load_weights, make_provenance, save_checkpoint
-from training.model import OPTICAL_CHANNELS, SAR_CHANNELS, DSen2CR
+from training.output_files import check_output_folder, first_line
+
+if TYPE_CHECKING:
+    from training.model import DSen2CR
+
+# torch is imported only once the HDF5 file has passed every check, so refusals come at once.
+OPTICAL_CHANNELS = len(S2_BANDS)
+SAR_CHANNELS = len(S1_BANDS)
 
 #: Written into the provenance of every converted model.
 TRAINING_DATA = "SEN12MS-CR (Meraner et al. 2020 authors' weights)"
@@ -116,33 +122,44 @@ def _pair_convolutions(weights: List[Tuple[str, np.ndarray]], name: str) -> List
     return convolutions
 
 
-def model_from_convolutions(convolutions: List[KerasConv], name: str) -> DSen2CR:
-    """Build the DSen2-CR network that the Keras convolutions describe and load their weights.
+def dsen2cr_layout(convolutions: List[KerasConv], name: str) -> Dict:
+    """The ``DSen2CR.config()`` the Keras convolutions describe, after checking every kernel's shape.
 
-    B and F come from the number of convolutions and the first kernel; SAR /
-    no-SAR from the first kernel's C_in (15 or 13).
+    B comes from the number of convolutions, F from the first kernel's C_out
+    and SAR / no-SAR from its C_in (15 or 13).
     """
     count = len(convolutions)
     if count < 2 or count % 2:
         raise KerasFormatError(f"{name} is not a DSen2-CR checkpoint: found {count} convolution layer(s); "
                                "DSen2-CR has 2 + 2 x blocks (34 for the published models)")
-    first_kernel = convolutions[0][1]
-    in_channels, features = first_kernel.shape[2], first_kernel.shape[3]
+    in_channels, features = (int(size) for size in convolutions[0][1].shape[2:])
     if in_channels not in (OPTICAL_CHANNELS, OPTICAL_CHANNELS + SAR_CHANNELS):
         raise KerasFormatError(f"{name} is not a DSen2-CR checkpoint: the first convolution reads {in_channels} "
                                f"channels; DSen2-CR reads {OPTICAL_CHANNELS} (optical) or "
                                f"{OPTICAL_CHANNELS + SAR_CHANNELS} (optical + SAR)")
-    model = DSen2CR(num_blocks=(count - 2) // 2, num_features=int(features),
-                    use_sar=in_channels == OPTICAL_CHANNELS + SAR_CHANNELS)
-    torch_names = [key[:-len(".weight")] for key in model.state_dict() if key.endswith(".weight")]
-    state_dict = {}
-    for position, ((prefix, kernel, bias), torch_name) in enumerate(zip(convolutions, torch_names), start=1):
-        needed = tuple(model.state_dict()[torch_name + ".weight"].shape)
-        expected = (3, 3, needed[1], needed[0])
+    blocks = (count - 2) // 2
+    expected_shapes = ([(3, 3, in_channels, features)] + [(3, 3, features, features)] * (2 * blocks)
+                       + [(3, 3, features, OPTICAL_CHANNELS)])
+    for position, ((prefix, kernel, _), expected) in enumerate(zip(convolutions, expected_shapes), start=1):
         if kernel.shape != expected:
             raise KerasFormatError(f"{name} is not a DSen2-CR checkpoint: convolution {position} of {count} "
                                    f"('{prefix}') has kernel shape {kernel.shape}; a DSen2-CR with "
-                                   f"{model.num_blocks} blocks x {model.num_features} features needs {expected}")
+                                   f"{blocks} blocks x {features} features needs {expected}")
+    return {"num_blocks": blocks, "num_features": features, "use_sar": in_channels != OPTICAL_CHANNELS}
+
+
+def model_from_convolutions(convolutions: List[KerasConv], name: str) -> "DSen2CR":
+    """Build the DSen2-CR network the Keras convolutions describe, with their weights, in eval mode."""
+    config = dsen2cr_layout(convolutions, name)
+    import torch
+
+    from training.checkpoint import load_weights
+    from training.model import DSen2CR
+
+    model = DSen2CR(**config)
+    torch_names = [key[:-len(".weight")] for key in model.state_dict() if key.endswith(".weight")]
+    state_dict = {}
+    for (_, kernel, bias), torch_name in zip(convolutions, torch_names):
         # Keras (kh, kw, C_in, C_out) -> torch (C_out, C_in, kh, kw); both cross-correlate, so no flip.
         state_dict[torch_name + ".weight"] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
         state_dict[torch_name + ".bias"] = torch.from_numpy(np.ascontiguousarray(bias))
@@ -160,9 +177,12 @@ def loss_from_file_name(path: str) -> str:
     return "unknown"
 
 
-def keras_provenance(path: str, model: DSen2CR) -> Dict:
+def keras_provenance(path: str, use_sar: bool) -> Dict:
+    """Provenance of a converted authors' checkpoint: loss from the file name, the file name as source."""
+    from training.checkpoint import make_provenance
+
     loss = loss_from_file_name(path)
-    sar = "with SAR input" if model.use_sar else "without SAR input"
+    sar = "with SAR input" if use_sar else "without SAR input"
     loss_text = f"{loss.upper()} loss" if loss != "unknown" else "loss not stated in the file name"
     description = (f"DSen2-CR {sar} ({loss_text}) published by Meraner et al. (2020), ISPRS J. 166:333-346; "
                    f"converted from the Keras 2 HDF5 checkpoint {os.path.basename(path)}")
@@ -186,12 +206,13 @@ def convert_keras(source: str, destination: str, fp16: bool = False, reporter: R
     check_output_folder(destination)  # before the conversion, so a typo fails at once
     name = os.path.basename(source)
     model = model_from_convolutions(read_keras_convolutions(source), name)
-    provenance = keras_provenance(source, model)
+    provenance = keras_provenance(source, model.use_sar)
     report = {"model_config": model.config(), "provenance": provenance}
     if suffix == ".onnx":
         from training.export_onnx import export_onnx
         report["export"] = export_onnx(model, destination, provenance, fp16=fp16, reporter=reporter)
     else:
+        from training.checkpoint import save_checkpoint
         save_checkpoint(destination, model, provenance)
     return report
 
@@ -199,7 +220,7 @@ def convert_keras(source: str, destination: str, fp16: bool = False, reporter: R
 def _main(argv: Optional[list]) -> None:
     from tqdm import tqdm
 
-    from training.export_onnx import describe_report, tqdm_reporter
+    from training.cli import tqdm_reporter
 
     parser = argparse.ArgumentParser(prog="python -m training.convert_keras", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="the authors' Keras 2 HDF5 checkpoint, e.g. model_SARcarl.hdf5")
@@ -211,9 +232,13 @@ def _main(argv: Optional[list]) -> None:
     config = report["model_config"]
     print(f"{os.path.basename(args.source)}: DSen2-CR {config['num_blocks']} blocks x {config['num_features']} "
           f"features, {'optical + SAR' if config['use_sar'] else 'optical only'}, loss {report['provenance']['loss']}")
-    print(describe_report(report["export"]) if "export" in report else f"wrote {args.output}")
+    if "export" in report:
+        from training.export_onnx import describe_report
+        print(describe_report(report["export"]))
+    else:
+        print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":
-    from training.export_onnx import run_cli
+    from training.cli import run_cli
     sys.exit(run_cli(_main))

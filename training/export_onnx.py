@@ -25,8 +25,10 @@ import torch
 
 from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.progress import SILENT, CoreError, Reporter
-from training.checkpoint import PROVENANCE_DEFAULTS, first_line, atomic_output
+from training.cli import run_cli, tqdm_reporter
+from training.checkpoint import PROVENANCE_DEFAULTS
 from training.model import OPTICAL_CHANNELS, DSen2CR
+from training.output_files import atomic_output, first_line
 
 #: Largest ONNX IR version and opset that onnxruntime 1.17 loads.
 MAX_IR_VERSION = 9
@@ -90,12 +92,13 @@ def export_onnx(model: DSen2CR, output_path: str, provenance: Dict, fp16: bool =
     if not 7 <= opset <= MAX_OPSET:
         raise ExportError(f"opset {opset} is not supported: choose 7..{MAX_OPSET} (onnxruntime 1.17 reads up to "
                           f"{MAX_OPSET})")
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel / DataParallel
     reference = copy.deepcopy(model).float().cpu().eval()
     exported = copy.deepcopy(reference).half() if fp16 else reference
     info = model_info_for(reference, provenance, name=name, version=version)
     dtype = torch.float16 if fp16 else torch.float32
 
-    with atomic_output(output_path) as temporary:
+    with atomic_output(output_path, ExportError) as temporary:
         reporter.log(f"exporting {info.summary()}")
         trace_input = torch.rand(_TRACE_SHAPE[0], reference.in_channels, *_TRACE_SHAPE[1:], dtype=dtype)
         try:
@@ -168,28 +171,6 @@ def describe_report(report: Dict) -> str:
     return (f"wrote {report['path']} ({precision}, opset {report['opset']}, IR {report['ir_version']}); "
             f"onnxruntime vs torch max |diff| {report['max_abs_diff']:.2e} on a random "
             f"{'x'.join(map(str, report['check_shape']))} (N x H x W) input, tolerance {report['tolerance']:g}")
-
-
-def tqdm_reporter(bar) -> Reporter:
-    """A :class:`Reporter` that drives a tqdm bar counting to 100."""
-    def progress(fraction: float) -> None:
-        bar.update(round(100 * fraction) - bar.n)
-    return Reporter(progress=progress, info=bar.write)
-
-
-def run_cli(main, argv: Optional[list] = None) -> int:
-    """Run a CLI ``main(argv)``; user errors become one ``error:`` line on stderr and exit code 1."""
-    from qgis_cloudremoval.core.progress import Cancelled
-    try:
-        main(argv)
-    except (CoreError, OSError) as exc:
-        text = str(exc).strip().splitlines()
-        print(f"error: {text[0] if text else type(exc).__name__}", file=sys.stderr)
-        return 1
-    except (Cancelled, KeyboardInterrupt):
-        print("error: cancelled; no output written", file=sys.stderr)
-        return 130
-    return 0
 
 
 def _main(argv: Optional[list]) -> None:

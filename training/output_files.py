@@ -1,0 +1,53 @@
+"""Writing outputs safely: the folder is checked first and nothing half-written keeps the target's name.
+
+Free of torch, so command-line tools can refuse a bad output path before paying for importing it.
+"""
+
+import contextlib
+import os
+import tempfile
+from typing import Iterator, Type
+
+from qgis_cloudremoval.core.progress import CoreError
+
+
+class OutputError(CoreError):
+    """An output cannot be written; the message is one user-facing line."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception message, for one-line user errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_output_folder(path: str, error: Type[CoreError] = OutputError) -> str:
+    """The folder ``path`` would be written to; raises ``error`` (one line) if it does not exist."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise error(f"cannot write {path}: folder {folder} does not exist; create it or choose another path")
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, error: Type[CoreError] = OutputError) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    Raises ``error`` (one line) when the folder cannot be written. On any
+    exception, including cancellation, the temporary file is removed and
+    ``path`` is left untouched.
+    """
+    folder = check_output_folder(path, error)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=folder)
+    except OSError as exc:
+        raise error(f"cannot write {path}: {exc.strerror or exc}; choose a writable folder") from None
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise error(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
