@@ -27,6 +27,8 @@ def test_round_trip_keeps_weights_config_provenance_and_extra(tmp_path, tiny_mod
     assert loaded_provenance == provenance and len(provenance["created"]) == 10
     assert extra == {"step": 12, "history": {"loss": [0.5, 0.25]}}
     assert os.listdir(tmp_path) == [path.name]  # no temporary files left behind
+    (tmp_path / "plain").touch()  # the permissions any new file gets here, not mkstemp's owner-only 0600
+    assert path.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
 
 
 def test_pt_checkpoint_keeps_tensor_extras_such_as_optimizer_state(tmp_path, tiny_model):

@@ -45,9 +45,17 @@ def atomic_output(path: str, error: Type[CoreError] = OutputError) -> Iterator[s
     os.close(handle)
     try:
         yield temporary
+        # mkstemp creates the file readable by its owner only; give it the permissions a plain open() would.
+        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except OSError as exc:
         raise error(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
