@@ -1,0 +1,124 @@
+"""training.evaluate: Table 1 numbers against an independent reference, checkpoint vs ONNX, and the plugin core run.
+
+The model is a tiny DSen2-CR (B=1, F=8) with seeded random weights: the
+metrics need not be good, only right.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from osgeo import gdal
+
+from qgis_cloudremoval.core.request import RemovalRequest
+from sen12mscr_release import make_release
+from training import evaluate as ev
+from training.checkpoint import load_checkpoint, make_provenance, save_checkpoint
+from training.datasets import PackedSen12MSCR
+from training.model import DSen2CR
+from training.reformat import reformat
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    make_release(root / "release", {"ROIs1158_spring": {101: [1], 102: [2]}}, seed=11)
+    split_file = root / "split.csv"
+    split_file.write_text("3\ts1\ts2_cloudFree\ts2_cloudy\tROIs1158_spring_101_1.tif\n"
+                          "3\ts1\ts2_cloudFree\ts2_cloudy\tROIs1158_spring_102_2.tif\n")
+    reformat(root / "release", root / "dst", split_file=split_file)
+    torch.manual_seed(0)
+    model = DSen2CR(num_blocks=1, num_features=8, use_sar=True)
+    with torch.no_grad():
+        model.tail.weight.mul_(0.05)  # stay near the cloudy input, as a trained model starts out
+    checkpoint = root / "tiny.pt"
+    save_checkpoint(str(checkpoint), model, make_provenance(loss="carl", training_data="test"))
+    return root, root / "dst", checkpoint, model.eval()
+
+
+def _independent_reference(model, data: Path):
+    """Pixel-pooled MAE / RMSE / PSNR over the test patches, straight from numpy."""
+    dataset = PackedSen12MSCR(data, "test", crop=None)
+    errors = {"target": [], "reprod": [], "recon": []}
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        with torch.no_grad():
+            prediction = model(sample["input"][None])[0].double().numpy() * 2000 / 10000
+        target = sample["target"].double().numpy() * 2000 / 10000
+        cloudy = sample["cloudy"].double().numpy() * 2000 / 10000
+        mask = sample["mask"].numpy()
+        errors["target"].append((prediction - target).ravel())
+        errors["recon"].append((prediction - target)[:, mask].ravel())
+        errors["reprod"].append((prediction - cloudy)[:, ~mask].ravel())
+    pooled = {k: np.concatenate(v) for k, v in errors.items()}
+    rmse = np.sqrt(np.mean(pooled["target"] ** 2))
+    return {"MAE Target": np.abs(pooled["target"]).mean(), "MAE Reprod": np.abs(pooled["reprod"]).mean(),
+            "MAE Recon": np.abs(pooled["recon"]).mean(), "RMSE Target": rmse,
+            "PSNR Target (dB)": 20 * np.log10(1 / rmse)}
+
+
+def test_checkpoint_metrics_match_an_independent_computation(setup):
+    _, data, checkpoint, model = setup
+    row = ev.evaluate(str(checkpoint), str(data), "test")
+    reference = _independent_reference(model, data)
+    for header, value in reference.items():
+        assert row[header] == pytest.approx(value, rel=1e-5), header
+    assert 0 < row["SAM Reprod (deg)"] < row["SAM Recon (deg)"] < 90
+    assert 0 < row["SSIM Target"] < 1
+
+
+def test_exported_onnx_scores_like_its_checkpoint_and_runs_through_the_engine(setup):
+    from qgis_cloudremoval.core.engine import remove_clouds
+    from training.export_onnx import export_onnx
+    root, data, checkpoint, model = setup
+    onnx_path = root / "tiny.onnx"
+    loaded, provenance, _ = load_checkpoint(str(checkpoint))
+    export_onnx(loaded, str(onnx_path), provenance)
+    from_onnx = ev.evaluate(str(onnx_path), str(data), "test")
+    from_checkpoint = ev.evaluate(str(checkpoint), str(data), "test")
+    for header, value in from_checkpoint.items():
+        assert from_onnx[header] == pytest.approx(value, rel=1e-4, abs=1e-6), header
+
+    name = "ROIs1158_spring_101_1.tif"
+    output = root / "cloudfree.tif"
+    result = remove_clouds(RemovalRequest(s2_path=str(data / "s2_cloudy" / name), s1_path=str(data / "s1" / name),
+                                          model_path=str(onnx_path), output_path=str(output), device="cpu",
+                                          baseline_offset="none", s1_units="db", output_type="float32"))
+    assert result.output_path == str(output)
+    produced, source = gdal.Open(str(output)), gdal.Open(str(data / "s2_cloudy" / name))
+    assert produced.RasterCount == 13
+    assert produced.GetGeoTransform() == source.GetGeoTransform()
+    assert produced.GetSpatialRef().IsSame(source.GetSpatialRef())
+    sample = PackedSen12MSCR(data, "test", crop=None)[0]
+    with torch.no_grad():
+        expected_reflectance = model(sample["input"][None])[0].numpy() * 2000 / 10000
+    # float32 output is reflectance; the tiled engine run equals the whole-patch torch run to 0.1 DN
+    np.testing.assert_allclose(produced.ReadAsArray(), expected_reflectance, atol=1e-5)
+
+
+def test_cli_writes_markdown_and_csv_beside_the_paper_rows(setup, tmp_path, capsys):
+    _, data, checkpoint, _ = setup
+    out = tmp_path / "results.md"
+    assert ev.main([str(checkpoint), "--data", str(data), "--split", "test", "--out", str(out)]) == 0
+    markdown = out.read_text().splitlines()
+    assert markdown[0] == ("| Method | MAE Target | MAE Reprod | MAE Recon | RMSE Target | PSNR Target (dB) | "
+                           "SAM Target (deg) | SAM Reprod (deg) | SAM Recon (deg) | SSIM Target |")
+    assert markdown[2].startswith("| tiny.pt (test, 2 patches) | ")
+    assert markdown[3] == ("| DSen2-CR on L_CARL (paper) | 0.0290 | 0.0204 | 0.0266 | 0.0366 | 28.7 | 8.15 | 3.94 | "
+                           "8.04 | 0.875 |")
+    csv_lines = out.with_suffix(".csv").read_text().splitlines()
+    assert csv_lines[-1] == "DSen2-CR on L_T w/o SAR (paper),0.0284,0.0389,0.0281,0.0361,28.8,8.97,6.17,9.05,0.873"
+    assert "| DSen2-CR on L_T (paper) | 0.0270 |" in capsys.readouterr().out
+
+
+def test_bad_model_and_split_are_explained(setup, tmp_path, capsys):
+    _, data, checkpoint, _ = setup
+    assert ev.main([str(tmp_path / "none.pt"), "--data", str(data)]) == 1
+    assert capsys.readouterr().err.strip().endswith(f"error: model file not found: {tmp_path / 'none.pt'}")
+    (tmp_path / "model.h5").write_text("x")
+    assert ev.main([str(tmp_path / "model.h5"), "--data", str(data)]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        "error: " + str(tmp_path / "model.h5") + ": unknown model type '.h5'; give a .pt, .safetensors or .onnx file")
+    assert ev.main([str(checkpoint), "--data", str(data), "--split", "val"]) == 1
+    assert f"error: no packed 'val' split at {data / 'packed' / 'val'}" in capsys.readouterr().err
