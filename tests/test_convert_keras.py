@@ -149,6 +149,8 @@ def test_published_size_layout_of_34_convolutions_is_accepted(tmp_path):
     model, provenance, _ = load_checkpoint(str(tmp_path / "big.safetensors"))
     assert model.receptive_field_radius == 34 and provenance["loss"] == "unknown"
     assert "loss not stated in the file name" in provenance["description"]
+    assert convert_keras(str(tmp_path / "weights.hdf5"), str(tmp_path / "l1.pt"), loss="l1")["provenance"][
+        "description"].startswith("DSen2-CR with SAR input (L1 loss) published by Meraner et al. (2020)")
     image = _sample(15, seed=6, height=9, width=11)
     with torch.no_grad():
         result = model(torch.from_numpy(image[None]))[0].numpy()

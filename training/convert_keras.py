@@ -177,11 +177,11 @@ def loss_from_file_name(path: str) -> str:
     return "unknown"
 
 
-def keras_provenance(path: str, use_sar: bool) -> Dict:
-    """Provenance of a converted authors' checkpoint: loss from the file name, the file name as source."""
+def keras_provenance(path: str, use_sar: bool, loss: Optional[str] = None) -> Dict:
+    """Provenance of a converted authors' checkpoint; ``loss`` defaults to what the file name says."""
     from training.checkpoint import make_provenance
 
-    loss = loss_from_file_name(path)
+    loss = loss or loss_from_file_name(path)
     sar = "with SAR input" if use_sar else "without SAR input"
     loss_text = f"{loss.upper()} loss" if loss != "unknown" else "loss not stated in the file name"
     description = (f"DSen2-CR {sar} ({loss_text}) published by Meraner et al. (2020), ISPRS J. 166:333-346; "
@@ -190,10 +190,12 @@ def keras_provenance(path: str, use_sar: bool) -> Dict:
                            demo=False, description=description)
 
 
-def convert_keras(source: str, destination: str, fp16: bool = False, reporter: Reporter = SILENT) -> Dict:
+def convert_keras(source: str, destination: str, fp16: bool = False, loss: Optional[str] = None,
+                  reporter: Reporter = SILENT) -> Dict:
     """Convert ``source`` (Keras 2 HDF5) to ``destination`` (.onnx, .pt or .safetensors).
 
-    ``fp16`` (ONNX only) writes a half-precision model. Returns a report dict:
+    ``fp16`` (ONNX only) writes a half-precision model; ``loss`` ('carl' or
+    'l1') overrides the loss read from the file name. Returns a report dict:
     ``model_config``, ``provenance`` and, for ONNX, the export report of
     :func:`training.export_onnx.export_onnx`. Nothing is written on error.
     """
@@ -206,7 +208,7 @@ def convert_keras(source: str, destination: str, fp16: bool = False, reporter: R
     check_output_folder(destination)  # before the conversion, so a typo fails at once
     name = os.path.basename(source)
     model = model_from_convolutions(read_keras_convolutions(source), name)
-    provenance = keras_provenance(source, model.use_sar)
+    provenance = keras_provenance(source, model.use_sar, loss)
     report = {"model_config": model.config(), "provenance": provenance}
     if suffix == ".onnx":
         from training.export_onnx import export_onnx
@@ -226,9 +228,13 @@ def _main(argv: Optional[list]) -> None:
     parser.add_argument("source", help="the authors' Keras 2 HDF5 checkpoint, e.g. model_SARcarl.hdf5")
     parser.add_argument("-o", "--output", required=True, help="DST.onnx, DST.pt or DST.safetensors")
     parser.add_argument("--fp16", action="store_true", help="half-precision ONNX (only with .onnx)")
+    parser.add_argument("--loss", choices=("carl", "l1"), default=None,
+                        help="loss the weights were trained with (default: read from the file name, e.g. "
+                             "model_SARcarl.hdf5 -> carl; 'unknown' if it does not say)")
     args = parser.parse_args(argv)
     with tqdm(total=100, desc="convert", unit="%", disable=None) as bar:
-        report = convert_keras(args.source, args.output, fp16=args.fp16, reporter=tqdm_reporter(bar))
+        report = convert_keras(args.source, args.output, fp16=args.fp16, loss=args.loss,
+                               reporter=tqdm_reporter(bar))
     config = report["model_config"]
     print(f"{os.path.basename(args.source)}: DSen2-CR {config['num_blocks']} blocks x {config['num_features']} "
           f"features, {'optical + SAR' if config['use_sar'] else 'optical only'}, loss {report['provenance']['loss']}")
