@@ -143,3 +143,17 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(dat
     assert f"stopped before updating the weights; the last good checkpoint is {last}. Lower learning_rate" in error
     _, _, extra = load_checkpoint(str(last))
     assert f"at step {extra['step'] + 1} (epoch " in error
+
+
+def test_trained_checkpoint_evaluates_and_exports(dataset, uninterrupted, tmp_path):
+    """The chain's last links: the torchrun checkpoint is scored, exported, and the export scores the same."""
+    from training.evaluate import evaluate
+    from training.export_onnx import export_onnx
+    checkpoint = uninterrupted / "checkpoints" / "last.pt"
+    from_checkpoint = evaluate(str(checkpoint), str(dataset), "val")
+    model, provenance, _ = load_checkpoint(str(checkpoint))
+    export_onnx(model, str(tmp_path / "trained.onnx"), provenance)
+    from_onnx = evaluate(str(tmp_path / "trained.onnx"), str(dataset), "val")
+    assert 0 < from_checkpoint["MAE Target"] < 1
+    for header, value in from_checkpoint.items():
+        assert from_onnx[header] == pytest.approx(value, rel=1e-4, abs=1e-6), header
