@@ -16,27 +16,41 @@ def _coverage(tiles, width, height):
     return count
 
 
-@pytest.mark.parametrize("width,height,tile_size,margin", [
-    (150, 130, 40, 6), (64, 64, 64, 10), (300, 41, 100, 20), (1000, 999, 256, 34), (33, 500, 80, 34)])
-def test_cores_partition_the_scene_and_keep_their_margin(width, height, tile_size, margin):
-    tiles = tiling.plan_tiles(width, height, tile_size, margin)
+SIZES = [(150, 130, 40, 6, 1), (64, 64, 64, 10, 1), (300, 41, 100, 20, 1), (1000, 999, 256, 34, 128),
+         (33, 500, 80, 34, 1), (1000, 999, 452, 34, 128), (10980, 10980, 904, 4, 128)]
+RANDOM = np.random.default_rng(0)
+SIZES += [(int(RANDOM.integers(1, 700)), int(RANDOM.integers(1, 700)), int(t), int(m), int(RANDOM.choice([1, 32, 64])))
+          for t, m in zip(RANDOM.integers(70, 300, 12), RANDOM.integers(0, 34, 12))]
+
+
+@pytest.mark.parametrize("width,height,tile_size,margin,align", SIZES)
+def test_cores_partition_the_scene_and_keep_their_margin(width, height, tile_size, margin, align):
+    tiles = tiling.plan_tiles(width, height, tile_size, margin, align)
     assert np.array_equal(_coverage(tiles, width, height), np.ones((height, width), dtype=int))
     for tile in tiles:
         read, core = tile.read, tile.core
         assert 0 <= read.x and read.x + read.width <= width and 0 <= read.y and read.y + read.height <= height
         assert (read.width, read.height) == (min(tile_size, width), min(tile_size, height))
-        # Context on every side that is not the scene edge.
-        assert core.x == 0 or core.x - read.x >= margin
-        assert core.y == 0 or core.y - read.y >= margin
-        assert core.x + core.width == width or read.x + read.width - (core.x + core.width) >= margin
-        assert core.y + core.height == height or read.y + read.height - (core.y + core.height) >= margin
+        # Context on every side, unless the read window ends at the scene edge (zero padding
+        # there is the same as in a whole-image run).
+        assert read.x == 0 or core.x - read.x >= margin
+        assert read.y == 0 or core.y - read.y >= margin
+        assert read.x + read.width == width or read.x + read.width - (core.x + core.width) >= margin
+        assert read.y + read.height == height or read.y + read.height - (core.y + core.height) >= margin
+        if align > 1 and tile_size - 2 * margin >= align:
+            assert core.x % align == 0 and core.y % align == 0
 
 
 def test_layout_of_a_ragged_scene_is_as_designed():
     tiles = tiling.plan_tiles(150, 40, 40, 6)
     assert [(t.read.x, t.core.x, t.core.width) for t in tiles] == [
-        (0, 0, 34), (28, 34, 28), (56, 62, 28), (84, 90, 28), (110, 118, 32)]
-    assert tiling.margin_share(tiles) == pytest.approx(1 - 150 / 200)
+        (0, 0, 28), (22, 28, 28), (50, 56, 28), (78, 84, 28), (106, 112, 28), (110, 140, 10)]
+    assert tiling.margin_share(tiles) == pytest.approx(1 - 150 / 240)
+    # Cores on the block grid; a sliver narrower than the margin joins the previous core.
+    aligned = tiling.plan_tiles(300, 10, 100, 10, align=64)
+    assert [(t.read.x, t.core.x, t.core.width) for t in aligned] == [
+        (0, 0, 64), (54, 64, 64), (118, 128, 64), (182, 192, 64), (200, 256, 44)]
+    assert [t.core.x for t in tiling.plan_tiles(260, 10, 100, 10, align=64)] == [0, 64, 128, 192]
 
 
 def test_too_small_tile_is_refused_with_the_smallest_size():
@@ -46,18 +60,19 @@ def test_too_small_tile_is_refused_with_the_smallest_size():
 
 def test_group_by_shape_batches_equal_tiles_only():
     tiles = tiling.plan_tiles(100, 30, 40, 4)  # rows shorter than the tile: one shape (30 x 40)
-    batches = tiling.group_by_shape(tiles, 2)
-    assert [len(b) for b in batches] == [2, 1]
+    batches = tiling.group_by_shape(tiles, 3)
+    assert [len(b) for b in batches] == [3, 1]
     assert all(len({(t.read.width, t.read.height) for t in batch}) == 1 for batch in batches)
 
 
 def test_auto_tile_size_fits_the_budget_and_the_margin():
-    cpu = tiling.auto_tile_size("cpu", 34, 256, 15)
-    gpu = tiling.auto_tile_size("gpu", 34, 256, 15)
-    assert cpu % tiling.TILE_ALIGN == 0 and 2 * 34 + tiling.MIN_CORE <= cpu <= 1024
+    cpu = tiling.auto_tile_size("cpu", 34, 256, 15, align=128)
+    gpu = tiling.auto_tile_size("gpu", 34, 256, 15, align=128)
+    assert (cpu - 2 * 34) % 128 == 0 and 2 * 34 + 128 <= cpu <= 1024
     assert cpu * cpu * tiling.bytes_per_pixel(256, 15) <= tiling.ACTIVATION_BUDGET["cpu"]
     assert gpu > cpu
     assert tiling.auto_tile_size("cpu", 300, 256, 15) == 640  # margin wins over the budget
+    assert tiling.auto_tile_size("cpu", 4, 8, 15, align=128) == 896 + 8  # capped at 1024, core on the grid
     assert tiling.auto_batch_size(cpu, "cpu", 256, 15) == 1
 
 
@@ -83,7 +98,7 @@ def test_tiled_run_equals_one_whole_image_run():
     network_input = np.random.default_rng(0).uniform(0, 2, (15, 130, 150)).astype(np.float32)
     whole = session.run(network_input[np.newaxis])[0]
     tiled, count = _tiled_prediction(session, network_input, 40, radius)
-    assert count == 5 * 5
+    assert count == 6 * 5
     assert np.abs(tiled - whole).max() < 1e-4
     # The margin matters: two pixels less and the seams show.
     short, _ = _tiled_prediction(session, network_input, 40, radius - 2)

@@ -27,13 +27,16 @@ every tile core once to gather them (:func:`.cloudmask.shadow_statistics`).
 """
 
 import os
+import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 import numpy as np
+from osgeo import gdal
 from scipy import ndimage
 
 from . import cloudmask, inputs, runtime, scaling, tiling
@@ -41,7 +44,7 @@ from .bands import DN_PER_REFLECTANCE
 from .model_info import ModelInfo, ModelInfoError, read_model_info
 from .progress import SILENT, CoreError, Reporter
 from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
-from .writer import GeoTiffWriter, check_output_path
+from .writer import BLOCK_SIZE, GeoTiffWriter, check_output_path
 
 #: Pixels over which the prediction fades into the kept clear input (keep-clear option).
 FEATHER_PX = 8
@@ -56,6 +59,9 @@ READ_AHEAD = 2
 WRITE_BEHIND = 2
 #: Share of the progress bar taken by the statistics pass, when there is one.
 STATISTICS_SHARE = 0.1
+#: GDAL's block cache is capped at this while a run goes on (GDAL's default, 5% of the RAM,
+#: would otherwise fill with blocks of the scene: memory that grows with the scene).
+GDAL_CACHE_BYTES = 256 << 20
 
 
 @dataclass
@@ -183,7 +189,10 @@ class _Run:
         return prepared
 
     def finish_tile(self, item: _Prepared, prediction: Optional[np.ndarray], info: ModelInfo, stats):
-        """Output (and mask) arrays of one tile core, from the network's ``(13, h, w)`` prediction."""
+        """Output (and mask) arrays of one tile core, from the network's ``(13, h, w)`` prediction.
+
+        Runs in the write thread, one tile at a time (it updates the pixel counts).
+        """
         rows, columns = item.tile.core_in_read
         valid = item.s2_valid[rows, columns]
         mask = None
@@ -230,6 +239,37 @@ def _statistics_pass(scene, tiles: List[tiling.Tile], reporter: Reporter) -> clo
     return stats
 
 
+_cache_lock = threading.Lock()
+_cache_users = 0
+_cache_saved = 0
+
+
+@contextmanager
+def _bounded_gdal_cache():
+    """Cap GDAL's (process-wide) block cache at :data:`GDAL_CACHE_BYTES` while any run goes on."""
+    global _cache_users, _cache_saved
+    with _cache_lock:
+        if _cache_users == 0:
+            _cache_saved = gdal.GetCacheMax()
+            if _cache_saved > GDAL_CACHE_BYTES:
+                gdal.SetCacheMax(GDAL_CACHE_BYTES)
+        _cache_users += 1
+    try:
+        yield
+    finally:
+        with _cache_lock:
+            _cache_users -= 1
+            if _cache_users == 0 and gdal.GetCacheMax() != _cache_saved:
+                gdal.SetCacheMax(_cache_saved)
+
+
+def _fills_whole_blocks(tile: tiling.Tile, width: int, height: int) -> bool:
+    core = tile.core
+    return (core.x % BLOCK_SIZE == 0 and core.y % BLOCK_SIZE == 0
+            and (core.width % BLOCK_SIZE == 0 or core.x + core.width == width)
+            and (core.height % BLOCK_SIZE == 0 or core.y + core.height == height))
+
+
 def _open_writers(request: RemovalRequest, scene, info: ModelInfo):
     nodata = 0 if request.output_type == "uint16" else float("nan")
     output = GeoTiffWriter(request.output_path, scene.width, scene.height, info.output_channels,
@@ -269,12 +309,13 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
     reporter.log(f"onnxruntime provider: {session.provider}")
     kind = runtime.device_kind(session.provider)
     margin = _margin(request, info)
-    tile_size = request.tile_size or tiling.auto_tile_size(kind, margin, info.num_features, info.input_channels)
+    tile_size = request.tile_size or tiling.auto_tile_size(kind, margin, info.num_features, info.input_channels,
+                                                           BLOCK_SIZE)
     batch_size = tiling.auto_batch_size(tile_size, kind, info.num_features, info.input_channels)
-    with inputs.open_scene(request, info, reporter) as scene:
+    with _bounded_gdal_cache(), inputs.open_scene(request, info, reporter) as scene:
         for message in scene.warnings:
-            run.warnings.append(message)
-        tiles = tiling.plan_tiles(scene.width, scene.height, tile_size, margin)
+            run.warn(message)
+        tiles = tiling.plan_tiles(scene.width, scene.height, tile_size, margin, BLOCK_SIZE)
         reporter.log(f"{scene.width} x {scene.height} px in {len(tiles)} tiles of up to {tile_size} px "
                      f"(margin {margin} px, {100 * tiling.margin_share(tiles):.0f}% of the computation), "
                      f"batches of {batch_size}")
@@ -313,36 +354,42 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, stats, output, 
     total_pixels = sum(tile.core.area for tile in tiles)
     done_pixels = 0
     first = STATISTICS_SHARE if stats is not None else 0.0
-    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudremoval-read")
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudremoval-write")
+    read_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudremoval-read")
+    write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudremoval-write")
     reads = deque()
     writes = deque()
 
-    def write(tile, output_array, mask_array):
-        output.write(output_array, tile.core.x, tile.core.y)
-        if mask is not None:
-            mask.write(mask_array, tile.core.x, tile.core.y)
+    # Whole blocks go straight to disk instead of filling GDAL's cache.
+    flush = all(_fills_whole_blocks(tile, scene.width, scene.height) for tile in tiles)
+
+    def finish_and_write(item, prediction):
+        arrays = run.finish_tile(item, prediction, info, stats)
+        for target, array in zip((output, mask), arrays):
+            if target is not None:
+                target.write(array, item.tile.core.x, item.tile.core.y)
+                if flush:
+                    target.flush()
 
     try:
         upcoming = iter(batches)
         for _ in range(min(READ_AHEAD, len(batches))):
-            reads.append(reader.submit(run.read, scene, next(upcoming), info))
+            reads.append(read_thread.submit(run.read, scene, next(upcoming), info))
         while reads:
             run.reporter.check_cancelled()
             prepared = reads.popleft().result()
             next_batch = next(upcoming, None)
             if next_batch is not None:
-                reads.append(reader.submit(run.read, scene, next_batch, info))
+                reads.append(read_thread.submit(run.read, scene, next_batch, info))
             to_run = [item for item in prepared if item.s2_valid[item.tile.core_in_read].any()]
             predictions = {}
             if to_run:
                 stacked = np.stack([item.network_input for item in to_run])
                 predictions = dict(zip((id(item) for item in to_run), session.run(stacked)))
             for item in prepared:
-                output_array, mask_array = run.finish_tile(item, predictions.get(id(item)), info, stats)
                 while len(writes) >= WRITE_BEHIND:
                     writes.popleft().result()
-                writes.append(writer.submit(write, item.tile, output_array, mask_array))
+                # Masking, blending and writing run beside the next batch's network run.
+                writes.append(write_thread.submit(finish_and_write, item, predictions.get(id(item))))
                 done_pixels += item.tile.core.area
             run.reporter.set_progress(first + (1.0 - first) * done_pixels / total_pixels)
         while writes:
@@ -352,5 +399,5 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, stats, output, 
             future.cancel()
         raise
     finally:
-        reader.shutdown(wait=True)
-        writer.shutdown(wait=True)
+        read_thread.shutdown(wait=True)
+        write_thread.shutdown(wait=True)

@@ -55,26 +55,22 @@ class Tile:
         return slice(top, top + self.core.height), slice(left, left + self.core.width)
 
 
-def _spans(length: int, tile: int, margin: int) -> List[Tuple[int, int, int, int]]:
+def _spans(length: int, tile: int, margin: int, align: int) -> List[Tuple[int, int, int, int]]:
     """Along one axis: (read start, read length, core start, core length) per tile."""
     if length <= tile:
         return [(0, length, 0, length)]
-    stride = tile - 2 * margin
-    spans = []
-    core_start = 0
-    read_start = 0
-    while True:
-        if read_start + tile >= length:
-            read_start = length - tile
-            spans.append((read_start, tile, core_start, length - core_start))
-            return spans
-        core_end = read_start + tile - margin
-        spans.append((read_start, tile, core_start, core_end - core_start))
-        core_start = core_end
-        read_start += stride
+    core = tile - 2 * margin
+    if align > 1 and core >= align:
+        core = core // align * align
+    starts = list(range(0, length, core))
+    if len(starts) > 1 and length - starts[-1] < margin:
+        starts.pop()  # a sliver narrower than the margin joins the core before it
+    ends = starts[1:] + [length]
+    return [(min(max(start - margin, 0), length - tile), tile, start, end - start)
+            for start, end in zip(starts, ends)]
 
 
-def plan_tiles(width: int, height: int, tile_size: int, margin: int) -> List[Tile]:
+def plan_tiles(width: int, height: int, tile_size: int, margin: int, align: int = 1) -> List[Tile]:
     """Tiles covering a ``width`` x ``height`` scene, in row-major order.
 
     Args:
@@ -83,6 +79,8 @@ def plan_tiles(width: int, height: int, tile_size: int, margin: int) -> List[Til
             scene itself is smaller).
         margin: pixels of context each written pixel needs on every side that
             is not a scene edge (the receptive-field radius, or more).
+        align: cores start on multiples of this where the tile leaves room
+            (the output's block size: every core then fills whole blocks).
 
     Every read window lies inside the scene; the last row and column are
     shifted inwards rather than padded, so all tiles of a scene larger than
@@ -96,8 +94,8 @@ def plan_tiles(width: int, height: int, tile_size: int, margin: int) -> List[Til
     if tile_size < 2 * margin + 1:
         raise ValueError(f"tile size {tile_size} px leaves no core inside a {margin} px margin; "
                          f"use a tile size of at least {2 * margin + MIN_CORE} px")
-    rows = _spans(height, tile_size, margin)
-    columns = _spans(width, tile_size, margin)
+    rows = _spans(height, tile_size, margin, align)
+    columns = _spans(width, tile_size, margin, align)
     return [Tile(Window(rx, ry, rw, rh), Window(cx, cy, cw, ch))
             for ry, rh, cy, ch in rows for rx, rw, cx, cw in columns]
 
@@ -135,20 +133,22 @@ def bytes_per_pixel(num_features: int, input_channels: int) -> int:
     return 4 * (LIVE_FEATURE_MAPS * num_features + 2 * input_channels)
 
 
-def auto_tile_size(device_kind: str, margin: int, num_features: int, input_channels: int) -> int:
+def auto_tile_size(device_kind: str, margin: int, num_features: int, input_channels: int, align: int = 1) -> int:
     """A tile side for ``device_kind`` (``"cpu"`` or ``"gpu"``) that fits the memory budget.
 
     The budget is :data:`ACTIVATION_BUDGET` (capped at a quarter of the free
-    RAM on CPU); the side is a multiple of :data:`TILE_ALIGN` and leaves a
-    core of at least :data:`MIN_CORE` px inside the margins.
+    RAM on CPU). Where the budget allows, the core (side minus two margins)
+    is a multiple of ``align``; otherwise the side is a multiple of
+    :data:`TILE_ALIGN` with a core of at least :data:`MIN_CORE` px.
     """
     budget = ACTIVATION_BUDGET[device_kind]
     if device_kind == "cpu":
         budget = min(budget, _available_memory() // 4)
-    side = int(math.sqrt(budget / bytes_per_pixel(num_features, input_channels)))
-    side = min(side, MAX_AUTO_TILE[device_kind]) // TILE_ALIGN * TILE_ALIGN
+    side = min(int(math.sqrt(budget / bytes_per_pixel(num_features, input_channels))), MAX_AUTO_TILE[device_kind])
+    if align > 1 and side - 2 * margin >= align:
+        return (side - 2 * margin) // align * align + 2 * margin
     smallest = -(-(2 * margin + MIN_CORE) // TILE_ALIGN) * TILE_ALIGN
-    return max(side, smallest)
+    return max(side // TILE_ALIGN * TILE_ALIGN, smallest)
 
 
 def auto_batch_size(tile_size: int, device_kind: str, num_features: int, input_channels: int) -> int:
