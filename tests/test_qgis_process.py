@@ -1,0 +1,71 @@
+"""The packaged plugin in a fresh profile, driven by qgis_process on real Sentinel-1/2 data."""
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+import qgis_scenes as scenes
+from qgis_cloudremoval.algorithms.band_mapping import L2A_BANDS
+from qgis_cloudremoval.core import engine
+from qgis_cloudremoval.core.request import RemovalRequest
+from qgis_process_profile import QGIS_PROCESS, have_qgis_process, installed_profile, qgis_process, run_json
+from tiny_models import make_tiny_model
+
+pytestmark = pytest.mark.skipif(not have_qgis_process(), reason=f"{QGIS_PROCESS} is not installed")
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory):
+    return installed_profile(tmp_path_factory.mktemp("qgis_process"))
+
+
+@pytest.fixture(scope="module")
+def scene(bigearthnet_pairs, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("qgis_process_scene")
+    s2 = scenes.s2_stack(bigearthnet_pairs[2], folder)
+    return {"s2": str(scenes.add_cloud_and_shadow(s2, folder / "cloudy.tif")),
+            "s1": str(scenes.s1_stack(bigearthnet_pairs[2], folder))}
+
+
+def test_list_shows_the_four_algorithms(environment):
+    listing = qgis_process(environment, "list")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    provider = lines.index("Cloud removal")
+    entries = [line.split("\t")[1:] for line in lines[provider + 1:provider + 5]]
+    assert entries == [["cloudremoval:cloudmask", "Detect clouds and shadows"],
+                       ["cloudremoval:composite", "Sentinel-2 composite"],
+                       ["cloudremoval:evaluate", "Evaluate cloud removal"],
+                       ["cloudremoval:removeclouds", "Remove clouds (DSen2-CR)"]]
+
+
+def test_removeclouds_end_to_end_on_real_sentinel_1_and_2(environment, scene, tmp_path):
+    model = make_tiny_model(use_sar=True)
+    output = tmp_path / "clear.tif"
+    answer = run_json(environment, "cloudremoval:removeclouds", {
+        "S2": scene["s2"], "S1": scene["s1"], "MODEL": model, "OUTPUT": output, "OUTPUT_MASK": tmp_path / "m.tif"})
+    assert answer["results"]["OUTPUT"] == str(output)
+    assert answer["results"]["PROVIDER"] == "CPUExecutionProvider"
+    assert any("model band B10 is not in the input" in warning for warning in answer["log"]["warning"])
+    assert scenes.grid(output) == scenes.grid(scene["s2"])
+    assert gdal.Open(str(output)).RasterCount == 13
+    direct = engine.remove_clouds(RemovalRequest(
+        s2_path=scene["s2"], s1_path=scene["s1"], model_path=str(model), output_path=str(tmp_path / "direct.tif"),
+        s2_bands={band: number for number, band in enumerate(L2A_BANDS, start=1)}))
+    np.testing.assert_array_equal(scenes.read(output), scenes.read(direct.output_path))
+    assert (scenes.read(tmp_path / "m.tif")[0, 24:56, 24:56] == 1).all()
+
+    # The documented S2_BANDS syntax: 13 numbers in B1..B12 order, 0 for the band the layer lacks (B10).
+    explicit = run_json(environment, "cloudremoval:removeclouds", {
+        "S2": scene["s2"], "S2_BANDS": "1;2;3;4;5;6;7;8;9;10;0;11;12", "S1": scene["s1"], "MODEL": model,
+        "OUTPUT": tmp_path / "explicit.tif"})
+    np.testing.assert_array_equal(scenes.read(explicit["results"]["OUTPUT"]), scenes.read(output))
+
+
+def test_bad_input_gives_one_plain_message(environment, scene, tmp_path):
+    run = qgis_process(environment, "run", "cloudremoval:removeclouds", "--", f"S2={scene['s2']}",
+                       f"MODEL={make_tiny_model(use_sar=True)}", f"OUTPUT={tmp_path / 'out.tif'}")
+    assert run.returncode != 0
+    assert "give a Sentinel-1 layer, or choose a model without SAR" in run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    assert not (tmp_path / "out.tif").exists()
