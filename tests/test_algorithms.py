@@ -240,7 +240,9 @@ def test_demo_model_is_announced_as_a_warning(provider, scene, optical_model, tm
     processing.run("cloudremoval:removeclouds", {"S2": str(scene["s2"]), "MODEL": str(demo),
                                                  "OUTPUT": str(tmp_path / "out.tif")}, feedback=feedback)
     assert any("DEMO model" in warning for warning in feedback.warnings)
-    assert any("DEMO MODEL" in info for info in feedback.infos)  # the model summary in the log
+    summary = [info for info in feedback.infos if info.startswith("model: ")]  # the model's metadata in the log
+    assert summary and "optical only" in summary[0] and "random weights (test)" in summary[0]
+    assert "DEMO MODEL" in summary[0]
 
 
 def test_cancel_after_first_progress_leaves_no_output(provider, scene, sar_model, tmp_path):

@@ -125,7 +125,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         except QgsProcessingException as exc:
             problems = [str(exc)]
         if problems:
-            return False, "\n".join(problem[:1].upper() + problem[1:] for problem in problems)
+            return False, "\n".join(problems)
         return True, ""
 
     def parameter_problems(self, parameters, context) -> List[str]:
@@ -147,7 +147,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
 
         def warn(message):
             self.warned.append(message)
-            feedback.pushWarning(message[:1].upper() + message[1:])
+            feedback.pushWarning(message)
 
         return Reporter(progress=lambda fraction: feedback.setProgress(100.0 * fraction),
                         info=feedback.pushInfo, warning=warn, is_cancelled=feedback.isCanceled)
@@ -157,7 +157,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         for message in warnings:
             if message not in self.warned:
                 self.warned.append(message)
-                feedback.pushWarning(message[:1].upper() + message[1:])
+                feedback.pushWarning(message)
 
     @staticmethod
     def run_core(function, *args, **kwargs):
@@ -167,8 +167,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         except Cancelled:
             raise QgsProcessingException(CANCELLED_MESSAGE) from None
         except (CoreError, ModelInfoError) as exc:
-            message = str(exc)
-            raise QgsProcessingException(message[:1].upper() + message[1:]) from None
+            raise QgsProcessingException(str(exc)) from None
 
     @staticmethod
     def set_output_style(context, output_path, post_processor):

@@ -8,6 +8,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsPro
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
 from ..core import engine
+from ..core.engine import MASK_NO_S1, MASK_NODATA
 from ..core.request import DEVICES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
 from ..settings import DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, NO_DEFAULT_MODEL_MESSAGE, default_model_path
 from .base import S2_BANDS_HELP, CloudRemovalAlgorithm
@@ -61,10 +62,12 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             "<b>Advanced</b>: device (auto uses a GPU when onnxruntime-gpu finds one; the log says which ran), "
             "tile size in pixels (0 = automatic; tiles overlap so the result is seamless), output type, and "
             "how missing bands are filled.<br><br>"
-            "<b>Output</b>: a GeoTIFF on the Sentinel-2 grid with 13 bands B1..B12 (UInt16 DN, or Float32 "
-            "reflectance); Sentinel-2 nodata stays nodata (0). Loaded as true colour B4/B3/B2 with a 2-98 % "
-            "stretch. <b>Cloud mask</b> (optional): Byte, 0 clear, 1 cloud, 2 shadow, 3 no Sentinel-1 "
-            "coverage, 255 nodata.<br>Needs the Python package onnxruntime in QGIS's Python.")
+            "<b>Output</b>: a GeoTIFF on the Sentinel-2 grid with 13 bands B1..B12: UInt16 DN, or Float32 "
+            "reflectance (DN / 10000); Sentinel-2 nodata stays nodata (0, or NaN for Float32). Loaded as true "
+            "colour B4/B3/B2 with a 2-98 % stretch. <b>Cloud mask</b> (optional): Byte, 0 clear, 1 cloud, "
+            f"2 shadow; {MASK_NO_S1} is added where the pixel has no Sentinel-1 coverage ({MASK_NO_S1}, "
+            f"{MASK_NO_S1 + 1}, {MASK_NO_S1 + 2}); {MASK_NODATA} nodata.<br>"
+            "Needs the Python package onnxruntime in QGIS's Python.")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         self.add_s2_parameters()
@@ -88,7 +91,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size in pixels (0 = automatic)"),
                                          QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
             QgsProcessingParameterEnum(self.OUTPUT_TYPE, self.tr("Output type"),
-                                       options=["UInt16 (DN, reflectance x 10000)", "Float32 (reflectance x 10000)"],
+                                       options=["UInt16 (DN, reflectance x 10000)", "Float32 (reflectance, 0-1)"],
                                        defaultValue=0),
             QgsProcessingParameterEnum(self.FILL_MISSING, self.tr("Fill missing Sentinel-2 bands with"),
                                        options=["Zeros", "The nearest band in wavelength"], defaultValue=0),
