@@ -295,3 +295,28 @@ def test_plugin_loads_without_onnxruntime_and_says_how_to_install_it(scene, opti
     assert errors and ORT_MISSING_MESSAGE in errors[0]
     assert "python3 -m pip install onnxruntime-gpu" in errors[0]
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_removeclouds_on_sen12mscr_l1c_with_all_options_passed_on(provider, sen12mscr_dir, sar_model, tmp_path):
+    """A real 13-band L1C SEN12MS-CR patch and its S1: parameters reach the engine unchanged."""
+    name = sorted(path.name for path in (sen12mscr_dir / "s1").glob("*.tif"))[0]
+    s2, s1 = str(sen12mscr_dir / "s2_cloudFree" / name), str(sen12mscr_dir / "s1" / name)
+    feedback = RecordingFeedback()
+    results = processing.run("cloudremoval:removeclouds", {
+        "S2": s2, "S1": s1, "S1_BANDS": [1, 2], "S1_UNITS": 1, "MODEL": str(sar_model), "KEEP_CLEAR": True,
+        "BASELINE_OFFSET": 1, "DEVICE": 2, "TILE_SIZE": 96, "OUTPUT_TYPE": 1, "THRESHOLD": 0.3,
+        "OUTPUT": str(tmp_path / "clear.tif"), "OUTPUT_MASK": str(tmp_path / "mask.tif")}, feedback=feedback)
+    assert not any("B10" in warning for warning in feedback.warnings)  # all 13 bands are there
+    assert scenes.grid(results["OUTPUT"]) == scenes.grid(s2)
+    assert gdal.Open(results["OUTPUT"]).GetRasterBand(1).DataType == gdal.GDT_Float32
+    direct = engine.remove_clouds(RemovalRequest(
+        s2_path=s2, s1_path=s1, s1_units="db", model_path=str(sar_model), keep_clear=True, baseline_offset="none",
+        device="cpu", tile_size=96, output_type="float32", cloud_threshold=0.3,
+        s2_bands={band: number for number, band in enumerate(S2_BANDS, start=1)},
+        output_path=str(tmp_path / "direct.tif"), mask_path=str(tmp_path / "direct_mask.tif")))
+    assert direct.tiles > 1
+    np.testing.assert_array_equal(scenes.read(results["OUTPUT"]), scenes.read(direct.output_path))
+    np.testing.assert_array_equal(scenes.read(results["OUTPUT_MASK"]), scenes.read(direct.mask_path))
+    network_only = processing.run("cloudremoval:removeclouds", {
+        "S2": s2, "S1": s1, "MODEL": str(sar_model), "OUTPUT_TYPE": 1, "OUTPUT": str(tmp_path / "network.tif")})
+    assert not np.array_equal(scenes.read(network_only["OUTPUT"]), scenes.read(results["OUTPUT"]))
