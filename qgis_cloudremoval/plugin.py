@@ -2,7 +2,7 @@
 
 import os
 
-from qgis.core import QgsApplication
+from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtWidgets import QAction, QFileDialog
 
 from .provider import CloudRemovalProvider
@@ -47,7 +47,7 @@ class CloudRemovalPlugin:
             message = f"Default model: {path}"
             if os.environ.get(DEFAULT_MODEL_ENV):
                 message += f" (the environment variable {DEFAULT_MODEL_ENV} still takes precedence)"
-            iface.messageBar().pushInfo("Cloud removal", message)
+            iface.messageBar().pushMessage("Cloud removal", message, Qgis.Info)
 
     def unload(self):
         from qgis.utils import iface
