@@ -76,23 +76,23 @@ class _Sen12MSCRBase(Dataset):
         row, col, flip, turns = self._window(index)
         size = self.crop or PATCH_SIZE
         window = (Ellipsis, slice(row, row + size), slice(col, col + size))
-        cloudy = optical_to_model(np.asarray(s2_cloudy_dn[window]), self.info)
-        target = optical_to_model(np.asarray(s2_dn[window]), self.info)
-        parts = [cloudy, sar_to_model(np.asarray(s1_db[window]), self.info)] if self.use_sar else [cloudy]
-        arrays = {
-            "input": np.concatenate(parts, axis=0),
-            "target": target,
-            "cloudy": cloudy,
-            "mask": cloudmask.binary_cloud_shadow(np.asarray(mask_codes[window])),
-        }
-        sample = {}
-        for key, value in arrays.items():
+
+        def view(array):
+            # Crop, flip and rotate the stored values (uint16 is half the bytes of
+            # the scaled float32) and make them contiguous once, before scaling.
+            array = np.asarray(array[window])
             if flip:
-                value = value[..., ::-1]
-            if turns:
-                value = np.rot90(value, turns, axes=(-2, -1))
-            sample[key] = torch.from_numpy(np.ascontiguousarray(value))
-        sample["index"] = torch.tensor(index, dtype=torch.int64)
+                array = array[..., ::-1]
+            return np.ascontiguousarray(np.rot90(array, turns, axes=(-2, -1)) if turns else array)
+        cloudy = optical_to_model(view(s2_cloudy_dn), self.info)
+        network_input = np.concatenate([cloudy, sar_to_model(view(s1_db), self.info)]) if self.use_sar else cloudy
+        sample = {
+            "input": torch.from_numpy(network_input),
+            "target": torch.from_numpy(optical_to_model(view(s2_dn), self.info)),
+            "mask": torch.from_numpy(np.ascontiguousarray(cloudmask.binary_cloud_shadow(view(mask_codes)))),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+        sample["cloudy"] = sample["input"][:len(self.info.optical_bands)]  # a view: no second copy
         return sample
 
 
