@@ -121,6 +121,16 @@ def test_loaded_outputs_are_styled(provider, scene, sar_model, tmp_path):
         assert [c.value for c in palette.classes()][:3] == [0, 1, 2]
         assert [c.label for c in palette.classes()][:3] == ["clear", "cloud", "shadow"]
         assert palette.classes()[0].color.alpha() == 0
+        processing.runAndLoadResults("cloudremoval:cloudmask", {"S2": str(scene["cloudy"]),
+                                                                "OUTPUT": str(tmp_path / "detected.tif")})
+        processing.runAndLoadResults("cloudremoval:composite", {"S2": str(scene["cloudy"]),
+                                                                "OUTPUT": str(tmp_path / "rgb.tif")})
+        layers = {Path(layer.source()).name: layer for layer in project.mapLayers().values()}
+        detected = layers["detected.tif"].renderer()
+        assert detected.type() == "paletted" and [c.value for c in detected.classes()] == [0, 1, 2]
+        rgb = layers["rgb.tif"].renderer()
+        assert rgb.type() == "multibandcolor" and (rgb.redBand(), rgb.greenBand(), rgb.blueBand()) == (1, 2, 3)
+        assert rgb.redContrastEnhancement() is None  # the bytes are already stretched
     finally:
         project.removeAllMapLayers()
 
