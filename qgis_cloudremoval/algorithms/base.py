@@ -7,9 +7,8 @@ turning core errors into Processing errors, and styling loaded outputs.
 from typing import Dict, List
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBand,
-                       QgsProcessingParameterDefinition,
-                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
-                       QgsRasterLayer)
+                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterLayer, QgsRasterLayer)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -25,9 +24,8 @@ CANCELLED_MESSAGE = "Cancelled by the user; no output was written."
 S2_BANDS_HELP = (
     "<b>Sentinel-2 bands</b> (optional): the layer's band for each Sentinel-2 band, in the order "
     + ", ".join(S2_BANDS) + ". Empty: a 13-band layer is read in that order (SEN12MS-CR and L1C stacks); "
-    "a 12-band layer is read as Level-2A, which has no B10. Give 12 numbers to skip B10, or 0 for any band "
-    "the layer lacks: a missing band is filled with zeros (or the nearest band, where offered) and the log "
-    "warns about it. In qgis_process write the list as 2;3;4;... .")
+    "a 12-band layer is read as Level-2A, which has no B10. Give 13 numbers with 0 for any band the layer "
+    "lacks, or 12 numbers to skip B10. In qgis_process write the list as S2_BANDS=\"1;2;3;...\".")
 BASELINE_OFFSET_LABELS = ("Auto (from the product metadata; warn when the values suggest an offset)",
                           "None (values are already without offset)",
                           "Subtract 1000 DN (processing baseline 04.00 and later)")
@@ -40,6 +38,10 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     S2_BANDS = "S2_BANDS"
     BASELINE_OFFSET = "BASELINE_OFFSET"
     THRESHOLD = "THRESHOLD"
+
+    def __init__(self):
+        super().__init__()
+        self.warned = []  # warnings already shown in this run's log
 
     def createInstance(self):  # noqa: N802 (QGIS's name)
         return type(self)()
