@@ -22,12 +22,10 @@ from osgeo import gdal
 
 from qgis_cloudremoval.core import render
 
-from .example import bigearthnet_pairs, write_example
+from .example import DEMO_SCENE, bigearthnet_pairs, write_example
 from .qgis_process import QgisProcess
 
 REPO = Path(__file__).resolve().parents[1]
-#: The pair the demo shows; the demo model was trained on the other five.
-DEMO_SCENE = "S2A_MSIL2A_20170613T101031_87_48"
 
 
 def main(argv=None) -> int:

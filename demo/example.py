@@ -33,6 +33,8 @@ from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.request import RemovalRequest
 from training.clouds import simulate_clouds
 
+#: The pair the demo shows; the demo model is trained on the other five.
+DEMO_SCENE = "S2A_MSIL2A_20170613T101031_87_48"
 #: Synthesised clear-sky cirrus band, as a fraction of B1.
 B10_FRACTION_OF_B1 = 0.015
 ARCHIVES = ("BigEarthNet-S1-Example.tar.bz2", "BigEarthNet-S2-Example.tar.bz2")
