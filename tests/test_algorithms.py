@@ -10,10 +10,12 @@ from qgis import processing
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsSettings
 
 import qgis_scenes as scenes
+from qgis_cloudremoval.algorithms.band_mapping import s2_band_mapping
 from qgis_cloudremoval.core import cloudmask, cloudmask_raster, engine
 from qgis_cloudremoval.core.bands import S2_BANDS
 from qgis_cloudremoval.core.metrics import evaluate_rasters
 from qgis_cloudremoval.core.model_info import ORT_MISSING_MESSAGE
+from qgis_cloudremoval.core.progress import CoreError
 from qgis_cloudremoval.core.request import RemovalRequest
 from qgis_cloudremoval.settings import DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, NO_DEFAULT_MODEL_MESSAGE
 from tiny_models import make_tiny_model
@@ -188,6 +190,19 @@ def test_composite_is_a_percentile_stretch_on_the_input_grid(provider, scene, tm
     np.testing.assert_array_equal(scenes.read(custom["OUTPUT"]), scenes.read(results["OUTPUT"]))
 
 
+def test_s2_bands_convention():
+    l2a = {band: number for number, band in enumerate([b for b in S2_BANDS if b != "B10"], start=1)}
+    assert s2_band_mapping([], 12) == l2a
+    assert s2_band_mapping([], 13) is None and s2_band_mapping([], 4) is None  # the core decides
+    assert s2_band_mapping(list(range(12, 0, -1)), 12) == {band: 13 - number for band, number in l2a.items()}
+    with_zero = s2_band_mapping([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 11, 12], 12)
+    assert with_zero == l2a
+    with pytest.raises(CoreError, match="S2_BANDS asks for band 7 as B3, but the Sentinel-2 layer has only 4"):
+        s2_band_mapping([1, 2, 7] + [0] * 10, 4)
+    with pytest.raises(CoreError, match="S2_BANDS marks every band as missing"):
+        s2_band_mapping([0] * 13, 13)
+
+
 def _failure(parameters, algorithm="cloudremoval:removeclouds"):
     with pytest.raises(QgsProcessingException) as caught:
         processing.run(algorithm, parameters, feedback=RecordingFeedback())
@@ -206,6 +221,7 @@ def test_bad_inputs_are_refused_before_work_with_plain_messages(provider, scene,
     assert ("S2_BANDS asks for band 13 as B12, but the Sentinel-2 layer has only 12 band(s)"
             in _failure(dict(base, S2_BANDS=list(range(1, 14)))))
     assert "S2_BANDS lists 5 band(s)" in _failure(dict(base, S2_BANDS=[1, 2, 3, 4, 5]))
+    assert "has 2 bands but the model needs 13" in _failure(dict(base, S2=str(scene["s1"])))
     assert "does not use Sentinel-1" in _failure(dict(base, MODEL=str(make_tiny_model(use_sar=False))))
     assert "uses Sentinel-1" in _failure({key: value for key, value in base.items() if key != "S1"})
     assert "give OUTPUT a .tif name" in _failure(dict(base, OUTPUT=str(tmp_path / "out.png")))

@@ -3,9 +3,10 @@
 S2_BANDS lists layer band numbers (1-based) in the model's band order
 B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9, B10, B11, B12:
 
-- empty: a 13-band layer is taken in that order; a 12-band layer is taken as
-  a Level-2A stack, which has no B10 (its 12 bands are B1..B9, B8A, B11, B12
-  in model order without B10);
+- empty: a 12-band layer is taken as a Level-2A stack, which has no B10 (its
+  12 bands are the model bands without B10, in model order); any other layer
+  is left to the core, which reads bands named B1..B12 by their descriptions
+  and a 13-band layer in model order;
 - 13 numbers: one per model band; 0 marks a band the layer lacks;
 - 12 numbers: as 13 with B10 left out (Level-2A convention).
 
@@ -13,7 +14,7 @@ A missing band is filled by the run's fill rule and the run warns about it.
 Plain Python so that the convention is testable without QGIS.
 """
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 from ..core.bands import S2_BANDS
 from ..core.progress import CoreError
@@ -23,7 +24,8 @@ L2A_MISSING_BAND = "B10"
 L2A_BANDS = tuple(band for band in S2_BANDS if band != L2A_MISSING_BAND)
 
 
-def s2_band_mapping(selected: Sequence[int], band_count: int, parameter: str = "S2_BANDS") -> Dict[str, int]:
+def s2_band_mapping(selected: Sequence[int], band_count: int,
+                    parameter: str = "S2_BANDS") -> Optional[Dict[str, int]]:
     """Turn the S2_BANDS parameter into ``{model band name: 1-based layer band}``.
 
     Args:
@@ -32,22 +34,17 @@ def s2_band_mapping(selected: Sequence[int], band_count: int, parameter: str = "
         parameter: the parameter's name, for messages.
 
     Returns:
-        The mapping of every band the layer provides; bands left out are missing.
+        The mapping of every band the layer provides (bands left out are missing), or None
+        where the core is to decide (S2_BANDS empty and not a 12-band layer).
 
     Raises:
         CoreError: a count or number that does not fit the layer, in words a GIS user can act on.
     """
     selected = [int(number) for number in selected]
     if not selected:
-        if band_count == len(S2_BANDS):
-            selected = list(range(1, len(S2_BANDS) + 1))
-        elif band_count == len(L2A_BANDS):
-            selected = list(range(1, len(L2A_BANDS) + 1))
-        else:
-            raise CoreError(
-                f"the Sentinel-2 layer has {band_count} band(s); without {parameter} it must have 13 "
-                f"(L1C: {', '.join(S2_BANDS)}) or 12 (L2A, no {L2A_MISSING_BAND}). Choose the layer's band "
-                f"for each of {', '.join(S2_BANDS)} in {parameter} (0 for a band the layer lacks)")
+        if band_count != len(L2A_BANDS):
+            return None
+        selected = list(range(1, len(L2A_BANDS) + 1))
     if len(selected) == len(L2A_BANDS):
         names = L2A_BANDS
     elif len(selected) == len(S2_BANDS):

@@ -4,7 +4,7 @@ The Sentinel-2 input and its band mapping, the feedback-to-Reporter adapter,
 turning core errors into Processing errors, and styling loaded outputs.
 """
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBand,
                        QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterNumber,
@@ -23,9 +23,10 @@ CANCELLED_MESSAGE = "Cancelled by the user; no output was written."
 
 S2_BANDS_HELP = (
     "<b>Sentinel-2 bands</b> (optional): the layer's band for each Sentinel-2 band, in the order "
-    + ", ".join(S2_BANDS) + ". Empty: a 13-band layer is read in that order (SEN12MS-CR and L1C stacks); "
-    "a 12-band layer is read as Level-2A, which has no B10. Give 13 numbers with 0 for any band the layer "
-    "lacks, or 12 numbers to skip B10. In qgis_process write the list as S2_BANDS=\"1;2;3;...\".")
+    + ", ".join(S2_BANDS) + ". Empty: bands described as B1..B12 are found by name, a 13-band layer is read "
+    "in that order (SEN12MS-CR and L1C stacks) and a 12-band layer as Level-2A, which has no B10. Give 13 "
+    "numbers with 0 for any band the layer lacks, or 12 numbers to skip B10. In qgis_process write the list "
+    "as S2_BANDS=\"1;2;3;...\".")
 BASELINE_OFFSET_LABELS = ("Auto (from the product metadata; warn when the values suggest an offset)",
                           "None (values are already without offset)",
                           "Subtract 1000 DN (processing baseline 04.00 and later)")
@@ -107,8 +108,8 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(f"the Sentinel-2 layer (S2) could not be opened: {parameters.get(self.S2)}")
         return layer
 
-    def s2_bands(self, parameters, context) -> Dict[str, int]:
-        """``{model band: layer band}`` from S2_BANDS, checked against the S2 layer."""
+    def s2_bands(self, parameters, context) -> Optional[Dict[str, int]]:
+        """``{model band: layer band}`` from S2_BANDS, checked against the S2 layer; None: the core decides."""
         layer = self.s2_layer(parameters, context)
         selected = self.parameterAsInts(parameters, self.S2_BANDS, context)
         return self.run_core(s2_band_mapping, selected, layer.bandCount())

@@ -56,8 +56,8 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
             defaultValue=f"{low:g},{high:g}", optional=True))  # optional: QGIS 3.22 rejects an omitted range
         self.declare(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Composite")))
 
-    def rgb_band_numbers(self, parameters, context):
-        """Layer band numbers of red, green and blue."""
+    def rgb_bands(self, parameters, context):
+        """Red, green and blue: layer band numbers, or Sentinel-2 band names for the core to find."""
         name, band_names = COMPOSITES[self.parameterAsEnum(parameters, self.COMPOSITE, context)]
         if band_names is None:
             numbers = self.parameterAsInts(parameters, self.BANDS, context)
@@ -66,6 +66,8 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
                                              f"got {len(numbers)}")
             return numbers
         mapping = self.s2_bands(parameters, context)
+        if mapping is None:
+            return list(band_names)  # the core finds them by band description or in a 13-band stack
         absent = [band for band in band_names if band not in mapping]
         if absent:
             raise QgsProcessingException(f"the {name} composite needs {', '.join(absent)}, which the Sentinel-2 "
@@ -80,7 +82,7 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
         return low, high
 
     def parameter_problems(self, parameters, context):
-        self.rgb_band_numbers(parameters, context)
+        self.rgb_bands(parameters, context)
         self.stretch(parameters, context)
         return []
 
@@ -88,7 +90,7 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
         output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         self.run_core(
             render.composite_raster, self.raster_path(parameters, self.S2, context, "the Sentinel-2 image"),
-            output_path, self.rgb_band_numbers(parameters, context), stretch=self.stretch(parameters, context),
+            output_path, self.rgb_bands(parameters, context), stretch=self.stretch(parameters, context),
             reporter=self.reporter(feedback))
         self.set_output_style(context, output_path, COMPOSITE_STYLE)
         return {self.OUTPUT: output_path}
