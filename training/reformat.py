@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from osgeo import gdal
 
 from qgis_cloudremoval.core.progress import SILENT, CoreError, Reporter
 
@@ -184,6 +183,8 @@ def discover(src: Path, dst: Path, reporter: Reporter = SILENT) -> Tuple[List[Tr
 # --------------------------------------------------------------------------- checks
 
 def _open(path: Path):
+    # Imported here so that training from the packed copy needs no GDAL (e.g. on a GPU node).
+    from osgeo import gdal
     # Another module may have called gdal.UseExceptions(): handle both error styles.
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
@@ -198,6 +199,7 @@ def _open(path: Path):
 
 def read_member(path: Path, modality: str) -> np.ndarray:
     """Read one release member, checked; raises :class:`ReformatError` with the reason it is unusable."""
+    from osgeo import gdal
     dataset, message = _open(path)
     if dataset is None:
         raise ReformatError(f"unreadable {modality} member ({message or 'GDAL cannot open it'})")
