@@ -86,7 +86,12 @@ def test_two_ranks_hold_identical_parameters_after_training(uninterrupted):
     for key, value in model.state_dict().items():
         assert torch.equal(value, rank0[key])
     assert (uninterrupted / "checkpoints" / "epoch_1.pt").is_file()
-    assert list((uninterrupted / "tensorboard").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(uninterrupted / "tensorboard")).Reload()
+    assert [e.step for e in events.Scalars("train/loss_carl")] == [1, 2, 3, 4, 5]
+    assert [e.step for e in events.Scalars("val/MAE Target")] == [3]  # end of epoch 0
+    assert 0 < events.Scalars("val/SSIM Target")[0].value < 1
+    assert events.Images("val/cloudy_prediction_target")[0].width == 3 * 256
 
 
 def test_killed_and_resumed_run_ends_with_the_same_parameters(dataset, uninterrupted, tmp_path):

@@ -249,6 +249,7 @@ class Trainer:
         return loss_value
 
     def run(self) -> None:
+        """Train until ``epochs`` or ``max_steps``; checkpoint, validate and log on the way."""
         config = self.config
         total_steps = config.epochs * self.steps_per_epoch
         if config.max_steps:
@@ -265,28 +266,12 @@ class Trainer:
                 self.train_set.set_epoch(self.epoch)
                 for batch in self.loader:
                     loss_value = self.train_step(batch)
-                    self.step += 1
-                    self.batch_in_epoch += 1
-                    steps_done += 1
+                    self.step, self.batch_in_epoch, steps_done = self.step + 1, self.batch_in_epoch + 1, steps_done + 1
                     if bar is not None:
-                        rate = steps_done * config.batch_size / (time.perf_counter() - started)
-                        bar.set_postfix(loss=f"{loss_value:.4f}", samples_per_s=f"{rate:.1f}")
-                        bar.update(1)
-                        if self.step % config.log_every_steps == 0 or self.step == 1:
-                            self.writer.add_scalar(f"train/loss_{config.loss}", loss_value, self.step)
-                            self.writer.add_scalar("train/samples_per_s", rate, self.step)
+                        self._log(bar, loss_value, steps_done * config.batch_size / (time.perf_counter() - started))
                     end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
-                    if end_of_epoch:
-                        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                    if end_of_epoch or self.step >= total_steps or (
-                            config.checkpoint_every_steps and self.step % config.checkpoint_every_steps == 0):
-                        if end_of_epoch:
-                            self.validate()
-                            self.save(f"epoch_{self.epoch}.pt")
-                        self.save()
-                    if config.debug_kill_after_step and self.step == config.debug_kill_after_step:
-                        os.kill(os.getpid(), signal.SIGKILL)
-                    if self.step >= total_steps or end_of_epoch:
+                    self._after_step(end_of_epoch, total_steps)
+                    if end_of_epoch or self.step >= total_steps:
                         break
         finally:
             if bar is not None:
@@ -296,6 +281,25 @@ class Trainer:
                        self.out_dir / f"rank{self.env.rank}_params.pt")
         if self.writer is not None:
             self.writer.close()
+
+    def _log(self, bar, loss_value: float, samples_per_second: float) -> None:
+        bar.set_postfix(loss=f"{loss_value:.4f}", samples_per_s=f"{samples_per_second:.1f}")
+        bar.update(1)
+        if self.step % self.config.log_every_steps == 0 or self.step == 1:
+            self.writer.add_scalar(f"train/loss_{self.config.loss}", loss_value, self.step)
+            self.writer.add_scalar("train/samples_per_s", samples_per_second, self.step)
+
+    def _after_step(self, end_of_epoch: bool, total_steps: int) -> None:
+        """Epoch bookkeeping, validation and checkpoints (a checkpoint records where to continue)."""
+        if end_of_epoch:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            self.validate()
+            self.save(f"epoch_{self.epoch}.pt")
+        every = self.config.checkpoint_every_steps
+        if end_of_epoch or self.step >= total_steps or (every and self.step % every == 0):
+            self.save()
+        if self.config.debug_kill_after_step and self.step == self.config.debug_kill_after_step:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def validate(self) -> None:
         """Score the validation split on rank 0 (the others wait) and log metrics and an image panel."""
