@@ -13,6 +13,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.bands import S2_BANDS
+from ..core.cloudmask import CLOUD_THRESHOLD
 from ..core.model_info import ModelInfoError
 from ..core.progress import Cancelled, CoreError, Reporter
 from ..core.request import BASELINE_OFFSET
@@ -83,10 +84,10 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
             self.BASELINE_OFFSET, self.tr("Sentinel-2 baseline offset"), options=list(BASELINE_OFFSET_LABELS),
             defaultValue=0))
 
-    def add_threshold_parameter(self, default=0.2):
+    def add_threshold_parameter(self, description="Cloud score threshold", advanced=False):
         self.declare(QgsProcessingParameterNumber(
-            self.THRESHOLD, self.tr("Cloud score threshold"), QgsProcessingParameterNumber.Double,
-            defaultValue=default, minValue=0.0, maxValue=1.0))
+            self.THRESHOLD, self.tr(description), QgsProcessingParameterNumber.Double,
+            defaultValue=CLOUD_THRESHOLD, minValue=0.0, maxValue=1.0), advanced)
 
     def raster_path(self, parameters, name, context, what) -> str:
         """The file path behind a raster-layer parameter; None where an optional one is empty."""

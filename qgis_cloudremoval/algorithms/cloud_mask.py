@@ -32,7 +32,7 @@ class CloudMaskAlgorithm(CloudRemovalAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         self.add_s2_parameters()
-        self.add_threshold_parameter(CLOUD_THRESHOLD)
+        self.add_threshold_parameter()
         self.add_baseline_offset_parameter()
         self.declare(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Cloud and shadow mask")))
 

@@ -9,12 +9,12 @@ from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsPro
 
 from ..core import engine
 from ..core.engine import MASK_NO_S1, MASK_NODATA
-from ..core.request import DEVICES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
+from ..core.request import DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
 from ..settings import DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, NO_DEFAULT_MODEL_MESSAGE, default_model_path
 from .base import S2_BANDS_HELP, CloudRemovalAlgorithm
 from .styles import MASK_STYLE, true_colour_style
 
-FILL_RULES = ("zero", "nearest")
+DEFAULT_S1_BANDS = RemovalRequest(s2_path="", model_path="", output_path="").s1_bands  # VV, VH
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 DEMO_WARNING = ("This is a DEMO model (small, trained on a few simulated clouds): its results show how the "
                 "tool works, not what DSen2-CR achieves. Use the authors' weights or a fully trained model "
@@ -75,7 +75,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         self.declare(QgsProcessingParameterRasterLayer(
             self.S1, self.tr("Sentinel-1 image (VV, VH); not for models without radar"), optional=True))
         self.declare(QgsProcessingParameterBand(
-            self.S1_BANDS, self.tr("Sentinel-1 bands VV, VH"), [1, 2], self.S1, optional=True,
+            self.S1_BANDS, self.tr("Sentinel-1 bands VV, VH"), DEFAULT_S1_BANDS, self.S1, optional=True,
             allowMultiple=True))
         self.declare(QgsProcessingParameterEnum(
             self.S1_UNITS, self.tr("Sentinel-1 units"), options=["Auto (from the values)", "dB", "Linear power"],
@@ -96,12 +96,10 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
                                        defaultValue=0),
             QgsProcessingParameterEnum(self.FILL_MISSING, self.tr("Fill missing Sentinel-2 bands with"),
                                        options=["Zeros", "The nearest band in wavelength"], defaultValue=0),
-            QgsProcessingParameterNumber(self.THRESHOLD, self.tr("Cloud score threshold (keep clear, mask)"),
-                                         QgsProcessingParameterNumber.Double, defaultValue=0.2, minValue=0.0,
-                                         maxValue=1.0),
         ]
         for parameter in advanced:
             self.declare(parameter, advanced=True)
+        self.add_threshold_parameter("Cloud score threshold (keep clear, mask)", advanced=True)
         self.declare(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Cloud-free image")))
         self.declare(QgsProcessingParameterRasterDestination(
             self.OUTPUT_MASK, self.tr("Cloud and shadow mask"), optional=True, createByDefault=False))
@@ -126,7 +124,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         if mask_path and not mask_path.lower().endswith(GEOTIFF_SUFFIXES):
             raise QgsProcessingException(f"the cloud mask is written as GeoTIFF: give OUTPUT_MASK a .tif name, "
                                          f"not {os.path.basename(mask_path)}")
-        s1_bands = self.parameterAsInts(parameters, self.S1_BANDS, context) or [1, 2]
+        s1_bands = self.parameterAsInts(parameters, self.S1_BANDS, context) or DEFAULT_S1_BANDS
         if len(s1_bands) != 2:
             raise QgsProcessingException(f"S1_BANDS must name two bands, VV then VH; got {len(s1_bands)}")
         return RemovalRequest(
@@ -157,9 +155,6 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         self.push_new_warnings(feedback, result.warnings)
         if result.model_info.demo:  # the engine's log line names the model; this makes a demo stand out
             feedback.pushWarning(DEMO_WARNING)
-        feedback.pushInfo(
-            f"Ran on {result.provider}: {result.tiles} tile(s) of {result.tile_size} px in {result.seconds:.1f} s "
-            f"({result.megapixels_per_second:.2f} Mpx/s).")
         optical = list(result.model_info.optical_bands)
         self.set_output_style(context, request.output_path,
                               true_colour_style([optical.index(band) + 1 for band in ("B4", "B3", "B2")]))
