@@ -1,5 +1,6 @@
 """training.reformat: release folders and archives -> checked authors' layout, split file, packed copy."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -118,8 +119,8 @@ def test_bad_members_are_skipped_with_specific_reasons(release, tmp_path):
         rf.reformat(source, tmp_path / "dst", **FRACTIONS)
     assert str(error.value).startswith(f"no usable triplet in {source.resolve()}: all 6 were skipped")
     assert tree_fingerprint(source) == before
-    skipped = dict(line.split("\t") for line in (tmp_path / "dst" / ".reformat" / "checked.jsonl").read_text()
-                   .replace('{"name": "', "").replace('", "reason": "', "\t").replace('"}', "").splitlines())
+    skipped = {entry["name"]: entry["reason"] for entry in
+               map(json.loads, (tmp_path / "dst" / ".reformat" / "checked.jsonl").read_text().splitlines())}
     assert skipped[NAMES[0]] == "missing s2_cloudy member"
     assert skipped[NAMES[1]].startswith("unreadable s2 member (")
     assert skipped[NAMES[1]].endswith("): ROIs1158_spring_s2_101_p2.tif")
@@ -127,6 +128,20 @@ def test_bad_members_are_skipped_with_specific_reasons(release, tmp_path):
     assert skipped[NAMES[3]] == "wrong data type of s1 member (UInt16, expected Float32): ROIs1868_summer_s1_7_p1.tif"
     assert skipped[NAMES[4]] == "all nodata in s2_cloudy member: ROIs1868_summer_s2_cloudy_7_p3.tif"
     assert skipped[NAMES[5]] == "wrong shape of s1 member (256x128 px, expected 256x256): ROIs1970_fall_s1_9_p2.tif"
+
+
+def test_a_replaced_member_is_checked_again_on_rerun(release, tmp_path):
+    source = tmp_path / "src"
+    shutil.copytree(release, source)
+    broken = _source(source, NAMES[2], "s2")
+    broken.rename(tmp_path / "good.tif")
+    write_geotiff(broken, np.ones((12, 256, 256), np.uint16), (600000.0, 3600000.0))
+    report = rf.reformat(source, tmp_path / "dst", pack=False, **FRACTIONS)
+    assert list(report.skipped) == [NAMES[2]]
+    (tmp_path / "good.tif").replace(broken)  # the user fixes the file and reruns
+    messages = []
+    report = rf.reformat(source, tmp_path / "dst", pack=False, reporter=Reporter(info=messages.append), **FRACTIONS)
+    assert messages[0] == "checking 1 of 6 triplets" and report.skipped == {}
 
 
 def test_report_counts_kept_and_skipped(release, tmp_path):

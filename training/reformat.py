@@ -88,6 +88,11 @@ class Triplet:
     def scene_key(self) -> str:
         return f"{self.season}_{self.scene}"
 
+    def signature(self) -> List[List]:
+        """(modality, size, mtime) of each member: a journaled check is reused only while this is unchanged."""
+        return [[modality, stat.st_size, stat.st_mtime_ns] for modality, stat in
+                ((m, self.paths[m].stat()) for m in MODALITIES if m in self.paths)]
+
 
 @dataclass
 class ReformatReport:
@@ -116,7 +121,9 @@ def _safe_extract_archives(archives: List[Path], raw_root: Path, reporter: Repor
     notes = []
     for index, archive in enumerate(archives):
         marker = raw_root / f".extracted_{archive.name}"
-        if marker.exists():
+        stat = archive.stat()
+        identity = f"{stat.st_size} {stat.st_mtime_ns}\n"  # a re-downloaded archive is extracted again
+        if marker.exists() and marker.read_text() == identity:
             continue
         reporter.log(f"extracting {archive.name} to {raw_root} ({index + 1}/{len(archives)})")
         ignored = 0
@@ -142,7 +149,7 @@ def _safe_extract_archives(archives: List[Path], raw_root: Path, reporter: Repor
                                 "and rerun (finished archives are not extracted twice)") from None
         if ignored:
             notes.append(f"{archive.name}: ignored {ignored} member(s) not named like the release")
-        marker.write_text("done\n")
+        marker.write_text(identity)
     return notes
 
 
@@ -395,8 +402,10 @@ def reformat(src: Path, dst: Path, link: str = "hard", split_file: Optional[Path
     (dst / ".reformat").mkdir(parents=True, exist_ok=True)
     triplets, notes = discover(src, dst, reporter)
 
-    # 1. Check every triplet; results are journaled, so a rerun skips what is done.
+    # 1. Check every triplet; results are journaled, so a rerun skips what is done
+    # (unless a member changed since, e.g. a corrupt file was replaced).
     journal = dst / ".reformat" / "checked.jsonl"
+    signatures = {t.name: t.signature() for t in triplets}
     reasons: Dict[str, Optional[str]] = {}
     if journal.exists():
         for line in journal.read_text().splitlines():
@@ -404,13 +413,14 @@ def reformat(src: Path, dst: Path, link: str = "hard", split_file: Optional[Path
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by the interruption: that triplet is checked again
-            reasons[entry["name"]] = entry["reason"]
+            if signatures.get(entry["name"]) == entry.get("signature"):
+                reasons[entry["name"]] = entry["reason"]
     to_check = [t for t in triplets if t.name not in reasons]
     reporter.log(f"checking {len(to_check)} of {len(triplets)} triplets")
     with open(journal, "a") as log:
         for count, (name, reason) in enumerate(_map(_check_job, to_check, workers), 1):
             reasons[name] = reason
-            log.write(json.dumps({"name": name, "reason": reason}) + "\n")
+            log.write(json.dumps({"name": name, "reason": reason, "signature": signatures[name]}) + "\n")
             log.flush()
             reporter.set_progress(count / max(len(to_check), 1))
             reporter.check_cancelled()
