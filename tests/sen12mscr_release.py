@@ -8,7 +8,7 @@ per-season ``.tar.gz`` archives made from them.
 
 Cloud-free patches come from the real shared SEN12MS-CR samples when given,
 otherwise from a smooth synthetic field; the cloudy patch is the cloud-free one
-with a simulated cloud (bright, smooth-edged blob) and its shadow blended in.
+under the project's simulated clouds and shadows (:mod:`training.clouds`).
 """
 
 import tarfile
@@ -70,21 +70,11 @@ def synthetic_clear_pair(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarr
     return np.clip(s2, 1, 10000).astype(np.uint16), np.stack([vv, vh]).astype(np.float32)
 
 
-def simulate_cloud(s2_clear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Blend a bright smooth cloud and a darker, displaced shadow into a clear patch (uint16 DN)."""
-    yy, xx = np.mgrid[0:PATCH, 0:PATCH].astype(np.float32)
-    cy, cx = rng.uniform(70, 186, 2)
-    radius = rng.uniform(25, 45)
-    texture = _smooth_field(rng, (PATCH, PATCH), 16)
-    distance = np.hypot(yy - cy, xx - cx) / radius
-    opacity = np.clip(1.3 - distance - 0.3 * texture, 0, 1)
-    shadow = np.clip(1.3 - np.hypot(yy - cy - 40, xx - cx - 40) / radius, 0, 1) * (opacity < 0.05)
-    clear = s2_clear.astype(np.float32)
-    cloud_dn = np.full((13, 1, 1), 7000.0, np.float32)
-    cloud_dn[10] = 400.0  # cirrus band B10 sees the cloud top
-    cloudy = clear * (1 - opacity) + cloud_dn * opacity
-    cloudy *= 1 - 0.6 * shadow
-    return np.clip(cloudy, 1, 10000).astype(np.uint16)
+def simulate_cloud(s2_clear: np.ndarray, rng: np.random.Generator, cover: float = 0.25) -> np.ndarray:
+    """The clear patch under simulated clouds and shadows (:func:`training.clouds.simulate_clouds`), uint16 DN."""
+    from training.clouds import simulate_clouds
+    cloudy = simulate_clouds(s2_clear, rng, cover=cover).cloudy_dn
+    return np.clip(np.rint(cloudy), 1, 10000).astype(np.uint16)
 
 
 def real_clear_pairs(sen12mscr_dir: Path) -> List[Tuple[np.ndarray, np.ndarray]]:
