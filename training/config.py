@@ -14,6 +14,7 @@ import yaml
 from qgis_cloudremoval.core.progress import CoreError
 
 from .losses import CARL_LAMBDA, LOSSES
+from .reformat import PATCH_SIZE
 
 
 class ConfigError(CoreError):
@@ -39,6 +40,8 @@ class TrainConfig:
     batch_size: int = 16
     #: Side of the random training crop, px.
     crop: int = 128
+    #: Side of the stored patches, px (SEN12MS-CR: 256); other sizes only with ``data_format: raw``.
+    patch_size: int = PATCH_SIZE
     epochs: int = 8
     #: Stop after this many optimiser steps in total (0: run all epochs).
     max_steps: int = 0
@@ -65,7 +68,10 @@ class TrainConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
-        for key in ("num_blocks", "num_features", "batch_size", "crop", "epochs"):
+        if self.patch_size != PATCH_SIZE and self.data_format != "raw":
+            raise ConfigError(f"patch_size {self.patch_size} needs data_format raw (the packed copy holds "
+                              f"SEN12MS-CR's {PATCH_SIZE} px patches)")
+        for key in ("num_blocks", "num_features", "batch_size", "crop", "epochs", "patch_size"):
             if getattr(self, key) < (0 if key == "num_blocks" else 1):
                 raise ConfigError(f"{key} must be positive, not {getattr(self, key)}")
         if not self.learning_rate > 0:

@@ -31,9 +31,8 @@ from qgis_cloudremoval.core import cloudmask
 from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.scaling import optical_to_model, sar_to_model
 
-from .reformat import LAYOUT_FOLDERS, SPLIT_FILE_NAME, SPLIT_NAMES, ReformatError, read_member, read_split_file
-
-PATCH_SIZE = 256
+from .reformat import (LAYOUT_FOLDERS, PATCH_SIZE, SPLIT_FILE_NAME, SPLIT_NAMES, ReformatError, read_member,
+                       read_split_file)
 
 
 class DatasetError(ReformatError):
@@ -48,12 +47,15 @@ class _Sen12MSCRBase(Dataset):
         use_sar: whether ``input`` carries the two SAR channels.
         seed: base of the per-sample random choices.
         info: scaling facts; the defaults are the paper's.
+        patch_size: side of the stored patches in px (SEN12MS-CR: 256).
     """
 
-    def __init__(self, crop: Optional[int], use_sar: bool, seed: int, info: Optional[ModelInfo]) -> None:
-        if crop is not None and not 0 < crop <= PATCH_SIZE:
-            raise DatasetError(f"crop must be between 1 and {PATCH_SIZE} px, not {crop}")
+    def __init__(self, crop: Optional[int], use_sar: bool, seed: int, info: Optional[ModelInfo],
+                 patch_size: int = PATCH_SIZE) -> None:
+        if crop is not None and not 0 < crop <= patch_size:
+            raise DatasetError(f"crop must be between 1 and {patch_size} px (the patch size), not {crop}")
         self.crop = crop
+        self.patch_size = patch_size
         self.use_sar = use_sar
         self.seed = seed
         self.epoch = 0
@@ -68,13 +70,13 @@ class _Sen12MSCRBase(Dataset):
         if self.crop is None:
             return 0, 0, False, 0
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        row, col = rng.integers(0, PATCH_SIZE - self.crop + 1, size=2)
+        row, col = rng.integers(0, self.patch_size - self.crop + 1, size=2)
         return int(row), int(col), bool(rng.integers(2)), int(rng.integers(4))
 
     def _sample(self, index: int, s1_db, s2_dn, s2_cloudy_dn, mask_codes) -> Dict[str, torch.Tensor]:
-        """Build a sample from arrays (or memmaps) covering the full 256 px patch."""
+        """Build a sample from arrays (or memmaps) covering the full patch."""
         row, col, flip, turns = self._window(index)
-        size = self.crop or PATCH_SIZE
+        size = self.crop or self.patch_size
         window = (Ellipsis, slice(row, row + size), slice(col, col + size))
 
         def view(array):
@@ -134,11 +136,14 @@ class RawSen12MSCR(_Sen12MSCRBase):
 
     Reads the three GeoTIFFs of a patch with GDAL and computes its cloud mask
     with :func:`qgis_cloudremoval.core.cloudmask.detect` on every access.
+    Patches of another size than SEN12MS-CR's 256 px (the demo model's
+    BigEarthNet patches, say) are read when ``patch_size`` says so.
     """
 
     def __init__(self, root, split: str = "train", crop: Optional[int] = 128, use_sar: bool = True,
-                 seed: int = 0, info: Optional[ModelInfo] = None, split_file=None) -> None:
-        super().__init__(crop, use_sar, seed, info)
+                 seed: int = 0, info: Optional[ModelInfo] = None, split_file=None,
+                 patch_size: int = PATCH_SIZE) -> None:
+        super().__init__(crop, use_sar, seed, info, patch_size)
         self.root = Path(root)
         split_path = Path(split_file) if split_file else self.root / SPLIT_FILE_NAME
         if not split_path.is_file():
@@ -157,7 +162,7 @@ class RawSen12MSCR(_Sen12MSCRBase):
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         name = self.names[index]
-        arrays = {modality: read_member(self.root / folder / name, modality)
+        arrays = {modality: read_member(self.root / folder / name, modality, self.patch_size)
                   for modality, folder in LAYOUT_FOLDERS.items()}
         mask = cloudmask.detect(arrays["s2_cloudy"])
         return self._sample(index, arrays["s1"], arrays["s2"], arrays["s2_cloudy"], mask)

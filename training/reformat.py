@@ -204,16 +204,16 @@ def _open(path: Path):
     return dataset, message
 
 
-def read_member(path: Path, modality: str) -> np.ndarray:
+def read_member(path: Path, modality: str, patch_size: int = PATCH_SIZE) -> np.ndarray:
     """Read one release member, checked; raises :class:`ReformatError` with the reason it is unusable."""
     from osgeo import gdal
     dataset, message = _open(path)
     if dataset is None:
         raise ReformatError(f"unreadable {modality} member ({message or 'GDAL cannot open it'})")
     bands, type_name = EXPECTED_BANDS[modality]
-    if (dataset.RasterXSize, dataset.RasterYSize) != (PATCH_SIZE, PATCH_SIZE):
+    if (dataset.RasterXSize, dataset.RasterYSize) != (patch_size, patch_size):
         raise ReformatError(f"wrong shape of {modality} member ({dataset.RasterXSize}x{dataset.RasterYSize} px, "
-                            f"expected {PATCH_SIZE}x{PATCH_SIZE})")
+                            f"expected {patch_size}x{patch_size})")
     if dataset.RasterCount != bands:
         raise ReformatError(f"wrong band count of {modality} member ({dataset.RasterCount}, expected {bands})")
     actual_type = gdal.GetDataTypeName(dataset.GetRasterBand(1).DataType)

@@ -168,6 +168,8 @@ class Trainer:
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         dataset_options = dict(use_sar=config.use_sar, seed=config.seed)
+        if config.data_format == "raw":
+            dataset_options["patch_size"] = config.patch_size
         try:
             self.train_set = open_split(config.data, "train", config.data_format, crop=config.crop, **dataset_options)
         except DatasetError as exc:
