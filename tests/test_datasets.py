@@ -77,7 +77,7 @@ def test_missing_packed_split_and_bad_crop_are_explained(dataset, tmp_path):
         PackedSen12MSCR(dataset, "test")
     assert str(error.value) == (f"no packed 'test' split at {dataset / 'packed' / 'test'}; run 'python -m "
                                 f"training.reformat SRC {dataset}' first (or use data_format: raw)")
-    with pytest.raises(DatasetError, match="crop must be between 1 and 256 px, not 300"):
+    with pytest.raises(DatasetError, match=r"crop must be between 1 and 256 px \(the patch size\), not 300"):
         PackedSen12MSCR(dataset, "train", crop=300)
     (tmp_path / "datasetfilelist.csv").write_text("1\ts1\ts2_cloudFree\ts2_cloudy\tROIs1158_spring_5_5.tif\n")
     with pytest.raises(DatasetError) as error:
