@@ -192,3 +192,29 @@ def test_write_metrics_table_csv_and_html(tmp_path):
     with pytest.raises(CoreError, match=r"use a \.csv or \.html file name"):
         metrics.write_metrics_table(result, tmp_path / "m.txt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "m.html"]
+
+
+def test_engine_mask_codes_are_understood():
+    # The engine's OUTPUT_MASK flags pixels without Sentinel-1 (+4) and S2 nodata (255).
+    codes = np.array([[0, 1, 2, 4], [5, 6, 255, 3]], dtype=np.uint8)
+    assert cloudmask.binary_cloud_shadow(codes).tolist() == [[False, True, True, False],
+                                                             [True, True, False, False]]
+
+
+def test_evaluate_rasters_skips_engine_nodata_in_the_mask(triplet, sen12mscr_dir, tmp_path):
+    reference, _, prediction = triplet
+    source = _land(sen12mscr_dir)
+    _write_like(source, tmp_path / "reference.tif", reference, gdal.GDT_Float32)
+    _write_like(source, tmp_path / "prediction.tif", prediction, gdal.GDT_Float32)
+    mask = np.zeros(reference.shape[1:], dtype=np.uint8)
+    mask[:, 100:] = 1 + cloudmask.NO_S1_FLAG       # cloud without S1: still reconstruction
+    mask[:10] = cloudmask.MASK_NODATA               # nodata rows: in no area
+    _write_like(source, tmp_path / "mask.tif", mask[None], gdal.GDT_Byte)
+    result = metrics.evaluate_rasters(tmp_path / "prediction.tif", tmp_path / "reference.tif",
+                                      mask_path=tmp_path / "mask.tif")
+    valid = np.ones(mask.shape, dtype=bool)
+    valid[:10] = False
+    expected = metrics.compute_metrics(prediction, reference, (mask[:, :] == 5).astype(np.uint8), valid)
+    assert result["all"]["pixels"] == valid.sum()
+    for area in metrics.AREAS:
+        assert result[area]["MAE"] == pytest.approx(expected[area]["MAE"], rel=1e-9), area

@@ -48,6 +48,11 @@ CLOUD_THRESHOLD = 0.2
 
 #: Mask values.
 CLEAR, CLOUD, SHADOW = 0, 1, 2
+#: Mask files written by the engine add this flag where the pixel had no Sentinel-1 coverage
+#: (4 clear, 5 cloud, 6 shadow) ...
+NO_S1_FLAG = 4
+#: ... and hold this where Sentinel-2 is nodata.
+MASK_NODATA = 255
 
 _CLOSING_SIZE = 5
 _BOX_SIZE = 7
@@ -257,8 +262,13 @@ def cloud_shadow_mask(s2_reflectance: np.ndarray, stats: ShadowStatistics, thres
 
 
 def binary_cloud_shadow(mask: np.ndarray) -> np.ndarray:
-    """True where the mask says cloud or shadow (the area the network reconstructs)."""
-    return mask > CLEAR
+    """True where the mask says cloud or shadow (the area the network reconstructs).
+
+    Reads the engine's mask files too: the no-Sentinel-1 flag is ignored and
+    :data:`MASK_NODATA` counts as neither.
+    """
+    category = mask & (NO_S1_FLAG - 1)
+    return ((category == CLOUD) | (category == SHADOW)) & (mask != MASK_NODATA)
 
 
 def detect(s2_dn: np.ndarray, threshold: float = CLOUD_THRESHOLD, valid: Optional[np.ndarray] = None) -> np.ndarray:

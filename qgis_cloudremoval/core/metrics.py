@@ -16,10 +16,11 @@ bands, as the authors' ``image_metrics.py`` does:
 
 Areas (the keys of every result): ``"all"``; ``"clear"``, the reproduction
 area where the cloud/shadow mask is 0; ``"cloudy"``, the reconstruction area
-(cloud or shadow, mask > 0). A pixel's SSIM is counted in the area of its
-window centre. Every area is compared with the *reference* given; the
-authors' code scored the clear area against the cloudy input instead: pass
-the cloudy image as the reference to get that number.
+(cloud or shadow: mask 1 or 2, with or without the engine's no-Sentinel-1
+flag). A pixel's SSIM is counted in the area of its window centre. Every
+area is compared with the *reference* given; the authors' code scored the
+clear area against the cloudy input instead: pass the cloudy image as the
+reference to get that number.
 
 Tiled or dataset-wide evaluation goes through :class:`MetricsAccumulator`,
 which keeps exact sums, so tiles read with :data:`SSIM_HALO` context give the
@@ -282,7 +283,8 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
             their values exceed 50).
         cloudy_path: the cloudy input (13 bands); when given without ``mask_path`` the
             cloud/shadow mask is detected on it (:mod:`cloudmask`, two passes).
-        mask_path: a one-band cloud/shadow mask (0 clear, > 0 cloud or shadow).
+        mask_path: a one-band cloud/shadow mask: 0 clear, 1 cloud, 2 shadow as ``cloudmask``
+            writes it; the engine's mask codes (4 to 6: no Sentinel-1, 255: nodata) are understood.
         tile_size: window side in pixels; memory grows with its square, not the scene.
 
     Returns:
@@ -329,6 +331,7 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
         mask = None
         if mask_dataset is not None:
             mask = mask_dataset.ReadAsArray(read_col, read_row, read_w, read_h)
+            valid &= mask != cloudmask.MASK_NODATA
         elif cloudy is not None:
             window = cloudy.ReadAsArray(read_col, read_row, read_w, read_h).astype(np.float32)
             # The mask is exact on the core (MASK_HALO context), which is all the accumulator uses.
