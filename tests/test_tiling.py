@@ -30,26 +30,26 @@ def test_cores_partition_the_scene_and_keep_their_margin(width, height, tile_siz
     for tile in tiles:
         read, core = tile.read, tile.core
         assert 0 <= read.x and read.x + read.width <= width and 0 <= read.y and read.y + read.height <= height
-        assert (read.width, read.height) == (min(tile_size, width), min(tile_size, height))
-        # Context on every side, unless the read window ends at the scene edge (zero padding
-        # there is the same as in a whole-image run).
-        assert read.x == 0 or core.x - read.x >= margin
-        assert read.y == 0 or core.y - read.y >= margin
-        assert read.x + read.width == width or read.x + read.width - (core.x + core.width) >= margin
-        assert read.y + read.height == height or read.y + read.height - (core.y + core.height) >= margin
+        assert read.width <= tile_size and read.height <= tile_size
+        # The core grown by the margin, clipped to the scene (zero padding beyond the scene
+        # edge is the same as in a whole-image run).
+        assert (read.x, read.y) == (max(core.x - margin, 0), max(core.y - margin, 0))
+        assert read.x + read.width == min(core.x + core.width + margin, width)
+        assert read.y + read.height == min(core.y + core.height + margin, height)
         if align > 1 and tile_size - 2 * margin >= align:
             assert core.x % align == 0 and core.y % align == 0
 
 
 def test_layout_of_a_ragged_scene_is_as_designed():
     tiles = tiling.plan_tiles(150, 40, 40, 6)
-    assert [(t.read.x, t.core.x, t.core.width) for t in tiles] == [
-        (0, 0, 28), (22, 28, 28), (50, 56, 28), (78, 84, 28), (106, 112, 28), (110, 140, 10)]
-    assert tiling.margin_share(tiles) == pytest.approx(1 - 150 / 240)
+    assert [(t.read.x, t.read.width, t.core.x, t.core.width) for t in tiles] == [
+        (0, 34, 0, 28), (22, 40, 28, 28), (50, 40, 56, 28), (78, 40, 84, 28), (106, 40, 112, 28),
+        (134, 16, 140, 10)]
+    assert tiling.margin_share(tiles) == pytest.approx(1 - 150 / 210)
     # Cores on the block grid; a sliver narrower than the margin joins the previous core.
     aligned = tiling.plan_tiles(300, 10, 100, 10, align=64)
     assert [(t.read.x, t.core.x, t.core.width) for t in aligned] == [
-        (0, 0, 64), (54, 64, 64), (118, 128, 64), (182, 192, 64), (200, 256, 44)]
+        (0, 0, 64), (54, 64, 64), (118, 128, 64), (182, 192, 64), (246, 256, 44)]
     assert [t.core.x for t in tiling.plan_tiles(260, 10, 100, 10, align=64)] == [0, 64, 128, 192]
 
 
@@ -59,10 +59,11 @@ def test_too_small_tile_is_refused_with_the_smallest_size():
 
 
 def test_group_by_shape_batches_equal_tiles_only():
-    tiles = tiling.plan_tiles(100, 30, 40, 4)  # rows shorter than the tile: one shape (30 x 40)
+    tiles = tiling.plan_tiles(200, 30, 40, 4)  # reads 36, 5 x 40, 12 px wide
     batches = tiling.group_by_shape(tiles, 3)
-    assert [len(b) for b in batches] == [3, 1]
+    assert [(len(b), b[0].read.width) for b in batches] == [(1, 36), (3, 40), (2, 40), (1, 12)]
     assert all(len({(t.read.width, t.read.height) for t in batch}) == 1 for batch in batches)
+    assert sorted(t.core.x for b in batches for t in b) == [t.core.x for t in tiles]
 
 
 def test_auto_tile_size_fits_the_budget_and_the_margin():

@@ -5,8 +5,8 @@ A network whose output pixel depends only on inputs within ``margin`` pixels
 image, provided the pixel lies at least ``margin`` pixels inside the tile or
 the tile edge is the scene edge (where both runs see the same zero padding).
 :func:`plan_tiles` lays out read windows of one size, clipped to the scene
-(shifted inwards at the far edges, never padded beyond them), and gives each
-one the core it is trusted to write. The cores partition the scene exactly.
+(never padded beyond them), and gives each one the core it is trusted to
+write. The cores partition the scene exactly.
 """
 
 import math
@@ -66,8 +66,11 @@ def _spans(length: int, tile: int, margin: int, align: int) -> List[Tuple[int, i
     if len(starts) > 1 and length - starts[-1] < margin:
         starts.pop()  # a sliver narrower than the margin joins the core before it
     ends = starts[1:] + [length]
-    return [(min(max(start - margin, 0), length - tile), tile, start, end - start)
-            for start, end in zip(starts, ends)]
+    spans = []
+    for start, end in zip(starts, ends):
+        read_start, read_end = max(start - margin, 0), min(end + margin, length)
+        spans.append((read_start, read_end - read_start, start, end - start))
+    return spans
 
 
 def plan_tiles(width: int, height: int, tile_size: int, margin: int, align: int = 1) -> List[Tile]:
@@ -82,10 +85,12 @@ def plan_tiles(width: int, height: int, tile_size: int, margin: int, align: int 
         align: cores start on multiples of this where the tile leaves room
             (the output's block size: every core then fills whole blocks).
 
-    Every read window lies inside the scene; the last row and column are
-    shifted inwards rather than padded, so all tiles of a scene larger than
-    ``tile_size`` share one shape (they can be batched). Each core keeps
-    ``margin`` pixels from every read-window edge that is not a scene edge.
+    Each read window is its core grown by ``margin`` on every side and
+    clipped to the scene (never padded beyond it, never larger than
+    ``tile_size``), so every read-window edge is either a scene edge or
+    ``margin`` pixels from the core. Interior tiles share one shape; tiles
+    at the scene edges are smaller (:func:`group_by_shape` batches them
+    separately).
     """
     if width < 1 or height < 1:
         raise ValueError(f"scene of {width} x {height} px has no pixels")
