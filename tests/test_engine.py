@@ -285,3 +285,37 @@ def test_all_nodata_s2_is_refused_without_output(tmp_path, model):
     with pytest.raises(CoreError, match="nodata"):
         engine.remove_clouds(request_for(tmp_path, empty, s1, model))
     assert not os.path.exists(tmp_path / "out.tif")
+
+
+def test_bigearthnet_band_files_with_a_filled_b10(tmp_path, model, bigearthnet_pairs):
+    from qgis_cloudremoval.core.inputs import stack_bands
+    pair = bigearthnet_pairs[0]
+    s1_stack = stack_bands([pair["vv"], pair["vh"]])
+    warnings = []
+    request = RemovalRequest(s2_path="", s2_band_paths=dict(pair["s2"]), s1_path=s1_stack, model_path=str(model),
+                             output_path=str(tmp_path / "out.tif"), tile_size=64)
+    try:
+        result = engine.remove_clouds(request, Reporter(warning=warnings.append))
+    finally:
+        gdal.Unlink(s1_stack)
+    assert "model band B10 is not in the input; filled with zeros (fill rule 'zero')" in warnings
+    assert result.warnings == warnings
+    dataset, output = read_all(result.output_path)
+    ten_metre = gdal.Open(pair["s2"]["B2"])
+    assert output.shape == (13, ten_metre.RasterYSize, ten_metre.RasterXSize) == (13, 120, 120)
+    assert dataset.GetGeoTransform() == ten_metre.GetGeoTransform()
+    assert result.tiles == 3 * 3 and (output > 0).all()
+
+
+def test_float16_model_runs_through_the_engine(tmp_path):
+    s2_path, s1_path, _, _ = synthetic_scene(tmp_path, seed=6)
+    outputs = []
+    for fp16 in (False, True):
+        tiny = make_tiny_model(num_blocks=1, num_features=8, seed=9, fp16=fp16)
+        request = request_for(tmp_path, s2_path, s1_path, tiny, tile_size=64, output_type="float32",
+                              output_path=str(tmp_path / f"out_fp{16 if fp16 else 32}.tif"))
+        outputs.append(read_all(engine.remove_clouds(request).output_path)[1])
+    valid = ~np.isnan(outputs[0])
+    assert np.array_equal(valid, ~np.isnan(outputs[1]))
+    difference = np.abs(outputs[0][valid] - outputs[1][valid])
+    assert 0 < difference.max() < 0.01  # float16 differs a little, in reflectance
