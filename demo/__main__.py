@@ -44,8 +44,9 @@ def main(argv=None) -> int:
         qgis = QgisProcess(Path(profile), REPO)
         print("2/4 qgis_process run cloudremoval:removeclouds")
         result_path, mask_path = str(out / "cloud_free.tif"), str(out / "cloud_mask.tif")
-        removal = qgis.run("cloudremoval:removeclouds", S2=example.s2_cloudy, S1=example.s1, MODEL=args.model,
-                           OUTPUT=result_path, OUTPUT_MASK=mask_path)
+        removal = qgis.run("cloudremoval:removeclouds", {"S2": example.s2_cloudy, "S1": example.s1,
+                                                         "MODEL": args.model, "OUTPUT": result_path,
+                                                         "OUTPUT_MASK": mask_path})
         log = removal["log"]
         for line in log.get("info", []) + ["warning: " + text for text in log.get("warning", [])]:
             if line.startswith(("model:", "onnxruntime provider", "warning", "Ran on")):
@@ -54,8 +55,8 @@ def main(argv=None) -> int:
         tables = {}
         for name, prediction in (("cloud_free", result_path), ("cloudy_input", example.s2_cloudy)):
             table = str(out / f"metrics_{name}.csv")
-            qgis.run("cloudremoval:evaluate", PREDICTION=prediction, REFERENCE=example.s2_clear,
-                     MASK=example.truth_mask, OUTPUT_TABLE=table)
+            qgis.run("cloudremoval:evaluate", {"PREDICTION": prediction, "REFERENCE": example.s2_clear,
+                                               "MASK": example.truth_mask, "OUTPUT_TABLE": table})
             tables[name] = table
 
     print("4/4 rendering the panel")

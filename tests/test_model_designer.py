@@ -9,7 +9,8 @@ from qgis.core import (QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgor
                        QgsProcessingParameterFile, QgsProcessingParameterRasterLayer)
 
 import qgis_scenes as scenes
-from qgis_process_profile import QGIS_PROCESS, have_qgis_process, installed_profile, run_json
+from demo.qgis_process import QGIS_PROCESS
+from qgis_process_profile import have_qgis_process, installed_profile
 from tiny_models import make_tiny_model
 
 #: Model outputs as "child id:output name", the keys processing.run and qgis_process take.
@@ -107,11 +108,11 @@ def test_model_survives_a_model3_file(provider, tmp_path):
 
 @pytest.mark.skipif(not have_qgis_process(), reason=f"{QGIS_PROCESS} is not installed")
 def test_model3_runs_through_qgis_process(provider, inputs, tmp_path):
-    environment = installed_profile(tmp_path / "profile")
+    qgis = installed_profile(tmp_path / "profile")
     path = tmp_path / "chain.model3"
     assert build_model().toFile(str(path))
     outputs = {name: tmp_path / f"qp_{name}.tif" for name in OUTPUTS}
-    answer = run_json(environment, str(path), dict(inputs, **{OUTPUTS[name]: outputs[name] for name in OUTPUTS}))
+    answer = qgis.run(str(path), dict(inputs, **{OUTPUTS[name]: outputs[name] for name in OUTPUTS}))
     assert {key: answer["results"][key] for key in OUTPUTS.values()} == {
         OUTPUTS[name]: str(outputs[name]) for name in OUTPUTS}
     check_chain_outputs(inputs, outputs, tmp_path)

@@ -8,14 +8,15 @@ import qgis_scenes as scenes
 from qgis_cloudremoval.algorithms.band_mapping import L2A_BANDS
 from qgis_cloudremoval.core import engine
 from qgis_cloudremoval.core.request import RemovalRequest
-from qgis_process_profile import QGIS_PROCESS, have_qgis_process, installed_profile, qgis_process, run_json
+from demo.qgis_process import QGIS_PROCESS
+from qgis_process_profile import have_qgis_process, installed_profile
 from tiny_models import make_tiny_model
 
 pytestmark = pytest.mark.skipif(not have_qgis_process(), reason=f"{QGIS_PROCESS} is not installed")
 
 
 @pytest.fixture(scope="module")
-def environment(tmp_path_factory):
+def qgis(tmp_path_factory):
     return installed_profile(tmp_path_factory.mktemp("qgis_process"))
 
 
@@ -27,8 +28,8 @@ def scene(bigearthnet_pairs, tmp_path_factory):
             "s1": str(scenes.s1_stack(bigearthnet_pairs[2], folder))}
 
 
-def test_list_shows_the_four_algorithms(environment):
-    listing = qgis_process(environment, "list")
+def test_list_shows_the_four_algorithms(qgis):
+    listing = qgis.call(["list"], check=False)
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     provider = lines.index("Cloud removal")
@@ -39,10 +40,10 @@ def test_list_shows_the_four_algorithms(environment):
                        ["cloudremoval:removeclouds", "Remove clouds (DSen2-CR)"]]
 
 
-def test_removeclouds_end_to_end_on_real_sentinel_1_and_2(environment, scene, tmp_path):
+def test_removeclouds_end_to_end_on_real_sentinel_1_and_2(qgis, scene, tmp_path):
     model = make_tiny_model(use_sar=True)
     output = tmp_path / "clear.tif"
-    answer = run_json(environment, "cloudremoval:removeclouds", {
+    answer = qgis.run("cloudremoval:removeclouds", {
         "S2": scene["s2"], "S1": scene["s1"], "MODEL": model, "OUTPUT": output, "OUTPUT_MASK": tmp_path / "m.tif"})
     assert answer["results"]["OUTPUT"] == str(output)
     assert answer["results"]["PROVIDER"] == "CPUExecutionProvider"
@@ -56,15 +57,15 @@ def test_removeclouds_end_to_end_on_real_sentinel_1_and_2(environment, scene, tm
     assert (scenes.read(tmp_path / "m.tif")[0, 24:56, 24:56] == 1).all()
 
     # The documented S2_BANDS syntax: 13 numbers in B1..B12 order, 0 for the band the layer lacks (B10).
-    explicit = run_json(environment, "cloudremoval:removeclouds", {
+    explicit = qgis.run("cloudremoval:removeclouds", {
         "S2": scene["s2"], "S2_BANDS": "1;2;3;4;5;6;7;8;9;10;0;11;12", "S1": scene["s1"], "MODEL": model,
         "OUTPUT": tmp_path / "explicit.tif"})
     np.testing.assert_array_equal(scenes.read(explicit["results"]["OUTPUT"]), scenes.read(output))
 
 
-def test_bad_input_gives_one_plain_message(environment, scene, tmp_path):
-    run = qgis_process(environment, "run", "cloudremoval:removeclouds", "--", f"S2={scene['s2']}",
-                       f"MODEL={make_tiny_model(use_sar=True)}", f"OUTPUT={tmp_path / 'out.tif'}")
+def test_bad_input_gives_one_plain_message(qgis, scene, tmp_path):
+    run = qgis.call(["run", "cloudremoval:removeclouds", "--", f"S2={scene['s2']}",
+                     f"MODEL={make_tiny_model(use_sar=True)}", f"OUTPUT={tmp_path / 'out.tif'}"], check=False)
     assert run.returncode != 0
     assert "give a Sentinel-1 layer, or choose a model without SAR" in run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr
