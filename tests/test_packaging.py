@@ -67,3 +67,15 @@ def test_metadata_meets_the_repository_rules(plugin_zip):
     assert "onnxruntime" in general["about"]
     assert f"{PLUGIN_FOLDER}/{general['icon']}" in archive.namelist()
     assert "classFactory" in archive.read(f"{PLUGIN_FOLDER}/__init__.py").decode()
+
+
+def test_pb_tool_deploy_installs_what_the_zip_holds(plugin_zip, tmp_path):
+    source = plugin_zip.parent
+    plugins = tmp_path / "profile" / "python" / "plugins"
+    pb_tool = Path(sys.executable).with_name("pb_tool")
+    subprocess.run([str(pb_tool), "deploy", "-y", "-q", "--plugin_path", str(plugins)], cwd=source, check=True,
+                   capture_output=True)
+    deployed = {str(p.relative_to(plugins)) for p in plugins.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts}
+    zipped = {name.rstrip("/") for name in zipfile.ZipFile(plugin_zip).namelist() if not name.endswith("/")}
+    assert deployed == zipped
