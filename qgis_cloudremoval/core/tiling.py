@@ -16,6 +16,8 @@ from typing import Dict, List, Tuple
 
 #: Tile sizes are multiples of this (friendly to convolution kernels and GeoTIFF blocks).
 TILE_ALIGN = 32
+#: Cores are aligned only where that keeps at least this share of the core (else extra tiles cost more).
+ALIGN_KEEPS = 0.75
 #: Smallest core (written part) of an interior tile, pixels.
 MIN_CORE = 32
 #: Largest tile side chosen automatically, per kind of device.
@@ -60,7 +62,7 @@ def _spans(length: int, tile: int, margin: int, align: int) -> List[Tuple[int, i
     if length <= tile:
         return [(0, length, 0, length)]
     core = tile - 2 * margin
-    if align > 1 and core >= align:
+    if align > 1 and core // align * align >= ALIGN_KEEPS * core:
         core = core // align * align
     starts = list(range(0, length, core))
     if len(starts) > 1 and length - starts[-1] < margin:
@@ -82,8 +84,9 @@ def plan_tiles(width: int, height: int, tile_size: int, margin: int, align: int 
             scene itself is smaller).
         margin: pixels of context each written pixel needs on every side that
             is not a scene edge (the receptive-field radius, or more).
-        align: cores start on multiples of this where the tile leaves room
-            (the output's block size: every core then fills whole blocks).
+        align: cores start on multiples of this where that shrinks them by
+            less than a quarter (the output's block size: every core then
+            fills whole blocks; :func:`auto_tile_size` picks such sizes).
 
     Each read window is its core grown by ``margin`` on every side and
     clipped to the scene (never padded beyond it, never larger than
