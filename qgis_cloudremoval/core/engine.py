@@ -320,11 +320,13 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
     left under the output or mask name.
     """
     started = time.perf_counter()
-    info = _model_info(request.model_path)
+    if request.device not in DEVICES:
+        raise CoreError(f"unknown device '{request.device}'; use one of {', '.join(DEVICES)}")
+    session = runtime.open_session(request.model_path, request.device)
+    info = session.model_info()
     problems = _option_problems(request, info)
     if problems:
         raise CoreError(problems[0])
-    session = runtime.open_session(request.model_path, request.device)
     if session.input_channels != info.input_channels:
         raise CoreError(f"{os.path.basename(request.model_path)} takes {session.input_channels} input channels "
                         f"but its metadata lists {info.input_channels} bands; re-export the model")

@@ -15,7 +15,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from .model_info import ORT_MISSING_MESSAGE
+from .model_info import ORT_MISSING_MESSAGE, ModelInfo, ModelInfoError
 from .progress import CoreError
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -75,6 +75,17 @@ class ModelSession:
     output_name: str
     input_channels: int
     input_dtype: type
+
+    def model_info(self) -> ModelInfo:
+        """The model's DSen2-CR metadata, read from this session (no second load of the weights).
+
+        Raises :class:`CoreError` when the model carries no usable metadata.
+        """
+        props = dict(self.session.get_modelmeta().custom_metadata_map)
+        try:
+            return ModelInfo.from_metadata_props(props, source=os.path.basename(self.path))
+        except ModelInfoError as exc:
+            raise CoreError(str(exc)) from None
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Network input ``(N, C, H, W)`` float32 -> output ``(N, 13, H, W)`` float32."""
