@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from osgeo import gdal
 
 from qgis_cloudremoval.core import render
@@ -26,6 +27,8 @@ from .example import DEMO_SCENE, bigearthnet_pairs, write_example
 from .qgis_process import QgisProcess
 
 REPO = Path(__file__).resolve().parents[1]
+#: Pixels of the panel per pixel of the 120 px example.
+PANEL_ZOOM = 3
 
 
 def main(argv=None) -> int:
@@ -63,10 +66,11 @@ def main(argv=None) -> int:
     panel_path = out / "panel.png"
     # One stretch, the truth's, for all optical pictures so their colours compare.
     limits = render.raster_limits(example.s2_clear)
-    render.panel([("cloudy Sentinel-2", render.render_raster(example.s2_cloudy, limits=limits)),
-                  ("Sentinel-1 (VV, VH, VV/VH)", render.render_raster(example.s1, render.SAR)),
-                  ("DSen2-CR result", render.render_raster(result_path, limits=limits)),
-                  ("clear truth", render.render_raster(example.s2_clear, limits=limits))], panel_path)
+    pictures = [("cloudy Sentinel-2", render.render_raster(example.s2_cloudy, limits=limits)),
+                ("Sentinel-1 VV, VH, ratio", render.render_raster(example.s1, render.SAR)),
+                ("DSen2-CR result", render.render_raster(result_path, limits=limits)),
+                ("clear truth", render.render_raster(example.s2_clear, limits=limits))]
+    render.panel([(title, _enlarge(rgb)) for title, rgb in pictures], panel_path)
 
     print(f"\nscene {pair.name}: {gdal.Open(result_path).RasterXSize} x {gdal.Open(result_path).RasterYSize} px, "
           f"done in {time.perf_counter() - start:.0f} s")
@@ -74,6 +78,11 @@ def main(argv=None) -> int:
         print(f"\n{name} vs truth ({table}):\n{Path(table).read_text().strip()}")
     print(f"\ncloud-free GeoTIFF: {result_path}\ncloud/shadow mask:  {mask_path}\npanel:              {panel_path}")
     return 0
+
+
+def _enlarge(rgb: np.ndarray, factor: int = PANEL_ZOOM) -> np.ndarray:
+    """Nearest-neighbour zoom of a ``(3, H, W)`` picture, so 120 px patches stay legible."""
+    return rgb.repeat(factor, axis=1).repeat(factor, axis=2)
 
 
 if __name__ == "__main__":

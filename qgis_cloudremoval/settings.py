@@ -1,8 +1,9 @@
 """Where the plugin finds the DSen2-CR model to use when MODEL is left empty.
 
-The environment variable wins over the profile setting so that one
-``qgis_process`` call or batch job can point elsewhere without touching the
-user's profile.
+In order: the environment variable (so that one ``qgis_process`` call or
+batch job can point elsewhere without touching the user's profile), the
+profile setting, then the small demo model bundled with the plugin (whose
+runs carry a plain warning).
 """
 
 import os
@@ -13,6 +14,8 @@ from qgis.core import QgsSettings
 DEFAULT_MODEL_KEY = "cloudremoval/default_model"
 #: Environment variable naming the default model; wins over the setting.
 DEFAULT_MODEL_ENV = "CLOUDREMOVAL_MODEL"
+#: Used when neither is set: built by ``python -m demo.build_model``.
+BUNDLED_DEMO_MODEL = os.path.join(os.path.dirname(__file__), "models", "dsen2cr_demo.onnx")
 
 NO_DEFAULT_MODEL_MESSAGE = (
     "No model given and no default model configured: choose a DSen2-CR .onnx file for MODEL, or set "
@@ -21,11 +24,14 @@ NO_DEFAULT_MODEL_MESSAGE = (
 
 
 def default_model_path() -> str:
-    """The configured default model, or ``""`` when none is configured."""
+    """The configured default model, else the bundled demo model, else ``""``."""
     from_environment = os.environ.get(DEFAULT_MODEL_ENV, "").strip()
     if from_environment:
         return from_environment
-    return str(QgsSettings().value(DEFAULT_MODEL_KEY, "", type=str) or "").strip()
+    from_settings = str(QgsSettings().value(DEFAULT_MODEL_KEY, "", type=str) or "").strip()
+    if from_settings:
+        return from_settings
+    return BUNDLED_DEMO_MODEL if os.path.isfile(BUNDLED_DEMO_MODEL) else ""
 
 
 def set_default_model_path(path: str) -> None:

@@ -17,6 +17,7 @@ from qgis_cloudremoval.core.metrics import evaluate_rasters
 from qgis_cloudremoval.core.model_info import ORT_MISSING_MESSAGE
 from qgis_cloudremoval.core.progress import CoreError
 from qgis_cloudremoval.core.request import RemovalRequest
+from qgis_cloudremoval import settings as plugin_settings
 from qgis_cloudremoval.settings import DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, NO_DEFAULT_MODEL_MESSAGE
 from tiny_models import make_tiny_model
 
@@ -249,7 +250,11 @@ def test_default_model_comes_from_the_environment_then_the_setting(
     settings = QgsSettings()
     settings.remove(DEFAULT_MODEL_KEY)
     parameters = {"S2": str(scene["s2"]), "OUTPUT": str(tmp_path / "a.tif")}
+    # A plugin installed without its bundled demo model says where to set one.
+    monkeypatch.setattr(plugin_settings, "BUNDLED_DEMO_MODEL", str(tmp_path / "no_bundled_model.onnx"))
     assert NO_DEFAULT_MODEL_MESSAGE in _failure(parameters)
+    monkeypatch.undo()
+    monkeypatch.delenv(DEFAULT_MODEL_ENV, raising=False)
     try:
         settings.setValue(DEFAULT_MODEL_KEY, str(optical_model))  # noqa: QGS202 (returns nothing)
         assert os.path.exists(processing.run("cloudremoval:removeclouds", parameters)["OUTPUT"])
@@ -258,6 +263,18 @@ def test_default_model_comes_from_the_environment_then_the_setting(
         assert f"model file not found: {tmp_path / 'missing.onnx'}" in message
     finally:
         settings.remove(DEFAULT_MODEL_KEY)
+
+
+def test_bundled_demo_model_is_the_last_resort_and_says_so(provider, scene, tmp_path, monkeypatch):
+    monkeypatch.delenv(DEFAULT_MODEL_ENV, raising=False)
+    QgsSettings().remove(DEFAULT_MODEL_KEY)
+    assert os.path.isfile(plugin_settings.BUNDLED_DEMO_MODEL), "build it with: python -m demo.build_model"
+    feedback = RecordingFeedback()
+    result = processing.run("cloudremoval:removeclouds", {"S2": str(scene["cloudy"]), "S1": str(scene["s1"]),
+                                                          "OUTPUT": str(tmp_path / "out.tif")}, feedback=feedback)
+    assert gdal.Open(result["OUTPUT"]).RasterCount == 13
+    assert any("DEMO model" in warning for warning in feedback.warnings)
+    assert any(info.startswith("model: DSen2-CR demo") for info in feedback.infos)
 
 
 def test_demo_model_is_announced_as_a_warning(provider, scene, optical_model, tmp_path):
