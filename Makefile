@@ -3,15 +3,19 @@
 PYTHON := .venv/bin/python
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: setup test lint demo zip benchmark
+.PHONY: setup test lint demo zip
 setup:
 	@bash scripts/setup.sh
 
 test: setup
 	$(PYTHON) -m pytest
 
+# Removes clouds from the bundled example through qgis_process; prints where the outputs are.
+demo: setup
+	$(PYTHON) -m demo
+
 lint: setup
-	$(PYTHON) -m flake8 qgis_cloudremoval training tests benchmarks
+	$(PYTHON) -m flake8 qgis_cloudremoval training tests benchmarks demo
 
 # Builds cloudremoval.zip for the QGIS plugin repository (or Plugins > Install from ZIP).
 zip: setup
