@@ -79,11 +79,11 @@ def test_group_by_shape_batches_equal_tiles_only():
 def test_auto_tile_size_fits_the_budget_and_the_margin():
     cpu = tiling.auto_tile_size("cpu", 34, 256, 15, align=128)
     gpu = tiling.auto_tile_size("gpu", 34, 256, 15, align=128)
-    assert (cpu - 2 * 34) % 128 == 0 and 2 * 34 + 128 <= cpu <= 1024
+    assert (cpu - 2 * 34) % 128 == 0 and 2 * 34 + 128 <= cpu <= tiling.MAX_AUTO_TILE["cpu"]
     assert cpu * cpu * tiling.bytes_per_pixel(256, 15) <= tiling.ACTIVATION_BUDGET["cpu"]
     assert gpu > cpu
     assert tiling.auto_tile_size("cpu", 300, 256, 15) == 640  # margin wins over the budget
-    assert tiling.auto_tile_size("cpu", 4, 8, 15, align=128) == 896 + 8  # capped at 1024, core on the grid
+    assert tiling.auto_tile_size("cpu", 4, 8, 15, align=128) == 512 + 8  # capped at 640, core on the grid
     assert tiling.auto_batch_size(cpu, "cpu", 256, 15) == 1
 
 

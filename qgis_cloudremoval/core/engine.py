@@ -88,7 +88,7 @@ class _Prepared:
 
     tile: tiling.Tile
     network_input: np.ndarray  # (C, h, w) float32
-    s2_dn: np.ndarray  # (13, h, w) float32, offset removed
+    s2_dn: Optional[np.ndarray]  # (13, h, w) float32, offset removed; kept only for masking and keep-clear
     s2_valid: np.ndarray  # (h, w) bool
     s1_valid: Optional[np.ndarray]  # (h, w) bool, None for no-SAR models
 
@@ -186,8 +186,9 @@ class _Run:
         prepared = []
         for tile in tiles:
             window = scene.read(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
-            prepared.append(_Prepared(tile, _network_input(window, info), window.s2_dn, window.s2_valid,
-                                      window.s1_valid if info.uses_sar else None))
+            needs_input = self.request.keep_clear or bool(self.request.mask_path)
+            prepared.append(_Prepared(tile, _network_input(window, info), window.s2_dn if needs_input else None,
+                                      window.s2_valid, window.s1_valid if info.uses_sar else None))
         return prepared
 
     def finish_tile(self, item: _Prepared, prediction: Optional[np.ndarray], info: ModelInfo, stats):
@@ -202,7 +203,7 @@ class _Run:
             reflectance = item.s2_dn / np.float32(DN_PER_REFLECTANCE)
             mask = cloudmask.cloud_shadow_mask(reflectance, stats, self.request.cloud_threshold, item.s2_valid)
         if prediction is None:
-            output_dn = np.zeros(item.s2_dn[:, rows, columns].shape, dtype=np.float32)
+            output_dn = np.zeros((info.output_channels, item.tile.core.height, item.tile.core.width), np.float32)
         else:
             predicted_dn = scaling.model_to_dn(prediction, info)
             if self.request.keep_clear:
@@ -412,12 +413,16 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, stats, output, 
             if to_run:
                 stacked = np.stack([item.network_input for item in to_run])
                 predictions = dict(zip((id(item) for item in to_run), session.run(stacked)))
+                del stacked
+            for item in prepared:
+                item.network_input = None  # memory stays at a few tiles' worth
             for item in prepared:
                 while len(writes) >= WRITE_BEHIND:
                     writes.popleft().result()
                 # Masking, blending and writing run beside the next batch's network run.
                 writes.append(write_thread.submit(finish_and_write, item, predictions.get(id(item))))
                 done_pixels += item.tile.core.area
+            del prepared, predictions
             run.reporter.set_progress(first + (1.0 - first) * done_pixels / total_pixels)
         while writes:
             writes.popleft().result()
