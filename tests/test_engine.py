@@ -252,6 +252,8 @@ def test_bad_requests_give_specific_messages(tmp_path, model):
                        "tile size 10 px is too small for this model: it needs at least 44 px"),
         "output type": (request_for(tmp_path, s2_path, s1_path, model, output_type="int8"),
                         "unknown output type 'int8'; use one of uint16, float32"),
+        "overwrite input": (request_for(tmp_path, s2_path, s1_path, model, output_path=s2_path),
+                            f"the output {s2_path} is one of the inputs; choose another output file"),
     }
     for name, (request, message) in cases.items():
         with pytest.raises(CoreError) as error:
@@ -260,6 +262,7 @@ def test_bad_requests_give_specific_messages(tmp_path, model):
         assert any(problem.startswith(message) for problem in engine.check_request(request)), name
     assert engine.check_request(request_for(tmp_path, s2_path, s1_path, model)) == []
     assert not os.path.exists(tmp_path / "out.tif")
+    assert gdal.Open(s2_path).RasterCount == 13  # the input survived the attempt to overwrite it
 
 
 def test_model_problems_are_named(tmp_path, model):

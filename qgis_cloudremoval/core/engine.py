@@ -122,6 +122,12 @@ def _option_problems(request: RemovalRequest, info: ModelInfo) -> List[str]:
             problems.append(problem)
     if request.mask_path and os.path.abspath(request.mask_path) == os.path.abspath(request.output_path):
         problems.append("the mask file and the output file are the same; give them different names")
+    given = [request.s2_path, request.s1_path, request.model_path, *request.s2_band_paths.values()]
+    inputs_given = {os.path.realpath(path) for path in given if path}
+    for path in (request.output_path, request.mask_path):
+        if path and os.path.realpath(path) in inputs_given:
+            problems.append(f"the output {path} is one of the inputs; choose another output file "
+                            "(inputs are never overwritten)")
     return problems
 
 
@@ -350,6 +356,7 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
         if request.keep_clear or request.mask_path:
             stats = _statistics_pass(scene, tiles, reporter)
         output, mask = _open_writers(request, scene, info)
+        output_path = None
         try:
             _process(run, scene, session, info, tiles, batch_size, stats, output, mask)
             if run.valid_pixels == 0:
@@ -361,6 +368,8 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
             output.abort()
             if mask:
                 mask.abort()
+            if output_path is not None:  # the mask failed after the output was in place: all or nothing
+                os.remove(output_path)
             raise
         megapixels = scene.width * scene.height / 1e6
     s1_missing_fraction = run.s1_missing_pixels / run.valid_pixels
