@@ -60,7 +60,8 @@ def apply_limits(bands: np.ndarray, limits: np.ndarray, valid: Optional[np.ndarr
     """Map each band's ``(low, high)`` linearly onto 0..255; ``(bands, H, W)`` uint8; invalid pixels 0."""
     low = limits[:, 0, None, None]
     span = np.maximum(limits[:, 1] - limits[:, 0], np.finfo(np.float64).tiny)[:, None, None]
-    with np.errstate(invalid="ignore"):
+    # A constant band has a zero span: its pixels above it overflow to +inf and clip to 255, as intended.
+    with np.errstate(invalid="ignore", over="ignore"):
         scaled = np.clip((bands.astype(np.float64) - low) / span, 0.0, 1.0) * 255.0
     out = np.rint(np.nan_to_num(scaled, nan=0.0)).astype(np.uint8)
     if valid is not None:
