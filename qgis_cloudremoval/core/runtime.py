@@ -6,6 +6,8 @@ the session, because onnxruntime silently falls back to CPU when a GPU
 provider fails to load (missing CUDA or cuDNN libraries, for instance).
 """
 
+import ctypes.util
+import importlib.util
 import os
 import tempfile
 import threading
@@ -20,6 +22,9 @@ from .progress import CoreError
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
+#: Options of onnxruntime's CUDA provider (strings, as onnxruntime takes them). Set by the
+#: GPU benchmark's measurements (benchmarks/bench_gpu_engine.py).
+CUDA_PROVIDER_OPTIONS = {}
 #: Sessions kept open at once (each holds the weights, up to ~80 MB for the full network).
 SESSION_CACHE_SIZE = 2
 
@@ -47,12 +52,24 @@ def choose_providers(device: str) -> List[str]:
     available = import_onnxruntime().get_available_providers()
     if device == "cpu":
         return [CPU_PROVIDER]
-    gpu = [name for name in GPU_PROVIDERS if name in available]
+    gpu = [name for name in GPU_PROVIDERS if name in available
+           and (name != "TensorrtExecutionProvider" or _tensorrt_installed())]
     if device == "gpu" and not gpu:
         raise CoreError(GPU_MISSING_MESSAGE.format(available=", ".join(available)))
     if device not in ("auto", "gpu"):
         raise CoreError(f"unknown device '{device}'; use 'auto', 'gpu' or 'cpu'")
     return gpu + [CPU_PROVIDER]
+
+
+def _tensorrt_installed() -> bool:
+    """Whether TensorRT's libraries can be found.
+
+    onnxruntime-gpu lists the TensorRT provider whenever it was built with it;
+    without TensorRT installed, trying it prints a page of errors before
+    onnxruntime falls back to CUDA.
+    """
+    return (ctypes.util.find_library("nvinfer") is not None
+            or any(importlib.util.find_spec(name) is not None for name in ("tensorrt", "tensorrt_libs")))
 
 
 def device_kind(provider: str) -> str:
@@ -103,6 +120,8 @@ def _provider_options(name: str) -> dict:
         # Building a TensorRT engine takes minutes; keep it between runs.
         cache = os.path.join(tempfile.gettempdir(), "qgis_cloudremoval_trt")
         return {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache}
+    if name == "CUDAExecutionProvider":
+        return dict(CUDA_PROVIDER_OPTIONS)
     return {}
 
 
