@@ -55,8 +55,8 @@ MASK_CATEGORIES = ["clear", "cloud", "shadow", "", "clear, no S1", "cloud, no S1
 #: UInt16 output: 0 is nodata, so valid pixels are clipped to 1..65535.
 UINT16_VALID_RANGE = (1.0, 65535.0)
 #: Batches read ahead of the network and cores queued for writing.
-READ_AHEAD = 2
-WRITE_BEHIND = 2
+READ_AHEAD = 1
+WRITE_BEHIND = 1
 #: Share of the progress bar taken by the statistics pass, when there is one.
 STATISTICS_SHARE = 0.1
 #: GDAL's block cache is capped at this while a run goes on (GDAL's default, 5% of the RAM,
