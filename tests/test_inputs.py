@@ -324,8 +324,12 @@ def test_safe_folder_and_zip_assembled_at_10_m_with_offset_removed(pair, tmp_pat
         for folder, _, names in os.walk(safe):
             for name in names:
                 bundle.write(os.path.join(folder, name), os.path.relpath(os.path.join(folder, name), tmp_path))
+    # A layer QGIS loads from the product is one of its subdatasets: the whole product is read.
+    subdataset = next(name for name, _ in gdal.Open(str(safe / "MTD_MSIL1C.xml")).GetSubDatasets()
+                      if ":10m:" in name)
+    assert gdal.Open(subdataset).RasterCount == 4
     windows = []
-    for path in (safe, archive):
+    for path in (safe, archive, subdataset):
         with open_scene(request(str(path)), OPTICAL) as scene:
             assert (scene.width, scene.height) == (120, 120)
             assert scene.geotransform == gdal.Open(pair["s2"]["B2"]).GetGeoTransform()

@@ -16,6 +16,7 @@ Nothing is copied; a virtual raster (VRT) is read window by window.
 """
 
 import os
+import re
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -145,6 +146,10 @@ class Sentinel2Source:
         self.dataset = None
 
 
+#: A Sentinel-2 product's subdataset name as GDAL and QGIS write it.
+SUBDATASET = re.compile(r"^SENTINEL2_L[12][AC]:(?P<product>.+):(?:10m|20m|60m|TCI):EPSG_\d+$")
+
+
 def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
     """Open the Sentinel-2 input of ``request`` for the bands of ``info``.
 
@@ -176,7 +181,16 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
 
 
 def _safe_metadata_path(path: str) -> Optional[str]:
-    """``MTD_MSIL1C.xml`` (or L2A's) inside a ``.SAFE`` folder, which GDAL 3.6 does not open by itself."""
+    """The product metadata file to open for ``path``, or None when ``path`` is not a product.
+
+    ``MTD_MSIL1C.xml`` (or L2A's) inside a ``.SAFE`` folder, which GDAL 3.6
+    does not open by itself; and the product behind one of its subdatasets
+    (``SENTINEL2_L1C:<xml>:10m:EPSG_32633``: what QGIS names a layer loaded
+    from a product), so that all 13 bands are assembled, not the subdataset's 4.
+    """
+    subdataset = SUBDATASET.match(path or "")
+    if subdataset:
+        return subdataset.group("product")
     if not path or not os.path.isdir(path):
         return None
     for name in ("MTD_MSIL1C.xml", "MTD_MSIL2A.xml"):
