@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 from qgis import processing
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsSettings
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer, QgsSettings
 
 import qgis_scenes as scenes
 from qgis_cloudremoval.algorithms.band_mapping import s2_band_mapping
@@ -382,3 +382,20 @@ def test_plugin_menu_entry_stores_the_default_model(provider, qgis_iface, monkey
         assert f"Cloud removal:Default model: {chosen}" in qgis_iface.messageBar().get_messages(Qgis.Info)
     finally:
         QgsSettings().remove(DEFAULT_MODEL_KEY)
+
+
+def test_removeclouds_reads_a_layer_loaded_from_a_safe_product(provider, optical_model, bigearthnet_pairs, tmp_path):
+    from test_inputs import build_safe
+    safe = build_safe(tmp_path, bigearthnet_pairs[0], "05.09")
+    # What QGIS loads from a .SAFE: its 10 m subdataset (4 bands); the whole product must be used.
+    layer_source = next(name for name, _ in gdal.Open(str(safe / "MTD_MSIL1C.xml")).GetSubDatasets()
+                        if ":10m:" in name)
+    layer = QgsRasterLayer(layer_source, "Sentinel-2 10 m", "gdal")
+    assert layer.isValid() and layer.bandCount() == 4
+    result = processing.run("cloudremoval:removeclouds", {"S2": layer, "MODEL": str(optical_model),
+                                                          "OUTPUT": str(tmp_path / "out.tif")})
+    direct = engine.remove_clouds(RemovalRequest(s2_path=str(safe), model_path=str(optical_model),
+                                                 output_path=str(tmp_path / "direct.tif")))
+    assert gdal.Open(result["OUTPUT"]).RasterCount == 13
+    np.testing.assert_array_equal(gdal.Open(result["OUTPUT"]).ReadAsArray(),
+                                  gdal.Open(direct.output_path).ReadAsArray())
