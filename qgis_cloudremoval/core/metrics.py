@@ -42,6 +42,7 @@ from osgeo import gdal
 from scipy import ndimage
 
 from . import cloudmask
+from .raster_source import open_raster
 from .bands import DN_PER_REFLECTANCE
 from .progress import SILENT, CoreError, Reporter
 
@@ -217,13 +218,7 @@ def compute_metrics(prediction: np.ndarray, reference: np.ndarray, mask: Optiona
 
 
 def _open(path, role: str) -> gdal.Dataset:
-    try:
-        dataset = gdal.Open(str(path))
-    except RuntimeError as error:
-        raise CoreError(f"cannot open the {role} raster {path}: {error}; give a GDAL-readable raster") from None
-    if dataset is None:
-        raise CoreError(f"cannot open the {role} raster {path}; give a GDAL-readable raster")
-    return dataset
+    return open_raster(str(path), f"{role} raster")
 
 
 def _reflectance_divisor(dataset: gdal.Dataset, role: str, reporter: Reporter) -> float:

@@ -9,7 +9,7 @@ clip ranges, receptive field) therefore travels with the weights.
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from . import bands
 
@@ -142,5 +142,3 @@ ORT_MISSING_MESSAGE = (
     "onnxruntime is not installed in this Python. Install it into QGIS's Python with "
     "'python3 -m pip install onnxruntime' (or 'python3 -m pip install onnxruntime-gpu' on a "
     "machine with an NVIDIA GPU and CUDA 12), then restart QGIS.")
-
-

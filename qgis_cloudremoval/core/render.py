@@ -16,6 +16,7 @@ from osgeo import gdal
 from . import cloudmask
 from .bands import S1_BANDS, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
+from .raster_source import open_raster
 
 gdal.UseExceptions()
 
@@ -95,13 +96,7 @@ def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
 
 
 def _open(path) -> gdal.Dataset:
-    try:
-        dataset = gdal.Open(str(path))
-    except RuntimeError as error:
-        raise CoreError(f"cannot open the raster {path}: {error}; give a GDAL-readable raster") from None
-    if dataset is None:
-        raise CoreError(f"cannot open the raster {path}; give a GDAL-readable raster")
-    return dataset
+    return open_raster(str(path), "raster")
 
 
 def band_numbers(dataset: gdal.Dataset, bands: Sequence[Union[str, int]]) -> List[int]:
