@@ -34,3 +34,10 @@ def bigearthnet_pairs(tmp_path_factory):
     """
     from bigearthnet_pairs import extract_pairs
     return extract_pairs(tmp_path_factory.mktemp("bigearthnet"))
+
+
+@pytest.fixture(scope="session")
+def provider(qgis_processing):
+    """The plugin's Processing provider, registered as qgis_process does (``initProcessing``)."""
+    from qgis_scenes import register_provider
+    return register_provider()

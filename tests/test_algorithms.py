@@ -44,11 +44,6 @@ class RecordingFeedback(QgsProcessingFeedback):
 
 
 @pytest.fixture(scope="module")
-def provider(qgis_processing):
-    return scenes.register_provider()
-
-
-@pytest.fixture(scope="module")
 def scene(bigearthnet_pairs, tmp_path_factory):
     """One real pair as a user has it in QGIS: a 12-band L2A stack, a cloudy copy and a VV/VH stack."""
     folder = tmp_path_factory.mktemp("scene")

@@ -17,11 +17,6 @@ L2A_MAPPING = {band: number for number, band in enumerate(L2A_BANDS, start=1)}
 
 
 @pytest.fixture(scope="module")
-def provider(qgis_processing):
-    return scenes.register_provider()
-
-
-@pytest.fixture(scope="module")
 def batch_inputs(bigearthnet_pairs, tmp_path_factory):
     folder = tmp_path_factory.mktemp("batch")
     return [(scenes.s2_stack(pair, folder), scenes.s1_stack(pair, folder)) for pair in bigearthnet_pairs[:PAIRS]]

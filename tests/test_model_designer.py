@@ -60,11 +60,6 @@ def build_model() -> QgsProcessingModelAlgorithm:
 
 
 @pytest.fixture(scope="module")
-def provider(qgis_processing):
-    return scenes.register_provider()
-
-
-@pytest.fixture(scope="module")
 def inputs(bigearthnet_pairs, tmp_path_factory):
     folder = tmp_path_factory.mktemp("model_inputs")
     s2 = scenes.s2_stack(bigearthnet_pairs[1], folder)
