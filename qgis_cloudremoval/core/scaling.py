@@ -11,9 +11,15 @@ from .model_info import ModelInfo
 
 
 def optical_to_model(s2_dn: np.ndarray, info: ModelInfo) -> np.ndarray:
-    """Sentinel-2 L1C DN (reflectance x 10000) to network input, float32."""
+    """Sentinel-2 L1C DN (reflectance x 10000) to network input, float32 (a new array)."""
     low, high = info.optical_clip_dn
-    return (np.clip(s2_dn.astype(np.float32, copy=False), low, high) / np.float32(info.optical_scale))
+    values = s2_dn.astype(np.float32)
+    # In-place maximum/minimum: several times faster than np.clip on numpy 1.24, which the
+    # data loader and the engine call for every tile.
+    np.maximum(values, np.float32(low), out=values)
+    np.minimum(values, np.float32(high), out=values)
+    values /= np.float32(info.optical_scale)
+    return values
 
 
 def sar_to_model(s1_db: np.ndarray, info: ModelInfo) -> np.ndarray:
@@ -22,11 +28,14 @@ def sar_to_model(s1_db: np.ndarray, info: ModelInfo) -> np.ndarray:
     Each band is clipped to its range and mapped linearly onto
     ``[0, info.sar_scale_max]``.
     """
-    out = np.empty(s1_db.shape, dtype=np.float32)
+    out = s1_db.astype(np.float32)
     for index, band in enumerate(info.sar_bands):
         low, high = info.sar_clip_db[band]
-        channel = np.clip(s1_db[..., index, :, :].astype(np.float32, copy=False), low, high)
-        out[..., index, :, :] = (channel - low) * np.float32(info.sar_scale_max / (high - low))
+        channel = out[..., index, :, :]
+        np.maximum(channel, np.float32(low), out=channel)
+        np.minimum(channel, np.float32(high), out=channel)
+        channel -= np.float32(low)
+        channel *= np.float32(info.sar_scale_max / (high - low))
     return out
 
 
