@@ -141,4 +141,4 @@ def _read_onnx_metadata_props(path: str) -> Dict[str, str]:
 ORT_MISSING_MESSAGE = (
     "onnxruntime is not installed in this Python. Install it into QGIS's Python with "
     "'python3 -m pip install onnxruntime' (or 'python3 -m pip install onnxruntime-gpu' on a "
-    "machine with an NVIDIA GPU and CUDA 12), then restart QGIS.")
+    "machine with an NVIDIA GPU and the CUDA/cuDNN versions that release requires), then restart QGIS.")

@@ -32,11 +32,11 @@ SESSION_CACHE_SIZE = 2
 GPU_MISSING_MESSAGE = (
     "device 'gpu' was requested but this onnxruntime offers no GPU provider (it has: {available}). "
     "Install the GPU build into QGIS's Python with 'python3 -m pip install onnxruntime-gpu' on a machine "
-    "with an NVIDIA GPU and CUDA 12, or choose device 'auto' or 'cpu'")
+    "with an NVIDIA GPU and the CUDA/cuDNN versions that release requires, or choose device 'auto' or 'cpu'")
 GPU_FAILED_MESSAGE = (
     "device 'gpu' was requested and onnxruntime offers {wanted}, but it fell back to {actual} "
-    "(the CUDA or cuDNN libraries could not be loaded); check the NVIDIA driver and CUDA 12 / cuDNN 9 "
-    "installation, or choose device 'cpu'")
+    "(the CUDA or cuDNN libraries could not be loaded); check the NVIDIA driver and the CUDA and cuDNN "
+    "versions your onnxruntime-gpu release requires, or choose device 'cpu'")
 
 
 def import_onnxruntime():
