@@ -159,8 +159,9 @@ def test_published_size_layout_of_34_convolutions_is_accepted(tmp_path):
 
 def test_loss_is_read_from_the_authors_file_names():
     assert [loss_from_file_name(name) for name in (
-        "model_SARcarl.hdf5", "model_noSARcarl.hdf5", "model_SAR_L1.hdf5", "/x/model_noSARL1.hdf5", "w.hdf5")] == [
-        "carl", "carl", "l1", "l1", "unknown"]
+        "model_SARcarl.hdf5", "model_noSARcarl.hdf5", "model_SAR_L1.hdf5", "/x/model_noSARL1.hdf5",
+        "model_SARplain.hdf5", "model_noSARplain.hdf5", "w.hdf5")] == [
+        "carl", "carl", "l1", "l1", "l1", "l1", "unknown"]
 
 
 def _bad_inputs(folder: Path):

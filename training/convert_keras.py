@@ -168,11 +168,15 @@ def model_from_convolutions(convolutions: List[KerasConv], name: str) -> "DSen2C
 
 
 def loss_from_file_name(path: str) -> str:
-    """'carl' or 'l1' when the authors' file name says so (e.g. model_SARcarl.hdf5), else 'unknown'."""
+    """'carl' or 'l1' when the file name says so, else 'unknown'.
+
+    The authors' downloads are seen as ``model_SARcarl.hdf5`` and, for the L1
+    ("plain") ones, ``model_SARplain.hdf5`` / ``model_noSARplain.hdf5``.
+    """
     stem = os.path.splitext(os.path.basename(path))[0].lower()
     if "carl" in stem:
         return "carl"
-    if "l1" in stem or "mae" in stem:
+    if "l1" in stem or "mae" in stem or "plain" in stem:
         return "l1"
     return "unknown"
 
