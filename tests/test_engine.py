@@ -153,7 +153,7 @@ def test_pixels_without_s1_are_processed_reported_and_marked(tmp_path, model):
     assert any(w.startswith(f"{100 * result.s1_missing_fraction:.1f}% of the valid pixels have no Sentinel-1 "
                             "coverage") for w in warnings)
     _, mask = read_all(result.mask_path)
-    no_s1 = mask >= engine.MASK_NO_S1
+    no_s1 = mask >= cloudmask.MASK_NO_S1
     assert no_s1[:, 101:].all() and not no_s1[:, :99].any()
     _, output = read_all(result.output_path)
     assert (output[:, :, 101:] >= 1).all()  # processed, not nodata

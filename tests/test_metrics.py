@@ -207,7 +207,7 @@ def test_evaluate_rasters_skips_engine_nodata_in_the_mask(triplet, sen12mscr_dir
     _write_like(source, tmp_path / "reference.tif", reference, gdal.GDT_Float32)
     _write_like(source, tmp_path / "prediction.tif", prediction, gdal.GDT_Float32)
     mask = np.zeros(reference.shape[1:], dtype=np.uint8)
-    mask[:, 100:] = 1 + cloudmask.NO_S1_FLAG       # cloud without S1: still reconstruction
+    mask[:, 100:] = 1 + cloudmask.MASK_NO_S1       # cloud without S1: still reconstruction
     mask[:10] = cloudmask.MASK_NODATA               # nodata rows: in no area
     _write_like(source, tmp_path / "mask.tif", mask[None], gdal.GDT_Byte)
     result = metrics.evaluate_rasters(tmp_path / "prediction.tif", tmp_path / "reference.tif",

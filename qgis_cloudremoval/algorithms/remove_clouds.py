@@ -8,7 +8,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsPro
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
 from ..core import engine
-from ..core.engine import MASK_NO_S1, MASK_NODATA
+from ..core.cloudmask import MASK_NO_S1, MASK_NODATA
 from ..core.request import DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
 from ..settings import DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, NO_DEFAULT_MODEL_MESSAGE, default_model_path
 from .base import S2_BANDS_HELP, CloudRemovalAlgorithm

@@ -12,7 +12,7 @@ from qgis.core import (QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsPal
 from qgis.PyQt.QtGui import QColor
 
 from ..core.cloudmask import CLOUD, SHADOW
-from ..core.engine import MASK_CATEGORIES, MASK_NO_S1
+from ..core.cloudmask import MASK_CATEGORIES, MASK_NO_S1
 from ..core.render import MASK_COLOURS
 
 #: Cumulative-count cut of the colour stretch, as fractions (the 2nd and 98th percentiles).

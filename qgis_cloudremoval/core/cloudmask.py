@@ -48,11 +48,13 @@ CLOUD_THRESHOLD = 0.2
 
 #: Mask values.
 CLEAR, CLOUD, SHADOW = 0, 1, 2
-#: Mask files written by the engine add this flag where the pixel had no Sentinel-1 coverage
+#: Mask files written by the engine add this where the pixel had no Sentinel-1 coverage
 #: (4 clear, 5 cloud, 6 shadow) ...
-NO_S1_FLAG = 4
-#: ... and hold this where Sentinel-2 is nodata.
+MASK_NO_S1 = 4
+#: ... and hold this where Sentinel-2 is nodata (the detector's files too).
 MASK_NODATA = 255
+#: Category names of the mask values 0..6, for the GeoTIFF and the QGIS style.
+MASK_CATEGORIES = ["clear", "cloud", "shadow", "", "clear, no S1", "cloud, no S1", "shadow, no S1"]
 
 _CLOSING_SIZE = 5
 _BOX_SIZE = 7
@@ -267,7 +269,7 @@ def binary_cloud_shadow(mask: np.ndarray) -> np.ndarray:
     Reads the engine's mask files too: the no-Sentinel-1 flag is ignored and
     :data:`MASK_NODATA` counts as neither.
     """
-    category = mask & (NO_S1_FLAG - 1)
+    category = mask & (MASK_NO_S1 - 1)
     return ((category == CLOUD) | (category == SHADOW)) & (mask != MASK_NODATA)
 
 

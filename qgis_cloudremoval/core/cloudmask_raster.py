@@ -15,7 +15,8 @@ import numpy as np
 from . import cloudmask, inputs, tiling
 from .bands import DN_PER_REFLECTANCE
 # The engine's statistics pass and mask values, so both masks agree to the pixel.
-from .engine import MASK_CATEGORIES, MASK_NODATA, STATISTICS_SHARE, _statistics_pass
+from .cloudmask import MASK_CATEGORIES, MASK_NODATA
+from .engine import STATISTICS_SHARE, statistics_pass
 from .model_info import ModelInfo
 from .progress import SILENT, Reporter
 from .request import RemovalRequest
@@ -55,7 +56,7 @@ def write_cloud_mask(request: RemovalRequest, reporter: Reporter = SILENT) -> st
         for message in scene.warnings:
             reporter.warn(message)
         tiles = tiling.plan_tiles(scene.width, scene.height, WINDOW_SIZE, cloudmask.MASK_HALO)
-        stats = _statistics_pass(scene, tiles, reporter)
+        stats = statistics_pass(scene, tiles, reporter)
         with GeoTiffWriter(request.output_path, scene.width, scene.height, 1, "byte", scene.geotransform,
                            scene.projection, ["cloud/shadow mask"], MASK_NODATA) as output:
             output.band(1).SetCategoryNames(MASK_CATEGORIES[:cloudmask.SHADOW + 1])

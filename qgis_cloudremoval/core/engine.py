@@ -19,8 +19,8 @@ lower clip bound of each band ("no backscatter"); their share is logged,
 returned and marked in the optional mask.
 
 Mask output (``request.mask_path``): Byte, 0 clear, 1 cloud, 2 shadow, plus
-:data:`MASK_NO_S1` (4) where the model uses SAR and the pixel has no
-Sentinel-1 coverage (so 4, 5, 6), and :data:`MASK_NODATA` (255) where
+:data:`.cloudmask.MASK_NO_S1` (4) where the model uses SAR and the pixel has no
+Sentinel-1 coverage (so 4, 5, 6), and :data:`.cloudmask.MASK_NODATA` (255) where
 Sentinel-2 is nodata. The cloud/shadow detector needs scene statistics for
 its shadow rule: when a mask or keep-clear is requested a first pass reads
 every tile core once to gather them (:func:`.cloudmask.shadow_statistics`).
@@ -41,6 +41,7 @@ from scipy import ndimage
 
 from . import cloudmask, inputs, runtime, scaling, tiling
 from .bands import DN_PER_REFLECTANCE
+from .cloudmask import MASK_CATEGORIES, MASK_NO_S1, MASK_NODATA
 from .model_info import ModelInfo, ModelInfoError, read_model_info
 from .progress import SILENT, CoreError, Reporter
 from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
@@ -49,9 +50,6 @@ from .writer import BLOCK_SIZE, GeoTiffWriter, check_output_path
 #: Pixels over which the prediction fades into the kept clear input (keep-clear option).
 FEATHER_PX = 8
 #: Mask values besides the detector's 0 clear, 1 cloud, 2 shadow.
-MASK_NO_S1 = 4
-MASK_NODATA = 255
-MASK_CATEGORIES = ["clear", "cloud", "shadow", "", "clear, no S1", "cloud, no S1", "shadow, no S1"]
 #: UInt16 output: 0 is nodata, so valid pixels are clipped to 1..65535.
 UINT16_VALID_RANGE = (1.0, 65535.0)
 #: Batches read ahead of the network and cores queued for writing.
@@ -236,7 +234,7 @@ class _Run:
         return output, mask_core
 
 
-def _statistics_pass(scene, tiles: List[tiling.Tile], reporter: Reporter) -> cloudmask.ShadowStatistics:
+def statistics_pass(scene, tiles: List[tiling.Tile], reporter: Reporter) -> cloudmask.ShadowStatistics:
     """Shadow-rule statistics over every scene pixel once (the tile cores)."""
     stats = cloudmask.ShadowStatistics()
     for index, tile in enumerate(tiles):
@@ -354,7 +352,7 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
                      f"batches of {batch_size}")
         stats = None
         if request.keep_clear or request.mask_path:
-            stats = _statistics_pass(scene, tiles, reporter)
+            stats = statistics_pass(scene, tiles, reporter)
         output, mask = _open_writers(request, scene, info)
         output_path = None
         try:
