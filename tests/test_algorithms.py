@@ -1,6 +1,7 @@
 """The four Processing algorithms on a real headless QGIS, real BigEarthNet data and tiny real models."""
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -338,7 +339,10 @@ def test_plugin_loads_without_onnxruntime_and_says_how_to_install_it(scene, opti
 def test_removeclouds_on_sen12mscr_l1c_with_all_options_passed_on(provider, sen12mscr_dir, sar_model, tmp_path):
     """A real 13-band L1C SEN12MS-CR patch and its S1: parameters reach the engine unchanged."""
     name = sorted(path.name for path in (sen12mscr_dir / "s1").glob("*.tif"))[0]
-    s2, s1 = str(sen12mscr_dir / "s2_cloudFree" / name), str(sen12mscr_dir / "s1" / name)
+    # Copies: QGIS saves the histograms it computes for a layer's default style beside the file
+    # (GDAL .aux.xml), and the shared samples must stay as they are.
+    s2, s1 = (str(shutil.copy(sen12mscr_dir / folder / name, tmp_path / f"{folder}.tif"))
+              for folder in ("s2_cloudFree", "s1"))
     feedback = RecordingFeedback()
     results = processing.run("cloudremoval:removeclouds", {
         "S2": s2, "S1": s1, "S1_BANDS": [1, 2], "S1_UNITS": 1, "MODEL": str(sar_model), "KEEP_CLEAR": True,
