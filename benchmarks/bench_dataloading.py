@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from training.datasets import open_split  # noqa: E402
+from training.datasets import collate, open_split  # noqa: E402
 from training.reformat import reformat  # noqa: E402
 
 
@@ -50,7 +50,8 @@ def samples_per_second(data: Path, data_format: str, crop, cache: str, epochs: i
     for epoch in range(epochs + 1):  # epoch 0 warms up (worker start, page cache)
         dataset = open_split(data, "train", data_format, crop=crop)  # fresh memory maps each epoch
         dataset.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=False)
+        loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=False,
+                            collate_fn=collate)
         if cache == "cold":
             drop_from_page_cache(data)
         started = time.perf_counter()

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from qgis_cloudremoval.core import cloudmask
 from qgis_cloudremoval.core.model_info import ModelInfo
@@ -73,29 +73,58 @@ class _Sen12MSCRBase(Dataset):
         row, col = rng.integers(0, self.patch_size - self.crop + 1, size=2)
         return int(row), int(col), bool(rng.integers(2)), int(rng.integers(4))
 
-    def _sample(self, index: int, s1_db, s2_dn, s2_cloudy_dn, mask_codes) -> Dict[str, torch.Tensor]:
-        """Build a sample from arrays (or memmaps) covering the full patch."""
-        row, col, flip, turns = self._window(index)
+    def _patch(self, index: int):
+        """``(s1_db, s2_dn, s2_cloudy_dn, mask_codes)`` arrays (or memmaps) of the full patch ``index``."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+        batch = self.__getitems__([index])
+        sample = {key: value[0] for key, value in batch.items()}
+        return sample
+
+    def __getitems__(self, indices: List[int]) -> Dict[str, torch.Tensor]:
+        """A whole batch at once, written straight into the batch tensors (no per-sample copies).
+
+        DataLoader calls this instead of ``__getitem__`` per sample; pass
+        :func:`collate` as its ``collate_fn``.
+        """
         size = self.crop or self.patch_size
+        optical = len(self.info.optical_bands)
+        channels = optical + (len(self.info.sar_bands) if self.use_sar else 0)
+        batch = {"input": torch.empty(len(indices), channels, size, size),
+                 "target": torch.empty(len(indices), optical, size, size),
+                 "mask": torch.empty(len(indices), size, size, dtype=torch.bool),
+                 "index": torch.tensor(indices, dtype=torch.int64)}
+        arrays = {key: batch[key].numpy() for key in ("input", "target", "mask")}
+        for position, index in enumerate(indices):
+            s1_db, s2_dn, s2_cloudy_dn, mask_codes = self._patch(index)
+            view = self._view(index, size)
+            optical_to_model(view(s2_cloudy_dn), self.info, out=arrays["input"][position, :optical])
+            if self.use_sar:
+                sar_to_model(view(s1_db), self.info, out=arrays["input"][position, optical:])
+            optical_to_model(view(s2_dn), self.info, out=arrays["target"][position])
+            arrays["mask"][position] = cloudmask.binary_cloud_shadow(view(mask_codes))
+        batch["cloudy"] = batch["input"][:, :optical]  # a view: no second copy
+        return batch
+
+    def _view(self, index: int, size: int):
+        """The crop, flip and rotation of sample ``index``, as a function on stored arrays."""
+        row, col, flip, turns = self._window(index)
         window = (Ellipsis, slice(row, row + size), slice(col, col + size))
 
         def view(array):
-            # Crop, flip and rotate the stored values (uint16 is half the bytes of
-            # the scaled float32) and make them contiguous once, before scaling.
+            # One copy of the stored values (uint16 is half the bytes of float32), contiguous so
+            # that scaling runs at memory speed: rotated views are several times slower to scale.
             array = np.asarray(array[window])
             if flip:
                 array = array[..., ::-1]
             return np.ascontiguousarray(np.rot90(array, turns, axes=(-2, -1)) if turns else array)
-        cloudy = optical_to_model(view(s2_cloudy_dn), self.info)
-        network_input = np.concatenate([cloudy, sar_to_model(view(s1_db), self.info)]) if self.use_sar else cloudy
-        sample = {
-            "input": torch.from_numpy(network_input),
-            "target": torch.from_numpy(optical_to_model(view(s2_dn), self.info)),
-            "mask": torch.from_numpy(np.ascontiguousarray(cloudmask.binary_cloud_shadow(view(mask_codes)))),
-            "index": torch.tensor(index, dtype=torch.int64),
-        }
-        sample["cloudy"] = sample["input"][:len(self.info.optical_bands)]  # a view: no second copy
-        return sample
+        return view
+
+
+def collate(batch):
+    """DataLoader ``collate_fn``: batches from ``__getitems__`` are complete already."""
+    return batch if isinstance(batch, dict) else default_collate(batch)
 
 
 class PackedSen12MSCR(_Sen12MSCRBase):
@@ -125,10 +154,9 @@ class PackedSen12MSCR(_Sen12MSCRBase):
                             for stem in ("s1", "s2_cloudFree", "s2_cloudy", "mask")}
         return self._arrays
 
-    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+    def _patch(self, index: int):
         arrays = self._open()
-        return self._sample(index, arrays["s1"][index], arrays["s2_cloudFree"][index],
-                            arrays["s2_cloudy"][index], arrays["mask"][index])
+        return arrays["s1"][index], arrays["s2_cloudFree"][index], arrays["s2_cloudy"][index], arrays["mask"][index]
 
 
 class RawSen12MSCR(_Sen12MSCRBase):
@@ -160,12 +188,11 @@ class RawSen12MSCR(_Sen12MSCRBase):
     def __len__(self) -> int:
         return len(self.names)
 
-    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+    def _patch(self, index: int):
         name = self.names[index]
         arrays = {modality: read_member(self.root / folder / name, modality, self.patch_size)
                   for modality, folder in LAYOUT_FOLDERS.items()}
-        mask = cloudmask.detect(arrays["s2_cloudy"])
-        return self._sample(index, arrays["s1"], arrays["s2"], arrays["s2_cloudy"], mask)
+        return arrays["s1"], arrays["s2"], arrays["s2_cloudy"], cloudmask.detect(arrays["s2_cloudy"])
 
 
 def open_split(root, split: str, data_format: str = "packed", **kwargs) -> _Sen12MSCRBase:

@@ -32,7 +32,7 @@ from qgis_cloudremoval.core.progress import CoreError
 
 from .checkpoint import CheckpointError, load_checkpoint, make_provenance, save_checkpoint
 from .config import ConfigError, TrainConfig, load_config
-from .datasets import DatasetError, open_split
+from .datasets import DatasetError, collate, open_split
 from .losses import compute_loss
 from .model import DSen2CR
 
@@ -185,7 +185,7 @@ class Trainer:
             raise TrainError(f"the training split has {len(self.train_set)} patches, fewer than one batch of "
                              f"{config.batch_size}; lower batch_size or add data")
         self.loader = DataLoader(self.train_set, batch_size=self.per_rank_batch, sampler=self.sampler,
-                                 num_workers=config.num_workers, drop_last=True,
+                                 collate_fn=collate, num_workers=config.num_workers, drop_last=True,
                                  pin_memory=self.env.device.type == "cuda",
                                  persistent_workers=False)
 
