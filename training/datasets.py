@@ -113,12 +113,13 @@ class _Sen12MSCRBase(Dataset):
         window = (Ellipsis, slice(row, row + size), slice(col, col + size))
 
         def view(array):
-            # One copy of the stored values (uint16 is half the bytes of float32), contiguous so
-            # that scaling runs at memory speed: rotated views are several times slower to scale.
-            array = np.asarray(array[window])
+            # Contiguous copies of the stored values (uint16 is half the bytes of float32): the
+            # crop first, then its flip and rotation (transposing a small contiguous array is
+            # twice as fast as transposing the strided window), so scaling runs at memory speed.
+            array = np.ascontiguousarray(array[window])
             if flip:
                 array = array[..., ::-1]
-            return np.ascontiguousarray(np.rot90(array, turns, axes=(-2, -1)) if turns else array)
+            return np.ascontiguousarray(np.rot90(array, turns, axes=(-2, -1))) if turns or flip else array
         return view
 
 
