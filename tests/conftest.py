@@ -29,11 +29,13 @@ def sen12mscr_dir() -> Path:
 def bigearthnet_pairs(tmp_path_factory):
     """The six co-registered BigEarthNet-S1/S2 pairs shipped by ``bigearthnet-common``.
 
-    Returns a list of dicts: ``name``, ``s2`` (band name -> GeoTIFF path, one
-    file per band at 10/20/60 m, L2A without B10), ``vv`` and ``vh`` (paths).
+    Returns a list of dicts, in the order of the S1 patch names: ``name``,
+    ``s2`` (band name -> GeoTIFF path, one file per band at 10/20/60 m, L2A
+    without B10), ``vv`` and ``vh`` (paths). Unpacked by the demo's own code.
     """
-    from bigearthnet_pairs import extract_pairs
-    return extract_pairs(tmp_path_factory.mktemp("bigearthnet"))
+    from demo.example import bigearthnet_pairs as unpack
+    pairs = sorted(unpack(tmp_path_factory.mktemp("bigearthnet")), key=lambda pair: pair.vv)
+    return [{"name": pair.name, "s2": pair.s2_bands, "vv": pair.vv, "vh": pair.vh} for pair in pairs]
 
 
 @pytest.fixture(scope="session")
