@@ -122,3 +122,15 @@ def test_bad_model_and_split_are_explained(setup, tmp_path, capsys):
         "error: " + str(tmp_path / "model.h5") + ": unknown model type '.h5'; give a .pt, .safetensors or .onnx file")
     assert ev.main([str(checkpoint), "--data", str(data), "--split", "val"]) == 1
     assert f"error: no packed 'val' split at {data / 'packed' / 'val'}" in capsys.readouterr().err
+    # An ONNX model without DSen2-CR metadata: one line, not a traceback.
+    from onnx import TensorProto, helper, save
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "identity",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 15, 8, 8])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 15, 8, 8])])
+    plain = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    plain.ir_version = 8
+    save(plain, str(tmp_path / "plain.onnx"))
+    assert ev.main([str(tmp_path / "plain.onnx"), "--data", str(data)]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        "error: plain.onnx carries no DSen2-CR metadata (key 'dsen2cr_format' missing); export it with "
+        "'python -m training.export_onnx' or convert the authors' weights with 'python -m training.convert_keras'")

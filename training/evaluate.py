@@ -99,10 +99,9 @@ def load_predictor(model_path: str, device: str = "cpu"):
     if not Path(model_path).is_file():
         raise EvaluationError(f"model file not found: {model_path}")
     if suffix == ".onnx":
-        from qgis_cloudremoval.core.model_info import read_model_info
         from qgis_cloudremoval.core.runtime import open_session
-        info = read_model_info(model_path)
         session = open_session(model_path, "gpu" if device == "cuda" else device)
+        info = session.model_info()  # from the same session: the weights are loaded once
         return (lambda array: session.run(array[None])[0]), info
     if suffix in (".pt", ".safetensors"):
         import torch

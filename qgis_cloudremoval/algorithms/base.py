@@ -14,7 +14,6 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core.bands import S2_BANDS
 from ..core.cloudmask import CLOUD_THRESHOLD
-from ..core.model_info import ModelInfoError
 from ..core.progress import Cancelled, CoreError, Reporter
 from ..core.request import BASELINE_OFFSET
 from .band_mapping import s2_band_mapping
@@ -170,7 +169,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
             return function(*args, **kwargs)
         except Cancelled:
             raise QgsProcessingException(CANCELLED_MESSAGE) from None
-        except (CoreError, ModelInfoError) as exc:
+        except CoreError as exc:
             raise QgsProcessingException(str(exc)) from None
 
     @staticmethod

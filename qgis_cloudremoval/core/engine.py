@@ -42,7 +42,7 @@ from scipy import ndimage
 from . import cloudmask, inputs, runtime, scaling, tiling
 from .bands import DN_PER_REFLECTANCE
 from .cloudmask import MASK_CATEGORIES, MASK_NO_S1, MASK_NODATA
-from .model_info import ModelInfo, ModelInfoError, read_model_info
+from .model_info import ModelInfo, read_model_info
 from .progress import SILENT, CoreError, Reporter
 from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
 from .writer import BLOCK_SIZE, GeoTiffWriter, check_output_path
@@ -91,13 +91,6 @@ class _Prepared:
     s1_valid: Optional[np.ndarray]  # (h, w) bool, None for no-SAR models
 
 
-def _model_info(model_path: str) -> ModelInfo:
-    try:
-        return read_model_info(model_path)
-    except ModelInfoError as exc:
-        raise CoreError(str(exc)) from None
-
-
 def _option_problems(request: RemovalRequest, info: ModelInfo) -> List[str]:
     problems = []
     if request.output_type not in OUTPUT_TYPES:
@@ -138,7 +131,7 @@ def check_request(request: RemovalRequest) -> List[str]:
     uses SAR.
     """
     try:
-        info = _model_info(request.model_path)
+        info = read_model_info(request.model_path)
     except CoreError as exc:
         return [str(exc)]
     return _option_problems(request, info) + list(inputs.check_inputs(request, info))

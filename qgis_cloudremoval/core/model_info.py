@@ -12,14 +12,15 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Tuple
 
 from . import bands
+from .progress import CoreError
 
 #: Written into every model; a file without it is not a DSen2-CR export.
 FORMAT_KEY = "dsen2cr_format"
 FORMAT_VERSION = "1"
 
 
-class ModelInfoError(ValueError):
-    """The file is not a DSen2-CR ONNX model or its metadata is unusable."""
+class ModelInfoError(CoreError, ValueError):
+    """The file is not a DSen2-CR ONNX model or its metadata is unusable (a user error, like any CoreError)."""
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from .model_info import ORT_MISSING_MESSAGE, ModelInfo, ModelInfoError
+from .model_info import ORT_MISSING_MESSAGE, ModelInfo
 from .progress import CoreError
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -100,10 +100,7 @@ class ModelSession:
         Raises :class:`CoreError` when the model carries no usable metadata.
         """
         props = dict(self.session.get_modelmeta().custom_metadata_map)
-        try:
-            return ModelInfo.from_metadata_props(props, source=os.path.basename(self.path))
-        except ModelInfoError as exc:
-            raise CoreError(str(exc)) from None
+        return ModelInfo.from_metadata_props(props, source=os.path.basename(self.path))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Network input ``(N, C, H, W)`` float32 -> output ``(N, 13, H, W)`` float32."""
