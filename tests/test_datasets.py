@@ -1,5 +1,6 @@
 """training.datasets: packed and raw SEN12MS-CR splits give the same, correctly scaled and augmented samples."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,31 @@ def test_losses_against_hand_computed_values():
     # adaptive term: pixel 0 |1-0| = 1, pixel 1 |2-3| = 1 -> mean 1; plus lambda * 1.5
     assert carl_loss(prediction, target, cloudy, mask).item() == pytest.approx(2.5)
     assert carl_loss(prediction, target, cloudy, mask, carl_lambda=0.0).item() == pytest.approx(1.0)
+
+
+def test_prefetch_hints_name_exactly_the_bytes_of_each_crop(dataset, monkeypatch):
+    """The read-ahead hints of a batch cover the crop rows of every band, so cold reads overlap (offsets checked
+    against the files' own bytes), and a spawned worker gets no open file or map from its parent."""
+    hints = []
+    real_fadvise = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: (
+        hints.append((os.readlink(f"/proc/self/fd/{fd}"), offset, length, advice)),
+        real_fadvise(fd, offset, length, advice)))
+    packed = PackedSen12MSCR(dataset, "train", crop=40, seed=3)
+    batch = packed.__getitems__([2, 0])
+    assert batch["input"].shape == (2, 15, 40, 40)
+    assert len(hints) == 2 * (2 + 13 + 13 + 1)  # per sample: the bands of s1, both s2 and the mask
+    covered = {}
+    for path, offset, length, advice in hints:
+        assert advice == os.POSIX_FADV_WILLNEED
+        with open(path, "rb") as stored:
+            stored.seek(offset)
+            covered.setdefault(Path(path).stem, []).append(stored.read(length))
+    for position, index in enumerate((2, 0)):
+        row = packed._window(index)[0]
+        for stem, array in packed._open().items():
+            patch = np.asarray(array[index]).reshape(-1, 256, 256)
+            expected = [band[row:row + 40].tobytes() for band in patch]
+            assert covered[stem][position * len(patch):(position + 1) * len(patch)] == expected, (stem, index)
+    state = packed.__getstate__()
+    assert state["_arrays"] is None and state["_descriptors"] == {}

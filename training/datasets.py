@@ -20,6 +20,7 @@ patches. Random choices derive from ``(seed, epoch, index)`` only, so a sample
 is the same in any worker, on any rank and after a resume.
 """
 
+import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -73,6 +74,9 @@ class _Sen12MSCRBase(Dataset):
         row, col = rng.integers(0, self.patch_size - self.crop + 1, size=2)
         return int(row), int(col), bool(rng.integers(2)), int(rng.integers(4))
 
+    def _prefetch(self, index: int, row: int, size: int) -> None:
+        """Start reading rows ``row`` to ``row + size`` of patch ``index`` (a hint: it may do nothing)."""
+
     def _patch(self, index: int):
         """``(s1_db, s2_dn, s2_cloudy_dn, mask_codes)`` arrays (or memmaps) of the full patch ``index``."""
         raise NotImplementedError
@@ -96,9 +100,12 @@ class _Sen12MSCRBase(Dataset):
                  "mask": torch.empty(len(indices), size, size, dtype=torch.bool),
                  "index": torch.tensor(indices, dtype=torch.int64)}
         arrays = {key: batch[key].numpy() for key in ("input", "target", "mask")}
-        for position, index in enumerate(indices):
+        windows = [self._window(index) for index in indices]
+        for index, window in zip(indices, windows):
+            self._prefetch(index, window[0], size)
+        for position, (index, window) in enumerate(zip(indices, windows)):
             s1_db, s2_dn, s2_cloudy_dn, mask_codes = self._patch(index)
-            view = self._view(index, size)
+            view = self._view(window, size)
             optical_to_model(view(s2_cloudy_dn), self.info, out=arrays["input"][position, :optical])
             if self.use_sar:
                 sar_to_model(view(s1_db), self.info, out=arrays["input"][position, optical:])
@@ -107,9 +114,9 @@ class _Sen12MSCRBase(Dataset):
         batch["cloudy"] = batch["input"][:, :optical]  # a view: no second copy
         return batch
 
-    def _view(self, index: int, size: int):
-        """The crop, flip and rotation of sample ``index``, as a function on stored arrays."""
-        row, col, flip, turns = self._window(index)
+    def _view(self, window, size: int):
+        """The crop, flip and rotation ``window`` (from :meth:`_window`), as a function on stored arrays."""
+        row, col, flip, turns = window
         window = (Ellipsis, slice(row, row + size), slice(col, col + size))
 
         def view(array):
@@ -145,6 +152,7 @@ class PackedSen12MSCR(_Sen12MSCRBase):
                                f"{root}' first (or use data_format: raw)")
         self.names: List[str] = names_file.read_text().split()
         self._arrays = None
+        self._descriptors: Dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.names)
@@ -153,7 +161,28 @@ class PackedSen12MSCR(_Sen12MSCRBase):
         if self._arrays is None:
             self._arrays = {stem: np.load(self.folder / f"{stem}.npy", mmap_mode="r")
                             for stem in ("s1", "s2_cloudFree", "s2_cloudy", "mask")}
+            self._descriptors = {array.filename: os.open(array.filename, os.O_RDONLY)
+                                 for array in self._arrays.values()}
         return self._arrays
+
+    def __getstate__(self):
+        # Spawned workers open their own maps (pickling a memmap would copy the whole array).
+        return {**self.__dict__, "_arrays": None, "_descriptors": {}}
+
+    def __del__(self):
+        for descriptor in getattr(self, "_descriptors", {}).values():
+            os.close(descriptor)
+
+    def _prefetch(self, index: int, row: int, size: int) -> None:
+        # Ask the kernel for the crop's rows of every band of the whole batch before touching
+        # any: the reads then run in parallel instead of one page fault at a time, which
+        # doubles cold-cache loading (a 620 GB dataset is always cold).
+        for array in self._open().values():
+            patch = array[index].reshape(-1, *array.shape[-2:])  # (bands, rows, cols)
+            first_row = array.offset + (patch.ctypes.data - array.ctypes.data) + row * patch.strides[1]
+            for band in range(patch.shape[0]):
+                os.posix_fadvise(self._descriptors[array.filename], first_row + band * patch.strides[0],
+                                 size * patch.strides[1], os.POSIX_FADV_WILLNEED)
 
     def _patch(self, index: int):
         arrays = self._open()
@@ -188,6 +217,15 @@ class RawSen12MSCR(_Sen12MSCRBase):
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def _prefetch(self, index: int, row: int, size: int) -> None:
+        # The same head start as the packed reader's, for whole files (GDAL reads them whole).
+        for folder in LAYOUT_FOLDERS.values():
+            descriptor = os.open(self.root / folder / self.names[index], os.O_RDONLY)
+            try:
+                os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_WILLNEED)
+            finally:
+                os.close(descriptor)
 
     def _patch(self, index: int):
         name = self.names[index]
