@@ -162,3 +162,13 @@ def test_trained_checkpoint_evaluates_and_exports(dataset, uninterrupted, tmp_pa
     assert 0 < from_checkpoint["MAE Target"] < 1
     for header, value in from_checkpoint.items():
         assert from_onnx[header] == pytest.approx(value, rel=1e-4, abs=1e-6), header
+
+
+def test_only_the_newest_epoch_checkpoints_are_kept_when_asked(dataset, tmp_path, capsys):
+    # One process, batch 2, 6 training patches: 3 steps an epoch, so 7 steps end epochs 1 and 2 and start 3.
+    assert train.main(_settings(dataset, tmp_path, "max_steps=7", "keep_epoch_checkpoints=1")) == 0
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(path.name for path in checkpoints.glob("*.pt")) == ["epoch_2.pt", "last.pt"]
+    assert load_checkpoint(str(checkpoints / "epoch_2.pt"))[2]["epoch"] == 2
+    assert train.main(_settings(dataset, tmp_path, "keep_epoch_checkpoints=-1")) == 1
+    assert "error: keep_epoch_checkpoints must be 0 (keep all) or more, not -1" in capsys.readouterr().err

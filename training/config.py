@@ -47,6 +47,9 @@ class TrainConfig:
     max_steps: int = 0
     #: Write ``last.pt`` every N steps (0: only at the end of each epoch).
     checkpoint_every_steps: int = 500
+    #: Keep the newest N ``epoch_<n>.pt`` files (0: keep all); each holds the optimizer state
+    #: (227 MB for the full network), ``last.pt`` is always kept.
+    keep_epoch_checkpoints: int = 0
     #: Validation patches scored at the end of each epoch (0: all of the split).
     val_patches: int = 64
     num_workers: int = 4
@@ -71,6 +74,8 @@ class TrainConfig:
         if self.patch_size != PATCH_SIZE and self.data_format != "raw":
             raise ConfigError(f"patch_size {self.patch_size} needs data_format raw (the packed copy holds "
                               f"SEN12MS-CR's {PATCH_SIZE} px patches)")
+        if self.keep_epoch_checkpoints < 0:
+            raise ConfigError(f"keep_epoch_checkpoints must be 0 (keep all) or more, not {self.keep_epoch_checkpoints}")
         for key in ("num_blocks", "num_features", "batch_size", "crop", "epochs", "patch_size"):
             if getattr(self, key) < (0 if key == "num_blocks" else 1):
                 raise ConfigError(f"{key} must be positive, not {getattr(self, key)}")

@@ -231,6 +231,12 @@ class Trainer:
             self.last_checkpoint = self.checkpoint_dir / "last.pt"
         self.env.barrier()
 
+    def _drop_old_epoch_checkpoints(self) -> None:
+        keep = self.config.keep_epoch_checkpoints
+        if self.env.is_main and keep:
+            for old in range(self.epoch - keep, 0, -1):
+                (self.checkpoint_dir / f"epoch_{old}.pt").unlink(missing_ok=True)
+
     def _stop_on_bad_loss(self, loss_value: float) -> None:
         where = (f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
                  else "; no checkpoint was written yet")
@@ -297,6 +303,7 @@ class Trainer:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
             self.validate()
             self.save(f"epoch_{self.epoch}.pt")
+            self._drop_old_epoch_checkpoints()
         every = self.config.checkpoint_every_steps
         if end_of_epoch or self.step >= total_steps or (every and self.step % every == 0):
             self.save()
