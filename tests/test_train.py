@@ -111,6 +111,23 @@ def test_killed_and_resumed_run_ends_with_the_same_parameters(dataset, uninterru
             assert torch.allclose(got[key], expected[key], rtol=0, atol=1e-7), (rank, key)
 
 
+def test_two_nodes_rendezvous_and_train_like_one_node_with_two_processes(dataset, uninterrupted, tmp_path):
+    """Multi-node as torchrun runs it (c10d rendezvous, one agent per node), here two agents on this machine."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    settings = _settings(dataset, tmp_path, "max_steps=5", "checkpoint_every_steps=2", "debug_save_rank_params=true")
+    command = [str(TORCHRUN), "--nnodes=2", "--nproc_per_node=1", "--rdzv-backend=c10d", "--rdzv-id=two-nodes",
+               f"--rdzv-endpoint=127.0.0.1:{_free_port()}", "-m", "training.train", *settings]
+    agents = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True) for _ in range(2)]
+    outputs = [agent.communicate(timeout=180)[0] for agent in agents]
+    assert [agent.returncode for agent in agents] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    expected = _params(uninterrupted / "rank0_params.pt")
+    for rank in (0, 1):
+        got = _params(tmp_path / f"rank{rank}_params.pt")
+        for key in expected:
+            assert torch.allclose(got[key], expected[key], rtol=0, atol=1e-7), (rank, key)
+
+
 def test_unknown_config_key_lists_the_valid_keys(capsys):
     assert train.main(["--set", "learnin_rate=1e-4"]) == 1
     error = capsys.readouterr().err.strip()
