@@ -39,7 +39,7 @@ import numpy as np
 from osgeo import gdal
 from scipy import ndimage
 
-from . import cloudmask, inputs, runtime, scaling, tiling
+from . import cloudmask, inputs, runtime, scaling, tiling, winograd
 from .bands import DN_PER_REFLECTANCE
 from .cloudmask import MASK_CATEGORIES, MASK_NO_S1, MASK_NODATA
 from .model_info import ModelInfo, read_model_info
@@ -320,7 +320,7 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
     started = time.perf_counter()
     if request.device not in DEVICES:
         raise CoreError(f"unknown device '{request.device}'; use one of {', '.join(DEVICES)}")
-    session = runtime.open_session(request.model_path, request.device)
+    session = runtime.open_session(request.model_path, request.device, request.fast_convolutions)
     info = session.model_info()
     problems = _option_problems(request, info)
     if problems:
@@ -330,11 +330,13 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
                         f"but its metadata lists {info.input_channels} bands; re-export the model")
     run = _Run(request, reporter)
     reporter.log(f"model: {info.summary()}")
-    reporter.log(f"onnxruntime provider: {session.provider}")
+    reporter.log(f"onnxruntime provider: {session.provider}; 3x3 convolutions: {session.convolutions}")
     kind = runtime.device_kind(session.provider)
+    if kind == "cpu" and request.fast_convolutions and not winograd.available():
+        reporter.log(winograd.MISSING_HINT)
     margin = _margin(request, info)
     tile_size = request.tile_size or tiling.auto_tile_size(kind, margin, info.num_features, info.input_channels,
-                                                           BLOCK_SIZE)
+                                                           BLOCK_SIZE, winograd=session.winograd_layers > 0)
     batch_size = tiling.auto_batch_size(tile_size, kind, info.num_features, info.input_channels)
     with _bounded_gdal_cache(), inputs.open_scene(request, info, reporter) as scene:
         for message in scene.warnings:

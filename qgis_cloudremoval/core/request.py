@@ -41,6 +41,7 @@ class RemovalRequest:
     keep_clear: bool = False
     device: str = "auto"
     tile_size: int = 0  # 0: chosen for the provider and memory
+    fast_convolutions: bool = True  # Winograd 3x3 convolutions on the CPU (core.winograd); False: direct
     output_type: str = "uint16"
     mask_path: Optional[str] = None
     cloud_threshold: float = 0.2
