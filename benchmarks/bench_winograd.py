@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,12 @@ from qgis_cloudremoval.core.writer import BLOCK_SIZE  # noqa: E402
 SCENE = 10980
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss it does not inherit the parent's)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+
 def measure(model: str, fast: bool, repeats: int) -> dict:
     """One mode, in this process: tile size, seconds per tile, peak RSS."""
     session = runtime.open_session(model, "cpu", fast_convolutions=fast)
@@ -43,7 +48,7 @@ def measure(model: str, fast: bool, repeats: int) -> dict:
     tile = tiling.auto_tile_size("cpu", margin, info.num_features, info.input_channels, BLOCK_SIZE,
                                  winograd=session.winograd_layers > 0)
     batch = np.random.default_rng(0).uniform(0, 2, (1, info.input_channels, tile, tile)).astype(np.float32)
-    loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    loaded_mb = peak_rss_mb()
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
@@ -52,7 +57,7 @@ def measure(model: str, fast: bool, repeats: int) -> dict:
     tiles = tiling.plan_tiles(SCENE, SCENE, tile, margin, BLOCK_SIZE)
     return {"convolutions": session.convolutions, "tile": tile, "seconds": best, "tiles": len(tiles),
             "margins": tiling.margin_share(tiles), "load_peak_mb": loaded_mb,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_mb": peak_rss_mb()}
 
 
 def main():
