@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_memory.py [--sizes 2000 10980] [--folder /tmp/cloudremoval_bench]
 
-Each size runs in a fresh Python process (peak RSS from getrusage), with a
+Each size runs in a fresh Python process (peak RSS: VmHWM), with a
 tiny DSen2-CR model of the real inputs and outputs (13 + 2 channels in, 13
 out, 1 block x 8 features), so the numbers show the engine's own memory:
 tiles, queues, GDAL block cache and onnxruntime arenas. Synthetic inputs
@@ -13,7 +13,6 @@ Prints a table and the ratio of each median peak to the first scene's.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [REPO, HERE, os.path.join(REPO, "tests")]
+
+from rss import peak_rss_mb  # noqa: E402
 
 
 def child(s2_path, s1_path, model_path, output_path, tile_size):
@@ -31,7 +32,7 @@ def child(s2_path, s1_path, model_path, output_path, tile_size):
     started = time.perf_counter()
     result = remove_clouds(request)
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak_mb = peak_rss_mb()
     print(json.dumps({"peak_mb": peak_mb, "seconds": seconds, "tiles": result.tiles, "tile_size": result.tile_size,
                       "mpx_s": result.megapixels_per_second, "output_mb": os.path.getsize(output_path) / 2**20}))
 

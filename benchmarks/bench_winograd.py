@@ -28,16 +28,11 @@ sys.path[:0] = [REPO, HERE]
 import numpy as np  # noqa: E402
 
 from bench_engine import export_model  # noqa: E402
+from rss import peak_rss_mb  # noqa: E402
 from qgis_cloudremoval.core import runtime, tiling  # noqa: E402
 from qgis_cloudremoval.core.writer import BLOCK_SIZE  # noqa: E402
 
 SCENE = 10980
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss it does not inherit the parent's)."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 
 
 def measure(model: str, fast: bool, repeats: int) -> dict:
