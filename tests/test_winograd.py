@@ -1,5 +1,7 @@
 """core.winograd: 3x3 convolutions as Winograd F(4x4, 3x3) on the CPU give the network's outputs, faster."""
 
+import sys
+
 import numpy as np
 import onnx
 import pytest
@@ -91,3 +93,16 @@ def test_engine_output_is_the_same_either_way_and_the_log_says_which(tmp_path, w
                     False: ["onnxruntime provider: CPUExecutionProvider; 3x3 convolutions: direct"]}
     difference = np.abs(outputs[True].astype(np.int64) - outputs[False])
     assert difference.max() <= 1 and (difference == 0).mean() > 0.99  # UInt16 DN: rounding at most
+
+
+def test_without_onnx_the_engine_runs_direct_and_says_how_to_go_faster(tmp_path, wide_model, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as in a QGIS Python with onnxruntime alone
+    assert not winograd.available() and winograd.rewrite(wide_model.read_bytes()) is None
+    s2_path, s1_path, _, _ = synthetic_scene(tmp_path, seed=5)
+    messages = []
+    engine.remove_clouds(request_for(tmp_path, s2_path, s1_path, wide_model, tile_size=64),
+                         Reporter(info=messages.append))
+    assert "onnxruntime provider: CPUExecutionProvider; 3x3 convolutions: direct" in messages
+    assert winograd.MISSING_HINT in messages
+    assert winograd.MISSING_HINT.startswith("hint: install the onnx package into this Python ('python3 -m pip "
+                                            "install onnx')")
