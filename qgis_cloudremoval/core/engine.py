@@ -332,7 +332,8 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
     reporter.log(f"model: {info.summary()}")
     reporter.log(f"onnxruntime provider: {session.provider}; 3x3 convolutions: {session.convolutions}")
     kind = runtime.device_kind(session.provider)
-    if kind == "cpu" and request.fast_convolutions and not winograd.available():
+    if (kind == "cpu" and request.fast_convolutions and info.num_features >= winograd.MIN_CHANNELS
+            and not winograd.available()):
         reporter.log(winograd.MISSING_HINT)
     margin = _margin(request, info)
     tile_size = request.tile_size or tiling.auto_tile_size(kind, margin, info.num_features, info.input_channels,
