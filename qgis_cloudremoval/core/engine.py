@@ -343,7 +343,8 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
         for message in scene.warnings:
             run.warn(message)
         tiles = tiling.plan_tiles(scene.width, scene.height, tile_size, margin, BLOCK_SIZE)
-        reporter.log(f"{scene.width} x {scene.height} px in {len(tiles)} tiles of up to {tile_size} px "
+        plural = "s" if len(tiles) > 1 else ""
+        reporter.log(f"{scene.width} x {scene.height} px in {len(tiles)} tile{plural} of up to {tile_size} px "
                      f"(margin {margin} px, {100 * tiling.margin_share(tiles):.0f}% of the computation), "
                      f"batches of {batch_size}")
         stats = None
