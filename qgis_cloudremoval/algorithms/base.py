@@ -17,6 +17,7 @@ from ..core.cloudmask import CLOUD_THRESHOLD
 from ..core.progress import Cancelled, CoreError, Reporter
 from ..core.request import BASELINE_OFFSET
 from .band_mapping import s2_band_mapping
+from .styles import StylePostProcessor, save_style
 
 HELP_URL = "https://github.com/dsen2cr-qgis/qgis-cloudremoval#readme"
 CANCELLED_MESSAGE = "Cancelled by the user; no output was written."
@@ -173,7 +174,13 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from None
 
     @staticmethod
-    def set_output_style(context, output_path, post_processor):
-        """Style ``output_path`` with ``post_processor`` when Processing loads it on completion."""
-        if output_path and context.willLoadLayerOnCompletion(output_path):
-            context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(post_processor)
+    def set_output_style(context, feedback, output_path, style):
+        """Save ``style`` beside ``output_path`` (``.qml``) and apply it when Processing loads the output."""
+        if not output_path:
+            return
+        problem = save_style(output_path, style)
+        if problem and feedback is not None:
+            feedback.pushWarning(problem)
+        if context.willLoadLayerOnCompletion(output_path):
+            # A new post-processor each run: the context takes ownership and deletes it with the run.
+            context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(StylePostProcessor(style))

@@ -5,7 +5,7 @@ from qgis.core import QgsProcessingParameterRasterDestination
 from ..core.cloudmask import CLOUD_THRESHOLD
 from ..core.cloudmask_raster import check_mask_request, mask_request, write_cloud_mask
 from .base import S2_BANDS_HELP, CloudRemovalAlgorithm
-from .styles import DETECTOR_MASK_STYLE
+from .styles import detector_mask_palette
 
 
 class CloudMaskAlgorithm(CloudRemovalAlgorithm):
@@ -50,5 +50,5 @@ class CloudMaskAlgorithm(CloudRemovalAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
         request = self.mask_request(parameters, context)
         path = self.run_core(write_cloud_mask, request, self.reporter(feedback))
-        self.set_output_style(context, request.output_path, DETECTOR_MASK_STYLE)
+        self.set_output_style(context, feedback, request.output_path, detector_mask_palette)
         return {self.OUTPUT: path}

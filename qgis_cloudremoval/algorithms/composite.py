@@ -6,7 +6,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand, QgsPr
 
 from ..core import render
 from .base import S2_BANDS_HELP, CloudRemovalAlgorithm
-from .styles import COMPOSITE_STYLE
+from .styles import rgb_bytes
 
 _LABELS = {"TRUE_COLOUR": "True colour", "FALSE_COLOUR": "False colour", "SWIR": "SWIR"}
 #: The COMPOSITE choices: label and Sentinel-2 band names (red, green, blue); None = the BANDS parameter.
@@ -92,5 +92,5 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
             render.composite_raster, self.raster_path(parameters, self.S2, context, "the Sentinel-2 image"),
             output_path, self.rgb_bands(parameters, context), stretch=self.stretch(parameters, context),
             reporter=self.reporter(feedback))
-        self.set_output_style(context, output_path, COMPOSITE_STYLE)
+        self.set_output_style(context, feedback, output_path, rgb_bytes)
         return {self.OUTPUT: output_path}

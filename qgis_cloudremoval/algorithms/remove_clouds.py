@@ -12,7 +12,7 @@ from ..core.cloudmask import MASK_NO_S1, MASK_NODATA
 from ..core.request import DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
 from ..settings import DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, NO_DEFAULT_MODEL_MESSAGE, default_model_path
 from .base import S2_BANDS_HELP, CloudRemovalAlgorithm
-from .styles import MASK_STYLE, true_colour_style
+from .styles import mask_palette, true_colour
 
 DEFAULT_S1_BANDS = RemovalRequest(s2_path="", model_path="", output_path="").s1_bands  # VV, VH
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
@@ -156,9 +156,9 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         if result.model_info.demo:  # the engine's log line names the model; this makes a demo stand out
             feedback.pushWarning(DEMO_WARNING)
         optical = list(result.model_info.optical_bands)
-        self.set_output_style(context, request.output_path,
-                              true_colour_style([optical.index(band) + 1 for band in ("B4", "B3", "B2")]))
-        self.set_output_style(context, request.mask_path, MASK_STYLE)
+        self.set_output_style(context, feedback, request.output_path,
+                              true_colour([optical.index(band) + 1 for band in ("B4", "B3", "B2")]))
+        self.set_output_style(context, feedback, request.mask_path, mask_palette)
         return {self.OUTPUT: result.output_path, self.OUTPUT_MASK: result.mask_path,
                 "PROVIDER": result.provider, "SECONDS": result.seconds,
                 "S1_MISSING_FRACTION": result.s1_missing_fraction}
