@@ -14,6 +14,7 @@ import qgis_scenes as scenes
 from qgis_cloudremoval.algorithms.band_mapping import s2_band_mapping
 from qgis_cloudremoval.core import cloudmask, cloudmask_raster, engine
 from qgis_cloudremoval.core.bands import S2_BANDS
+from qgis_cloudremoval.core.dependencies import GPU_RUNTIME_PACKAGES, install_command
 from qgis_cloudremoval.core.metrics import evaluate_rasters
 from qgis_cloudremoval.core.model_info import ORT_MISSING_MESSAGE
 from qgis_cloudremoval.core.progress import CoreError
@@ -332,7 +333,8 @@ def test_plugin_loads_without_onnxruntime_and_says_how_to_install_it(scene, opti
     assert "ORT IMPORTED False" in lines
     errors = [line for line in lines if line.startswith("ERROR")]
     assert errors and ORT_MISSING_MESSAGE in errors[0]
-    assert "python3 -m pip install onnxruntime-gpu" in errors[0]
+    assert f"({sys.executable})" in errors[0]  # the interpreter to install into, named
+    assert install_command(GPU_RUNTIME_PACKAGES) in errors[0]
     assert not (tmp_path / "out.tif").exists()
 
 

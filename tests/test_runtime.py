@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from tiny_models import make_tiny_model
 
+from qgis_cloudremoval.core.dependencies import GPU_RUNTIME_PACKAGES, install_command
 from qgis_cloudremoval.core import runtime
 from qgis_cloudremoval.core.model_info import ORT_MISSING_MESSAGE
 from qgis_cloudremoval.core.progress import CoreError
@@ -49,9 +50,18 @@ def test_sessions_are_cached_per_file_version_and_device():
 def test_gpu_without_gpu_provider_names_onnxruntime_gpu():
     with pytest.raises(CoreError) as error:
         runtime.open_session(str(make_tiny_model()), "gpu")
-    assert str(error.value).startswith("device 'gpu' was requested but this onnxruntime offers no GPU provider "
+    assert str(error.value).startswith("Device 'gpu' was requested but this onnxruntime offers no GPU provider "
                                        "(it has: ")
-    assert "'python3 -m pip install onnxruntime-gpu'" in str(error.value)
+    assert (f"{sys.executable} -m pip uninstall onnxruntime, then {install_command(GPU_RUNTIME_PACKAGES)}"
+            in str(error.value))
+
+
+@pytest.mark.skipif(HAS_GPU, reason="this onnxruntime has a GPU provider")
+def test_the_log_says_why_auto_ran_on_the_cpu():
+    session = runtime.open_session(str(make_tiny_model()), "auto")
+    assert runtime.gpu_note("auto", session) == (
+        "No GPU used: this onnxruntime has no GPU provider. For an NVIDIA GPU: " + runtime.GPU_INSTALL_HINT)
+    assert runtime.gpu_note("cpu", session) == ""
 
 
 def test_auto_prefers_gpu_providers_then_cpu():
@@ -76,7 +86,9 @@ def test_missing_onnxruntime_gives_the_pip_command(monkeypatch):
     with pytest.raises(CoreError) as error:
         runtime.open_session(str(make_tiny_model()), "cpu")
     assert str(error.value) == ORT_MISSING_MESSAGE
-    assert "python3 -m pip install onnxruntime" in ORT_MISSING_MESSAGE
+    assert ORT_MISSING_MESSAGE.startswith(f"onnxruntime is not installed in this Python ({sys.executable}). ")
+    assert install_command(("onnxruntime", "onnx", "h5py")) in ORT_MISSING_MESSAGE
+    assert install_command(GPU_RUNTIME_PACKAGES) in ORT_MISSING_MESSAGE
 
 
 def test_float16_model_is_fed_float16():

@@ -10,6 +10,7 @@ from scipy.signal import correlate2d
 from test_engine import read_all, request_for, synthetic_scene
 from tiny_models import export, make_network, make_tiny_model
 
+from qgis_cloudremoval.core.dependencies import install_command
 from qgis_cloudremoval.core import engine, runtime, winograd
 from qgis_cloudremoval.core.progress import Reporter
 
@@ -108,5 +109,5 @@ def test_without_onnx_the_engine_runs_direct_and_says_how_to_go_faster(tmp_path,
     engine.remove_clouds(request_for(tmp_path, s2_path, s1_path, make_tiny_model(num_features=8), tile_size=64,
                                      output_path=str(tmp_path / "narrow.tif")), Reporter(info=narrow.append))
     assert winograd.MISSING_HINT not in narrow and narrow
-    assert winograd.MISSING_HINT.startswith("hint: install the onnx package into this Python ('python3 -m pip "
-                                            "install onnx')")
+    assert winograd.MISSING_HINT.startswith("Hint: with the onnx package the 3x3 convolutions run as Winograd")
+    assert winograd.MISSING_HINT.endswith(f"Install it into this Python with: {install_command()}")

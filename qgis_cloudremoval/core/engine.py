@@ -331,6 +331,9 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
     run = _Run(request, reporter)
     reporter.log(f"model: {info.summary()}")
     reporter.log(f"onnxruntime provider: {session.provider}; 3x3 convolutions: {session.convolutions}")
+    note = runtime.gpu_note(request.device, session)
+    if note:
+        reporter.log(note)
     kind = runtime.device_kind(session.provider)
     if (kind == "cpu" and request.fast_convolutions and info.num_features >= winograd.MIN_CHANNELS
             and not winograd.available()):

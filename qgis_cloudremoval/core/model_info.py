@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Tuple
 
 from . import bands
+from .dependencies import GPU_RUNTIME_PACKAGES, RUNTIME_PACKAGES, install_command, python_executable
 from .progress import CoreError
 
 #: Written into every model; a file without it is not a DSen2-CR export.
@@ -140,6 +141,6 @@ def _read_onnx_metadata_props(path: str) -> Dict[str, str]:
 
 
 ORT_MISSING_MESSAGE = (
-    "onnxruntime is not installed in this Python. Install it into QGIS's Python with "
-    "'python3 -m pip install onnxruntime' (or 'python3 -m pip install onnxruntime-gpu' on a "
-    "machine with an NVIDIA GPU and the CUDA/cuDNN versions that release requires), then restart QGIS.")
+    f"onnxruntime is not installed in this Python ({python_executable()}). Install it into QGIS's Python with: "
+    f"{install_command(RUNTIME_PACKAGES)} (on a machine with an NVIDIA GPU: {install_command(GPU_RUNTIME_PACKAGES)}, "
+    "with the CUDA and cuDNN versions that release requires), then restart QGIS.")

@@ -18,6 +18,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from . import winograd
+from .dependencies import GPU_RUNTIME_PACKAGES, install_command, python_executable
 from .model_info import ORT_MISSING_MESSAGE, ModelInfo
 from .progress import CoreError
 
@@ -30,12 +31,14 @@ CUDA_PROVIDER_OPTIONS = {"prefer_nhwc": "1"}
 #: Sessions kept open at once (each holds the weights, up to ~80 MB for the full network).
 SESSION_CACHE_SIZE = 2
 
+#: Install the GPU build (it replaces onnxruntime: uninstall that first).
+GPU_INSTALL_HINT = (f"{python_executable()} -m pip uninstall onnxruntime, then {install_command(GPU_RUNTIME_PACKAGES)} "
+                    "(an NVIDIA GPU with the CUDA and cuDNN versions that onnxruntime-gpu release requires)")
 GPU_MISSING_MESSAGE = (
-    "device 'gpu' was requested but this onnxruntime offers no GPU provider (it has: {available}). "
-    "Install the GPU build into QGIS's Python with 'python3 -m pip install onnxruntime-gpu' on a machine "
-    "with an NVIDIA GPU and the CUDA/cuDNN versions that release requires, or choose device 'auto' or 'cpu'")
+    "Device 'gpu' was requested but this onnxruntime offers no GPU provider (it has: {available}). "
+    f"Install onnxruntime-gpu into QGIS's Python: {GPU_INSTALL_HINT}; or choose device 'auto' or 'cpu'")
 GPU_FAILED_MESSAGE = (
-    "device 'gpu' was requested and onnxruntime offers {wanted}, but it fell back to {actual} "
+    "Device 'gpu' was requested and onnxruntime offers {wanted}, but it fell back to {actual} "
     "(the CUDA or cuDNN libraries could not be loaded); check the NVIDIA driver and the CUDA and cuDNN "
     "versions your onnxruntime-gpu release requires, or choose device 'cpu'")
 
@@ -61,6 +64,36 @@ def choose_providers(device: str) -> List[str]:
     if device not in ("auto", "gpu"):
         raise CoreError(f"unknown device '{device}'; use 'auto', 'gpu' or 'cpu'")
     return gpu + [CPU_PROVIDER]
+
+
+_cuda_libraries_preloaded = False
+
+
+def _preload_cuda_libraries(ort) -> None:
+    """Load the CUDA and cuDNN libraries of pip's nvidia-* packages, where onnxruntime can (1.21 and later).
+
+    Without it, onnxruntime-gpu finds only system-wide CUDA installs; the
+    libraries pip installs beside it are not on the loader's path.
+    """
+    global _cuda_libraries_preloaded
+    if _cuda_libraries_preloaded or not hasattr(ort, "preload_dlls"):
+        return
+    _cuda_libraries_preloaded = True
+    try:
+        ort.preload_dlls()
+    except Exception:  # missing libraries: the session falls back to CPU and the log says why
+        pass
+
+
+def gpu_note(device: str, session: "ModelSession") -> str:
+    """Why ``session`` runs on the CPU although ``device`` allowed a GPU; "" when it does not, or for "cpu"."""
+    if device == "cpu" or session.provider in GPU_PROVIDERS:
+        return ""
+    if not any(name in import_onnxruntime().get_available_providers() for name in GPU_PROVIDERS):
+        return f"No GPU used: this onnxruntime has no GPU provider. For an NVIDIA GPU: {GPU_INSTALL_HINT}"
+    return ("No GPU used: onnxruntime offers a GPU provider but fell back to the CPU (the CUDA or cuDNN "
+            "libraries could not be loaded); check the NVIDIA driver and the CUDA and cuDNN versions your "
+            "onnxruntime-gpu release requires")
 
 
 def _tensorrt_installed() -> bool:
@@ -157,6 +190,8 @@ def open_session(model_path: str, device: str = "auto", fast_convolutions: bool 
     """
     ort = import_onnxruntime()
     providers = choose_providers(device)
+    if providers[0] in GPU_PROVIDERS:
+        _preload_cuda_libraries(ort)
     path = os.path.abspath(model_path)
     try:
         stat = os.stat(path)

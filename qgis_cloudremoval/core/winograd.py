@@ -30,8 +30,10 @@ from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-MISSING_HINT = ("hint: install the onnx package into this Python ('python3 -m pip install onnx') to run the "
-                "3x3 convolutions as Winograd F(4x4, 3x3), about 1.5x faster on a CPU")
+from .dependencies import install_command
+
+MISSING_HINT = ("Hint: with the onnx package the 3x3 convolutions run as Winograd F(4x4, 3x3), about 1.5x "
+                f"faster on a CPU. Install it into this Python with: {install_command()}")
 
 #: Convolutions with fewer input or output channels stay direct: their transforms cost more
 #: than the multiplications they save (DSen2-CR's first and last layers, the demo model).
