@@ -58,9 +58,8 @@ def main() -> None:
         started = time.perf_counter()
         report = convert_keras(source, destination, fp16=fp16)
         seconds = time.perf_counter() - started
-        export = report.get("export")
-        difference = f"{export['max_abs_diff']:.2e}" if export else "-"
-        tolerance = f"{export['tolerance']:g}" if export else "-"
+        difference = f"{report['max_abs_diff']:.2e}" if "max_abs_diff" in report else "-"
+        tolerance = f"{report['tolerance']:g}" if "tolerance" in report else "-"
         print(f"{target:<28} {seconds:>8.1f} {os.path.getsize(destination) / 1e6:>7.1f} {difference:>18} "
               f"{tolerance:>10}")
 

@@ -19,7 +19,7 @@ import torch
 
 from qgis_cloudremoval.core.model_info import read_model_info
 from training.checkpoint import load_checkpoint
-from training.convert_keras import TRAINING_DATA, loss_from_file_name
+from qgis_cloudremoval.core.keras_import import TRAINING_DATA, loss_from_file_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,20 +33,70 @@ def random_dsen2cr_weights(blocks, features, in_channels, seed=0, out_channels=1
     return kernels, biases
 
 
-def write_keras_h5(path, kernels, biases, nested=False, chunked=False):
-    """An HDF5 file laid out as Keras 2.2.4 saves a (multi-GPU) model, with weightless layers between convs.
+def keras_model_config(conv_count, use_sar, chain=False):
+    """A Keras 2.2.4 functional ``model_config`` of DSen2-CR as the authors' code builds it.
 
-    ``chunked`` splits ``layer_names`` into ``layer_names0``, ``layer_names1`` as Keras does for
-    attributes beyond the 64 kB HDF5 object-header limit.
+    ``chain``: the same convolutions and ReLUs in a plain chain, without the
+    residual Lambda and Add layers and the long skip. Returns (config, layer names in order).
+    """
+    layers = []
+
+    def layer(kind, inputs, **config):
+        index = sum(1 for entry in layers if entry["class_name"] == kind) + 1
+        name = {"InputLayer": "input", "Conv2D": "conv2d"}.get(kind, kind.lower()) + f"_{index}"
+        layers.append({"name": name, "class_name": kind, "config": dict(name=name, **config),
+                       "inbound_nodes": [[[source, 0, 0, {}] for source in inputs]] if inputs else []})
+        return name
+
+    def conv(source):
+        return layer("Conv2D", [source], padding="same", kernel_size=[3, 3], data_format="channels_first")
+
+    def relu(source):
+        return layer("Activation", [source], activation="relu")
+
+    optical, sar = layer("InputLayer", []), layer("InputLayer", [])
+    features = relu(conv(layer("Concatenate", [optical, sar], axis=1) if use_sar else optical))
+    for _ in range((conv_count - 2) // 2):
+        inner = conv(relu(conv(features)))
+        features = inner if chain else layer("Add", [features, layer("Lambda", [inner])])
+    output = conv(features)
+    if not chain:
+        output = layer("Add", [output, optical])
+    config = {"class_name": "Model", "config": {"name": "model_1", "layers": layers,
+                                                "input_layers": [[optical, 0, 0], [sar, 0, 0]],
+                                                "output_layers": [[output, 0, 0]]}}
+    return config, [entry["name"] for entry in layers]
+
+
+def write_keras_h5(path, kernels, biases, nested=False, chunked=False, architecture="dsen2cr"):
+    """An HDF5 file laid out as Keras 2.2.4 ``model.save`` writes a (multi-GPU) model.
+
+    ``architecture``: "dsen2cr" or "chain" (see :func:`keras_model_config`) for the
+    ``model_config`` attribute, None for none (a ``save_weights`` file). ``chunked`` splits
+    ``layer_names`` into ``layer_names0``, ``layer_names1`` as Keras does for attributes
+    beyond the 64 kB HDF5 object-header limit.
     """
     def names(items):
         return np.array([item.encode("utf8") for item in items])
 
-    conv_names = [f"conv2d_{index + 1}" for index in range(len(kernels))]
+    use_sar = kernels[0].shape[2] == 15 if kernels[0].ndim == 4 else True
+    config, layers = keras_model_config(len(kernels), use_sar, chain=architecture == "chain")
+    conv_names = [name for name in layers if name.startswith("conv2d_")]
+    if len(conv_names) != len(kernels):  # weights that are not DSen2-CR's convolutions: names only
+        conv_names = [f"conv2d_{index + 1}" for index in range(len(kernels))]
+        layers = ["input_1", "input_2"] + conv_names
+    if nested:  # multi_gpu_model: the network is one layer of a wrapper model
+        inner = dict(config["config"], name="model_1")
+        outer = [{"name": "input_1", "class_name": "InputLayer", "config": {}, "inbound_nodes": []},
+                 {"name": "lambda_1", "class_name": "Lambda", "config": {}, "inbound_nodes": [[["input_1", 0, 0, {}]]]},
+                 {"name": "model_1", "class_name": "Model", "config": inner,
+                  "inbound_nodes": [[["lambda_1", 0, 0, {}]]]}]
+        config = {"class_name": "Model", "config": {"name": "model_2", "layers": outer}}
     with h5py.File(path, "w") as handle:
         handle.attrs["keras_version"] = b"2.2.4"
         handle.attrs["backend"] = b"tensorflow"
-        handle.attrs["model_config"] = json.dumps({"class_name": "Model", "config": {"name": "model_1"}}).encode()
+        if architecture is not None:
+            handle.attrs["model_config"] = json.dumps(config).encode()
         handle.create_group("optimizer_weights").create_dataset("Nadam/iterations:0", data=np.int64(7))
         root = handle.create_group("model_weights")
         root.attrs["backend"], root.attrs["keras_version"] = b"tensorflow", b"2.2.4"
@@ -60,9 +110,6 @@ def write_keras_h5(path, kernels, biases, nested=False, chunked=False):
                 model_group.create_dataset(f"{conv}/kernel:0", data=kernel)
                 model_group.create_dataset(f"{conv}/bias:0", data=bias)
         else:
-            layers = ["input_1", "input_2", "concatenate_1"]
-            for index, conv in enumerate(conv_names):
-                layers += [conv, f"activation_{index + 1}", f"lambda_{index + 1}", f"add_{index + 1}"]
             for layer in layers:
                 group = root.create_group(layer)
                 group.attrs["weight_names"] = np.array([])
@@ -184,10 +231,13 @@ def _bad_inputs(folder: Path):
                   "attribute (top-level entries: data)"))
     truncated = folder / "cut.hdf5"
     truncated.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
-    cases.append(("truncated", truncated, folder / "cut.onnx", "error: cut.hdf5 is not a readable HDF5 file ("))
+    cases.append(("truncated", truncated, folder / "cut.onnx",
+                  "error: cut.hdf5 is a damaged or truncated HDF5 file ("))
     text = folder / "notes.hdf5"
     text.write_text("not hdf5\n")
-    cases.append(("not_hdf5", text, folder / "notes.pt", "error: notes.hdf5 is not a readable HDF5 file ("))
+    cases.append(("not_hdf5", text, folder / "notes.pt",
+                  "error: notes.hdf5 is not an HDF5 file (9 bytes, no HDF5 signature); choose the .hdf5 checkpoint "
+                  "itself, not a web page or an archive around it"))
     narrow = folder / "narrow.hdf5"
     bad_kernels = list(kernels)
     bad_kernels[2] = bad_kernels[2][..., :4]
@@ -199,7 +249,7 @@ def _bad_inputs(folder: Path):
     write_keras_h5(odd, kernels[:5], biases[:5])
     cases.append(("count", odd, folder / "odd.onnx",
                   "error: odd.hdf5 is not a DSen2-CR checkpoint: found 5 convolution layer(s); "
-                  "DSen2-CR has 2 + 2 x blocks (34 for the published models)"))
+                  "DSen2-CR has 2 + 2 x blocks, with at least one block (34 for the published models)"))
     unwritable = folder / "missing_folder" / "out.onnx"
     cases.append(("unwritable", good, unwritable,
                   f"error: cannot write {unwritable}: folder {unwritable.parent} does not exist; "

@@ -1,5 +1,7 @@
 """The packaged plugin in a fresh profile, driven by qgis_process on real Sentinel-1/2 data."""
 
+import json
+
 import numpy as np
 import pytest
 from osgeo import gdal
@@ -7,6 +9,7 @@ from osgeo import gdal
 import qgis_scenes as scenes
 from qgis_cloudremoval.algorithms.band_mapping import L2A_BANDS
 from qgis_cloudremoval.core import engine
+from qgis_cloudremoval.core.model_info import read_model_info
 from qgis_cloudremoval.core.request import RemovalRequest
 from demo.qgis_process import QGIS_PROCESS
 from qgis_process_profile import have_qgis_process, installed_profile
@@ -28,16 +31,29 @@ def scene(bigearthnet_pairs, tmp_path_factory):
             "s1": str(scenes.s1_stack(bigearthnet_pairs[2], folder))}
 
 
-def test_list_shows_the_four_algorithms(qgis):
+def test_list_shows_the_algorithms(qgis):
     listing = qgis.call(["list"], check=False)
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     provider = lines.index("Cloud removal")
-    entries = [line.split("\t")[1:] for line in lines[provider + 1:provider + 5]]
+    entries = [line.split("\t")[1:] for line in lines[provider + 1:provider + 6]]
     assert entries == [["cloudremoval:cloudmask", "Detect clouds and shadows"],
                        ["cloudremoval:composite", "Sentinel-2 composite"],
                        ["cloudremoval:evaluate", "Evaluate cloud removal"],
+                       ["cloudremoval:importkeras", "Import DSen2-CR Keras weights"],
                        ["cloudremoval:removeclouds", "Remove clouds (DSen2-CR)"]]
+
+
+def test_importkeras_as_the_readme_runs_it(qgis, tmp_path):
+    from test_convert_keras import random_dsen2cr_weights, write_keras_h5
+    kernels, biases = random_dsen2cr_weights(blocks=1, features=8, in_channels=15, seed=21)
+    write_keras_h5(tmp_path / "model_SARcarl.hdf5", kernels, biases)
+    answer = qgis.run("cloudremoval:importkeras", {"INPUT": tmp_path / "model_SARcarl.hdf5",
+                                                   "OUTPUT": tmp_path / "dsen2cr_sar_carl.onnx"})
+    assert answer["results"]["OUTPUT"] == str(tmp_path / "dsen2cr_sar_carl.onnx")
+    assert read_model_info(str(tmp_path / "dsen2cr_sar_carl.onnx")).loss == "carl"
+    assert any(line.startswith("Default model for 'Remove clouds': ") for line in answer["log"]["info"]) or \
+        "Default model for 'Remove clouds'" in json.dumps(answer["log"])
 
 
 def test_removeclouds_end_to_end_on_real_sentinel_1_and_2(qgis, scene, tmp_path):
@@ -70,3 +86,25 @@ def test_bad_input_gives_one_plain_message(qgis, scene, tmp_path):
     assert "give a Sentinel-1 layer, or choose a model without SAR" in run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_importkeras_with_a_pip_h5py_says_which_h5py_to_install(qgis, tmp_path):
+    """A pip h5py carries its own HDF5, which clashes with the one QGIS's GDAL has loaded."""
+    import subprocess
+    import sys
+    from test_convert_keras import random_dsen2cr_weights, write_keras_h5
+    wheel_folder = tmp_path / "pip_h5py"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(wheel_folder),
+                    "h5py==3.16.0"], check=True, capture_output=True, timeout=600)
+    kernels, biases = random_dsen2cr_weights(blocks=1, features=8, in_channels=15, seed=22)
+    write_keras_h5(tmp_path / "model_SARcarl.hdf5", kernels, biases)
+    environment = dict(qgis.env, PYTHONPATH=f"{wheel_folder}:{qgis.env['PYTHONPATH']}")
+    run = subprocess.run([QGIS_PROCESS, "run", "cloudremoval:importkeras", "--",
+                          f"INPUT={tmp_path / 'model_SARcarl.hdf5'}", f"OUTPUT={tmp_path / 'm.onnx'}"],
+                         env=environment, capture_output=True, text=True, timeout=300)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "The Python package h5py is installed but cannot be loaded here (ValueError: " in output, output
+    assert "'sudo apt install python3-h5py' on Debian and Ubuntu" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "m.onnx").exists()

@@ -87,7 +87,7 @@ def test_missing_onnxruntime_gives_the_pip_command(monkeypatch):
         runtime.open_session(str(make_tiny_model()), "cpu")
     assert str(error.value) == ORT_MISSING_MESSAGE
     assert ORT_MISSING_MESSAGE.startswith(f"onnxruntime is not installed in this Python ({sys.executable}). ")
-    assert install_command(("onnxruntime", "onnx", "h5py")) in ORT_MISSING_MESSAGE
+    assert install_command(("onnxruntime", "onnx")) in ORT_MISSING_MESSAGE
     assert install_command(GPU_RUNTIME_PACKAGES) in ORT_MISSING_MESSAGE
 
 

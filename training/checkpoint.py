@@ -24,7 +24,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from training.model import DSen2CR
-from training.output_files import OutputError, atomic_output, first_line
+from qgis_cloudremoval.core.output_files import OutputError, atomic_output, first_line
 
 FORMAT = "dsen2cr-checkpoint"
 SUFFIXES = (".pt", ".safetensors")

@@ -28,7 +28,7 @@ from qgis_cloudremoval.core.progress import SILENT, CoreError, Reporter
 from training.cli import run_cli, tqdm_reporter
 from training.checkpoint import PROVENANCE_DEFAULTS
 from training.model import OPTICAL_CHANNELS, DSen2CR
-from training.output_files import atomic_output, first_line
+from qgis_cloudremoval.core.output_files import atomic_output, first_line
 
 #: Largest ONNX IR version and opset that onnxruntime 1.17 loads.
 MAX_IR_VERSION = 9

@@ -3,6 +3,7 @@
 from .cloud_mask import CloudMaskAlgorithm
 from .composite import CompositeAlgorithm
 from .evaluate import EvaluateAlgorithm
+from .import_keras import ImportKerasAlgorithm
 from .remove_clouds import RemoveCloudsAlgorithm
 
-ALGORITHMS = [RemoveCloudsAlgorithm, CloudMaskAlgorithm, EvaluateAlgorithm, CompositeAlgorithm]
+ALGORITHMS = [RemoveCloudsAlgorithm, CloudMaskAlgorithm, EvaluateAlgorithm, CompositeAlgorithm, ImportKerasAlgorithm]

@@ -36,6 +36,8 @@ BASELINE_OFFSET_LABELS = ("Auto (from the product metadata; warn when the values
 class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     """Base of the provider's algorithms; subclasses declare parameters and call one core function."""
 
+    #: (id, name) of the Toolbox group the algorithm sits in.
+    GROUP = ("clouds", "Clouds")
     S2 = "S2"
     S2_BANDS = "S2_BANDS"
     BASELINE_OFFSET = "BASELINE_OFFSET"
@@ -50,6 +52,12 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
 
     def tr(self, text):
         return QCoreApplication.translate(type(self).__name__, text)
+
+    def group(self):
+        return self.tr(self.GROUP[1])
+
+    def groupId(self):  # noqa: N802 (QGIS's name)
+        return self.GROUP[0]
 
     def helpUrl(self):  # noqa: N802 (QGIS's name)
         return HELP_URL

@@ -19,6 +19,7 @@ def _label(name, band_names):
 
 
 class CompositeAlgorithm(CloudRemovalAlgorithm):
+    GROUP = ("pictures", "Pictures")
     COMPOSITE = "COMPOSITE"
     BANDS = "BANDS"
     STRETCH = "STRETCH"

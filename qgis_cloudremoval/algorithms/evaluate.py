@@ -18,6 +18,7 @@ TABLE_SUFFIXES = (".csv", ".html")
 
 
 class EvaluateAlgorithm(CloudRemovalAlgorithm):
+    GROUP = ("quality", "Quality")
     PREDICTION = "PREDICTION"
     REFERENCE = "REFERENCE"
     CLOUDY = "CLOUDY"

@@ -17,11 +17,16 @@ from typing import Sequence
 
 #: Keeps QGIS's numpy: its compiled bindings (and GDAL's) are built against numpy 1.x.
 NUMPY_PIN = "numpy<2"
-#: What removeclouds needs: the runtime. ``onnx`` (Winograd convolutions on a CPU, the Keras import)
-#: and ``h5py`` (reading Keras checkpoints) are optional.
-RUNTIME_PACKAGES = ("onnxruntime", "onnx", "h5py")
+#: What removeclouds needs: the runtime; ``onnx`` (Winograd convolutions on a CPU, the Keras import)
+#: is optional.
+RUNTIME_PACKAGES = ("onnxruntime", "onnx")
 #: The GPU build replaces ``onnxruntime`` (install one or the other, never both).
-GPU_RUNTIME_PACKAGES = ("onnxruntime-gpu", "onnx", "h5py")
+GPU_RUNTIME_PACKAGES = ("onnxruntime-gpu", "onnx")
+#: h5py (reading Keras checkpoints) must use the HDF5 library QGIS's GDAL has already loaded: a pip
+#: wheel brings its own, and importing it in QGIS fails ("ValueError: Not a datatype").
+H5PY_INSTALL = ("the system's h5py, built on the HDF5 library QGIS uses: 'sudo apt install python3-h5py' on "
+                "Debian and Ubuntu, the OSGeo4W package python3-h5py on Windows; where QGIS's GDAL has no HDF5 "
+                "(some macOS and conda builds), 'python -m pip install h5py' in QGIS's Python")
 
 
 def python_executable() -> str:
@@ -56,6 +61,15 @@ def install_command(packages: Sequence[str] = RUNTIME_PACKAGES) -> str:
 
 
 def missing_package_message(package: str, purpose: str) -> str:
-    """One line: ``package`` is missing from this Python, what it is for, and the command to run."""
+    """One line: ``package`` is missing from this Python, what it is for, and how to install it."""
+    how = H5PY_INSTALL if package == "h5py" else install_command()
     return (f"The Python package {package} is not installed in this Python ({python_executable()}); it is "
-            f"needed {purpose}. Install it with: {install_command()} (then restart QGIS)")
+            f"needed {purpose}. Install {how} (then restart QGIS)")
+
+
+def unloadable_package_message(package: str, error: BaseException) -> str:
+    """One line: ``package`` is installed but cannot be loaded in this process, and what to install instead."""
+    how = H5PY_INSTALL if package == "h5py" else install_command()
+    return (f"The Python package {package} is installed but cannot be loaded here ({type(error).__name__}: "
+            f"{error}); a copy from pip may clash with the libraries QGIS has loaded. Install {how} instead "
+            "(then restart QGIS)")

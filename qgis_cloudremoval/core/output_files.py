@@ -8,7 +8,7 @@ import os
 import tempfile
 from typing import Iterator, Type
 
-from qgis_cloudremoval.core.progress import CoreError
+from .progress import CoreError
 
 
 class OutputError(CoreError):
