@@ -34,6 +34,18 @@ def default_model_path() -> str:
     return BUNDLED_DEMO_MODEL if os.path.isfile(BUNDLED_DEMO_MODEL) else ""
 
 
+def default_model_is_demo() -> bool:
+    """Whether a removeclouds run with MODEL left empty would run the bundled demo model."""
+    return os.path.normpath(default_model_path() or "") == os.path.normpath(BUNDLED_DEMO_MODEL)
+
+
+#: Said before a run that falls back to the demo model (in the help, and first in the run's log).
+DEMO_FALLBACK_MESSAGE = (
+    "No default model is set, so with the model left empty the bundled DEMO model runs: a small network "
+    "for trying the tool, whose results are not what DSen2-CR achieves. For real work download the authors' "
+    "weights (model_SARcarl.hdf5) and run Cloud removal > Models > Import DSen2-CR Keras weights once.")
+
+
 def set_default_model_path(path: str) -> None:
     """Store ``path`` as the profile's default model (``""`` clears it)."""
     QgsSettings().setValue(DEFAULT_MODEL_KEY, path)  # noqa: QGS202 (QgsSettings.setValue returns nothing)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from osgeo import gdal
 from qgis import processing
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer, QgsSettings
+from qgis.core import (QgsApplication, QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer,
+                       QgsSettings)
 
 import qgis_scenes as scenes
 from qgis_cloudremoval.algorithms.band_mapping import s2_band_mapping
@@ -20,7 +21,8 @@ from qgis_cloudremoval.core.model_info import ORT_MISSING_MESSAGE
 from qgis_cloudremoval.core.progress import CoreError
 from qgis_cloudremoval.core.request import RemovalRequest
 from qgis_cloudremoval import settings as plugin_settings
-from qgis_cloudremoval.settings import DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, NO_DEFAULT_MODEL_MESSAGE
+from qgis_cloudremoval.settings import (DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, DEMO_FALLBACK_MESSAGE,
+                                        NO_DEFAULT_MODEL_MESSAGE)
 from tiny_models import make_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -267,12 +269,22 @@ def test_bundled_demo_model_is_the_last_resort_and_says_so(provider, scene, tmp_
     monkeypatch.delenv(DEFAULT_MODEL_ENV, raising=False)
     QgsSettings().remove(DEFAULT_MODEL_KEY)
     assert os.path.isfile(plugin_settings.BUNDLED_DEMO_MODEL), "build it with: python -m demo.build_model"
+    # Before the run: the help names the fallback and the way to a real model.
+    help_text = QgsApplication.processingRegistry().createAlgorithmById("cloudremoval:removeclouds").shortHelpString()
+    assert help_text.startswith(f"<b>{DEMO_FALLBACK_MESSAGE}</b>")
+    assert "Import DSen2-CR Keras weights" in DEMO_FALLBACK_MESSAGE
     feedback = RecordingFeedback()
     result = processing.run("cloudremoval:removeclouds", {"S2": str(scene["cloudy"]), "S1": str(scene["s1"]),
                                                           "OUTPUT": str(tmp_path / "out.tif")}, feedback=feedback)
     assert gdal.Open(result["OUTPUT"]).RasterCount == 13
+    assert feedback.warnings[0] == DEMO_FALLBACK_MESSAGE  # the first thing the run says
     assert any("DEMO model" in warning for warning in feedback.warnings)
     assert any(info.startswith("model: DSen2-CR demo") for info in feedback.infos)
+    assert f"model file: {os.path.abspath(plugin_settings.BUNDLED_DEMO_MODEL)}" in feedback.infos
+    # With a default set, the help names it instead and the run gives no fallback warning.
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(plugin_settings.BUNDLED_DEMO_MODEL) + ".absent")
+    help_text = QgsApplication.processingRegistry().createAlgorithmById("cloudremoval:removeclouds").shortHelpString()
+    assert help_text.startswith(f"Default model: {plugin_settings.BUNDLED_DEMO_MODEL}.absent.")
 
 
 def test_demo_model_is_announced_as_a_warning(provider, scene, optical_model, tmp_path):

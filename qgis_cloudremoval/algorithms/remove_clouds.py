@@ -10,7 +10,8 @@ from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsPro
 from ..core import engine
 from ..core.cloudmask import MASK_NO_S1, MASK_NODATA
 from ..core.request import DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
-from ..settings import DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, NO_DEFAULT_MODEL_MESSAGE, default_model_path
+from ..settings import (DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, DEMO_FALLBACK_MESSAGE, NO_DEFAULT_MODEL_MESSAGE,
+                        default_model_is_demo, default_model_path)
 from .base import S2_BANDS_HELP, CloudRemovalAlgorithm
 from .styles import mask_palette, true_colour
 
@@ -41,7 +42,11 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         return self.tr("Remove clouds (DSen2-CR)")
 
     def shortHelpString(self):  # noqa: N802 (QGIS's name)
-        return self.tr(
+        if default_model_is_demo():
+            model_note = f"<b>{DEMO_FALLBACK_MESSAGE}</b><br><br>"
+        else:
+            model_note = f"Default model: {default_model_path() or 'none set'}.<br><br>"
+        return model_note + self.tr(
             "Replaces clouds and cloud shadows in a Sentinel-2 L1C image with the DSen2-CR network "
             "(Meraner et al. 2020), guided by a Sentinel-1 radar image of the same place and date.<br><br>"
             "<b>Sentinel-2 image</b>: a 13-band L1C stack in digital numbers (reflectance x 10000), a VRT, "
@@ -55,7 +60,9 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             "the values; the log says which.<br>"
             "<b>Model</b>: a DSen2-CR .onnx file. Empty: the default model from the environment variable "
             f"{DEFAULT_MODEL_ENV}, else the QGIS setting '{DEFAULT_MODEL_KEY}' (Plugins > Cloud removal > Set "
-            "default model). The log shows the model's name, inputs and provenance.<br>"
+            "default model; Models > Import DSen2-CR Keras weights sets it). Without either, the bundled demo "
+            "model runs, and the log says so first. The log shows the model's file, name, inputs and "
+            "provenance.<br>"
             "<b>Keep clear pixels</b>: keep the input where the cloud detector finds no cloud or shadow "
             "(with a feathered seam); off: every pixel is the network's output.<br>"
             "<b>Baseline offset</b>: products of processing baseline 04.00 and later (from 25 January 2022) "
@@ -151,6 +158,8 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
         request = self.removal_request(parameters, context)
+        if not self.parameterAsFile(parameters, self.MODEL, context) and default_model_is_demo():
+            feedback.pushWarning(DEMO_FALLBACK_MESSAGE)
         result = self.run_core(engine.remove_clouds, request, self.reporter(feedback))
         self.push_new_warnings(feedback, result.warnings)
         if result.model_info.demo:  # the engine's log line names the model; this makes a demo stand out

@@ -330,6 +330,7 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
                         f"but its metadata lists {info.input_channels} bands; re-export the model")
     run = _Run(request, reporter)
     reporter.log(f"model: {info.summary()}")
+    reporter.log(f"model file: {session.path}")
     reporter.log(f"onnxruntime provider: {session.provider}; 3x3 convolutions: {session.convolutions}")
     note = runtime.gpu_note(request.device, session)
     if note:
