@@ -191,6 +191,17 @@ def test_composite_is_a_percentile_stretch_on_the_input_grid(provider, scene, tm
     np.testing.assert_array_equal(scenes.read(custom["OUTPUT"]), scenes.read(results["OUTPUT"]))
 
 
+def test_s2_bands_typed_in_the_dialog_with_a_zero_equal_the_list(provider, scene, sar_model, tmp_path):
+    base = {"S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model)}
+    typed = processing.run("cloudremoval:removeclouds", dict(base, S2_BANDS="1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 11, 12",
+                                                             OUTPUT=str(tmp_path / "typed.tif")))
+    listed = processing.run("cloudremoval:removeclouds", dict(base, S2_BANDS=[12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 0, 2, 1],
+                                                              OUTPUT=str(tmp_path / "reversed.tif")))
+    default = processing.run("cloudremoval:removeclouds", dict(base, OUTPUT=str(tmp_path / "default.tif")))
+    np.testing.assert_array_equal(scenes.read(typed["OUTPUT"]), scenes.read(default["OUTPUT"]))
+    assert not np.array_equal(scenes.read(listed["OUTPUT"]), scenes.read(default["OUTPUT"]))
+
+
 def test_s2_bands_convention():
     l2a = {band: number for number, band in enumerate([b for b in S2_BANDS if b != "B10"], start=1)}
     assert s2_band_mapping([], 12) == l2a
@@ -219,9 +230,12 @@ def test_bad_inputs_are_refused_before_work_with_plain_messages(provider, scene,
     not_onnx.write_text("not a model")
     assert "notes.onnx is not a readable ONNX model" in _failure(dict(base, MODEL=str(not_onnx)))
     assert "carries no DSen2-CR metadata" in _failure(dict(base, MODEL=str(plain_onnx)))
-    assert ("S2_BANDS asks for band 13 as B12, but the Sentinel-2 layer has only 12 band(s)"
+    assert ("S2_BANDS asks for band 13 as B12, but the Sentinel-2 layer has only 12 bands"
             in _failure(dict(base, S2_BANDS=list(range(1, 14)))))
-    assert "S2_BANDS lists 5 band(s)" in _failure(dict(base, S2_BANDS=[1, 2, 3, 4, 5]))
+    assert "S2_BANDS lists 5 bands;" in _failure(dict(base, S2_BANDS=[1, 2, 3, 4, 5]))
+    assert "S2_BANDS lists 1 band;" in _failure(dict(base, S2_BANDS="4"))  # typed in the dialog
+    assert ("S2_BANDS must be band numbers separated by ';' or ',' (0 for a band the layer lacks), for example "
+            "1;2;3;4;5;6;7;8;9;10;0;11;12; got 'B1;B2'") in _failure(dict(base, S2_BANDS="B1;B2"))
     assert "has 2 bands but the model needs 13" in _failure(dict(base, S2=str(scene["s1"])))
     assert "does not use Sentinel-1" in _failure(dict(base, MODEL=str(make_tiny_model(use_sar=False))))
     assert "uses Sentinel-1" in _failure({key: value for key, value in base.items() if key != "S1"})

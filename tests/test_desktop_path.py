@@ -179,8 +179,10 @@ def test_algorithm_dialog_runs_removeclouds_twice(provider, scene, sar_model, pr
     dialog.algorithmFinished.connect(lambda ok, results: finished.append(ok))
     for run in range(2):
         output, mask = tmp_path / f"dialog_{run}.tif", tmp_path / f"dialog_mask_{run}.tif"
+        # The second run types the band list into the dialog, with 0 for the band the L2A stack lacks.
+        bands = {"S2_BANDS": "1;2;3;4;5;6;7;8;9;10;0;11;12"} if run else {}
         dialog.setParameters({
-            "S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model),
+            **bands, "S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model),
             "OUTPUT": QgsProcessingOutputLayerDefinition(str(output), project),
             "OUTPUT_MASK": QgsProcessingOutputLayerDefinition(str(mask), project)})
         dialog.runAlgorithm()

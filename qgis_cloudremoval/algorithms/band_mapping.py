@@ -14,14 +14,29 @@ A missing band is filled by the run's fill rule and the run warns about it.
 Plain Python so that the convention is testable without QGIS.
 """
 
-from typing import Dict, Optional, Sequence
+import re
+from typing import Dict, List, Optional, Sequence, Union
 
 from ..core.bands import S2_BANDS
 from ..core.progress import CoreError
+from ..core.text import count
 
 #: The band Level-2A products do not carry.
 L2A_MISSING_BAND = "B10"
 L2A_BANDS = tuple(band for band in S2_BANDS if band != L2A_MISSING_BAND)
+
+
+def parse_band_list(value: Union[str, Sequence[int], None], parameter: str = "S2_BANDS") -> List[int]:
+    """Band numbers from a list, or from text as typed in the dialog: "1;2;3", "1, 2, 3" or "1 2 3"."""
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        return [int(number) for number in value]
+    words = [word for word in re.split(r"[;,\s]+", value.strip()) if word]
+    if not all(word.isdigit() for word in words):
+        raise CoreError(f"{parameter} must be band numbers separated by ';' or ',' (0 for a band the layer lacks), "
+                        f"for example 1;2;3;4;5;6;7;8;9;10;0;11;12; got '{value}'")
+    return [int(word) for word in words]
 
 
 def s2_band_mapping(selected: Sequence[int], band_count: int,
@@ -51,7 +66,7 @@ def s2_band_mapping(selected: Sequence[int], band_count: int,
         names = S2_BANDS
     else:
         raise CoreError(
-            f"{parameter} lists {len(selected)} band(s); give 13, one per Sentinel-2 band in the order "
+            f"{parameter} lists {count(len(selected), 'band')}; give 13, one per Sentinel-2 band in the order "
             f"{', '.join(S2_BANDS)} (0 for a band the layer lacks), or 12 for a Level-2A layer without "
             f"{L2A_MISSING_BAND}")
     mapping = {}
@@ -59,7 +74,7 @@ def s2_band_mapping(selected: Sequence[int], band_count: int,
         if number < 0 or number > band_count:
             raise CoreError(
                 f"{parameter} asks for band {number} as {name}, but the Sentinel-2 layer has only "
-                f"{band_count} band(s)")
+                f"{count(band_count, 'band')}")
         if number:
             mapping[name] = number
     if not mapping:

@@ -6,9 +6,9 @@ turning core errors into Processing errors, and styling loaded outputs.
 
 from typing import Dict, List, Optional
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBand,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterLayer, QgsRasterLayer)
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterString, QgsRasterLayer)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -16,7 +16,7 @@ from ..core.bands import S2_BANDS
 from ..core.cloudmask import CLOUD_THRESHOLD
 from ..core.progress import Cancelled, CoreError, Reporter
 from ..core.request import BASELINE_OFFSET
-from .band_mapping import s2_band_mapping
+from .band_mapping import parse_band_list, s2_band_mapping
 from .styles import StylePostProcessor, save_style
 
 HELP_URL = "https://github.com/dsen2cr-qgis/qgis-cloudremoval#readme"
@@ -26,11 +26,10 @@ S2_BANDS_HELP = (
     "<b>Sentinel-2 bands</b> (optional): the layer's band for each Sentinel-2 band, in the order "
     + ", ".join(S2_BANDS) + ". Empty: bands described as B1..B12 are found by name, a 13-band layer is read "
     "in that order (SEN12MS-CR and L1C stacks) and a 12-band layer as Level-2A, which has no B10. Give 13 "
-    "numbers with 0 for any band the layer lacks, or 12 numbers to skip B10. In qgis_process write the list "
-    "as S2_BANDS=\"1;2;3;...\".")
-BASELINE_OFFSET_LABELS = ("Auto (from the product metadata; warn when the values suggest an offset)",
-                          "None (values are already without offset)",
-                          "Subtract 1000 DN (processing baseline 04.00 and later)")
+    "numbers with 0 for any band the layer lacks, or 12 numbers to skip B10, separated by ';' or ',', for "
+    "example 1;2;3;4;5;6;7;8;9;10;0;11;12 for a 12-band Level-2A stack. In qgis_process write "
+    "S2_BANDS=\"1;2;3;...\".")
+BASELINE_OFFSET_LABELS = ("Auto", "None", "Subtract 1000 DN")
 
 
 class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
@@ -81,15 +80,14 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
 
     # Parameters shared by several algorithms -------------------------------------------------
 
-    def add_s2_parameters(self, description="Sentinel-2 image (L1C DN, reflectance x 10000)"):
+    def add_s2_parameters(self, description="Sentinel-2 image"):
         self.declare(QgsProcessingParameterRasterLayer(self.S2, self.tr(description)))
-        self.declare(QgsProcessingParameterBand(
-            self.S2_BANDS, self.tr("Sentinel-2 bands in the order B1..B12 (0 = missing; empty = layer order)"),
-            None, self.S2, optional=True, allowMultiple=True))
+        self.declare(QgsProcessingParameterString(
+            self.S2_BANDS, self.tr("Sentinel-2 bands B1…B12 (0 = missing)"), optional=True))
 
     def add_baseline_offset_parameter(self):
         self.declare(QgsProcessingParameterEnum(
-            self.BASELINE_OFFSET, self.tr("Sentinel-2 baseline offset"), options=list(BASELINE_OFFSET_LABELS),
+            self.BASELINE_OFFSET, self.tr("Baseline offset"), options=list(BASELINE_OFFSET_LABELS),
             defaultValue=0))
 
     def add_threshold_parameter(self, description="Cloud score threshold", advanced=False):
@@ -118,9 +116,16 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         return layer
 
     def s2_bands(self, parameters, context) -> Optional[Dict[str, int]]:
-        """``{model band: layer band}`` from S2_BANDS, checked against the S2 layer; None: the core decides."""
+        """``{model band: layer band}`` from S2_BANDS, checked against the S2 layer; None: the core decides.
+
+        S2_BANDS is text as typed in the dialog ("1;2;3;...", 0 for a missing band); a list of numbers
+        (``processing.run`` from Python) is taken too.
+        """
         layer = self.s2_layer(parameters, context)
-        selected = self.parameterAsInts(parameters, self.S2_BANDS, context)
+        value = parameters.get(self.S2_BANDS)
+        if not isinstance(value, (list, tuple)):
+            value = self.parameterAsString(parameters, self.S2_BANDS, context)
+        selected = self.run_core(parse_band_list, value)
         return self.run_core(s2_band_mapping, selected, layer.bandCount())
 
     def baseline_offset(self, parameters, context) -> str:

@@ -68,8 +68,9 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             "<b>Baseline offset</b>: products of processing baseline 04.00 and later (from 25 January 2022) "
             "carry +1000 DN; auto removes it for .SAFE products and warns when plain files look offset.<br>"
             "<b>Advanced</b>: device (auto uses a GPU when onnxruntime-gpu finds one; the log says which ran), "
-            "tile size in pixels (0 = automatic; tiles overlap so the result is seamless), output type, and "
-            "how missing bands are filled.<br><br>"
+            "tile size in pixels (0 = automatic; tiles overlap so the result is seamless), output type, "
+            "how missing bands are filled, and the cloud threshold: the detector's score threshold (0..1) "
+            "for keep clear and the mask.<br><br>"
             "<b>Output</b>: a GeoTIFF on the Sentinel-2 grid with 13 bands B1..B12: UInt16 DN, or Float32 "
             "reflectance (DN / 10000); Sentinel-2 nodata stays nodata (0, or NaN for Float32). Loaded as true "
             "colour B4/B3/B2 with a 2-98 % stretch. <b>Cloud mask</b> (optional): Byte, 0 clear, 1 cloud, "
@@ -80,36 +81,36 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         self.add_s2_parameters()
         self.declare(QgsProcessingParameterRasterLayer(
-            self.S1, self.tr("Sentinel-1 image (VV, VH); not for models without radar"), optional=True))
+            self.S1, self.tr("Sentinel-1 image (VV, VH)"), optional=True))
         self.declare(QgsProcessingParameterBand(
             self.S1_BANDS, self.tr("Sentinel-1 bands VV, VH"), DEFAULT_S1_BANDS, self.S1, optional=True,
             allowMultiple=True))
         self.declare(QgsProcessingParameterEnum(
-            self.S1_UNITS, self.tr("Sentinel-1 units"), options=["Auto (from the values)", "dB", "Linear power"],
+            self.S1_UNITS, self.tr("Sentinel-1 units"), options=["Auto", "dB", "Linear power"],
             defaultValue=0))
         self.declare(QgsProcessingParameterFile(
-            self.MODEL, self.tr("DSen2-CR model (.onnx; empty = default model)"), extension="onnx",
+            self.MODEL, self.tr("Model (.onnx; empty = default)"), extension="onnx",
             optional=True))
         self.declare(QgsProcessingParameterBoolean(
-            self.KEEP_CLEAR, self.tr("Keep clear pixels of the input"), defaultValue=False))
+            self.KEEP_CLEAR, self.tr("Keep clear pixels"), defaultValue=False))
         self.add_baseline_offset_parameter()
         advanced = [
             QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=["Auto", "GPU", "CPU"],
                                        defaultValue=0),
-            QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size in pixels (0 = automatic)"),
+            QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size, px (0 = auto)"),
                                          QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
             QgsProcessingParameterEnum(self.OUTPUT_TYPE, self.tr("Output type"),
-                                       options=["UInt16 (DN, reflectance x 10000)", "Float32 (reflectance, 0-1)"],
+                                       options=["UInt16 (DN)", "Float32 (reflectance)"],
                                        defaultValue=0),
-            QgsProcessingParameterEnum(self.FILL_MISSING, self.tr("Fill missing Sentinel-2 bands with"),
-                                       options=["Zeros", "The nearest band in wavelength"], defaultValue=0),
+            QgsProcessingParameterEnum(self.FILL_MISSING, self.tr("Missing bands"),
+                                       options=["Zeros", "Nearest band"], defaultValue=0),
         ]
         for parameter in advanced:
             self.declare(parameter, advanced=True)
-        self.add_threshold_parameter("Cloud score threshold (keep clear, mask)", advanced=True)
+        self.add_threshold_parameter("Cloud threshold", advanced=True)
         self.declare(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Cloud-free image")))
         self.declare(QgsProcessingParameterRasterDestination(
-            self.OUTPUT_MASK, self.tr("Cloud and shadow mask"), optional=True, createByDefault=False))
+            self.OUTPUT_MASK, self.tr("Cloud mask"), optional=True, createByDefault=False))
         self.declare_output(QgsProcessingOutputString("PROVIDER", self.tr("onnxruntime provider that ran")))
         self.declare_output(QgsProcessingOutputNumber("SECONDS", self.tr("Run time in seconds")))
         self.declare_output(QgsProcessingOutputNumber("S1_MISSING_FRACTION",
