@@ -47,3 +47,14 @@ def test_shadow_is_the_cloud_displaced_away_from_the_sun(clear_dn, azimuth):
     # Away from the sun: north-up image, azimuth clockwise from north.
     assert (rows, cols) == (round(offset * math.cos(math.radians(azimuth))),
                             round(-offset * math.sin(math.radians(azimuth))))
+
+
+def test_haze_veils_the_whole_scene_and_brightness_scales_the_clouds(clear_dn):
+    hazy = simulate_clouds(clear_dn, np.random.default_rng(4), cover=0.2, haze=0.3)
+    assert hazy.opacity.min() == pytest.approx(0.3)
+    assert (hazy.mask == 1).all()  # a veil above the mask's opacity is cloud everywhere
+    plain = simulate_clouds(clear_dn, np.random.default_rng(5), cover=0.4, shadow_strength=0.0)
+    grey = simulate_clouds(clear_dn, np.random.default_rng(5), cover=0.4, shadow_strength=0.0, brightness=0.5)
+    opaque = plain.opacity == 1.0
+    assert opaque.any()
+    np.testing.assert_allclose(grey.cloudy_dn[BLUE][opaque], 0.5 * plain.cloudy_dn[BLUE][opaque], rtol=1e-5)

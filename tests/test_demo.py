@@ -5,10 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from osgeo import gdal
 
-from demo.build_model import DEFAULT_OUTPUT
+from demo.build_model import DEFAULT_OUTPUT, REAL_CLOUDS
 from qgis_cloudremoval.core.model_info import read_model_info
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +56,8 @@ def test_demo_model_beats_leaving_the_clouds(demo_output):
 def test_committed_demo_model_matches_what_its_build_command_writes(tmp_path):
     committed = read_model_info(str(DEFAULT_OUTPUT))
     assert committed.demo and DEFAULT_OUTPUT.stat().st_size < 10 * 1024 * 1024
+    if not (REAL_CLOUDS / "s2_cloudy").is_dir():
+        pytest.skip(f"the demo model trains on the real SEN12MS-CR samples at {REAL_CLOUDS} (../shared is absent)")
     rebuilt_path = tmp_path / "demo.onnx"
     subprocess.run([sys.executable, "-m", "demo.build_model", "--steps", "2", "-o", str(rebuilt_path)],
                    cwd=REPO, check=True, capture_output=True, timeout=600)
@@ -62,5 +65,19 @@ def test_committed_demo_model_matches_what_its_build_command_writes(tmp_path):
     for field in vars(committed):
         if field not in RUN_DEPENDENT:
             assert getattr(rebuilt, field) == getattr(committed, field), field
-    assert rebuilt.description == committed.description.replace("600 steps", "2 steps")
+    assert rebuilt.description == committed.description.replace("1200 steps", "2 steps")
     assert "python -m demo.build_model" in committed.description
+
+
+def test_demo_model_training_data_keeps_the_validation_patch_out(tmp_path):
+    from demo.build_model import HELD_OUT, training_samples
+    if not (REAL_CLOUDS / "s2_cloudy").is_dir():
+        pytest.skip(f"the demo model trains on the real SEN12MS-CR samples at {REAL_CLOUDS} (../shared is absent)")
+    samples = list(training_samples(tmp_path))
+    names = [sample.name for sample in samples]
+    assert not any(name.startswith(HELD_OUT) for name in names)
+    real = [sample for sample in samples if sample.name.startswith("ROIs") and "_sim" not in sample.name
+            and (REAL_CLOUDS / "s2_cloudy" / f"{sample.name.split('_r')[0]}.tif").exists()]
+    assert len(real) == 4 * 7  # the other seven real cloudy pairs, four 120 px tiles each
+    assert {sample.clear.shape for sample in samples} == {(13, 120, 120)}
+    assert all(np.isfinite(sample.s1).all() for sample in samples)

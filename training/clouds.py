@@ -65,7 +65,8 @@ def fractal_noise(shape, rng: np.random.Generator, beta: float = 2.6) -> np.ndar
 
 def simulate_clouds(clear_dn: np.ndarray, rng: np.random.Generator, cover: float = 0.35,
                     sun_azimuth_deg: float = 150.0, sun_elevation_deg: float = 40.0,
-                    cloud_height_px: float = 8.0, shadow_strength: float = 0.75) -> SimulatedClouds:
+                    cloud_height_px: float = 8.0, shadow_strength: float = 0.75, brightness: float = 1.0,
+                    haze: float = 0.0) -> SimulatedClouds:
     """Add clouds covering about ``cover`` of the scene and their shadows.
 
     Args:
@@ -76,13 +77,15 @@ def simulate_clouds(clear_dn: np.ndarray, rng: np.random.Generator, cover: float
         cloud_height_px: cloud height above ground in pixels (10 m pixels: 8 px is 80 m
             for a small demo tile; real clouds sit km high).
         shadow_strength: fraction of the light a fully opaque cloud removes in its shadow.
+        brightness: factor on the clouds' reflectance (below 1: greyer, darker clouds).
+        haze: opacity of a thin veil over the whole scene, 0 to 1, under and between the clouds.
     """
     _, height, width = clear_dn.shape
     thickness = fractal_noise((height, width), rng)
     threshold = float(np.quantile(thickness, 1.0 - cover))
     opacity = np.clip((thickness - threshold) / max(1.0 - threshold, 1e-6) * 2.5 + CLOUD_MASK_OPACITY, 0.0, 1.0)
     opacity[thickness < threshold] *= np.clip(thickness[thickness < threshold] / max(threshold, 1e-6), 0, 1) ** 8
-    opacity = opacity.astype(np.float32)
+    opacity = (haze + (1.0 - haze) * opacity).astype(np.float32)
 
     # The shadow lies away from the sun: the sun direction points up-and-right for
     # azimuth 45 degrees, so the shadow moves down-and-left.
@@ -92,7 +95,8 @@ def simulate_clouds(clear_dn: np.ndarray, rng: np.random.Generator, cover: float
     shadow = _shift(opacity, shift_rows, shift_cols) * np.float32(shadow_strength)
 
     cloud_dn = np.array([CLOUD_REFLECTANCE[band] for band in S2_BANDS], dtype=np.float32)[:, None, None]
-    cloud_dn = cloud_dn * np.float32(DN_PER_REFLECTANCE) * (0.9 + 0.2 * fractal_noise((height, width), rng, 3.0))
+    cloud_dn = cloud_dn * np.float32(DN_PER_REFLECTANCE * brightness) * (0.9 + 0.2 * fractal_noise((height, width),
+                                                                                                   rng, 3.0))
     ground = clear_dn.astype(np.float32) * (1.0 - shadow)
     # Under a cloud the cirrus band sees no ground at all (absorbed by water vapour).
     ground[S2_BANDS.index("B10")] = clear_dn[S2_BANDS.index("B10")]
