@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES="qgis python3-qgis qgis-providers python3-gdal python3-scipy python3-h5py gdal-bin python3-venv python3-pip zip unzip"
+DEBIAN_PACKAGES="qgis python3-qgis qgis-providers python3-gdal python3-scipy python3-h5py gdal-bin python3-venv python3-pip xvfb xauth zip unzip"
 missing=""
 for package in $DEBIAN_PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"

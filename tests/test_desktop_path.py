@@ -109,6 +109,8 @@ def test_removeclouds_runs_three_times_with_outputs_loaded_and_styled(provider, 
         # The L2A stack has no B10; the output has all 13 model bands, B4/B3/B2 being bands 4/3/2.
         assert_rgb(_loaded(project, output), (4, 3, 2), stretched=True)
         assert_mask_palette(_loaded(project, mask))
+        tree = [node.layer().source() for node in project.layerTreeRoot().findLayers()]
+        assert tree[:2] == [str(output), str(mask)], "the newest result on top, its mask right under it"
         # Reopened later (a new project, the Browser), the files carry the same styles.
         assert_rgb(QgsRasterLayer(str(output), "reopened"), (4, 3, 2), stretched=True)
         assert_mask_palette(QgsRasterLayer(str(mask), "reopened"))

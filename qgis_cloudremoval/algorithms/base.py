@@ -187,8 +187,11 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from None
 
     @staticmethod
-    def set_output_style(context, feedback, output_path, style):
-        """Save ``style`` beside ``output_path`` (``.qml``) and apply it when Processing loads the output."""
+    def set_output_style(context, feedback, output_path, style, below=None):
+        """Save ``style`` beside ``output_path`` (``.qml``) and apply it when Processing loads the output.
+
+        ``below``: another output's path; the loaded layer goes under that one's in the layer tree.
+        """
         if not output_path:
             return
         problem = save_style(output_path, style)
@@ -196,4 +199,4 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
             feedback.pushWarning(problem)
         if context.willLoadLayerOnCompletion(output_path):
             # A new post-processor each run: the context takes ownership and deletes it with the run.
-            context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(StylePostProcessor(style))
+            context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(StylePostProcessor(style, below))

@@ -168,7 +168,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         optical = list(result.model_info.optical_bands)
         self.set_output_style(context, feedback, request.output_path,
                               true_colour([optical.index(band) + 1 for band in ("B4", "B3", "B2")]))
-        self.set_output_style(context, feedback, request.mask_path, mask_palette)
+        self.set_output_style(context, feedback, request.mask_path, mask_palette, below=request.output_path)
         return {self.OUTPUT: result.output_path, self.OUTPUT_MASK: result.mask_path,
                 "PROVIDER": result.provider, "SECONDS": result.seconds,
                 "S1_MISSING_FRACTION": result.s1_missing_fraction}

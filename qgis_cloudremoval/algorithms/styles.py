@@ -124,11 +124,16 @@ _PENDING = set()
 
 
 class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
-    """Styles a loaded raster output: from its saved ``.qml``, else with ``style``. One per run."""
+    """Styles a loaded raster output: from its saved ``.qml``, else with ``style``. One per run.
 
-    def __init__(self, style: Style):
+    ``below``: the file of another output of the run; when Processing has loaded it, this layer moves
+    under it in the layer tree (the mask under the result, so a finished run shows the result).
+    """
+
+    def __init__(self, style: Style, below: Optional[str] = None):
         super().__init__()
         self.style = style
+        self.below = below
         _PENDING.add(self)
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
@@ -139,3 +144,19 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
         if not (os.path.isfile(saved) and layer.loadNamedStyle(saved)[1]):
             self.style(layer)
         layer.triggerRepaint()
+        if self.below and context.project() is not None:
+            move_below(context.project().layerTreeRoot(), layer, self.below)
+
+
+def move_below(root, layer, source: str) -> None:
+    """Move ``layer``'s node right under the newest layer of the tree ``root`` whose file is ``source``."""
+    node = root.findLayer(layer.id())
+    targets = [found for found in root.findLayers()
+               if found.layer() is not None and os.path.normpath(found.layer().source()) == os.path.normpath(source)]
+    if node is None or not targets:
+        return
+    target = targets[0]  # findLayers lists top first: the one this run just added
+    parent = target.parent()
+    clone = node.clone()
+    parent.insertChildNode(parent.children().index(target) + 1, clone)
+    node.parent().removeChildNode(node)
