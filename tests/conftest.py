@@ -43,3 +43,10 @@ def provider(qgis_processing):
     """The plugin's Processing provider, registered as qgis_process does (``initProcessing``)."""
     from qgis_scenes import register_provider
     return register_provider()
+
+
+@pytest.fixture(scope="session")
+def sar_model():
+    """A tiny DSen2-CR with SAR input and random weights, exported to ONNX with its metadata."""
+    from tiny_models import make_tiny_model
+    return make_tiny_model(use_sar=True)

@@ -35,6 +35,13 @@ def s1_stack(pair, folder: Path) -> Path:
     return _stack([pair["vv"], pair["vh"]], Path(folder) / f"{pair['name']}_S1.tif", gdal.GDT_Float32)
 
 
+def user_scene(pair, folder: Path) -> dict:
+    """One real pair as a user has it in QGIS: ``s2`` (a 12-band L2A stack), ``cloudy`` (a copy with a
+    cloud and a shadow) and ``s1`` (a VV/VH stack), GeoTIFF paths in ``folder``."""
+    s2 = s2_stack(pair, folder)
+    return {"s2": s2, "s1": s1_stack(pair, folder), "cloudy": add_cloud_and_shadow(s2, Path(folder) / "cloudy.tif")}
+
+
 def add_cloud_and_shadow(s2_path: Path, output: Path) -> Path:
     """A copy of a Sentinel-2 stack with a thick square cloud (bright in every band) and a dark shadow."""
     gdal.Translate(str(output), str(s2_path), format="GTiff")

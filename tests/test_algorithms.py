@@ -49,16 +49,8 @@ class RecordingFeedback(QgsProcessingFeedback):
 
 @pytest.fixture(scope="module")
 def scene(bigearthnet_pairs, tmp_path_factory):
-    """One real pair as a user has it in QGIS: a 12-band L2A stack, a cloudy copy and a VV/VH stack."""
-    folder = tmp_path_factory.mktemp("scene")
-    s2 = scenes.s2_stack(bigearthnet_pairs[0], folder)
-    return {"s2": s2, "s1": scenes.s1_stack(bigearthnet_pairs[0], folder),
-            "cloudy": scenes.add_cloud_and_shadow(s2, folder / "cloudy.tif")}
-
-
-@pytest.fixture(scope="module")
-def sar_model():
-    return make_tiny_model(use_sar=True)
+    """One real pair as a user has it in QGIS (see qgis_scenes.user_scene)."""
+    return scenes.user_scene(bigearthnet_pairs[0], tmp_path_factory.mktemp("scene"))
 
 
 @pytest.fixture(scope="module")

@@ -18,22 +18,13 @@ from qgis.core import (QgsApplication, QgsMultiBandColorRenderer, QgsPalettedRas
 import qgis_scenes as scenes
 from qgis_cloudremoval.algorithms.styles import MASK_CLASSES
 from qgis_cloudremoval.core.cloudmask import CLOUD
-from tiny_models import make_tiny_model
 
 RUNS = 3
 
 
 @pytest.fixture(scope="module")
 def scene(bigearthnet_pairs, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("desktop_scene")
-    s2 = scenes.s2_stack(bigearthnet_pairs[1], folder)
-    return {"s2": s2, "s1": scenes.s1_stack(bigearthnet_pairs[1], folder),
-            "cloudy": scenes.add_cloud_and_shadow(s2, folder / "cloudy.tif")}
-
-
-@pytest.fixture(scope="module")
-def sar_model():
-    return make_tiny_model(use_sar=True)
+    return scenes.user_scene(bigearthnet_pairs[1], tmp_path_factory.mktemp("desktop_scene"))
 
 
 @pytest.fixture
@@ -139,6 +130,14 @@ def test_evaluate_runs_three_times_after_loaded_runs(provider, scene, sar_model,
             {}, project)
         assert results["MAE"] == 0.0 and results["MAE_RECONSTRUCTION"] == 0.0
         assert table.read_text().count("\n") == 4  # a header and one row per area
+    html = tmp_path / "metrics.html"
+    from test_algorithms import RecordingFeedback
+    feedback = RecordingFeedback()
+    from qgis import processing
+    processing.run("cloudremoval:evaluate", {"PREDICTION": str(result), "REFERENCE": str(result),
+                                             "OUTPUT_TABLE": str(html)}, feedback=feedback)
+    assert f"Wrote the metrics as an HTML table: {html}" in feedback.infos
+    assert html.read_text().startswith("<table>")
 
 
 def _wait_for(condition, seconds=120.0):

@@ -71,6 +71,8 @@ class EvaluateAlgorithm(CloudRemovalAlgorithm):
             mask_path=self.raster_path(parameters, self.MASK, context, "the mask"),
             reporter=self.reporter(feedback))
         self.run_core(write_metrics_table, metrics, table_path)
+        kind = "an HTML table" if table_path.lower().endswith(".html") else "a CSV table"
+        feedback.pushInfo(f"Wrote the metrics as {kind}: {table_path}")
         results = {self.OUTPUT_TABLE: table_path}
         for key, suffix, area in AREAS:
             scores = metrics.get(key) or {}
