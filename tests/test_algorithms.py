@@ -266,7 +266,7 @@ def test_default_model_comes_from_the_environment_then_the_setting(
         assert os.path.exists(processing.run("cloudremoval:removeclouds", parameters)["OUTPUT"])
         monkeypatch.setenv(DEFAULT_MODEL_ENV, str(tmp_path / "missing.onnx"))  # the variable wins
         message = _failure(dict(parameters, OUTPUT=str(tmp_path / "b.tif")))
-        assert f"model file not found: {tmp_path / 'missing.onnx'}" in message
+        assert f"Model file not found: {tmp_path / 'missing.onnx'}" in message
     finally:
         settings.remove(DEFAULT_MODEL_KEY)
 

@@ -252,7 +252,7 @@ def _bad_inputs(folder: Path):
                   "DSen2-CR has 2 + 2 x blocks, with at least one block (34 for the published models)"))
     unwritable = folder / "missing_folder" / "out.onnx"
     cases.append(("unwritable", good, unwritable,
-                  f"error: cannot write {unwritable}: folder {unwritable.parent} does not exist; "
+                  f"error: Cannot write {unwritable}: folder {unwritable.parent} does not exist; "
                   "create it or choose another path"))
     return cases
 

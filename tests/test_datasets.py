@@ -76,14 +76,14 @@ def test_crops_are_flipped_and_rotated_windows_of_the_full_patch(dataset):
 def test_missing_packed_split_and_bad_crop_are_explained(dataset, tmp_path):
     with pytest.raises(DatasetError) as error:
         PackedSen12MSCR(dataset, "test")
-    assert str(error.value) == (f"no packed 'test' split at {dataset / 'packed' / 'test'}; run 'python -m "
+    assert str(error.value) == (f"No packed 'test' split at {dataset / 'packed' / 'test'}; run 'python -m "
                                 f"training.reformat SRC {dataset}' first (or use data_format: raw)")
-    with pytest.raises(DatasetError, match=r"crop must be between 1 and 256 px \(the patch size\), not 300"):
+    with pytest.raises(DatasetError, match=r"Crop must be between 1 and 256 px \(the patch size\), not 300"):
         PackedSen12MSCR(dataset, "train", crop=300)
     (tmp_path / "datasetfilelist.csv").write_text("1\ts1\ts2_cloudFree\ts2_cloudy\tROIs1158_spring_5_5.tif\n")
     with pytest.raises(DatasetError) as error:
         RawSen12MSCR(tmp_path, "train")
-    assert str(error.value) == (f"split file {tmp_path / 'datasetfilelist.csv'} names 1 patch(es) absent from "
+    assert str(error.value) == (f"Split file {tmp_path / 'datasetfilelist.csv'} names 1 patch(es) absent from "
                                 f"{tmp_path}, e.g. ROIs1158_spring_5_5.tif")
 
 

@@ -191,7 +191,15 @@ def test_algorithm_dialog_runs_removeclouds_twice(provider, scene, sar_model, pr
         assert finished[-1] is True
         assert_rgb(_loaded(project, output), (4, 3, 2), stretched=True)
         assert_mask_palette(_loaded(project, mask))
+    _dispose(dialog)
+
+
+def _dispose(dialog):
+    """Close and delete a dialog now, as Qt does when the user closes it, not at interpreter exit."""
+    from qgis.PyQt.QtCore import QCoreApplication, QEvent
     dialog.close()
+    dialog.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
 
 
 def _fill_batch_row(panel, row, values, context):
@@ -223,7 +231,7 @@ def test_batch_dialog_loads_every_row_twice_in_a_row(provider, scene, sar_model,
         for output in outputs:
             assert_rgb(_loaded(project, output), (4, 3, 2), stretched=True)
     assert len(project.mapLayers()) == 4
-    dialog.close()
+    _dispose(dialog)
 
 
 def test_a_designer_model_runs_three_times_with_its_outputs_loaded(provider, scene, sar_model, project, tmp_path):

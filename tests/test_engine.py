@@ -232,7 +232,7 @@ def test_full_disk_gives_a_clear_error_and_no_file(tmp_path, model):
     before = sorted(os.listdir(tmp_path))
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
                                timeout=120)
-    assert completed.stdout.startswith(f"CoreError: not enough disk space to write {tmp_path / 'out.tif'}: "
+    assert completed.stdout.startswith(f"CoreError: Not enough disk space to write {tmp_path / 'out.tif'}: "
                                        f"free some space in {tmp_path} or choose another output folder"), (
         completed.stdout + completed.stderr[-2000:])
     assert sorted(os.listdir(tmp_path)) == before
@@ -247,13 +247,13 @@ def test_bad_requests_give_specific_messages(tmp_path, model):
         "unwritable": (request_for(tmp_path, s2_path, s1_path, model, output_path=os.path.join(locked, "out.tif")),
                        f"output folder is not writable: {locked} ("),
         "no s1": (request_for(tmp_path, s2_path, None, model),
-                  f"the model {os.path.basename(str(model))} uses Sentinel-1 (VV, VH): give a Sentinel-1 layer"),
+                  f"The model {os.path.basename(str(model))} uses Sentinel-1 (VV, VH): give a Sentinel-1 layer"),
         "small tile": (request_for(tmp_path, s2_path, s1_path, model, tile_size=10),
-                       "tile size 10 px is too small for this model: it needs at least 44 px"),
+                       "Tile size 10 px is too small for this model: it needs at least 44 px"),
         "output type": (request_for(tmp_path, s2_path, s1_path, model, output_type="int8"),
-                        "unknown output type 'int8'; use one of uint16, float32"),
+                        "Unknown output type 'int8'; use one of uint16, float32"),
         "overwrite input": (request_for(tmp_path, s2_path, s1_path, model, output_path=s2_path),
-                            f"the output {s2_path} is one of the inputs; choose another output file"),
+                            f"The output {s2_path} is one of the inputs; choose another output file"),
     }
     for name, (request, message) in cases.items():
         with pytest.raises(CoreError) as error:
@@ -301,7 +301,7 @@ def test_bigearthnet_band_files_with_a_filled_b10(tmp_path, model, bigearthnet_p
         result = engine.remove_clouds(request, Reporter(warning=warnings.append))
     finally:
         gdal.Unlink(s1_stack)
-    assert "model band B10 is not in the input; filled with zeros (fill rule 'zero')" in warnings
+    assert "Model band B10 is not in the input; filled with zeros (fill rule 'zero')" in warnings
     assert result.warnings == warnings
     dataset, output = read_all(result.output_path)
     ten_metre = gdal.Open(pair["s2"]["B2"])

@@ -115,13 +115,13 @@ def test_cli_writes_markdown_and_csv_beside_the_paper_rows(setup, tmp_path, caps
 def test_bad_model_and_split_are_explained(setup, tmp_path, capsys):
     _, data, checkpoint, _ = setup
     assert ev.main([str(tmp_path / "none.pt"), "--data", str(data)]) == 1
-    assert capsys.readouterr().err.strip().endswith(f"error: model file not found: {tmp_path / 'none.pt'}")
+    assert capsys.readouterr().err.strip().endswith(f"error: Model file not found: {tmp_path / 'none.pt'}")
     (tmp_path / "model.h5").write_text("x")
     assert ev.main([str(tmp_path / "model.h5"), "--data", str(data)]) == 1
     assert capsys.readouterr().err.strip().endswith(
         "error: " + str(tmp_path / "model.h5") + ": unknown model type '.h5'; give a .pt, .safetensors or .onnx file")
     assert ev.main([str(checkpoint), "--data", str(data), "--split", "val"]) == 1
-    assert f"error: no packed 'val' split at {data / 'packed' / 'val'}" in capsys.readouterr().err
+    assert f"error: No packed 'val' split at {data / 'packed' / 'val'}" in capsys.readouterr().err
     # An ONNX model without DSen2-CR metadata: one line, not a traceback.
     from onnx import TensorProto, helper, save
     graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "identity",

@@ -162,13 +162,13 @@ def bad_export_inputs(tmp_path):
     unwritable = tmp_path / "no_such_folder" / "m.onnx"
     return {
         "unwritable": ((tmp_path / "m.pt", "-o", unwritable),
-                       f"error: cannot write {unwritable}: folder {unwritable.parent} does not exist; "
+                       f"error: Cannot write {unwritable}: folder {unwritable.parent} does not exist; "
                        "create it or choose another path"),
         "shapes": ((tmp_path / "shapes.pt", "-o", tmp_path / "b.onnx"),
                    "error: shapes.pt does not fit the network num_blocks=2 num_features=8 use_sar=True: "
                    "tensor 'tail.weight' has shape (13, 4, 3, 3) but the network needs (13, 8, 3, 3)"),
         "missing": ((tmp_path / "missing.pt", "-o", tmp_path / "a.onnx"),
-                    f"error: checkpoint not found: {tmp_path / 'missing.pt'}"),
+                    f"error: Checkpoint not found: {tmp_path / 'missing.pt'}"),
         "truncated": ((tmp_path / "cut.pt", "-o", tmp_path / "c.onnx"),
                       "error: cut.pt is not a readable .pt checkpoint: "),
         "suffix": ((tmp_path / "m.pt", "-o", tmp_path / "model.bin"),

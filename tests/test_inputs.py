@@ -116,12 +116,12 @@ def test_twelve_band_stack_needs_a_mapping_and_fills_b10(sen12, tmp_path):
     mapping = {name: i + 1 for i, name in enumerate(L2A_BANDS)}
     with open_scene(request(twelve, s2_bands=mapping), OPTICAL) as scene:
         window = scene.read(0, 0, 256, 256)
-        assert "model band B10 is not in the input; filled with zeros (fill rule 'zero')" in scene.warnings
+        assert "Model band B10 is not in the input; filled with zeros (fill rule 'zero')" in scene.warnings
     np.testing.assert_array_equal(np.delete(window.s2_dn, 10, axis=0), np.delete(original, 10, axis=0))
     assert not window.s2_dn[10].any()
     with open_scene(request(twelve, s2_bands=mapping, fill_rule="nearest"), OPTICAL) as scene:
         window = scene.read(0, 0, 256, 256)
-        assert ("model band B10 is not in the input; filled with a copy of B11, the nearest band in wavelength "
+        assert ("Model band B10 is not in the input; filled with a copy of B11, the nearest band in wavelength "
                 "(fill rule 'nearest')") in scene.warnings
     np.testing.assert_array_equal(window.s2_dn[10], original[11])
 
@@ -129,11 +129,11 @@ def test_twelve_band_stack_needs_a_mapping_and_fills_b10(sen12, tmp_path):
 def test_band_mapping_errors_name_band_and_band_count(sen12):
     with pytest.raises(InputError) as error:
         open_scene(request(sen12["s2"], s2_bands={"B2": 2, "B12": 14}), OPTICAL)
-    assert str(error.value) == (f"band mapping puts B12 at band 14, but {sen12['s2']} has only 13 bands; "
+    assert str(error.value) == (f"Band mapping puts B12 at band 14, but {sen12['s2']} has only 13 bands; "
                                 "give band numbers from 1 to 13")
-    with pytest.raises(InputError, match=r"^band mapping names B13, which the model does not use"):
+    with pytest.raises(InputError, match=r"^Band mapping names B13, which the model does not use"):
         open_scene(request(sen12["s2"], s2_bands={"B13": 1}), OPTICAL)
-    with pytest.raises(InputError, match=r"^unknown fill rule 'mean'; use one of zero, nearest$"):
+    with pytest.raises(InputError, match=r"^Unknown fill rule 'mean'; use one of zero, nearest$"):
         open_scene(request(sen12["s2"], fill_rule="mean"), OPTICAL)
 
 
@@ -142,7 +142,7 @@ def test_per_band_files_at_10_20_60_m_on_the_10_m_grid(pair):
         window = scene.read(0, 0, 120, 120)
         assert (scene.width, scene.height) == (120, 120)
         assert scene.geotransform == gdal.Open(pair["s2"]["B2"]).GetGeoTransform()
-        assert "model band B10 is not in the input; filled with zeros (fill rule 'zero')" in scene.warnings
+        assert "Model band B10 is not in the input; filled with zeros (fill rule 'zero')" in scene.warnings
         corner = scene.read(90, 30, 30, 30)
     assert window.s2_dn.shape == (13, 120, 120)
     np.testing.assert_array_equal(window.s2_dn[bands.S2_BANDS.index("B2")], read(pair["s2"]["B2"]))
@@ -156,7 +156,7 @@ def test_per_band_files_at_10_20_60_m_on_the_10_m_grid(pair):
 
 
 def test_per_band_files_reject_unknown_band_names(pair):
-    with pytest.raises(InputError, match=r"^per-band files given for B13, which the model does not use"):
+    with pytest.raises(InputError, match=r"^Per-band files given for B13, which the model does not use"):
         open_scene(request(s2_band_paths={"B13": pair["s2"]["B2"]}), OPTICAL)
 
 
@@ -333,7 +333,7 @@ def test_safe_folder_and_zip_assembled_at_10_m_with_offset_removed(pair, tmp_pat
         with open_scene(request(str(path)), OPTICAL) as scene:
             assert (scene.width, scene.height) == (120, 120)
             assert scene.geotransform == gdal.Open(pair["s2"]["B2"]).GetGeoTransform()
-            assert "processing baseline 05.09: subtracting 1000 DN (from the product metadata)" in scene.notes
+            assert "Processing baseline 05.09: subtracting 1000 DN (from the product metadata)" in scene.notes
             assert scene.warnings == []
             windows.append(scene.read(0, 0, 120, 120))
     for window in windows:
@@ -430,17 +430,17 @@ def test_s1_band_and_presence_errors(sen12, pair):
         f"Sentinel-1 band VH is set to band 2, but {pair['vv']} has only 1 band; for VV and VH in separate files "
         "stack them first (stack_bands / a two-band VRT)")
     assert check_inputs(request(sen12["s2"]), SAR) == [
-        "the model uses Sentinel-1 (VV, VH) but no Sentinel-1 raster was given; add one, or use a model trained "
+        "The model uses Sentinel-1 (VV, VH) but no Sentinel-1 raster was given; add one, or use a model trained "
         "without SAR"]
     # Both inputs bad: both problems are reported.
     problems = check_inputs(request(sen12["s2"] + ".missing", s1_path=pair["vv"]), SAR)
     assert len(problems) == 2 and problems[1].startswith("Sentinel-1 band VH is set to band 2")
     with open_scene(request(sen12["s2"], s1_path=sen12["s1"]), OPTICAL) as scene:
         assert scene.read(0, 0, 4, 4).s1_db is None
-        assert "the model is optical-only; the Sentinel-1 raster is not used" in scene.warnings
+        assert "The model is optical-only; the Sentinel-1 raster is not used" in scene.warnings
 
 
 def test_window_outside_the_scene_is_refused(sen12):
     with open_scene(request(sen12["s2"]), OPTICAL) as scene:
-        with pytest.raises(ValueError, match=r"^window x 200, y 0, 100 x 10 px is not inside the 256 x 256 px"):
+        with pytest.raises(ValueError, match=r"^Window x 200, y 0, 100 x 10 px is not inside the 256 x 256 px"):
             scene.read(200, 0, 100, 10)

@@ -180,7 +180,7 @@ def test_refusals_are_one_line_and_leave_the_existing_output_intact(case, tmp_pa
 
 def test_unwritable_output_folder_is_refused_before_reading(sar_checkpoint, tmp_path):
     source, _, _ = sar_checkpoint
-    with pytest.raises(CoreError, match=r"^cannot write .*absent/m\.onnx: folder .*absent does not exist; create it "
+    with pytest.raises(CoreError, match=r"^Cannot write .*absent/m\.onnx: folder .*absent does not exist; create it "
                                         r"or choose another path$"):
         import_keras(str(source), str(tmp_path / "absent" / "m.onnx"))
     with pytest.raises(CoreError, match=r"^The model is written as ONNX: give the output a \.onnx name, not m\.pt$"):

@@ -171,7 +171,7 @@ def test_evaluate_rasters_matches_arrays(triplet, sen12mscr_dir, tmp_path):
 def test_evaluate_rasters_refuses_other_grid(sen12mscr_dir, tmp_path):
     source = _land(sen12mscr_dir)
     gdal.GetDriverByName("GTiff").Create(str(tmp_path / "small.tif"), 100, 80, 13, gdal.GDT_UInt16).FlushCache()
-    with pytest.raises(CoreError, match=r"^the prediction raster .*small.tif is 100 x 80 px but the reference is "
+    with pytest.raises(CoreError, match=r"^The prediction raster .*small.tif is 100 x 80 px but the reference is "
                                         r"256 x 256 px; give rasters on the same grid$"):
         metrics.evaluate_rasters(tmp_path / "small.tif", source.GetDescription())
     with pytest.raises(CoreError, match=r"^prediction raster not found: .*missing.tif; check the path"):

@@ -63,7 +63,7 @@ def test_removeclouds_end_to_end_on_real_sentinel_1_and_2(qgis, scene, tmp_path)
         "S2": scene["s2"], "S1": scene["s1"], "MODEL": model, "OUTPUT": output, "OUTPUT_MASK": tmp_path / "m.tif"})
     assert answer["results"]["OUTPUT"] == str(output)
     assert answer["results"]["PROVIDER"] == "CPUExecutionProvider"
-    assert any("model band B10 is not in the input" in warning for warning in answer["log"]["warning"])
+    assert any("Model band B10 is not in the input" in warning for warning in answer["log"]["warning"])
     assert scenes.grid(output) == scenes.grid(scene["s2"])
     assert gdal.Open(str(output)).RasterCount == 13
     direct = engine.remove_clouds(RemovalRequest(

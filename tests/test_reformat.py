@@ -117,17 +117,17 @@ def test_bad_members_are_skipped_with_specific_reasons(release, tmp_path):
     before = tree_fingerprint(source)
     with pytest.raises(rf.ReformatError) as error:
         rf.reformat(source, tmp_path / "dst", **FRACTIONS)
-    assert str(error.value).startswith(f"no usable triplet in {source.resolve()}: all 6 were skipped")
+    assert str(error.value).startswith(f"No usable triplet in {source.resolve()}: all 6 were skipped")
     assert tree_fingerprint(source) == before
     skipped = {entry["name"]: entry["reason"] for entry in
                map(json.loads, (tmp_path / "dst" / ".reformat" / "checked.jsonl").read_text().splitlines())}
     assert skipped[NAMES[0]] == "missing s2_cloudy member"
-    assert skipped[NAMES[1]].startswith("unreadable s2 member (")
+    assert skipped[NAMES[1]].startswith("Unreadable s2 member (")
     assert skipped[NAMES[1]].endswith("): ROIs1158_spring_s2_101_p2.tif")
-    assert skipped[NAMES[2]] == "wrong band count of s2 member (12, expected 13): ROIs1158_spring_s2_102_p5.tif"
-    assert skipped[NAMES[3]] == "wrong data type of s1 member (UInt16, expected Float32): ROIs1868_summer_s1_7_p1.tif"
-    assert skipped[NAMES[4]] == "all nodata in s2_cloudy member: ROIs1868_summer_s2_cloudy_7_p3.tif"
-    assert skipped[NAMES[5]] == "wrong shape of s1 member (256x128 px, expected 256x256): ROIs1970_fall_s1_9_p2.tif"
+    assert skipped[NAMES[2]] == "Wrong band count of s2 member (12, expected 13): ROIs1158_spring_s2_102_p5.tif"
+    assert skipped[NAMES[3]] == "Wrong data type of s1 member (UInt16, expected Float32): ROIs1868_summer_s1_7_p1.tif"
+    assert skipped[NAMES[4]] == "All nodata in s2_cloudy member: ROIs1868_summer_s2_cloudy_7_p3.tif"
+    assert skipped[NAMES[5]] == "Wrong shape of s1 member (256x128 px, expected 256x256): ROIs1970_fall_s1_9_p2.tif"
 
 
 def test_a_replaced_member_is_checked_again_on_rerun(release, tmp_path):
@@ -199,12 +199,12 @@ def test_split_file_naming_absent_files_is_refused(release, tmp_path):
     with pytest.raises(rf.ReformatError) as error:
         rf.reformat(release, tmp_path / "dst", split_file=split_file)
     assert str(error.value) == (
-        f"split file {split_file} names 1 triplet(s) not found in {release.resolve()}, e.g. "
+        f"Split file {split_file} names 1 triplet(s) not found in {release.resolve()}, e.g. "
         "ROIs2017_winter_3_4.tif; give a split file that matches SRC or add the missing seasons to SRC")
     split_file.write_text("1,s1,s2_cloudFree,s2_cloudy,x.tif\n")
     with pytest.raises(rf.ReformatError) as error:
         rf.reformat(release, tmp_path / "dst", split_file=split_file)
-    assert str(error.value).startswith(f"split file {split_file} line 1: expected 5 tab-separated fields")
+    assert str(error.value).startswith(f"Split file {split_file} line 1: expected 5 tab-separated fields")
 
 
 def test_cli_reports_a_source_without_data(tmp_path, capsys):
@@ -221,7 +221,7 @@ def test_corrupt_archive_is_named(release, tmp_path):
     broken.write_bytes(broken.read_bytes()[:5000])
     with pytest.raises(rf.ReformatError) as error:
         rf.reformat(tmp_path / "archives", tmp_path / "dst")
-    assert str(error.value).startswith(f"archive {broken.resolve()} is corrupt or truncated (")
+    assert str(error.value).startswith(f"Archive {broken.resolve()} is corrupt or truncated (")
     assert str(error.value).endswith("); download it again and rerun (finished archives are not extracted twice)")
 
 

@@ -82,12 +82,12 @@ def test_sar_raster_and_band_errors(sen12mscr_dir, land_path):
     s1_path = sen12mscr_dir / "s1" / "ROIs1158_spring_101_30.tif"
     rgb = render.render_raster(s1_path, render.SAR, max_size=128)
     assert rgb.shape == (3, 128, 128)
-    with pytest.raises(CoreError, match=r"^cannot find band B4 in .*101_30.tif \(2 bands, no matching band names\); "
+    with pytest.raises(CoreError, match=r"^Cannot find band B4 in .*101_30.tif \(2 bands, no matching band names\); "
                                         r"give band numbers instead$"):
         render.render_raster(s1_path, "TRUE_COLOUR")
-    with pytest.raises(CoreError, match=r"^band 14 does not exist in .*p30.tif, which has 13 bands$"):
+    with pytest.raises(CoreError, match=r"^Band 14 does not exist in .*p30.tif, which has 13 bands$"):
         render.render_raster(land_path, (4, 3, 14))
-    with pytest.raises(CoreError, match=r"^unknown composite NATURAL; choose one of TRUE_COLOUR"):
+    with pytest.raises(CoreError, match=r"^Unknown composite NATURAL; choose one of TRUE_COLOUR"):
         render.render_raster(land_path, "NATURAL")
 
 

@@ -77,7 +77,7 @@ def test_non_onnx_file_and_missing_file_give_specific_errors(tmp_path):
     junk.write_bytes(b"not a protobuf at all" * 10)
     with pytest.raises(CoreError, match=r"^weights.onnx is not a readable ONNX model: "):
         runtime.open_session(str(junk), "cpu")
-    with pytest.raises(CoreError, match=r"^model file not found: .*absent.onnx$"):
+    with pytest.raises(CoreError, match=r"^Model file not found: .*absent.onnx$"):
         runtime.open_session(str(tmp_path / "absent.onnx"), "cpu")
 
 

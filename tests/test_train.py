@@ -149,7 +149,7 @@ def test_resume_from_another_architecture_is_refused(dataset, uninterrupted, tmp
     code = train.main(_settings(dataset, tmp_path, "num_features=4") + ["--resume", str(checkpoint)])
     assert code == 1
     assert capsys.readouterr().err.strip() == (
-        f"error: cannot resume from {checkpoint}: it holds a network with num_blocks=1 num_features=8 "
+        f"error: Cannot resume from {checkpoint}: it holds a network with num_blocks=1 num_features=8 "
         "use_sar=True, but this run is configured with num_blocks=1 num_features=4 use_sar=True; resume with "
         "the same architecture (--set num_blocks=... num_features=..., --no-sar) or start a new run")
 
@@ -161,7 +161,7 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(dat
     assert code == 1
     error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")][-1]
     last = tmp_path / "checkpoints" / "last.pt"
-    assert error.startswith("error: the loss became ")
+    assert error.startswith("error: The loss became ")
     assert f"stopped before updating the weights; the last good checkpoint is {last}. Lower learning_rate" in error
     _, _, extra = load_checkpoint(str(last))
     assert f"at step {extra['step'] + 1} (epoch " in error

@@ -76,7 +76,7 @@ def save_checkpoint(path: str, model: DSen2CR, provenance: Dict, **extra) -> Non
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel / DataParallel
     reserved = {"format", "model_config", "state_dict", "provenance"} & set(extra)
     if reserved:
-        raise CheckpointError(f"extra checkpoint entries may not be named {', '.join(sorted(reserved))}")
+        raise CheckpointError(f"Extra checkpoint entries may not be named {', '.join(sorted(reserved))}")
     provenance = {**make_provenance(), **provenance}
     state_dict = {key: tensor.detach().to("cpu").contiguous() for key, tensor in model.state_dict().items()}
     if suffix == ".safetensors":
@@ -111,7 +111,7 @@ def load_checkpoint(path: str) -> Tuple[DSen2CR, Dict, Dict]:
     """
     suffix = _suffix(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"Checkpoint not found: {path}")
     payload = _read_safetensors(path) if suffix == ".safetensors" else _read_pt(path)
     name = os.path.basename(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

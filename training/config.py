@@ -126,11 +126,11 @@ def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = Non
         try:
             loaded = yaml.safe_load(Path(path).read_text()) or {}
         except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+            raise ConfigError(f"Cannot read config {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"Config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
         if not isinstance(loaded, dict):
-            raise ConfigError(f"config {path} must be a mapping of key: value lines")
+            raise ConfigError(f"Config {path} must be a mapping of key: value lines")
         for key, value in loaded.items():
             if key not in valid_keys():
                 raise _unknown(key, path)

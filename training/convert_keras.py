@@ -99,7 +99,7 @@ def convert_keras(source: str, destination: str, fp16: bool = False, loss: Optio
         difference = _difference_from_torch(destination, model, fp16)
         if not difference <= tolerance:  # also catches NaN
             os.remove(destination)
-            raise KerasFormatError(f"the ONNX model differs from torch by {difference:.3g} (tolerance {tolerance:g}); "
+            raise KerasFormatError(f"The ONNX model differs from torch by {difference:.3g} (tolerance {tolerance:g}); "
                                    f"{destination} was removed")
         report.update(max_abs_diff=difference, tolerance=tolerance)
     else:

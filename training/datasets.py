@@ -54,7 +54,7 @@ class _Sen12MSCRBase(Dataset):
     def __init__(self, crop: Optional[int], use_sar: bool, seed: int, info: Optional[ModelInfo],
                  patch_size: int = PATCH_SIZE) -> None:
         if crop is not None and not 0 < crop <= patch_size:
-            raise DatasetError(f"crop must be between 1 and {patch_size} px (the patch size), not {crop}")
+            raise DatasetError(f"Crop must be between 1 and {patch_size} px (the patch size), not {crop}")
         self.crop = crop
         self.patch_size = patch_size
         self.use_sar = use_sar
@@ -148,7 +148,7 @@ class PackedSen12MSCR(_Sen12MSCRBase):
         self.folder = Path(root) / "packed" / split
         names_file = self.folder / "names.txt"
         if not names_file.is_file():
-            raise DatasetError(f"no packed '{split}' split at {self.folder}; run 'python -m training.reformat SRC "
+            raise DatasetError(f"No packed '{split}' split at {self.folder}; run 'python -m training.reformat SRC "
                                f"{root}' first (or use data_format: raw)")
         self.names: List[str] = names_file.read_text().split()
         self._arrays = None
@@ -205,14 +205,14 @@ class RawSen12MSCR(_Sen12MSCRBase):
         self.root = Path(root)
         split_path = Path(split_file) if split_file else self.root / SPLIT_FILE_NAME
         if not split_path.is_file():
-            raise DatasetError(f"split file {split_path} not found; run 'python -m training.reformat SRC {root}'")
+            raise DatasetError(f"Split file {split_path} not found; run 'python -m training.reformat SRC {root}'")
         numbers = {name: number for number, name in SPLIT_NAMES.items()}
         if split not in numbers:
-            raise DatasetError(f"split must be one of {', '.join(numbers)}, not {split!r}")
+            raise DatasetError(f"Split must be one of {', '.join(numbers)}, not {split!r}")
         self.names = sorted(n for n, s in read_split_file(split_path).items() if s == numbers[split])
         absent = [n for n in self.names if not (self.root / LAYOUT_FOLDERS["s2_cloudy"] / n).exists()]
         if absent:
-            raise DatasetError(f"split file {split_path} names {len(absent)} patch(es) absent from {self.root}, "
+            raise DatasetError(f"Split file {split_path} names {len(absent)} patch(es) absent from {self.root}, "
                                f"e.g. {absent[0]}")
 
     def __len__(self) -> int:

@@ -97,7 +97,7 @@ def load_predictor(model_path: str, device: str = "cpu"):
     """``(predict, info)``: ``predict`` maps network input ``(C, H, W)`` to output ``(13, H, W)``, both float32."""
     suffix = Path(model_path).suffix.lower()
     if not Path(model_path).is_file():
-        raise EvaluationError(f"model file not found: {model_path}")
+        raise EvaluationError(f"Model file not found: {model_path}")
     if suffix == ".onnx":
         from qgis_cloudremoval.core.runtime import open_session
         session = open_session(model_path, "gpu" if device == "cuda" else device)
@@ -132,7 +132,7 @@ def evaluate(model_path: str, data: str, split: str = "test", data_format: str =
         raise EvaluationError(str(exc)) from None
     count = min(limit, len(dataset)) if limit else len(dataset)
     if count == 0:
-        raise EvaluationError(f"the '{split}' split of {data} is empty")
+        raise EvaluationError(f"The '{split}' split of {data} is empty")
     table = TableAccumulator()
     for index in range(count):
         sample = dataset[index]

@@ -90,7 +90,7 @@ def export_onnx(model: DSen2CR, output_path: str, provenance: Dict, fp16: bool =
     if not str(output_path).lower().endswith(".onnx"):
         raise ExportError(f"{output_path}: the output name must end in .onnx")
     if not 7 <= opset <= MAX_OPSET:
-        raise ExportError(f"opset {opset} is not supported: choose 7..{MAX_OPSET} (onnxruntime 1.17 reads up to "
+        raise ExportError(f"Opset {opset} is not supported: choose 7..{MAX_OPSET} (onnxruntime 1.17 reads up to "
                           f"{MAX_OPSET})")
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel / DataParallel
     reference = copy.deepcopy(model).float().cpu().eval()
@@ -110,7 +110,7 @@ def export_onnx(model: DSen2CR, output_path: str, provenance: Dict, fp16: bool =
                                   dynamic_axes={"input": _DYNAMIC_AXES, "output": _DYNAMIC_AXES},
                                   opset_version=opset, dynamo=False)
         except (RuntimeError, ValueError, TypeError) as exc:
-            raise ExportError(f"torch could not export the network to ONNX opset {opset}: {first_line(exc)}") from None
+            raise ExportError(f"Torch could not export the network to ONNX opset {opset}: {first_line(exc)}") from None
         reporter.set_progress(0.4)
         reporter.check_cancelled()
 
@@ -127,7 +127,7 @@ def export_onnx(model: DSen2CR, output_path: str, provenance: Dict, fp16: bool =
         try:
             onnx.checker.check_model(proto)
         except onnx.checker.ValidationError as exc:
-            raise ExportError(f"the exported ONNX graph is invalid: {first_line(exc)}") from None
+            raise ExportError(f"The exported ONNX graph is invalid: {first_line(exc)}") from None
         onnx.save(proto, temporary)
         reporter.set_progress(0.5)
         reporter.check_cancelled()

@@ -39,4 +39,4 @@ def compute_loss(name: str, prediction: torch.Tensor, batch: dict, carl_lambda: 
         return carl_loss(prediction, batch["target"], batch["cloudy"], batch["mask"], carl_lambda)
     if name == "target":
         return target_loss(prediction, batch["target"])
-    raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {name!r}")
+    raise ValueError(f"Loss must be one of {', '.join(LOSSES)}, not {name!r}")

@@ -145,7 +145,7 @@ def _safe_extract_archives(archives: List[Path], raw_root: Path, reporter: Repor
                     os.replace(partial, target)
                     reporter.check_cancelled()
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise ReformatError(f"archive {archive} is corrupt or truncated ({exc}); download it again "
+            raise ReformatError(f"Archive {archive} is corrupt or truncated ({exc}); download it again "
                                 "and rerun (finished archives are not extracted twice)") from None
         if ignored:
             notes.append(f"{archive.name}: ignored {ignored} member(s) not named like the release")
@@ -209,16 +209,16 @@ def read_member(path: Path, modality: str, patch_size: int = PATCH_SIZE) -> np.n
     from osgeo import gdal
     dataset, message = _open(path)
     if dataset is None:
-        raise ReformatError(f"unreadable {modality} member ({message or 'GDAL cannot open it'})")
+        raise ReformatError(f"Unreadable {modality} member ({message or 'GDAL cannot open it'})")
     bands, type_name = EXPECTED_BANDS[modality]
     if (dataset.RasterXSize, dataset.RasterYSize) != (patch_size, patch_size):
-        raise ReformatError(f"wrong shape of {modality} member ({dataset.RasterXSize}x{dataset.RasterYSize} px, "
+        raise ReformatError(f"Wrong shape of {modality} member ({dataset.RasterXSize}x{dataset.RasterYSize} px, "
                             f"expected {patch_size}x{patch_size})")
     if dataset.RasterCount != bands:
-        raise ReformatError(f"wrong band count of {modality} member ({dataset.RasterCount}, expected {bands})")
+        raise ReformatError(f"Wrong band count of {modality} member ({dataset.RasterCount}, expected {bands})")
     actual_type = gdal.GetDataTypeName(dataset.GetRasterBand(1).DataType)
     if actual_type != type_name:
-        raise ReformatError(f"wrong data type of {modality} member ({actual_type}, expected {type_name})")
+        raise ReformatError(f"Wrong data type of {modality} member ({actual_type}, expected {type_name})")
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
         data = dataset.ReadAsArray()
@@ -228,13 +228,13 @@ def read_member(path: Path, modality: str, patch_size: int = PATCH_SIZE) -> np.n
     finally:
         gdal.PopErrorHandler()
     if data is None:
-        raise ReformatError(f"unreadable {modality} member ({message or 'pixel data cannot be read'})")
+        raise ReformatError(f"Unreadable {modality} member ({message or 'pixel data cannot be read'})")
     nodata = dataset.GetRasterBand(1).GetNoDataValue()
     invalid = ~np.isfinite(data) | (data == 0) if modality == "s1" else (data == 0)
     if nodata is not None:
         invalid |= data == nodata
     if invalid.all():
-        raise ReformatError(f"all nodata in {modality} member")
+        raise ReformatError(f"All nodata in {modality} member")
     return data
 
 
@@ -259,13 +259,13 @@ def read_split_file(path: Path) -> Dict[str, int]:
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
-        raise ReformatError(f"cannot read split file {path} ({exc.strerror})") from None
+        raise ReformatError(f"Cannot read split file {path} ({exc.strerror})") from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         fields = line.split("\t")
         if len(fields) != 5 or fields[0].strip() not in ("1", "2", "3"):
-            raise ReformatError(f"split file {path} line {number}: expected 5 tab-separated fields (split 1/2/3, "
+            raise ReformatError(f"Split file {path} line {number}: expected 5 tab-separated fields (split 1/2/3, "
                                 f"S1 folder, S2 cloud-free folder, S2 cloudy folder, file name), got {line!r}")
         splits[fields[4].strip()] = int(fields[0])
     return splits
@@ -315,7 +315,7 @@ def _place(source: Path, target: Path, link: str) -> None:
     except OSError as exc:
         hint = " (SRC and DST are on different file systems: use --link symlink or --link copy)" \
             if exc.errno == 18 else ""
-        raise ReformatError(f"cannot {link}-link {source} to {target}: {exc.strerror}{hint}") from None
+        raise ReformatError(f"Cannot {link}-link {source} to {target}: {exc.strerror}{hint}") from None
     os.replace(partial, target)
 
 
@@ -432,7 +432,7 @@ def reformat(src: Path, dst: Path, link: str = "hard", split_file: Optional[Path
         present = {t.name for t in triplets}
         absent = sorted(set(wanted_splits) - present)
         if absent:
-            raise ReformatError(f"split file {split_file} names {len(absent)} triplet(s) not found in {src}, "
+            raise ReformatError(f"Split file {split_file} names {len(absent)} triplet(s) not found in {src}, "
                                 f"e.g. {absent[0]}; give a split file that matches SRC or add the missing "
                                 "seasons to SRC")
         for t in usable:
@@ -445,7 +445,7 @@ def reformat(src: Path, dst: Path, link: str = "hard", split_file: Optional[Path
         split_of = {t.name: by_scene[t.scene_key] for t in usable}
         notes.append(f"split by scene with seed {seed} (val {val_fraction}, test {test_fraction})")
     if not usable:
-        raise ReformatError(f"no usable triplet in {src}: all {len(triplets)} were skipped "
+        raise ReformatError(f"No usable triplet in {src}: all {len(triplets)} were skipped "
                             f"(first: {next(iter(skipped.items()), ('', 'none found'))}); see the report")
 
     # 3. The authors' layout and split file.

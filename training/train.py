@@ -66,7 +66,7 @@ class Distributed:
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if device_choice == "cuda" and not torch.cuda.is_available():
-            raise TrainError("device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+            raise TrainError("Device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
         use_cuda = device_choice == "cuda" or (device_choice == "auto" and torch.cuda.is_available())
         if use_cuda:
             torch.cuda.set_device(self.local_rank)
@@ -138,14 +138,14 @@ def load_resume_state(path: str, config: TrainConfig) -> Dict:
     try:
         model, _, extra = load_checkpoint(path)
     except CheckpointError as exc:
-        raise TrainError(f"cannot resume: {exc}") from None
+        raise TrainError(f"Cannot resume: {exc}") from None
     if model.config() != architecture(config):
-        raise TrainError(f"cannot resume from {path}: it holds a network with {_describe(model.config())}, but this "
+        raise TrainError(f"Cannot resume from {path}: it holds a network with {_describe(model.config())}, but this "
                          f"run is configured with {_describe(architecture(config))}; resume with the same "
                          "architecture (--set num_blocks=... num_features=..., --no-sar) or start a new run")
     missing = [key for key in ("optimizer", "step", "epoch", "batch_in_epoch", "rng") if key not in extra]
     if missing:
-        raise TrainError(f"cannot resume from {path}: it holds weights but no training state "
+        raise TrainError(f"Cannot resume from {path}: it holds weights but no training state "
                          f"({', '.join(missing)} missing); resume only from checkpoints written by training.train")
     return {"state_dict": model.state_dict(), **extra}
 
@@ -182,7 +182,7 @@ class Trainer:
                                         rank=self.env.rank, shuffle=True, seed=config.seed)
         self.steps_per_epoch = self.sampler.num_samples // self.per_rank_batch
         if self.steps_per_epoch == 0:
-            raise TrainError(f"the training split has {len(self.train_set)} patches, fewer than one batch of "
+            raise TrainError(f"The training split has {len(self.train_set)} patches, fewer than one batch of "
                              f"{config.batch_size}; lower batch_size or add data")
         self.loader = DataLoader(self.train_set, batch_size=self.per_rank_batch, sampler=self.sampler,
                                  collate_fn=collate, num_workers=config.num_workers, drop_last=True,
@@ -240,7 +240,7 @@ class Trainer:
     def _stop_on_bad_loss(self, loss_value: float) -> None:
         where = (f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
                  else "; no checkpoint was written yet")
-        raise TrainError(f"the loss became {loss_value} at step {self.step + 1} (epoch {self.epoch}); stopped "
+        raise TrainError(f"The loss became {loss_value} at step {self.step + 1} (epoch {self.epoch}); stopped "
                          f"before updating the weights{where}. Lower learning_rate or check the data")
 
     def train_step(self, batch: Dict[str, torch.Tensor]) -> float:

@@ -43,7 +43,7 @@ def detected_mask_rgb(s2_path, max_size: Optional[int] = None) -> np.ndarray:
         width, height = max(1, round(width / factor)), max(1, round(height / factor))
     stack = dataset.ReadAsArray(buf_xsize=width, buf_ysize=height)
     if stack.ndim != 3 or stack.shape[0] != 13:
-        raise CoreError(f"cannot detect clouds on {s2_path}: it has {dataset.RasterCount} bands, "
+        raise CoreError(f"Cannot detect clouds on {s2_path}: it has {dataset.RasterCount} bands, "
                         "the detector needs the 13 Sentinel-2 L1C bands")
     nodata = dataset.GetRasterBand(1).GetNoDataValue()
     valid = None if nodata is None else ~(stack == nodata).all(axis=0)
@@ -153,7 +153,7 @@ def _composite_argument(text: str):
         return text
     parts = text.split(",")
     if len(parts) != 3:
-        raise CoreError(f"unknown composite {text}: use one of {', '.join(CHOICES)} or three bands like B12,B8A,B4")
+        raise CoreError(f"Unknown composite {text}: use one of {', '.join(CHOICES)} or three bands like B12,B8A,B4")
     return tuple(int(part) if part.isdigit() else part for part in parts)
 
 

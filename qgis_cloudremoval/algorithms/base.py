@@ -112,7 +112,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     def s2_layer(self, parameters, context) -> QgsRasterLayer:
         layer = self.parameterAsRasterLayer(parameters, self.S2, context)
         if layer is None:
-            raise QgsProcessingException(f"the Sentinel-2 layer (S2) could not be opened: {parameters.get(self.S2)}")
+            raise QgsProcessingException(f"The Sentinel-2 layer (S2) could not be opened: {parameters.get(self.S2)}")
         return layer
 
     def s2_bands(self, parameters, context) -> Optional[Dict[str, int]]:

@@ -63,7 +63,7 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
         if band_names is None:
             numbers = self.parameterAsInts(parameters, self.BANDS, context)
             if len(numbers) != 3:
-                raise QgsProcessingException(f"a custom composite needs three bands in BANDS (red, green, blue); "
+                raise QgsProcessingException(f"A custom composite needs three bands in BANDS (red, green, blue); "
                                              f"got {len(numbers)}")
             return numbers
         mapping = self.s2_bands(parameters, context)
@@ -71,14 +71,14 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
             return list(band_names)  # the core finds them by band description or in a 13-band stack
         absent = [band for band in band_names if band not in mapping]
         if absent:
-            raise QgsProcessingException(f"the {name} composite needs {', '.join(absent)}, which the Sentinel-2 "
+            raise QgsProcessingException(f"The {name} composite needs {', '.join(absent)}, which the Sentinel-2 "
                                          "layer lacks (see S2_BANDS); choose another composite or Custom")
         return [mapping[band] for band in band_names]
 
     def stretch(self, parameters, context):
         low, high = self.parameterAsRange(parameters, self.STRETCH, context)
         if not 0 <= low < high <= 100:
-            raise QgsProcessingException(f"the stretch needs two percentiles with 0 <= lower < upper <= 100; "
+            raise QgsProcessingException(f"The stretch needs two percentiles with 0 <= lower < upper <= 100; "
                                          f"got {low:g}-{high:g}")
         return low, high
 

@@ -61,7 +61,7 @@ class EvaluateAlgorithm(CloudRemovalAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
         table_path = self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context)
         if not table_path.lower().endswith(TABLE_SUFFIXES):
-            raise QgsProcessingException(f"the metrics table is written as CSV or HTML: give OUTPUT_TABLE a .csv "
+            raise QgsProcessingException(f"The metrics table is written as CSV or HTML: give OUTPUT_TABLE a .csv "
                                          f"or .html name, not {os.path.basename(table_path)}")
         metrics = self.run_core(
             evaluate_rasters,

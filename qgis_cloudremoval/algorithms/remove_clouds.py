@@ -126,11 +126,11 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         """The core's description of this run, from the parameters."""
         output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         if not output_path.lower().endswith(GEOTIFF_SUFFIXES):
-            raise QgsProcessingException(f"the output is written as GeoTIFF: give OUTPUT a .tif name, not "
+            raise QgsProcessingException(f"The output is written as GeoTIFF: give OUTPUT a .tif name, not "
                                          f"{os.path.basename(output_path)}")
         mask_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context) or None
         if mask_path and not mask_path.lower().endswith(GEOTIFF_SUFFIXES):
-            raise QgsProcessingException(f"the cloud mask is written as GeoTIFF: give OUTPUT_MASK a .tif name, "
+            raise QgsProcessingException(f"The cloud mask is written as GeoTIFF: give OUTPUT_MASK a .tif name, "
                                          f"not {os.path.basename(mask_path)}")
         s1_bands = self.parameterAsInts(parameters, self.S1_BANDS, context) or DEFAULT_S1_BANDS
         if len(s1_bands) != 2:

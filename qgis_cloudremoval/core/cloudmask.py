@@ -84,7 +84,7 @@ _BAND = {name: S2_BANDS.index(name) for name in ("B1", "B2", "B3", "B4", "B8", "
 
 def _check_stack(s2_reflectance: np.ndarray) -> None:
     if s2_reflectance.ndim != 3 or s2_reflectance.shape[0] != len(S2_BANDS):
-        raise ValueError(f"the cloud detector needs a ({len(S2_BANDS)}, height, width) Sentinel-2 stack in "
+        raise ValueError(f"The cloud detector needs a ({len(S2_BANDS)}, height, width) Sentinel-2 stack in "
                          f"{','.join(S2_BANDS)} order; got an array of shape {s2_reflectance.shape}")
 
 

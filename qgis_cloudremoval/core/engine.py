@@ -94,30 +94,30 @@ class _Prepared:
 def _option_problems(request: RemovalRequest, info: ModelInfo) -> List[str]:
     problems = []
     if request.output_type not in OUTPUT_TYPES:
-        problems.append(f"unknown output type '{request.output_type}'; use one of {', '.join(OUTPUT_TYPES)}")
+        problems.append(f"Unknown output type '{request.output_type}'; use one of {', '.join(OUTPUT_TYPES)}")
     if request.device not in DEVICES:
-        problems.append(f"unknown device '{request.device}'; use one of {', '.join(DEVICES)}")
+        problems.append(f"Unknown device '{request.device}'; use one of {', '.join(DEVICES)}")
     if request.tile_size and request.tile_size < 2 * _margin(request, info) + 1:
-        problems.append(f"tile size {request.tile_size} px is too small for this model: it needs at least "
+        problems.append(f"Tile size {request.tile_size} px is too small for this model: it needs at least "
                         f"{2 * _margin(request, info) + tiling.MIN_CORE} px (two {_margin(request, info)} px "
                         "margins and a core); use 0 to choose automatically")
     if info.uses_sar and not request.s1_path:
-        problems.append(f"the model {os.path.basename(request.model_path)} uses Sentinel-1 "
+        problems.append(f"The model {os.path.basename(request.model_path)} uses Sentinel-1 "
                         f"({', '.join(info.sar_bands)}): give a Sentinel-1 layer, or choose a model without SAR")
     if not info.uses_sar and request.s1_path:
-        problems.append(f"the model {os.path.basename(request.model_path)} does not use Sentinel-1: "
+        problems.append(f"The model {os.path.basename(request.model_path)} does not use Sentinel-1: "
                         "leave the Sentinel-1 layer empty, or choose a model with SAR")
     for path in (request.output_path, request.mask_path):
         problem = check_output_path(path) if path is not None else None
         if problem:
             problems.append(problem)
     if request.mask_path and os.path.abspath(request.mask_path) == os.path.abspath(request.output_path):
-        problems.append("the mask file and the output file are the same; give them different names")
+        problems.append("The mask file and the output file are the same; give them different names")
     given = [request.s2_path, request.s1_path, request.model_path, *request.s2_band_paths.values()]
     inputs_given = {os.path.realpath(path) for path in given if path}
     for path in (request.output_path, request.mask_path):
         if path and os.path.realpath(path) in inputs_given:
-            problems.append(f"the output {path} is one of the inputs; choose another output file "
+            problems.append(f"The output {path} is one of the inputs; choose another output file "
                             "(inputs are never overwritten)")
     return problems
 
@@ -319,7 +319,7 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
     """
     started = time.perf_counter()
     if request.device not in DEVICES:
-        raise CoreError(f"unknown device '{request.device}'; use one of {', '.join(DEVICES)}")
+        raise CoreError(f"Unknown device '{request.device}'; use one of {', '.join(DEVICES)}")
     session = runtime.open_session(request.model_path, request.device, request.fast_convolutions)
     info = session.model_info()
     problems = _option_problems(request, info)
@@ -359,7 +359,7 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
         try:
             _process(run, scene, session, info, tiles, batch_size, stats, output, mask)
             if run.valid_pixels == 0:
-                raise CoreError(f"the Sentinel-2 input has no valid pixels (all nodata): {request.s2_path}; "
+                raise CoreError(f"The Sentinel-2 input has no valid pixels (all nodata): {request.s2_path}; "
                                 "check the layer and its nodata value")
             output_path = output.commit()
             mask_path = mask.commit() if mask else None

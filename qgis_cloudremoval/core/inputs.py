@@ -80,9 +80,9 @@ class Scene:
     def read(self, x0: int, y0: int, width: int, height: int) -> SceneWindow:
         """The window of ``width`` x ``height`` pixels whose top-left pixel is ``(x0, y0)``."""
         if self._s2 is None:
-            raise ValueError("the scene is closed")
+            raise ValueError("The scene is closed")
         if x0 < 0 or y0 < 0 or width < 1 or height < 1 or x0 + width > self.width or y0 + height > self.height:
-            raise ValueError(f"window x {x0}, y {y0}, {width} x {height} px is not inside the "
+            raise ValueError(f"Window x {x0}, y {y0}, {width} x {height} px is not inside the "
                              f"{self.width} x {self.height} px scene")
         s2_dn, s2_valid = self._s2.read(x0, y0, width, height)
         if self._s1 is None:
@@ -132,7 +132,7 @@ def open_scene(request: RemovalRequest, info: ModelInfo, reporter: Reporter = SI
             warnings.extend(n for n in s1.notes if n.startswith(UNITS_DETECTED))
             notes.extend(s1.notes)
         elif request.s1_path:
-            warnings.append("the model is optical-only; the Sentinel-1 raster is not used")
+            warnings.append("The model is optical-only; the Sentinel-1 raster is not used")
     except BaseException:
         s2.close()
         if s1 is not None:
@@ -179,5 +179,5 @@ def _s2_name(request: RemovalRequest) -> str:
 
 def _require_s1(request: RemovalRequest, info: ModelInfo) -> None:
     if not request.s1_path:
-        raise InputError(f"the model uses Sentinel-1 ({', '.join(info.sar_bands)}) but no Sentinel-1 raster "
+        raise InputError(f"The model uses Sentinel-1 ({', '.join(info.sar_bands)}) but no Sentinel-1 raster "
                          "was given; add one, or use a model trained without SAR")

@@ -160,7 +160,7 @@ class MetricsAccumulator:
                 is context (:data:`SSIM_HALO` px where the image has it). Default: all of it.
         """
         if prediction.shape != reference.shape or prediction.ndim != 3:
-            raise ValueError(f"prediction {prediction.shape} and reference {reference.shape} must both be "
+            raise ValueError(f"Prediction {prediction.shape} and reference {reference.shape} must both be "
                              "(bands, height, width) of the same shape")
         height, width = prediction.shape[1:]
         keep = np.isfinite(prediction).all(axis=0) & np.isfinite(reference).all(axis=0)
@@ -250,14 +250,14 @@ def _check_same_grid(dataset: gdal.Dataset, reference: gdal.Dataset, role: str, 
     size = (dataset.RasterXSize, dataset.RasterYSize)
     reference_size = (reference.RasterXSize, reference.RasterYSize)
     if size != reference_size:
-        raise CoreError(f"the {role} raster {path} is {size[0]} x {size[1]} px but the reference is "
+        raise CoreError(f"The {role} raster {path} is {size[0]} x {size[1]} px but the reference is "
                         f"{reference_size[0]} x {reference_size[1]} px; give rasters on the same grid")
     if bands is not None and dataset.RasterCount != bands:
-        raise CoreError(f"the {role} raster {path} has {dataset.RasterCount} bands, expected {bands}")
+        raise CoreError(f"The {role} raster {path} has {dataset.RasterCount} bands, expected {bands}")
     transform, reference_transform = dataset.GetGeoTransform(can_return_null=True), \
         reference.GetGeoTransform(can_return_null=True)
     if transform and reference_transform and not np.allclose(transform, reference_transform, rtol=0, atol=1e-6):
-        raise CoreError(f"the {role} raster {path} has geotransform {transform} but the reference has "
+        raise CoreError(f"The {role} raster {path} has geotransform {transform} but the reference has "
                         f"{reference_transform}; give rasters on the same grid")
 
 
@@ -362,7 +362,7 @@ def write_metrics_table(metrics: Metrics, path: Union[str, Path]) -> None:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".html", ".htm"):
-        raise CoreError(f"cannot write a metrics table to {path}: use a .csv or .html file name")
+        raise CoreError(f"Cannot write a metrics table to {path}: use a .csv or .html file name")
     header, rows = _table_rows(metrics)
     temporary = path.with_name(path.name + ".part")
     try:
@@ -382,4 +382,4 @@ def write_metrics_table(metrics: Metrics, path: Union[str, Path]) -> None:
     except OSError as error:
         if temporary.exists():
             temporary.unlink()
-        raise CoreError(f"cannot write the metrics table {path}: {error.strerror}") from None
+        raise CoreError(f"Cannot write the metrics table {path}: {error.strerror}") from None

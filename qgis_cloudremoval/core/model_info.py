@@ -118,7 +118,7 @@ def read_model_info(path: str) -> ModelInfo:
     file, a non-ONNX file or an ONNX file without DSen2-CR metadata.
     """
     if not os.path.isfile(path):
-        raise ModelInfoError(f"model file not found: {path}")
+        raise ModelInfoError(f"Model file not found: {path}")
     props = _read_onnx_metadata_props(path)
     return ModelInfo.from_metadata_props(props, source=os.path.basename(path))
 

@@ -25,7 +25,7 @@ def check_output_folder(path: str, error: Type[CoreError] = OutputError) -> str:
     """The folder ``path`` would be written to; raises ``error`` (one line) if it does not exist."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise error(f"cannot write {path}: folder {folder} does not exist; create it or choose another path")
+        raise error(f"Cannot write {path}: folder {folder} does not exist; create it or choose another path")
     return folder
 
 
@@ -41,7 +41,7 @@ def atomic_output(path: str, error: Type[CoreError] = OutputError) -> Iterator[s
     try:
         handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=folder)
     except OSError as exc:
-        raise error(f"cannot write {path}: {exc.strerror or exc}; choose a writable folder") from None
+        raise error(f"Cannot write {path}: {exc.strerror or exc}; choose a writable folder") from None
     os.close(handle)
     try:
         yield temporary
@@ -49,7 +49,7 @@ def atomic_output(path: str, error: Type[CoreError] = OutputError) -> Iterator[s
         os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except OSError as exc:
-        raise error(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise error(f"Cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)

@@ -36,7 +36,7 @@ def open_raster(path: str, role: str) -> gdal.Dataset:
     message tells the user which input to fix.
     """
     if not path:
-        raise InputError(f"no {role} given; choose a file")
+        raise InputError(f"No {role} given; choose a file")
     if not _is_virtual(path) and not os.path.exists(path):
         raise InputError(f"{role} not found: {path}; check the path")
     gdal.PushErrorHandler("CPLQuietErrorHandler")
@@ -183,7 +183,7 @@ def stack_bands(paths: Sequence[str], role: str = "Sentinel-1 raster") -> str:
     copied. Free it with ``gdal.Unlink(path)`` when done.
     """
     if not paths:
-        raise InputError(f"no {role} files given to stack")
+        raise InputError(f"No {role} files given to stack")
     grids = []
     for path in paths:
         dataset = open_raster(path, role)
@@ -197,7 +197,7 @@ def stack_bands(paths: Sequence[str], role: str = "Sentinel-1 raster") -> str:
     options = gdal.BuildVRTOptions(separate=True, resolution="highest")
     stacked = gdal.BuildVRT(target, absolute, options=options)
     if stacked is None:
-        raise InputError(f"could not stack {', '.join(paths)}: {gdal.GetLastErrorMsg()}")
+        raise InputError(f"Could not stack {', '.join(paths)}: {gdal.GetLastErrorMsg()}")
     stacked.FlushCache()
     stacked = None
     return target

@@ -110,7 +110,7 @@ def band_numbers(dataset: gdal.Dataset, bands: Sequence[Union[str, int]]) -> Lis
     for band in bands:
         if isinstance(band, (int, np.integer)):
             if not 1 <= band <= dataset.RasterCount:
-                raise CoreError(f"band {band} does not exist in {dataset.GetDescription()}, "
+                raise CoreError(f"Band {band} does not exist in {dataset.GetDescription()}, "
                                 f"which has {dataset.RasterCount} bands")
             numbers.append(int(band))
         elif band.upper() in descriptions:
@@ -120,7 +120,7 @@ def band_numbers(dataset: gdal.Dataset, bands: Sequence[Union[str, int]]) -> Lis
         elif dataset.RasterCount == len(S1_BANDS) and band in S1_BANDS:
             numbers.append(S1_BANDS.index(band) + 1)
         else:
-            raise CoreError(f"cannot find band {band} in {dataset.GetDescription()} ({dataset.RasterCount} bands, "
+            raise CoreError(f"Cannot find band {band} in {dataset.GetDescription()} ({dataset.RasterCount} bands, "
                             "no matching band names); give band numbers instead")
     return numbers
 
@@ -132,11 +132,11 @@ def _composite_bands(composite: Composite) -> Sequence[Union[str, int]]:
         if composite == MASK:
             return (1,)
         if composite not in COMPOSITES:
-            raise CoreError(f"unknown composite {composite}; choose one of "
+            raise CoreError(f"Unknown composite {composite}; choose one of "
                             f"{', '.join(list(COMPOSITES) + [SAR, MASK])} or give three bands")
         return COMPOSITES[composite]
     if len(composite) != 3:
-        raise CoreError(f"a composite needs three bands (red, green, blue), got {len(composite)}")
+        raise CoreError(f"A composite needs three bands (red, green, blue), got {len(composite)}")
     return composite
 
 
@@ -211,7 +211,7 @@ def composite_raster(s2_path, output_path, bands: Composite = "TRUE_COLOUR",
         tile_size: rows and columns per window; memory is bounded by it, not the scene.
     """
     if bands == MASK:
-        raise CoreError("a mask is drawn with render_raster, not as a stretched composite")
+        raise CoreError("A mask is drawn with render_raster, not as a stretched composite")
     dataset = _open(s2_path)
     limits = raster_limits(s2_path, bands, stretch)
     numbers = band_numbers(dataset, _composite_bands(bands))
@@ -223,7 +223,7 @@ def composite_raster(s2_path, output_path, bands: Composite = "TRUE_COLOUR",
             str(temporary), width, height, 3, gdal.GDT_Byte,
             options=["TILED=YES", "COMPRESS=DEFLATE", "PHOTOMETRIC=RGB"])
     except RuntimeError as error:
-        raise CoreError(f"cannot write {output_path}: {error}") from None
+        raise CoreError(f"Cannot write {output_path}: {error}") from None
     try:
         output.SetGeoTransform(dataset.GetGeoTransform())
         output.SetProjection(dataset.GetProjection())
@@ -258,7 +258,7 @@ def save_png(rgb: np.ndarray, path) -> None:
     try:
         gdal.GetDriverByName("PNG").CreateCopy(str(temporary), memory)
     except RuntimeError as error:
-        raise CoreError(f"cannot write {path}: {error}") from None
+        raise CoreError(f"Cannot write {path}: {error}") from None
     os.replace(temporary, path)
 
 
@@ -271,10 +271,10 @@ def panel(images: Sequence[Tuple[str, np.ndarray]], path, columns: Optional[int]
     try:
         from PIL import Image, ImageDraw
     except ImportError:
-        raise CoreError("drawing a panel needs pillow (python3-pil); install it or save the images one by one") \
+        raise CoreError("Drawing a panel needs pillow (python3-pil); install it or save the images one by one") \
             from None
     if not images:
-        raise ValueError("panel needs at least one image")
+        raise ValueError("Panel needs at least one image")
     columns = columns or len(images)
     rows = [images[start:start + columns] for start in range(0, len(images), columns)]
     cell_width = max(rgb.shape[2] for _, rgb in images)

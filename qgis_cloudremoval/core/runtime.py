@@ -62,7 +62,7 @@ def choose_providers(device: str) -> List[str]:
     if device == "gpu" and not gpu:
         raise CoreError(GPU_MISSING_MESSAGE.format(available=", ".join(available)))
     if device not in ("auto", "gpu"):
-        raise CoreError(f"unknown device '{device}'; use 'auto', 'gpu' or 'cpu'")
+        raise CoreError(f"Unknown device '{device}'; use 'auto', 'gpu' or 'cpu'")
     return gpu + [CPU_PROVIDER]
 
 
@@ -196,7 +196,7 @@ def open_session(model_path: str, device: str = "auto", fast_convolutions: bool 
     try:
         stat = os.stat(path)
     except OSError:
-        raise CoreError(f"model file not found: {model_path}") from None
+        raise CoreError(f"Model file not found: {model_path}") from None
     key = (path, stat.st_mtime_ns, stat.st_size, tuple(providers), fast_convolutions)
     with _cache_lock:
         if key in _cache:

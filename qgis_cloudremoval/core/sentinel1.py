@@ -74,7 +74,7 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
     path = request.s1_path
     dataset = open_raster(path, ROLE)
     if request.s1_units not in S1_UNITS:
-        raise InputError(f"unknown Sentinel-1 units '{request.s1_units}'; use one of {', '.join(S1_UNITS)}")
+        raise InputError(f"Unknown Sentinel-1 units '{request.s1_units}'; use one of {', '.join(S1_UNITS)}")
     band_numbers = check_band_numbers(request.s1_bands, info, dataset, path)
     s1_grid = Grid.of(dataset, ROLE, path)
     check_overlap(s1_grid, s2_grid, path)
@@ -169,5 +169,5 @@ def warp_to_grid(source_path: str, grid: Grid) -> gdal.Dataset:
                                outputType=gdal.GDT_Float32, dstNodata=float("nan"), multithread=False)
     warped = gdal.Warp("", source_path, options=options)
     if warped is None:
-        raise InputError(f"could not warp the Sentinel-1 raster onto the Sentinel-2 grid: {gdal.GetLastErrorMsg()}")
+        raise InputError(f"Could not warp the Sentinel-1 raster onto the Sentinel-2 grid: {gdal.GetLastErrorMsg()}")
     return warped

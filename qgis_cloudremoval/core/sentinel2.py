@@ -158,15 +158,15 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
     setting, or a raster without valid pixels.
     """
     if request.fill_rule not in FILL_RULES:
-        raise InputError(f"unknown fill rule '{request.fill_rule}'; use one of {', '.join(FILL_RULES)}")
+        raise InputError(f"Unknown fill rule '{request.fill_rule}'; use one of {', '.join(FILL_RULES)}")
     if request.baseline_offset not in BASELINE_OFFSET:
-        raise InputError(f"unknown baseline offset setting '{request.baseline_offset}'; "
+        raise InputError(f"Unknown baseline offset setting '{request.baseline_offset}'; "
                          f"use one of {', '.join(BASELINE_OFFSET)}")
     model_bands = list(info.optical_bands)
     if request.s2_band_paths:
         source = _open_band_files(request.s2_band_paths, model_bands)
         if request.s2_bands:
-            source.warnings.append("the band mapping is not used with one file per band: each file is the band "
+            source.warnings.append("The band mapping is not used with one file per band: each file is the band "
                                    "it is given for")
     else:
         product_xml = _safe_metadata_path(request.s2_path)
@@ -210,11 +210,11 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
     if mapping:
         unknown = [b for b in mapping if b not in model_bands]
         if unknown:
-            raise InputError(f"band mapping names {', '.join(unknown)}, which the model does not use; "
+            raise InputError(f"Band mapping names {', '.join(unknown)}, which the model does not use; "
                              f"the model's bands are {', '.join(model_bands)}")
         for name, number in mapping.items():
             if not 1 <= int(number) <= count:
-                raise InputError(f"band mapping puts {name} at band {number}, but {path} has only {count} "
+                raise InputError(f"Band mapping puts {name} at band {number}, but {path} has only {count} "
                                  f"band{'s' if count != 1 else ''}; give band numbers from 1 to {count}")
         numbers = {b: int(mapping[b]) for b in model_bands if b in mapping}
         how = "the band mapping"
@@ -230,7 +230,7 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
             numbers = {b: i + 1 for i, b in enumerate(model_bands)}
             how = "band order (band i is model band i)"
     if not numbers:
-        raise InputError(f"band mapping for {path} maps no band the model uses; map at least the visible bands")
+        raise InputError(f"Band mapping for {path} maps no band the model uses; map at least the visible bands")
     grid = Grid.of(dataset, ROLE, path)
     source = Sentinel2Source(dataset, os.path.basename(path), grid, model_bands, numbers, {},
                              np.zeros(len(model_bands), np.float32))
@@ -252,7 +252,7 @@ def _numbers_from_descriptions(dataset: gdal.Dataset, model_bands: List[str]) ->
 def _open_band_files(paths: Dict[str, str], model_bands: List[str]) -> Sentinel2Source:
     unknown = [b for b in paths if b not in model_bands]
     if unknown:
-        raise InputError(f"per-band files given for {', '.join(unknown)}, which the model does not use; "
+        raise InputError(f"Per-band files given for {', '.join(unknown)}, which the model does not use; "
                          f"name the files by model band ({', '.join(model_bands)})")
     names = [b for b in model_bands if b in paths]
     sources: List[BandSource] = []
@@ -307,12 +307,12 @@ def _open_safe(path: str, product: gdal.Dataset, model_bands: List[str]) -> Sent
                        note_prefix=f"Sentinel-2 product {os.path.basename(path.rstrip('/'))}: bands")
     source.is_safe = True
     if len(by_zone) > 1:
-        source.warnings.append(f"the product spans {len(by_zone)} UTM zones; only {zone} is read, "
+        source.warnings.append(f"The product spans {len(by_zone)} UTM zones; only {zone} is read, "
                                "the other zone's pixels are treated as nodata")
     xml_path = product.GetSubDatasets()[0][0].rsplit(":", 2)[0].split(":", 1)[1]
     source.product = parse_product_metadata(_read_vsi_file(xml_path))
     if source.product.product_type and "1C" not in source.product.product_type:
-        source.warnings.append(f"the product is {source.product.product_type}, not Level-1C; the model was "
+        source.warnings.append(f"The product is {source.product.product_type}, not Level-1C; the model was "
                                "trained on Level-1C top-of-atmosphere reflectance, expect a colour shift")
     return source
 
@@ -321,7 +321,7 @@ def _read_vsi_file(path: str) -> bytes:
     """A whole (small) file through GDAL's virtual file system, so zipped products work too."""
     handle = gdal.VSIFOpenL(path, "rb")
     if handle is None:
-        raise InputError(f"cannot read the Sentinel-2 product metadata {path}")
+        raise InputError(f"Cannot read the Sentinel-2 product metadata {path}")
     try:
         size = gdal.VSIStatL(path).size
         return bytes(gdal.VSIFReadL(1, size, handle))
@@ -338,18 +338,18 @@ def _plan_fills(source: Sentinel2Source, rule: str) -> None:
             wavelength = bands.S2_CENTRAL_WAVELENGTH_NM[name]
             copy_of = min(available, key=lambda b: abs(bands.S2_CENTRAL_WAVELENGTH_NM[b] - wavelength))
             source.fills[name] = copy_of
-            source.warnings.append(f"model band {name} is not in the input; filled with a copy of {copy_of}, "
+            source.warnings.append(f"Model band {name} is not in the input; filled with a copy of {copy_of}, "
                                    "the nearest band in wavelength (fill rule 'nearest')")
         else:
             source.fills[name] = None
-            source.warnings.append(f"model band {name} is not in the input; filled with zeros (fill rule 'zero')")
+            source.warnings.append(f"Model band {name} is not in the input; filled with zeros (fill rule 'zero')")
 
 
 def _plan_offset(source: Sentinel2Source, setting: str) -> None:
     """Decide the DN to subtract per band from the product metadata and the user's setting."""
     product = source.product
     if setting == "none":
-        source.notes.append("processing-baseline offset: none subtracted (setting 'none')")
+        source.notes.append("Processing-baseline offset: none subtracted (setting 'none')")
         return
     if source.is_safe and product is not None:
         from_metadata = {b: -v for b, v in product.radio_add_offset.items() if v}
@@ -359,12 +359,12 @@ def _plan_offset(source: Sentinel2Source, setting: str) -> None:
             for index, name in enumerate(source.model_bands):
                 source.offset_dn[index] = from_metadata.get(name, 0.0)
             amounts = sorted({float(v) for v in source.offset_dn})
-            source.notes.append(f"processing baseline {product.processing_baseline or 'unknown'}: subtracting "
+            source.notes.append(f"Processing baseline {product.processing_baseline or 'unknown'}: subtracting "
                                 f"{' / '.join(f'{a:g}' for a in amounts)} DN (from the product metadata)")
             return
     if setting == "subtract":
         source.offset_dn[:] = bands.BASELINE_OFFSET_DN
-        source.notes.append(f"processing-baseline offset: subtracting {bands.BASELINE_OFFSET_DN:g} DN "
+        source.notes.append(f"Processing-baseline offset: subtracting {bands.BASELINE_OFFSET_DN:g} DN "
                             "(setting 'subtract')")
 
 

@@ -101,11 +101,11 @@ def plan_tiles(width: int, height: int, tile_size: int, margin: int, align: int 
     separately).
     """
     if width < 1 or height < 1:
-        raise ValueError(f"scene of {width} x {height} px has no pixels")
+        raise ValueError(f"Scene of {width} x {height} px has no pixels")
     if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
+        raise ValueError(f"Margin must be >= 0, got {margin}")
     if tile_size < 2 * margin + 1:
-        raise ValueError(f"tile size {tile_size} px leaves no core inside a {margin} px margin; "
+        raise ValueError(f"Tile size {tile_size} px leaves no core inside a {margin} px margin; "
                          f"use a tile size of at least {2 * margin + MIN_CORE} px")
     rows = _spans(height, tile_size, margin, align)
     columns = _spans(width, tile_size, margin, align)

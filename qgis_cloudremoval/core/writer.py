@@ -104,9 +104,9 @@ def write_error(final_path: str, message: str) -> CoreError:
     """The user-facing error for a failed write of ``final_path``."""
     folder = os.path.dirname(os.path.abspath(final_path))
     if _is_disk_full(message):
-        return CoreError(f"not enough disk space to write {final_path}: free some space in {folder} "
+        return CoreError(f"Not enough disk space to write {final_path}: free some space in {folder} "
                          f"or choose another output folder ({message})")
-    return CoreError(f"could not write {final_path}: {message}")
+    return CoreError(f"Could not write {final_path}: {message}")
 
 
 class GeoTiffWriter:
