@@ -218,3 +218,14 @@ def test_evaluate_rasters_skips_engine_nodata_in_the_mask(triplet, sen12mscr_dir
     assert result["all"]["pixels"] == valid.sum()
     for area in metrics.AREAS:
         assert result[area]["MAE"] == pytest.approx(expected[area]["MAE"], rel=1e-9), area
+
+
+def test_a_one_band_raster_is_said_to_have_1_band(tmp_path):
+    one = tmp_path / "one.tif"
+    reference = tmp_path / "reference.tif"
+    for path, bands in ((one, 1), (reference, 13)):
+        dataset = gdal.GetDriverByName("GTiff").Create(str(path), 8, 8, bands, gdal.GDT_UInt16)
+        dataset.SetGeoTransform((500000, 10, 0, 4000000, 0, -10))
+        dataset = None
+    with pytest.raises(CoreError, match=r"^The prediction raster .*one\.tif has 1 band, expected 13$"):
+        metrics.evaluate_rasters(str(one), str(reference))

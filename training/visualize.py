@@ -22,6 +22,7 @@ from osgeo import gdal
 
 from qgis_cloudremoval.core import cloudmask, metrics, render
 from qgis_cloudremoval.core.progress import CoreError
+from qgis_cloudremoval.core.text import count
 
 #: Composite choices of the ``raster`` command, besides three band names or numbers.
 DETECTED_MASK = "DETECTED_MASK"
@@ -43,7 +44,7 @@ def detected_mask_rgb(s2_path, max_size: Optional[int] = None) -> np.ndarray:
         width, height = max(1, round(width / factor)), max(1, round(height / factor))
     stack = dataset.ReadAsArray(buf_xsize=width, buf_ysize=height)
     if stack.ndim != 3 or stack.shape[0] != 13:
-        raise CoreError(f"Cannot detect clouds on {s2_path}: it has {dataset.RasterCount} bands, "
+        raise CoreError(f"Cannot detect clouds on {s2_path}: it has {count(dataset.RasterCount, 'band')}, "
                         "the detector needs the 13 Sentinel-2 L1C bands")
     nodata = dataset.GetRasterBand(1).GetNoDataValue()
     valid = None if nodata is None else ~(stack == nodata).all(axis=0)

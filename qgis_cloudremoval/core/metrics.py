@@ -45,6 +45,7 @@ from . import cloudmask
 from .raster_source import open_raster
 from .bands import DN_PER_REFLECTANCE
 from .progress import SILENT, CoreError, Reporter
+from .text import count
 
 gdal.UseExceptions()
 
@@ -253,7 +254,7 @@ def _check_same_grid(dataset: gdal.Dataset, reference: gdal.Dataset, role: str, 
         raise CoreError(f"The {role} raster {path} is {size[0]} x {size[1]} px but the reference is "
                         f"{reference_size[0]} x {reference_size[1]} px; give rasters on the same grid")
     if bands is not None and dataset.RasterCount != bands:
-        raise CoreError(f"The {role} raster {path} has {dataset.RasterCount} bands, expected {bands}")
+        raise CoreError(f"The {role} raster {path} has {count(dataset.RasterCount, 'band')}, expected {bands}")
     transform, reference_transform = dataset.GetGeoTransform(can_return_null=True), \
         reference.GetGeoTransform(can_return_null=True)
     if transform and reference_transform and not np.allclose(transform, reference_transform, rtol=0, atol=1e-6):

@@ -17,6 +17,7 @@ from . import cloudmask
 from .bands import S1_BANDS, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
 from .raster_source import open_raster
+from .text import count
 
 gdal.UseExceptions()
 
@@ -111,7 +112,7 @@ def band_numbers(dataset: gdal.Dataset, bands: Sequence[Union[str, int]]) -> Lis
         if isinstance(band, (int, np.integer)):
             if not 1 <= band <= dataset.RasterCount:
                 raise CoreError(f"Band {band} does not exist in {dataset.GetDescription()}, "
-                                f"which has {dataset.RasterCount} bands")
+                                f"which has {count(dataset.RasterCount, 'band')}")
             numbers.append(int(band))
         elif band.upper() in descriptions:
             numbers.append(descriptions.index(band.upper()) + 1)
@@ -120,8 +121,9 @@ def band_numbers(dataset: gdal.Dataset, bands: Sequence[Union[str, int]]) -> Lis
         elif dataset.RasterCount == len(S1_BANDS) and band in S1_BANDS:
             numbers.append(S1_BANDS.index(band) + 1)
         else:
-            raise CoreError(f"Cannot find band {band} in {dataset.GetDescription()} ({dataset.RasterCount} bands, "
-                            "no matching band names); give band numbers instead")
+            raise CoreError(f"Cannot find band {band} in {dataset.GetDescription()} "
+                            f"({count(dataset.RasterCount, 'band')}, no matching band names); "
+                            "give band numbers instead")
     return numbers
 
 

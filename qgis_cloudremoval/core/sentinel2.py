@@ -29,6 +29,7 @@ from .model_info import ModelInfo
 from .raster_source import (BandSource, Grid, InputError, band_sources, decimated_sample, grid_vrt_xml,
                             open_raster, same_crs)
 from .request import BASELINE_OFFSET, FILL_RULES, RemovalRequest
+from .text import count as count_of
 
 ROLE = "Sentinel-2 raster"
 #: Bands whose low percentile reveals an un-removed +1000 DN offset (dark surfaces are dark there).
@@ -234,7 +235,7 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
     grid = Grid.of(dataset, ROLE, path)
     source = Sentinel2Source(dataset, os.path.basename(path), grid, model_bands, numbers, {},
                              np.zeros(len(model_bands), np.float32))
-    source.notes.append(f"Sentinel-2: {path}, {count} bands, model bands taken by {how}")
+    source.notes.append(f"Sentinel-2: {path}, {count_of(count, 'band')}, model bands taken by {how}")
     return source
 
 
