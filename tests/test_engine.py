@@ -322,3 +322,15 @@ def test_float16_model_runs_through_the_engine(tmp_path):
     assert np.array_equal(valid, ~np.isnan(outputs[1]))
     difference = np.abs(outputs[0][valid] - outputs[1][valid])
     assert 0 < difference.max() < 0.01  # float16 differs a little, in reflectance
+
+
+def test_rerun_over_an_old_output_drops_its_stale_statistics(tmp_path, model):
+    s2_path, s1_path, _, _ = synthetic_scene(tmp_path)
+    request = request_for(tmp_path, s2_path, s1_path, model, tile_size=64)
+    engine.remove_clouds(request)
+    old = gdal.Open(request.output_path)
+    old.GetRasterBand(1).SetMetadataItem("STATISTICS_MAXIMUM", "1")  # as QGIS saves a histogram beside a file
+    old = None
+    assert os.path.exists(request.output_path + ".aux.xml")
+    engine.remove_clouds(request)
+    assert gdal.Open(request.output_path).GetRasterBand(1).GetMetadataItem("STATISTICS_MAXIMUM") is None

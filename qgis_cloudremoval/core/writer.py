@@ -181,9 +181,12 @@ class GeoTiffWriter:
                 self.dataset = None  # closing writes the last blocks and the directory
             with _gdal_failures(self.path):
                 os.replace(self.temporary, self.path)
-                # Category names and statistics live in a GDAL sidecar named after the file.
+                # Category names and statistics live in a GDAL sidecar named after the file; a previous
+                # output's sidecar would give the new file the old statistics (and QGIS the old stretch).
                 if os.path.exists(self.temporary + SIDECAR):
                     os.replace(self.temporary + SIDECAR, self.path + SIDECAR)
+                elif os.path.exists(self.path + SIDECAR):
+                    os.remove(self.path + SIDECAR)
         except CoreError:
             self.abort()
             raise
