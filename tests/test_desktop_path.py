@@ -244,3 +244,24 @@ def test_a_designer_model_runs_three_times_with_its_outputs_loaded(provider, sce
         assert_mask_palette(_loaded(project, paths["mask"]))
         assert_rgb(_loaded(project, paths["clear"]), (4, 3, 2), stretched=True)
         assert_rgb(_loaded(project, paths["rgb"]), (1, 2, 3), stretched=False)
+
+
+def test_importkeras_runs_three_times_in_one_session(provider, project, tmp_path, monkeypatch):
+    from qgis.core import QgsSettings
+
+    from qgis_cloudremoval.core.model_info import read_model_info
+    from qgis_cloudremoval.settings import DEFAULT_MODEL_KEY
+    from test_convert_keras import random_dsen2cr_weights, write_keras_h5
+    monkeypatch.delenv("CLOUDREMOVAL_MODEL", raising=False)
+    before = QgsSettings().value(DEFAULT_MODEL_KEY, "")
+    kernels, biases = random_dsen2cr_weights(blocks=1, features=8, in_channels=15, seed=31)
+    write_keras_h5(tmp_path / "model_SARcarl.hdf5", kernels, biases)
+    try:
+        for run in range(RUNS):
+            output = tmp_path / f"imported_{run}.onnx"
+            results = run_as_the_desktop_does("cloudremoval:importkeras", {
+                "INPUT": str(tmp_path / "model_SARcarl.hdf5"), "OUTPUT": str(output)}, {}, project)
+            assert results["OUTPUT"] == str(output) and read_model_info(str(output)).num_blocks == 1
+            assert QgsSettings().value(DEFAULT_MODEL_KEY, "") == str(output)
+    finally:
+        QgsSettings().setValue(DEFAULT_MODEL_KEY, before)  # noqa: QGS202 (returns nothing)

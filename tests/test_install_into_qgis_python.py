@@ -7,6 +7,7 @@ onnxruntime, onnx and h5py from there, and still run numpy 1.x beside QGIS's
 and GDAL's own bindings.
 """
 
+import json
 import os
 import re
 import shlex
@@ -69,3 +70,19 @@ def test_readme_command_installs_into_qgis_python_and_keeps_numpy_1(tmp_path):
     assert numpy_version == numpy_before  # Debian's numpy still serves QGIS; pip installed none
     assert onnxruntime_file.startswith(str(home / ".local")), onnxruntime_file
     assert gdal_width == "3"
+
+
+@pytest.mark.skipif(not os.path.isfile(QGIS_PYTHON), reason=f"{QGIS_PYTHON} (QGIS's Python on Debian) is absent")
+def test_the_gpu_command_the_plugin_prints_resolves_without_touching_numpy(tmp_path):
+    """The onnxruntime-gpu command of the messages, resolved by pip (a dry run: the wheel is 300 MB)."""
+    printed = subprocess.run(
+        [QGIS_PYTHON, "-c", "from qgis_cloudremoval.core.dependencies import GPU_RUNTIME_PACKAGES, install_command; "
+                            "print(install_command(GPU_RUNTIME_PACKAGES))"],
+        cwd=REPO, capture_output=True, text=True, check=True, env=bare_environment(tmp_path)).stdout.strip()
+    assert printed.startswith(f"{QGIS_PYTHON} -m pip install --user --break-system-packages onnxruntime-gpu ")
+    report = tmp_path / "report.json"
+    resolve = subprocess.run(shlex.split(printed) + ["--dry-run", "--quiet", "--report", str(report)],
+                             env=bare_environment(tmp_path), capture_output=True, text=True, timeout=600)
+    assert resolve.returncode == 0, resolve.stderr[-3000:]
+    names = {entry["metadata"]["name"].lower() for entry in json.loads(report.read_text())["install"]}
+    assert "onnxruntime-gpu" in names and "numpy" not in names, names
