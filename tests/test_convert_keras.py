@@ -248,7 +248,7 @@ def _bad_inputs(folder: Path):
     odd = folder / "odd.hdf5"
     write_keras_h5(odd, kernels[:5], biases[:5])
     cases.append(("count", odd, folder / "odd.onnx",
-                  "error: odd.hdf5 is not a DSen2-CR checkpoint: found 5 convolution layer(s); "
+                  "error: odd.hdf5 is not a DSen2-CR checkpoint: found 5 convolution layers; "
                   "DSen2-CR has 2 + 2 x blocks, with at least one block (34 for the published models)"))
     unwritable = folder / "missing_folder" / "out.onnx"
     cases.append(("unwritable", good, unwritable,

@@ -83,7 +83,7 @@ def test_missing_packed_split_and_bad_crop_are_explained(dataset, tmp_path):
     (tmp_path / "datasetfilelist.csv").write_text("1\ts1\ts2_cloudFree\ts2_cloudy\tROIs1158_spring_5_5.tif\n")
     with pytest.raises(DatasetError) as error:
         RawSen12MSCR(tmp_path, "train")
-    assert str(error.value) == (f"Split file {tmp_path / 'datasetfilelist.csv'} names 1 patch(es) absent from "
+    assert str(error.value) == (f"Split file {tmp_path / 'datasetfilelist.csv'} names 1 patch absent from "
                                 f"{tmp_path}, e.g. ROIs1158_spring_5_5.tif")
 
 

@@ -117,7 +117,7 @@ def _refusal_cases(folder):
                                   "added to the input (no long skip)"))
     zero_blocks = folder / "zero.hdf5"
     write_keras_h5(zero_blocks, [kernels[0], kernels[-1]], [biases[0], biases[-1]])
-    cases.append(("zero_blocks", zero_blocks, "zero.hdf5 is not a DSen2-CR checkpoint: found 2 convolution layer(s); "
+    cases.append(("zero_blocks", zero_blocks, "zero.hdf5 is not a DSen2-CR checkpoint: found 2 convolution layers; "
                                               "DSen2-CR has 2 + 2 x blocks, with at least one block"))
     keras3_zip = folder / "model.keras"
     with zipfile.ZipFile(keras3_zip, "w") as archive:

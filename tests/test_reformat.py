@@ -87,7 +87,7 @@ def test_archives_give_the_same_result_as_folders(release, from_folders, tmp_pat
     report = rf.reformat(tmp_path / "archives", tmp_path / "dst", link="symlink", workers=1,
                          reporter=Reporter(info=messages.append), **FRACTIONS)
     assert tree_fingerprint(tmp_path / "archives") == before
-    assert f"extracted 9 archive(s) to {tmp_path / 'dst' / 'raw'} (the output links point there)" in report.notes
+    assert f"Extracted 9 archives to {tmp_path / 'dst' / 'raw'} (the output links point there)" in report.notes
     assert sum(m.startswith("extracting ") for m in messages) == 9
     folders_dst = from_folders[0]
     assert _split_rows(tmp_path / "dst") == _split_rows(folders_dst)
@@ -199,7 +199,7 @@ def test_split_file_naming_absent_files_is_refused(release, tmp_path):
     with pytest.raises(rf.ReformatError) as error:
         rf.reformat(release, tmp_path / "dst", split_file=split_file)
     assert str(error.value) == (
-        f"Split file {split_file} names 1 triplet(s) not found in {release.resolve()}, e.g. "
+        f"Split file {split_file} names 1 triplet not found in {release.resolve()}, e.g. "
         "ROIs2017_winter_3_4.tif; give a split file that matches SRC or add the missing seasons to SRC")
     split_file.write_text("1,s1,s2_cloudFree,s2_cloudy,x.tif\n")
     with pytest.raises(rf.ReformatError) as error:

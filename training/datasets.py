@@ -31,6 +31,7 @@ from torch.utils.data import Dataset, default_collate
 from qgis_cloudremoval.core import cloudmask
 from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.scaling import optical_to_model, sar_to_model
+from qgis_cloudremoval.core.text import count as count_of
 
 from .reformat import (LAYOUT_FOLDERS, PATCH_SIZE, SPLIT_FILE_NAME, SPLIT_NAMES, ReformatError, read_member,
                        read_split_file)
@@ -212,7 +213,8 @@ class RawSen12MSCR(_Sen12MSCRBase):
         self.names = sorted(n for n, s in read_split_file(split_path).items() if s == numbers[split])
         absent = [n for n in self.names if not (self.root / LAYOUT_FOLDERS["s2_cloudy"] / n).exists()]
         if absent:
-            raise DatasetError(f"Split file {split_path} names {len(absent)} patch(es) absent from {self.root}, "
+            raise DatasetError(f"Split file {split_path} names {count_of(len(absent), 'patch', 'patches')} absent "
+                               f"from {self.root}, "
                                f"e.g. {absent[0]}")
 
     def __len__(self) -> int:

@@ -40,6 +40,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from qgis_cloudremoval.core.progress import SILENT, CoreError, Reporter
+from qgis_cloudremoval.core.text import count as count_of
 
 PATCH_SIZE = 256
 MODALITIES = ("s1", "s2", "s2_cloudy")
@@ -148,7 +149,7 @@ def _safe_extract_archives(archives: List[Path], raw_root: Path, reporter: Repor
             raise ReformatError(f"Archive {archive} is corrupt or truncated ({exc}); download it again "
                                 "and rerun (finished archives are not extracted twice)") from None
         if ignored:
-            notes.append(f"{archive.name}: ignored {ignored} member(s) not named like the release")
+            notes.append(f"{archive.name}: ignored {count_of(ignored, 'member')} not named like the release")
         marker.write_text(identity)
     return notes
 
@@ -168,7 +169,7 @@ def discover(src: Path, dst: Path, reporter: Reporter = SILENT) -> Tuple[List[Tr
     if archives:
         raw_root = dst / "raw"
         raw_root.mkdir(parents=True, exist_ok=True)
-        notes.append(f"extracted {len(archives)} archive(s) to {raw_root} (the output links point there)")
+        notes.append(f"Extracted {count_of(len(archives), 'archive')} to {raw_root} (the output links point there)")
         notes.extend(_safe_extract_archives(archives, raw_root, reporter))
         folder_names = {p.name for p in folders}
         folders += [p for p in sorted(raw_root.iterdir())
@@ -432,7 +433,7 @@ def reformat(src: Path, dst: Path, link: str = "hard", split_file: Optional[Path
         present = {t.name for t in triplets}
         absent = sorted(set(wanted_splits) - present)
         if absent:
-            raise ReformatError(f"Split file {split_file} names {len(absent)} triplet(s) not found in {src}, "
+            raise ReformatError(f"Split file {split_file} names {count_of(len(absent), 'triplet')} not found in {src}, "
                                 f"e.g. {absent[0]}; give a split file that matches SRC or add the missing "
                                 "seasons to SRC")
         for t in usable:

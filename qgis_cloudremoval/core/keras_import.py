@@ -40,6 +40,7 @@ from .dependencies import missing_package_message, unloadable_package_message
 from .model_info import ModelInfo
 from .output_files import atomic_output, check_output_folder, first_line
 from .progress import SILENT, CoreError, Reporter
+from .text import count as count_of
 
 OPTICAL_CHANNELS = len(S2_BANDS)
 SAR_CHANNELS = len(S1_BANDS)
@@ -234,7 +235,7 @@ def dsen2cr_layout(convolutions: List[KerasConv], name: str) -> Tuple[int, int, 
     """(blocks, features, use_sar) that the Keras convolutions describe, after checking every kernel's shape."""
     count = len(convolutions)
     if count < 4 or count % 2:
-        raise KerasFormatError(f"{name} is not a DSen2-CR checkpoint: found {count} convolution layer(s); "
+        raise KerasFormatError(f"{name} is not a DSen2-CR checkpoint: found {count_of(count, 'convolution layer')}; "
                                "DSen2-CR has 2 + 2 x blocks, with at least one block (34 for the published models)")
     in_channels, features = (int(size) for size in convolutions[0][1].shape[2:])
     if in_channels not in (OPTICAL_CHANNELS, OPTICAL_CHANNELS + SAR_CHANNELS):

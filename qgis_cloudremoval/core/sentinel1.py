@@ -21,6 +21,7 @@ from .model_info import ModelInfo
 from .raster_source import Grid, InputError, decimated_sample, open_raster, vsimem_path
 from .request import S1_UNITS, RemovalRequest
 from .scaling import linear_to_db
+from .text import count as count_of
 
 ROLE = "Sentinel-1 raster"
 #: Share of sampled values that must be negative to call the raster dB, or in (0, 1] to call it linear power.
@@ -99,7 +100,7 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
 def check_band_numbers(numbers: List[int], info: ModelInfo, dataset: gdal.Dataset, path: str) -> List[int]:
     wanted = list(info.sar_bands)
     if len(numbers) != len(wanted):
-        raise InputError(f"{len(numbers)} Sentinel-1 band number(s) given but the model needs {len(wanted)} "
+        raise InputError(f"{count_of(len(numbers), 'Sentinel-1 band number')} given but the model needs {len(wanted)} "
                          f"({', '.join(wanted)}); give one band number per polarisation")
     count = dataset.RasterCount
     for name, number in zip(wanted, numbers):
