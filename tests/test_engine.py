@@ -164,7 +164,7 @@ def test_mask_output_equals_the_whole_scene_detector(tmp_path, model, sen12mscr_
     s2_path = str(sen12mscr_dir / "s2_cloudFree" / name)
     no_sar = make_tiny_model(use_sar=False, num_blocks=1, num_features=4, seed=1)
     request = RemovalRequest(s2_path=s2_path, model_path=str(no_sar), output_path=str(tmp_path / "out.tif"),
-                             mask_path=str(tmp_path / "mask.tif"), tile_size=96)
+                             mask_path=str(tmp_path / "mask.tif"), tile_size=96, detector="rule")
     result = engine.remove_clouds(request)
     dataset, mask = read_all(result.mask_path)
     _, s2 = read_all(s2_path)
@@ -182,9 +182,9 @@ def test_keep_clear_keeps_clear_input_and_stays_seamless(tmp_path, model):
     cloudy[10, 40:80, 50:100] = 6500  # B10 cirrus-bright too
     cloudy_path = write_geotiff(tmp_path / "cloudy.tif", cloudy, nodata=0)
     tiled = engine.remove_clouds(request_for(tmp_path, cloudy_path, s1_path, model, keep_clear=True,
-                                             tile_size=64, output_type="float32"))
+                                             tile_size=64, output_type="float32", detector="rule"))
     whole_request = request_for(tmp_path, cloudy_path, s1_path, model, keep_clear=True, tile_size=512,
-                                output_type="float32")
+                                output_type="float32", detector="rule")
     whole_request.output_path = str(tmp_path / "whole.tif")
     whole = engine.remove_clouds(whole_request)
     assert tiled.tiles > 1 and whole.tiles == 1

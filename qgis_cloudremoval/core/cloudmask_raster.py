@@ -1,22 +1,21 @@
-"""The cloud and shadow detector over a whole Sentinel-2 raster, window by window.
+"""A cloud and shadow detector over a whole Sentinel-2 raster, window by window.
 
-:mod:`.cloudmask` works on arrays; this module reads the scene through
-:func:`.inputs.open_scene` (so band mapping, missing bands, the baseline
-offset and nodata are handled exactly as in cloud removal), runs the
-detector's two passes over tiles with :data:`.cloudmask.MASK_HALO` of context
-and writes a Byte GeoTIFF under a temporary name, renamed at the end. The
-result equals :func:`.cloudmask.detect` on the whole scene.
+The detectors (:mod:`.detectors`) work on arrays; this module reads the
+scene's Sentinel-2 through :func:`.inputs.open_scene` (so band mapping,
+missing bands, the baseline offset and nodata are handled exactly as in
+cloud removal), runs the chosen detector over tiles with
+:data:`.cloudmask.MASK_HALO` of context (the paper's rule after its
+statistics pass) and writes a Byte GeoTIFF under a temporary name, renamed
+at the end. With the paper's rule the result equals
+:func:`.cloudmask.detect` on the whole scene.
 """
 
 from typing import Dict, List, Optional
 
-import numpy as np
-
 from . import cloudmask, inputs, tiling
-from .bands import DN_PER_REFLECTANCE
 # The engine's statistics pass and mask values, so both masks agree to the pixel.
 from .cloudmask import MASK_CATEGORIES, MASK_NODATA
-from .engine import STATISTICS_SHARE, statistics_pass
+from .detectors import STATISTICS_SHARE, choose_detector
 from .model_info import ModelInfo
 from .progress import SILENT, Reporter
 from .request import RemovalRequest
@@ -30,10 +29,12 @@ OPTICAL_ONLY = ModelInfo(sar_bands=[])
 
 def mask_request(s2_path: str, output_path: str, s2_bands: Optional[Dict[str, int]] = None,
                  baseline_offset: str = "auto", fill_rule: str = "zero",
-                 threshold: float = cloudmask.CLOUD_THRESHOLD) -> RemovalRequest:
-    """The input description :func:`.inputs.open_scene` reads; no model is involved."""
+                 threshold: float = cloudmask.CLOUD_THRESHOLD, detector: str = "auto",
+                 device: str = "auto") -> RemovalRequest:
+    """The input description :func:`.inputs.open_scene` reads; no DSen2-CR model is involved."""
     return RemovalRequest(s2_path=s2_path, model_path="", output_path=output_path, s2_bands=s2_bands,
-                          baseline_offset=baseline_offset, fill_rule=fill_rule, cloud_threshold=threshold)
+                          baseline_offset=baseline_offset, fill_rule=fill_rule, cloud_threshold=threshold,
+                          detector=detector, device=device)
 
 
 def check_mask_request(request: RemovalRequest) -> List[str]:
@@ -56,18 +57,19 @@ def write_cloud_mask(request: RemovalRequest, reporter: Reporter = SILENT) -> st
         for message in scene.warnings:
             reporter.warn(message)
         tiles = tiling.plan_tiles(scene.width, scene.height, WINDOW_SIZE, cloudmask.MASK_HALO)
-        stats = statistics_pass(scene, tiles, reporter)
+        detector = choose_detector(request.detector, request.cloud_threshold, request.device, reporter)
+        detector.prepare(scene, tiles, reporter)
+        first = STATISTICS_SHARE if detector.needs_statistics else 0.0
         with GeoTiffWriter(request.output_path, scene.width, scene.height, 1, "byte", scene.geotransform,
                            scene.projection, ["cloud/shadow mask"], MASK_NODATA) as output:
             output.band(1).SetCategoryNames(MASK_CATEGORIES[:cloudmask.SHADOW + 1])
             for index, tile in enumerate(tiles):
                 reporter.check_cancelled()
-                window = scene.read(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
-                reflectance = window.s2_dn / np.float32(DN_PER_REFLECTANCE)
-                mask = cloudmask.cloud_shadow_mask(reflectance, stats, request.cloud_threshold, window.s2_valid)
-                mask[~window.s2_valid] = MASK_NODATA
+                s2_dn, s2_valid = scene.read_s2(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
+                mask = detector.window_mask(scene, tile.read, s2_dn, s2_valid)
+                mask[~s2_valid] = MASK_NODATA
                 output.write(mask[tile.core_in_read], tile.core.x, tile.core.y)
-                reporter.set_progress(STATISTICS_SHARE + (1 - STATISTICS_SHARE) * (index + 1) / len(tiles))
+                reporter.set_progress(first + (1 - first) * (index + 1) / len(tiles))
             path = output.commit()
     reporter.log(f"wrote {path}")
     return path

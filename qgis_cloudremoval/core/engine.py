@@ -21,9 +21,15 @@ returned and marked in the optional mask.
 Mask output (``request.mask_path``): Byte, 0 clear, 1 cloud, 2 shadow, plus
 :data:`.cloudmask.MASK_NO_S1` (4) where the model uses SAR and the pixel has no
 Sentinel-1 coverage (so 4, 5, 6), and :data:`.cloudmask.MASK_NODATA` (255) where
-Sentinel-2 is nodata. The cloud/shadow detector needs scene statistics for
-its shadow rule: when a mask or keep-clear is requested a first pass reads
-every tile core once to gather them (:func:`.cloudmask.shadow_statistics`).
+Sentinel-2 is nodata. The detector (:mod:`.detectors`: the learned one where
+installed, else the paper's rule, whose scene statistics take a first pass
+over Sentinel-2) runs on each tile in the reader thread.
+
+Keep-clear: the output is the input except where the detector finds cloud or
+shadow, feathered over :data:`FEATHER_PX`. A tile whose core lies farther
+than that from any cloud or shadow therefore equals its input whatever the
+network says, and the network does not run on it: the run costs what the
+cloudy area costs.
 """
 
 import os
@@ -39,7 +45,7 @@ import numpy as np
 from osgeo import gdal
 from scipy import ndimage
 
-from . import cloudmask, inputs, runtime, scaling, tiling, winograd
+from . import cloudmask, detectors, inputs, runtime, scaling, tiling, winograd
 from .bands import DN_PER_REFLECTANCE
 from .cloudmask import MASK_CATEGORIES, MASK_NO_S1, MASK_NODATA
 from .model_info import ModelInfo, read_model_info
@@ -55,8 +61,6 @@ UINT16_VALID_RANGE = (1.0, 65535.0)
 #: Batches read ahead of the network and cores queued for writing.
 READ_AHEAD = 1
 WRITE_BEHIND = 1
-#: Share of the progress bar taken by the statistics pass, when there is one.
-STATISTICS_SHARE = 0.1
 #: GDAL's block cache is capped at this while a run goes on (GDAL's default, 5% of the RAM,
 #: would otherwise fill with blocks of the scene: memory that grows with the scene). Tiles read
 #: each input block about once and output blocks are flushed per tile, so a small cache costs
@@ -78,6 +82,7 @@ class RemovalResult:
     s1_missing_fraction: float  # of the valid Sentinel-2 pixels; 0 for no-SAR models
     warnings: List[str] = field(default_factory=list)
     model_info: Optional[ModelInfo] = None
+    network_tiles: int = 0  # tiles the network ran on; the others kept their input (keep-clear) or were nodata
 
 
 @dataclass
@@ -89,6 +94,9 @@ class _Prepared:
     s2_dn: Optional[np.ndarray]  # (13, h, w) float32, offset removed; kept only for masking and keep-clear
     s2_valid: np.ndarray  # (h, w) bool
     s1_valid: Optional[np.ndarray]  # (h, w) bool, None for no-SAR models
+    mask: Optional[np.ndarray] = None  # (h, w) uint8 detector classes, when a mask or keep-clear is asked for
+    weight: Optional[np.ndarray] = None  # (h, w) float32 keep-clear blend weight of the prediction
+    needs_network: bool = True  # False: the core is nodata, or (keep-clear) holds no prediction at all
 
 
 def _option_problems(request: RemovalRequest, info: ModelInfo) -> List[str]:
@@ -174,38 +182,49 @@ class _Run:
         self.warnings: List[str] = []
         self.valid_pixels = 0
         self.s1_missing_pixels = 0
+        self.network_tiles = 0
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         self.reporter.warn(message)
 
-    def read(self, scene, tiles: List[tiling.Tile], info: ModelInfo) -> List[_Prepared]:
+    def read(self, scene, tiles: List[tiling.Tile], info: ModelInfo, detector) -> List[_Prepared]:
+        """Read, detect and prepare ``tiles`` (in the reader thread, beside the network's run)."""
         prepared = []
         for tile in tiles:
             window = scene.read(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
-            needs_input = self.request.keep_clear or bool(self.request.mask_path)
-            prepared.append(_Prepared(tile, _network_input(window, info), window.s2_dn if needs_input else None,
-                                      window.s2_valid, window.s1_valid if info.uses_sar else None))
+            item = _Prepared(tile, _network_input(window, info), window.s2_dn if detector else None,
+                             window.s2_valid, window.s1_valid if info.uses_sar else None)
+            item.needs_network = bool(window.s2_valid[tile.core_in_read].any())
+            if detector is not None:
+                item.mask = detector.window_mask(scene, tile.read, window.s2_dn, window.s2_valid)
+            if self.request.keep_clear:
+                item.weight = _feather_weight(cloudmask.binary_cloud_shadow(item.mask))
+                item.needs_network &= bool(item.weight[tile.core_in_read].any())
+            if not item.needs_network:
+                item.network_input = None
+            prepared.append(item)
         return prepared
 
-    def finish_tile(self, item: _Prepared, prediction: Optional[np.ndarray], info: ModelInfo, stats):
+    def finish_tile(self, item: _Prepared, prediction: Optional[np.ndarray], info: ModelInfo):
         """Output (and mask) arrays of one tile core, from the network's ``(13, h, w)`` prediction.
 
+        ``prediction`` is None where the network did not run: the core is nodata, or keeps its input.
         Runs in the write thread, one tile at a time (it updates the pixel counts).
         """
         rows, columns = item.tile.core_in_read
         valid = item.s2_valid[rows, columns]
-        mask = None
-        if stats is not None:
-            reflectance = item.s2_dn / np.float32(DN_PER_REFLECTANCE)
-            mask = cloudmask.cloud_shadow_mask(reflectance, stats, self.request.cloud_threshold, item.s2_valid)
+        mask = item.mask
         if prediction is None:
-            output_dn = np.zeros((info.output_channels, item.tile.core.height, item.tile.core.width), np.float32)
+            if item.s2_dn is not None:
+                output_dn = item.s2_dn[:, rows, columns]
+            else:
+                output_dn = np.zeros((info.output_channels, item.tile.core.height, item.tile.core.width),
+                                     np.float32)
         else:
             predicted_dn = scaling.model_to_dn(prediction, info)
             if self.request.keep_clear:
-                weight = _feather_weight(cloudmask.binary_cloud_shadow(mask))
-                predicted_dn = weight * predicted_dn + (1.0 - weight) * item.s2_dn
+                predicted_dn = item.weight * predicted_dn + (1.0 - item.weight) * item.s2_dn
             output_dn = predicted_dn[:, rows, columns]
         if self.request.output_type == "uint16":
             output = np.clip(np.rint(output_dn), *UINT16_VALID_RANGE).astype(np.uint16)
@@ -225,18 +244,6 @@ class _Run:
                 mask_core[s1_missing] += MASK_NO_S1
             mask_core[~valid] = MASK_NODATA
         return output, mask_core
-
-
-def statistics_pass(scene, tiles: List[tiling.Tile], reporter: Reporter) -> cloudmask.ShadowStatistics:
-    """Shadow-rule statistics over every scene pixel once (the tile cores)."""
-    stats = cloudmask.ShadowStatistics()
-    for index, tile in enumerate(tiles):
-        reporter.check_cancelled()
-        core = tile.core
-        window = scene.read(core.x, core.y, core.width, core.height)
-        stats.accumulate(window.s2_dn / np.float32(DN_PER_REFLECTANCE), window.s2_valid)
-        reporter.set_progress(STATISTICS_SHARE * (index + 1) / len(tiles))
-    return stats
 
 
 def _load_malloc_trim():
@@ -351,13 +358,14 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
         reporter.log(f"{scene.width} x {scene.height} px in {len(tiles)} tile{plural} of up to {tile_size} px "
                      f"(margin {margin} px, {100 * tiling.margin_share(tiles):.0f}% of the computation), "
                      f"batches of {batch_size}")
-        stats = None
+        detector = None
         if request.keep_clear or request.mask_path:
-            stats = statistics_pass(scene, tiles, reporter)
+            detector = detectors.choose_detector(request.detector, request.cloud_threshold, request.device, reporter)
+            detector.prepare(scene, tiles, reporter)
         output, mask = _open_writers(request, scene, info)
         output_path = None
         try:
-            _process(run, scene, session, info, tiles, batch_size, stats, output, mask)
+            _process(run, scene, session, info, tiles, batch_size, detector, output, mask)
             if run.valid_pixels == 0:
                 raise CoreError(f"The Sentinel-2 input has no valid pixels (all nodata): {request.s2_path}; "
                                 "check the layer and its nodata value")
@@ -376,19 +384,22 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
         run.warn(f"{100 * s1_missing_fraction:.1f}% of the valid pixels have no Sentinel-1 coverage; they were "
                  "processed without radar (SAR input at its lower clip bound)"
                  + (f" and are marked {MASK_NO_S1}+ in the mask" if request.mask_path else ""))
+    if request.keep_clear:
+        reporter.log(f"the network ran on {run.network_tiles} of {len(tiles)} tiles; the others hold no cloud or "
+                     f"shadow within {FEATHER_PX} px of their core (or no data) and keep the input")
     seconds = time.perf_counter() - started
     reporter.set_progress(1.0)
     reporter.log(f"wrote {output_path} in {seconds:.1f} s ({megapixels / seconds:.2f} Mpx/s, {session.provider})")
     return RemovalResult(output_path, mask_path, session.provider, tile_size, len(tiles), seconds,
-                         megapixels / seconds, s1_missing_fraction, run.warnings, info)
+                         megapixels / seconds, s1_missing_fraction, run.warnings, info, run.network_tiles)
 
 
-def _process(run: _Run, scene, session, info, tiles, batch_size, stats, output, mask) -> None:
+def _process(run: _Run, scene, session, info, tiles, batch_size, detector, output, mask) -> None:
     """The read -> network -> write pipeline over all tiles."""
     batches = tiling.group_by_shape(tiles, batch_size)
     total_pixels = sum(tile.core.area for tile in tiles)
     done_pixels = 0
-    first = STATISTICS_SHARE if stats is not None else 0.0
+    first = detectors.STATISTICS_SHARE if detector is not None and detector.needs_statistics else 0.0
     read_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudremoval-read")
     write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudremoval-write")
     reads = deque()
@@ -398,7 +409,7 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, stats, output, 
     flush = all(_fills_whole_blocks(tile, scene.width, scene.height) for tile in tiles)
 
     def finish_and_write(item, prediction):
-        arrays = run.finish_tile(item, prediction, info, stats)
+        arrays = run.finish_tile(item, prediction, info)
         for target, array in zip((output, mask), arrays):
             if target is not None:
                 target.write(array, item.tile.core.x, item.tile.core.y)
@@ -409,14 +420,15 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, stats, output, 
     try:
         upcoming = iter(batches)
         for _ in range(min(READ_AHEAD, len(batches))):
-            reads.append(read_thread.submit(run.read, scene, next(upcoming), info))
+            reads.append(read_thread.submit(run.read, scene, next(upcoming), info, detector))
         while reads:
             run.reporter.check_cancelled()
             prepared = reads.popleft().result()
             next_batch = next(upcoming, None)
             if next_batch is not None:
-                reads.append(read_thread.submit(run.read, scene, next_batch, info))
-            to_run = [item for item in prepared if item.s2_valid[item.tile.core_in_read].any()]
+                reads.append(read_thread.submit(run.read, scene, next_batch, info, detector))
+            to_run = [item for item in prepared if item.needs_network]
+            run.network_tiles += len(to_run)
             predictions = {}
             if to_run:
                 stacked = np.stack([item.network_input for item in to_run])

@@ -79,16 +79,20 @@ class Scene:
 
     def read(self, x0: int, y0: int, width: int, height: int) -> SceneWindow:
         """The window of ``width`` x ``height`` pixels whose top-left pixel is ``(x0, y0)``."""
+        s2_dn, s2_valid = self.read_s2(x0, y0, width, height)
+        if self._s1 is None:
+            return SceneWindow(s2_dn, s2_valid, None, None)
+        s1_db, s1_valid = self._s1.read(x0, y0, width, height)
+        return SceneWindow(s2_dn, s2_valid, s1_db, s1_valid)
+
+    def read_s2(self, x0: int, y0: int, width: int, height: int):
+        """Sentinel-2 alone over a window: ``(s2_dn, s2_valid)`` as in :class:`SceneWindow` (no radar warped)."""
         if self._s2 is None:
             raise ValueError("The scene is closed")
         if x0 < 0 or y0 < 0 or width < 1 or height < 1 or x0 + width > self.width or y0 + height > self.height:
             raise ValueError(f"Window x {x0}, y {y0}, {width} x {height} px is not inside the "
                              f"{self.width} x {self.height} px scene")
-        s2_dn, s2_valid = self._s2.read(x0, y0, width, height)
-        if self._s1 is None:
-            return SceneWindow(s2_dn, s2_valid, None, None)
-        s1_db, s1_valid = self._s1.read(x0, y0, width, height)
-        return SceneWindow(s2_dn, s2_valid, s1_db, s1_valid)
+        return self._s2.read(x0, y0, width, height)
 
     def close(self) -> None:
         if self._s1 is not None:

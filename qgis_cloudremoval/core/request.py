@@ -44,4 +44,5 @@ class RemovalRequest:
     fast_convolutions: bool = True  # Winograd 3x3 convolutions on the CPU (core.winograd); False: direct
     output_type: str = "uint16"
     mask_path: Optional[str] = None
-    cloud_threshold: float = 0.2
+    cloud_threshold: float = 0.2  # the paper's rule only
+    detector: str = "auto"  # cloud detector for keep-clear and the mask: "auto", "learned" or "rule" (core.detectors)

@@ -216,15 +216,7 @@ def open_session(model_path: str, device: str = "auto", fast_convolutions: bool 
             model = rewritten.model
             values = [ort.OrtValue.ortvalue_from_numpy(array) for array in rewritten.filters.values()]
             options.add_external_initializers(list(rewritten.filters), values)
-    try:
-        session = ort.InferenceSession(model, options, providers=[(p, _provider_options(p)) for p in providers])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        text = str(exc).strip()
-        first_line = text.splitlines()[0] if text else type(exc).__name__
-        raise CoreError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line}") from None
-    actual = session.get_providers()[0]
-    if device == "gpu" and actual not in GPU_PROVIDERS:
-        raise CoreError(GPU_FAILED_MESSAGE.format(wanted=", ".join(providers[:-1]), actual=actual))
+    session, actual = _create_session(ort, model, options, providers, device, path)
     model_input = session.get_inputs()[0]
     input_channels = model_input.shape[1] if len(model_input.shape) == 4 else None
     if not isinstance(input_channels, int):
@@ -239,6 +231,32 @@ def open_session(model_path: str, device: str = "auto", fast_convolutions: bool 
         while len(_cache) > SESSION_CACHE_SIZE:
             _cache.popitem(last=False)
     return model_session
+
+
+def plain_session(model_path: str, device: str = "auto") -> Tuple[object, str]:
+    """An onnxruntime session on any ONNX model (a helper network such as the cloud detector), with the
+    provider choice of :func:`open_session`: ``(session, provider that runs)``. Not cached."""
+    ort = import_onnxruntime()
+    providers = choose_providers(device)
+    if providers[0] in GPU_PROVIDERS:
+        _preload_cuda_libraries(ort)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return _create_session(ort, model_path, options, providers, device, model_path)
+
+
+def _create_session(ort, model, options, providers: List[str], device: str, path: str) -> Tuple[object, str]:
+    """The session on ``model`` (a path or bytes) and the provider that actually runs, checked against ``device``."""
+    try:
+        session = ort.InferenceSession(model, options, providers=[(p, _provider_options(p)) for p in providers])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        text = str(exc).strip()
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        raise CoreError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line}") from None
+    actual = session.get_providers()[0]
+    if device == "gpu" and actual not in GPU_PROVIDERS:
+        raise CoreError(GPU_FAILED_MESSAGE.format(wanted=", ".join(providers[:-1]), actual=actual))
+    return session, actual
 
 
 def _winograd_model(path: str) -> Optional[winograd.Rewritten]:

@@ -1,0 +1,107 @@
+"""The cloud detectors on real Sentinel-2, their choice, and keep-clear runs that skip clear tiles."""
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from qgis_cloudremoval.core import cloudmask, detectors, engine
+from qgis_cloudremoval.core.dependencies import install_command
+from qgis_cloudremoval.core.progress import CoreError, Reporter
+from qgis_cloudremoval.core.request import RemovalRequest
+from tiny_models import make_tiny_model
+
+needs_learned = pytest.mark.skipif(not detectors.learned_available(), reason="ukis-csmask is not installed")
+
+
+def _dn(path):
+    return gdal.Open(str(path)).ReadAsArray().astype(np.float32)
+
+
+@needs_learned
+def test_learned_detector_keeps_clear_land_and_water_clear_where_the_rule_calls_shadow(sen12mscr_dir):
+    learned = detectors.LearnedDetector("cpu")
+    rule = detectors.RuleDetector()
+    for path in sorted((sen12mscr_dir / "s2_cloudFree").glob("*.tif")):
+        dn = _dn(path)
+        valid = np.any(dn != 0, axis=0)
+        assert cloudmask.binary_cloud_shadow(learned.mask(dn, valid)).mean() < 0.03, path.name
+        rule.stats = cloudmask.ShadowStatistics().accumulate(dn / np.float32(10000), valid)
+        if path.stem == "ROIs1158_spring_101_30":  # open water: the rule's scene-relative shadow test
+            assert cloudmask.binary_cloud_shadow(rule.mask(dn, valid)).mean() > 0.3
+
+
+@needs_learned
+def test_learned_detector_finds_real_clouds_at_the_10_m_grid(sen12mscr_dir):
+    """Small scattered clouds of a real pair: found where the cloudy date is brighter than the clear one."""
+    pairs = sen12mscr_dir.parent / "sen12mscr_real_clouds"
+    name = "ROIs1970_fall_85_p753.tif"
+    cloudy, clear = _dn(pairs / "s2_cloudy" / name), _dn(pairs / "s2_cloudFree" / name)
+    mask = detectors.LearnedDetector("cpu").mask(cloudy, np.ones(cloudy.shape[1:], bool))
+    assert mask.shape == cloudy.shape[1:] and mask.dtype == np.uint8
+    visible = [1, 2, 3]
+    brighter = (cloudy[visible].mean(axis=0) - clear[visible].mean(axis=0)) / 10000 > 0.04
+    found = cloudmask.binary_cloud_shadow(mask)
+    assert (found & brighter).sum() / brighter.sum() > 0.9  # measured 100 %
+    assert (found & ~brighter).sum() / (~brighter).sum() < 0.1  # measured 4 %
+
+
+def test_choice_is_logged_and_a_missing_package_named(monkeypatch):
+    messages = []
+    rule = detectors.choose_detector("rule", 0.2, "cpu", Reporter(info=messages.append))
+    assert isinstance(rule, detectors.RuleDetector) and rule.needs_statistics
+    assert messages == ["cloud detector: the paper's rule (cloud score, and shadow against scene statistics)"]
+    with pytest.raises(CoreError, match=r"^Unknown cloud detector 'fmask'; use one of auto, learned, rule$"):
+        detectors.choose_detector("fmask", 0.2, "cpu", Reporter())
+    monkeypatch.setattr(detectors, "LEARNED_PACKAGE", "ukis_csmask_not_installed")
+    messages.clear()
+    assert isinstance(detectors.choose_detector("auto", 0.2, "cpu", Reporter(info=messages.append)),
+                      detectors.RuleDetector)
+    assert messages[0].endswith(f"(ukis-csmask, the learned detector, is not installed: "
+                                f"{install_command(('ukis-csmask',))})")
+    with pytest.raises(CoreError) as error:
+        detectors.choose_detector("learned", 0.2, "cpu", Reporter())
+    assert str(error.value) == detectors.LEARNED_MISSING_MESSAGE
+
+
+@needs_learned
+def test_auto_is_the_learned_detector_where_installed():
+    messages = []
+    detector = detectors.choose_detector("auto", 0.2, "cpu", Reporter(info=messages.append))
+    assert isinstance(detector, detectors.LearnedDetector) and not detector.needs_statistics
+    assert messages == [f"cloud detector: {detector.name}"] and detector.name.startswith("ukis-csmask 1.0.0")
+
+
+@needs_learned
+def test_keep_clear_on_a_clear_patch_runs_no_network_and_returns_the_input(sen12mscr_dir, tmp_path):
+    s2 = sen12mscr_dir / "s2_cloudFree" / "ROIs1158_spring_15_p30.tif"
+    model = make_tiny_model(use_sar=False, num_blocks=1, num_features=4, seed=3)
+    messages = []
+    result = engine.remove_clouds(RemovalRequest(s2_path=str(s2), model_path=str(model), keep_clear=True,
+                                                 tile_size=96, output_path=str(tmp_path / "out.tif")),
+                                  Reporter(info=messages.append))
+    assert result.tiles > 1 and result.network_tiles == 0
+    assert (f"the network ran on 0 of {result.tiles} tiles; the others hold no cloud or shadow within "
+            f"{engine.FEATHER_PX} px of their core (or no data) and keep the input") in messages
+    np.testing.assert_array_equal(_dn(result.output_path), _dn(s2))
+
+
+@needs_learned
+def test_keep_clear_skips_clear_tiles_of_a_real_cloudy_patch_and_equals_the_whole_run(sen12mscr_dir, tmp_path):
+    """Real scattered clouds: the network runs near them only, and the output equals one whole-image run."""
+    cloudy = sen12mscr_dir.parent / "sen12mscr_real_clouds" / "s2_cloudy" / "ROIs1970_fall_85_p753.tif"
+    model = make_tiny_model(use_sar=False, num_blocks=1, num_features=4, seed=5)
+
+    def run(tile_size, name):
+        return engine.remove_clouds(RemovalRequest(
+            s2_path=str(cloudy), model_path=str(model), keep_clear=True, tile_size=tile_size, output_type="float32",
+            output_path=str(tmp_path / name), mask_path=str(tmp_path / f"mask_{name}")))
+
+    tiled, whole = run(64, "tiled.tif"), run(512, "whole.tif")
+    assert whole.tiles == whole.network_tiles == 1
+    assert 0 < tiled.network_tiles < tiled.tiles
+    np.testing.assert_array_equal(_dn(tiled.mask_path), _dn(whole.mask_path))
+    np.testing.assert_allclose(_dn(tiled.output_path), _dn(whole.output_path), atol=1e-5, rtol=0)
+    clear = ~cloudmask.binary_cloud_shadow(_dn(whole.mask_path).astype(np.uint8))
+    from scipy import ndimage
+    far = ndimage.distance_transform_edt(clear) > engine.FEATHER_PX
+    np.testing.assert_allclose(_dn(tiled.output_path)[:, far], _dn(cloudy)[:, far] / 10000, atol=1e-6)
