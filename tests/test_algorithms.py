@@ -66,7 +66,8 @@ def test_provider_offers_the_algorithms_with_help_in_groups(provider):
         assert "<b>Output</b>" in algorithm.shortHelpString(), algorithm.id()
         assert algorithm.group() and algorithm.groupId(), algorithm.id()
     names = [p.name() for p in provider.algorithm("removeclouds").parameterDefinitions()]
-    assert names == ["S2", "S2_BANDS", "S1", "S1_BANDS", "S1_UNITS", "MODEL", "KEEP_CLEAR", "BASELINE_OFFSET",
+    assert names == ["S2", "S2_BANDS", "S1", "S1_BANDS", "S1_UNITS", "MODEL", "KEEP_CLEAR", "DETECTOR",
+                     "BASELINE_OFFSET",
                      "DEVICE", "TILE_SIZE", "OUTPUT_TYPE", "FILL_MISSING", "THRESHOLD", "OUTPUT", "OUTPUT_MASK"]
 
 
@@ -74,7 +75,8 @@ def test_removeclouds_equals_the_engine_on_the_input_grid(provider, scene, sar_m
     feedback = RecordingFeedback()
     results = processing.run("cloudremoval:removeclouds", {
         "S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model), "TILE_SIZE": 96,
-        "OUTPUT": str(tmp_path / "clear.tif"), "OUTPUT_MASK": str(tmp_path / "mask.tif")}, feedback=feedback)
+        "DETECTOR": 2, "OUTPUT": str(tmp_path / "clear.tif"), "OUTPUT_MASK": str(tmp_path / "mask.tif")},
+        feedback=feedback)
 
     assert results["OUTPUT"] == str(tmp_path / "clear.tif")
     assert results["PROVIDER"] == "CPUExecutionProvider"
@@ -88,7 +90,7 @@ def test_removeclouds_equals_the_engine_on_the_input_grid(provider, scene, sar_m
         s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]), model_path=str(sar_model), tile_size=96,
         s2_bands={band: number for number, band in enumerate(
             [b for b in S2_BANDS if b != "B10"], start=1)},
-        output_path=str(tmp_path / "direct.tif"), mask_path=str(tmp_path / "direct_mask.tif")))
+        output_path=str(tmp_path / "direct.tif"), mask_path=str(tmp_path / "direct_mask.tif"), detector="rule"))
     np.testing.assert_array_equal(scenes.read(results["OUTPUT"]), scenes.read(direct.output_path))
     mask = scenes.read(results["OUTPUT_MASK"])[0]
     np.testing.assert_array_equal(mask, scenes.read(direct.mask_path)[0])
@@ -132,7 +134,8 @@ def test_loaded_outputs_are_styled(provider, scene, sar_model, tmp_path):
 
 def test_cloudmask_equals_the_whole_array_detector(provider, scene, tmp_path, monkeypatch):
     monkeypatch.setattr(cloudmask_raster, "WINDOW_SIZE", 48)  # several windows over the 120 px scene
-    results = processing.run("cloudremoval:cloudmask", {"S2": str(scene["cloudy"]), "OUTPUT": str(tmp_path / "m.tif")})
+    results = processing.run("cloudremoval:cloudmask", {"S2": str(scene["cloudy"]), "DETECTOR": 2,
+                                                        "OUTPUT": str(tmp_path / "m.tif")})
     stack = scenes.read(scene["cloudy"]).astype(np.float32)
     with_b10 = np.insert(stack, S2_BANDS.index("B10"), 0.0, axis=0)  # the missing band, filled with zeros
     expected = cloudmask.detect(with_b10)
@@ -145,7 +148,7 @@ def test_cloudmask_equals_the_whole_array_detector(provider, scene, tmp_path, mo
 
 def test_evaluate_matches_numpy_and_the_core(provider, scene, tmp_path):
     mask_path = processing.run("cloudremoval:cloudmask", {
-        "S2": str(scene["cloudy"]), "OUTPUT": str(tmp_path / "mask.tif")})["OUTPUT"]
+        "S2": str(scene["cloudy"]), "DETECTOR": 2, "OUTPUT": str(tmp_path / "mask.tif")})["OUTPUT"]
     results = processing.run("cloudremoval:evaluate", {
         "PREDICTION": str(scene["cloudy"]), "REFERENCE": str(scene["s2"]), "MASK": mask_path,
         "OUTPUT_TABLE": str(tmp_path / "metrics.csv")})
@@ -367,14 +370,14 @@ def test_removeclouds_on_sen12mscr_l1c_with_all_options_passed_on(provider, sen1
     feedback = RecordingFeedback()
     results = processing.run("cloudremoval:removeclouds", {
         "S2": s2, "S1": s1, "S1_BANDS": [1, 2], "S1_UNITS": 1, "MODEL": str(sar_model), "KEEP_CLEAR": True,
-        "BASELINE_OFFSET": 1, "DEVICE": 2, "TILE_SIZE": 96, "OUTPUT_TYPE": 1, "THRESHOLD": 0.3,
+        "DETECTOR": 2, "BASELINE_OFFSET": 1, "DEVICE": 2, "TILE_SIZE": 96, "OUTPUT_TYPE": 1, "THRESHOLD": 0.3,
         "OUTPUT": str(tmp_path / "clear.tif"), "OUTPUT_MASK": str(tmp_path / "mask.tif")}, feedback=feedback)
     assert not any("B10" in warning for warning in feedback.warnings)  # all 13 bands are there
     assert scenes.grid(results["OUTPUT"]) == scenes.grid(s2)
     assert gdal.Open(results["OUTPUT"]).GetRasterBand(1).DataType == gdal.GDT_Float32
     direct = engine.remove_clouds(RemovalRequest(
         s2_path=s2, s1_path=s1, s1_units="db", model_path=str(sar_model), keep_clear=True, baseline_offset="none",
-        device="cpu", tile_size=96, output_type="float32", cloud_threshold=0.3,
+        device="cpu", tile_size=96, output_type="float32", cloud_threshold=0.3, detector="rule",
         s2_bands={band: number for number, band in enumerate(S2_BANDS, start=1)},
         output_path=str(tmp_path / "direct.tif"), mask_path=str(tmp_path / "direct_mask.tif")))
     assert direct.tiles > 1

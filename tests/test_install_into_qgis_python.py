@@ -22,11 +22,12 @@ QGIS_PYTHON = "/usr/bin/python3"
 README_COMMAND = re.compile(r"^ *(/usr/bin/python3 -m pip install .+)$", re.MULTILINE)
 
 
-def readme_command() -> str:
-    commands = README_COMMAND.findall((REPO / "README.md").read_text())
-    assert commands, "the README gives no '/usr/bin/python3 -m pip install ...' command"
-    assert len(set(commands)) == 1, f"the README gives different commands: {commands}"
-    return commands[0]
+def readme_command(package: str = "onnxruntime") -> str:
+    """The README's command that installs ``package`` into QGIS's Python (one, however often it is given)."""
+    commands = {command for command in README_COMMAND.findall((REPO / "README.md").read_text())
+                if f" {package} " in command}
+    assert len(commands) == 1, f"the README gives {len(commands)} commands for {package}: {commands}"
+    return commands.pop()
 
 
 def bare_environment(home: Path) -> dict:
@@ -39,11 +40,7 @@ def bare_environment(home: Path) -> dict:
 
 @pytest.mark.skipif(not os.path.isfile(QGIS_PYTHON), reason=f"{QGIS_PYTHON} (QGIS's Python on Debian) is absent")
 def test_the_plugin_prints_the_readme_command_for_qgis_python():
-    printed = subprocess.run(
-        [QGIS_PYTHON, "-c", "from qgis_cloudremoval.core.dependencies import install_command; "
-                            "print(install_command())"],
-        cwd=REPO, capture_output=True, text=True, check=True, env=bare_environment(Path("/nonexistent"))).stdout
-    assert printed.strip() == readme_command()
+    assert printed_command("") == readme_command()
 
 
 @pytest.mark.skipif(not os.path.isfile(QGIS_PYTHON), reason=f"{QGIS_PYTHON} (QGIS's Python on Debian) is absent")
@@ -72,17 +69,36 @@ def test_readme_command_installs_into_qgis_python_and_keeps_numpy_1(tmp_path):
     assert gdal_width == "3"
 
 
+def printed_command(packages: str, cwd=REPO) -> str:
+    """The install command the plugin prints, run by QGIS's Python, for ``packages`` (a Python expression)."""
+    return subprocess.run(
+        [QGIS_PYTHON, "-c", "from qgis_cloudremoval.core.dependencies import GPU_RUNTIME_PACKAGES, install_command; "
+                            f"print(install_command({packages}))"],
+        cwd=cwd, capture_output=True, text=True, check=True, env=bare_environment(Path("/nonexistent"))).stdout.strip()
+
+
+def resolved_packages(command: str, folder: Path) -> set:
+    """What pip would install for ``command`` (a dry run with a report: nothing is downloaded beyond metadata)."""
+    report = folder / "report.json"
+    resolve = subprocess.run(shlex.split(command) + ["--dry-run", "--quiet", "--report", str(report)],
+                             env=bare_environment(folder), capture_output=True, text=True, timeout=600)
+    assert resolve.returncode == 0, resolve.stderr[-3000:]
+    return {entry["metadata"]["name"].lower() for entry in json.loads(report.read_text())["install"]}
+
+
 @pytest.mark.skipif(not os.path.isfile(QGIS_PYTHON), reason=f"{QGIS_PYTHON} (QGIS's Python on Debian) is absent")
 def test_the_gpu_command_the_plugin_prints_resolves_without_touching_numpy(tmp_path):
     """The onnxruntime-gpu command of the messages, resolved by pip (a dry run: the wheel is 300 MB)."""
-    printed = subprocess.run(
-        [QGIS_PYTHON, "-c", "from qgis_cloudremoval.core.dependencies import GPU_RUNTIME_PACKAGES, install_command; "
-                            "print(install_command(GPU_RUNTIME_PACKAGES))"],
-        cwd=REPO, capture_output=True, text=True, check=True, env=bare_environment(tmp_path)).stdout.strip()
+    printed = printed_command("GPU_RUNTIME_PACKAGES")
     assert printed.startswith(f"{QGIS_PYTHON} -m pip install --user --break-system-packages onnxruntime-gpu ")
-    report = tmp_path / "report.json"
-    resolve = subprocess.run(shlex.split(printed) + ["--dry-run", "--quiet", "--report", str(report)],
-                             env=bare_environment(tmp_path), capture_output=True, text=True, timeout=600)
-    assert resolve.returncode == 0, resolve.stderr[-3000:]
-    names = {entry["metadata"]["name"].lower() for entry in json.loads(report.read_text())["install"]}
+    names = resolved_packages(printed, tmp_path)
     assert "onnxruntime-gpu" in names and "numpy" not in names, names
+
+
+@pytest.mark.skipif(not os.path.isfile(QGIS_PYTHON), reason=f"{QGIS_PYTHON} (QGIS's Python on Debian) is absent")
+def test_the_learned_detector_command_resolves_without_touching_numpy_or_scipy(tmp_path):
+    """The ukis-csmask command of the messages, the help and the README, resolved by pip (the wheel is 145 MB)."""
+    printed = printed_command("('ukis-csmask',)")
+    assert printed == f'{QGIS_PYTHON} -m pip install --user --break-system-packages ukis-csmask "numpy<2"'
+    assert printed == readme_command("ukis-csmask")
+    assert resolved_packages(printed, tmp_path) == {"ukis-csmask"}  # Debian's numpy and SciPy serve it

@@ -47,7 +47,9 @@ def build_model() -> QgsProcessingModelAlgorithm:
     model.addModelParameter(QgsProcessingParameterFile("MODEL", "Model", extension="onnx"),
                             QgsProcessingModelParameter("MODEL"))
     from_model = QgsProcessingModelChildParameterSource.fromModelParameter
-    model.addChildAlgorithm(_child("cloudremoval:cloudmask", "cloudmask", {"S2": from_model("S2")}, ["mask"]))
+    rule = QgsProcessingModelChildParameterSource.fromStaticValue(2)  # the paper's rule, as the checks below
+    model.addChildAlgorithm(_child("cloudremoval:cloudmask", "cloudmask", {"S2": from_model("S2"), "DETECTOR": rule},
+                                   ["mask"]))
     model.addChildAlgorithm(_child(
         "cloudremoval:removeclouds", "removeclouds",
         {"S2": from_model("S2"), "S1": from_model("S1"), "MODEL": from_model("MODEL")}, ["clear"],
@@ -74,7 +76,8 @@ def check_chain_outputs(inputs, paths, tmp_path):
     for path in paths.values():
         assert scenes.grid(path) == grid
     assert [gdal.Open(str(paths[name])).RasterCount for name in ("mask", "clear", "rgb")] == [1, 13, 3]
-    mask = processing.run("cloudremoval:cloudmask", {"S2": inputs["S2"], "OUTPUT": str(tmp_path / "m.tif")})
+    mask = processing.run("cloudremoval:cloudmask", {"S2": inputs["S2"], "DETECTOR": 2,
+                                                     "OUTPUT": str(tmp_path / "m.tif")})
     clear = processing.run("cloudremoval:removeclouds", dict(inputs, OUTPUT=str(tmp_path / "c.tif")))
     rgb = processing.run("cloudremoval:composite", {"S2": clear["OUTPUT"], "OUTPUT": str(tmp_path / "r.tif")})
     np.testing.assert_array_equal(scenes.read(paths["mask"]), scenes.read(mask["OUTPUT"]))

@@ -60,7 +60,8 @@ def test_removeclouds_end_to_end_on_real_sentinel_1_and_2(qgis, scene, tmp_path)
     model = make_tiny_model(use_sar=True)
     output = tmp_path / "clear.tif"
     answer = qgis.run("cloudremoval:removeclouds", {
-        "S2": scene["s2"], "S1": scene["s1"], "MODEL": model, "OUTPUT": output, "OUTPUT_MASK": tmp_path / "m.tif"})
+        "S2": scene["s2"], "S1": scene["s1"], "MODEL": model, "DETECTOR": 2, "OUTPUT": output,
+        "OUTPUT_MASK": tmp_path / "m.tif"})
     assert answer["results"]["OUTPUT"] == str(output)
     assert answer["results"]["PROVIDER"] == "CPUExecutionProvider"
     assert any("Model band B10 is not in the input" in warning for warning in answer["log"]["warning"])
@@ -68,7 +69,7 @@ def test_removeclouds_end_to_end_on_real_sentinel_1_and_2(qgis, scene, tmp_path)
     assert gdal.Open(str(output)).RasterCount == 13
     direct = engine.remove_clouds(RemovalRequest(
         s2_path=scene["s2"], s1_path=scene["s1"], model_path=str(model), output_path=str(tmp_path / "direct.tif"),
-        s2_bands={band: number for number, band in enumerate(L2A_BANDS, start=1)}))
+        s2_bands={band: number for number, band in enumerate(L2A_BANDS, start=1)}, detector="rule"))
     np.testing.assert_array_equal(scenes.read(output), scenes.read(direct.output_path))
     assert (scenes.read(tmp_path / "m.tif")[0, 24:56, 24:56] == 1).all()
 

@@ -14,6 +14,8 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core.bands import S2_BANDS
 from ..core.cloudmask import CLOUD_THRESHOLD
+from ..core.dependencies import install_command
+from ..core.detectors import DETECTORS
 from ..core.progress import Cancelled, CoreError, Reporter
 from ..core.request import BASELINE_OFFSET
 from .band_mapping import parse_band_list, s2_band_mapping
@@ -30,6 +32,11 @@ S2_BANDS_HELP = (
     "example 1;2;3;4;5;6;7;8;9;10;0;11;12 for a 12-band Level-2A stack. In qgis_process write "
     "S2_BANDS=\"1;2;3;...\".")
 BASELINE_OFFSET_LABELS = ("Auto", "None", "Subtract 1000 DN")
+DETECTOR_LABELS = ("Auto", "Learned (ukis-csmask)", "Paper's rule")
+DETECTOR_HELP = (
+    "<b>Cloud detector</b>: auto uses the learned detector of ukis-csmask (DLR) where that package is "
+    "installed, else the paper's rule; the log says which ran. The paper's rule calls much clear land and "
+    f"water shadow; the learned one rarely does. Install it with: {install_command(('ukis-csmask',))}.")
 
 
 class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
@@ -39,6 +46,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     GROUP = ("clouds", "Clouds")
     S2 = "S2"
     S2_BANDS = "S2_BANDS"
+    DETECTOR = "DETECTOR"
     BASELINE_OFFSET = "BASELINE_OFFSET"
     THRESHOLD = "THRESHOLD"
 
@@ -89,6 +97,13 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         self.declare(QgsProcessingParameterEnum(
             self.BASELINE_OFFSET, self.tr("Baseline offset"), options=list(BASELINE_OFFSET_LABELS),
             defaultValue=0))
+
+    def add_detector_parameter(self):
+        self.declare(QgsProcessingParameterEnum(
+            self.DETECTOR, self.tr("Cloud detector"), options=list(DETECTOR_LABELS), defaultValue=0))
+
+    def detector(self, parameters, context) -> str:
+        return DETECTORS[self.parameterAsEnum(parameters, self.DETECTOR, context)]
 
     def add_threshold_parameter(self, description="Cloud score threshold", advanced=False):
         self.declare(QgsProcessingParameterNumber(

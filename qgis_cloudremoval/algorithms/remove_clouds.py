@@ -12,7 +12,7 @@ from ..core.cloudmask import MASK_NO_S1, MASK_NODATA
 from ..core.request import DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
 from ..settings import (DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, DEMO_FALLBACK_MESSAGE, NO_DEFAULT_MODEL_MESSAGE,
                         default_model_is_demo, default_model_path)
-from .base import S2_BANDS_HELP, CloudRemovalAlgorithm
+from .base import DETECTOR_HELP, S2_BANDS_HELP, CloudRemovalAlgorithm
 from .styles import mask_palette, true_colour
 
 DEFAULT_S1_BANDS = RemovalRequest(s2_path="", model_path="", output_path="").s1_bands  # VV, VH
@@ -64,7 +64,9 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             "model runs, and the log says so first. The log shows the model's file, name, inputs and "
             "provenance.<br>"
             "<b>Keep clear pixels</b>: keep the input where the cloud detector finds no cloud or shadow "
-            "(with a feathered seam); off: every pixel is the network's output.<br>"
+            "(with a feathered seam); the network then runs only on tiles near cloud or shadow, so a mostly "
+            "clear scene takes a fraction of the time. Off: every pixel is the network's output.<br>"
+            + DETECTOR_HELP + "<br>"
             "<b>Baseline offset</b>: products of processing baseline 04.00 and later (from 25 January 2022) "
             "carry +1000 DN; auto removes it for .SAFE products and warns when plain files look offset.<br>"
             "<b>Advanced</b>: device (auto uses a GPU when onnxruntime-gpu finds one; the log says which ran), "
@@ -93,6 +95,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             optional=True))
         self.declare(QgsProcessingParameterBoolean(
             self.KEEP_CLEAR, self.tr("Keep clear pixels"), defaultValue=False))
+        self.add_detector_parameter()
         self.add_baseline_offset_parameter()
         advanced = [
             QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=["Auto", "GPU", "CPU"],
@@ -149,6 +152,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
             output_type=OUTPUT_TYPES[self.parameterAsEnum(parameters, self.OUTPUT_TYPE, context)],
             cloud_threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
+            detector=self.detector(parameters, context),
             output_path=output_path,
             mask_path=mask_path,
         )
