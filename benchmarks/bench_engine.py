@@ -30,11 +30,11 @@ from qgis_cloudremoval.core.request import RemovalRequest  # noqa: E402
 from qgis_cloudremoval.core.writer import BLOCK_SIZE  # noqa: E402
 
 
-def export_model(path, blocks, features):
+def export_model(path, blocks, features, use_sar=True):
     if not os.path.exists(path):
         from training.export_onnx import export_onnx
         from training.model import DSen2CR
-        export_onnx(DSen2CR(num_blocks=blocks, num_features=features).eval(), path,
+        export_onnx(DSen2CR(num_blocks=blocks, num_features=features, use_sar=use_sar).eval(), path,
                     {"training_data": "random weights (benchmark)"})
     return path
 

@@ -105,3 +105,38 @@ def test_keep_clear_skips_clear_tiles_of_a_real_cloudy_patch_and_equals_the_whol
     from scipy import ndimage
     far = ndimage.distance_transform_edt(clear) > engine.FEATHER_PX
     np.testing.assert_allclose(_dn(tiled.output_path)[:, far], _dn(cloudy)[:, far] / 10000, atol=1e-6)
+
+
+def test_an_own_cloud_mask_drives_keep_clear_and_is_checked_against_the_grid(sen12mscr_dir, tmp_path):
+    """A mask the analyst trusts: the network runs only where it says cloud or shadow, in proportion."""
+    s2 = sen12mscr_dir / "s2_cloudFree" / "ROIs1158_spring_15_p30.tif"
+    grid = gdal.Open(str(s2))
+    own = np.zeros((grid.RasterYSize, grid.RasterXSize), np.uint8)
+    own[10:40, 10:40] = cloudmask.CLOUD  # one corner
+    own[200:220, 200:220] = cloudmask.SHADOW + cloudmask.MASK_NO_S1  # the engine's "shadow, no S1" code
+    mask_path = tmp_path / "own_mask.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(mask_path), grid.RasterXSize, grid.RasterYSize, 1,
+                                                   gdal.GDT_Byte)
+    dataset.SetGeoTransform(grid.GetGeoTransform())
+    dataset.SetProjection(grid.GetProjection())
+    dataset.WriteArray(own)
+    dataset = None
+    model = make_tiny_model(use_sar=False, num_blocks=1, num_features=4, seed=6)
+    messages = []
+    result = engine.remove_clouds(RemovalRequest(
+        s2_path=str(s2), model_path=str(model), keep_clear=True, tile_size=64, cloud_mask_path=str(mask_path),
+        output_path=str(tmp_path / "out.tif"), mask_path=str(tmp_path / "mask_out.tif")),
+        Reporter(info=messages.append))
+    assert f"cloud detector: none, the cloud mask {mask_path}" in messages
+    # 64 tiles of 34 px cores (margin 15 px); each square straddles a core corner (34; 204), so 4 + 4 run.
+    assert result.tiles == 64 and result.network_tiles == 8
+    written = _dn(result.mask_path)
+    assert (written[10:40, 10:40] == cloudmask.CLOUD).all() and (written[200:220, 200:220] == cloudmask.SHADOW).all()
+    assert (written[60:190, 60:190] == cloudmask.CLEAR).all()
+    shifted = tmp_path / "shifted.tif"
+    gdal.Translate(str(shifted), str(mask_path), srcWin=[0, 0, 128, 128])
+    with pytest.raises(CoreError, match=r"^The cloud mask .*shifted\.tif \(128 x 128 px\) is not on the Sentinel-2 "
+                                        r"grid \(256 x 256 px, the same geotransform\); warp it"):
+        engine.remove_clouds(RemovalRequest(s2_path=str(s2), model_path=str(model), keep_clear=True,
+                                            cloud_mask_path=str(shifted), output_path=str(tmp_path / "o2.tif")))
+    assert not (tmp_path / "o2.tif").exists()

@@ -28,6 +28,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
     S1_UNITS = "S1_UNITS"
     MODEL = "MODEL"
     KEEP_CLEAR = "KEEP_CLEAR"
+    CLOUD_MASK = "CLOUD_MASK"
     FILL_MISSING = "FILL_MISSING"
     DEVICE = "DEVICE"
     TILE_SIZE = "TILE_SIZE"
@@ -67,6 +68,9 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             "(with a feathered seam); the network then runs only on tiles near cloud or shadow, so a mostly "
             "clear scene takes a fraction of the time. Off: every pixel is the network's output.<br>"
             + DETECTOR_HELP + "<br>"
+            "<b>Own cloud mask</b> (optional): a mask you trust (from the product, Fmask, or a corrected "
+            "'Detect clouds and shadows' output) on the Sentinel-2 grid, 0 clear, 1 cloud, 2 shadow; it "
+            "replaces the detector for keep clear and the mask output.<br>"
             "<b>Baseline offset</b>: products of processing baseline 04.00 and later (from 25 January 2022) "
             "carry +1000 DN; auto removes it for .SAFE products and warns when plain files look offset.<br>"
             "<b>Advanced</b>: device (auto uses a GPU when onnxruntime-gpu finds one; the log says which ran), "
@@ -96,6 +100,8 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         self.declare(QgsProcessingParameterBoolean(
             self.KEEP_CLEAR, self.tr("Keep clear pixels"), defaultValue=False))
         self.add_detector_parameter()
+        self.declare(QgsProcessingParameterRasterLayer(
+            self.CLOUD_MASK, self.tr("Own cloud mask (instead of the detector)"), optional=True))
         self.add_baseline_offset_parameter()
         advanced = [
             QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=["Auto", "GPU", "CPU"],
@@ -153,6 +159,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             output_type=OUTPUT_TYPES[self.parameterAsEnum(parameters, self.OUTPUT_TYPE, context)],
             cloud_threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
             detector=self.detector(parameters, context),
+            cloud_mask_path=self.raster_path(parameters, self.CLOUD_MASK, context, "the cloud mask"),
             output_path=output_path,
             mask_path=mask_path,
         )

@@ -19,8 +19,12 @@ so the engine and the cloud-mask raster call either tile by tile.
   land as shadow (``benchmarks/bench_cloudmask.py``); training keeps it for
   the CARL loss, as the paper does.
 
-:func:`choose_detector` picks one ("auto": the learned one when installed)
-and says which in the log.
+:class:`MaskFileDetector` reads a mask the analyst already has instead (the
+product's own, Fmask, a corrected output of this plugin) on the Sentinel-2
+grid.
+
+:func:`choose_detector` picks one ("auto": the learned one when installed;
+a mask file when one is given) and says which in the log.
 """
 
 import importlib.util
@@ -34,6 +38,7 @@ from . import cloudmask, runtime, tiling
 from .bands import DN_PER_REFLECTANCE, S2_BANDS
 from .dependencies import install_command
 from .progress import CoreError, Reporter
+from .raster_source import open_raster
 
 #: The DETECTOR choices, in the order the plugin lists them.
 DETECTORS = ("auto", "learned", "rule")
@@ -151,6 +156,38 @@ class LearnedDetector:
         return np.argmax(scores[:, :height, :width], axis=0).astype(np.uint8)
 
 
+class MaskFileDetector:
+    """A cloud mask raster on the Sentinel-2 grid: 0 clear, 1 cloud, 2 shadow (the engine's codes too)."""
+
+    needs_statistics = False
+
+    def __init__(self, path: str, scene) -> None:
+        self.dataset = open_raster(path, "cloud mask")
+        size = (self.dataset.RasterXSize, self.dataset.RasterYSize)
+        transform = tuple(round(value, 6) for value in self.dataset.GetGeoTransform())
+        if size != (scene.width, scene.height) or transform != tuple(round(v, 6) for v in scene.geotransform):
+            raise CoreError(f"The cloud mask {path} ({size[0]} x {size[1]} px) is not on the Sentinel-2 grid "
+                            f"({scene.width} x {scene.height} px, the same geotransform); warp it onto the "
+                            "Sentinel-2 image first (Raster > Projections > Warp, nearest neighbour)")
+        self.path = path
+        self.name = f"the cloud mask {path}"
+
+    def prepare(self, scene, tiles, reporter) -> None:
+        """Nothing to gather: the mask is read window by window."""
+
+    def window_mask(self, scene, window: tiling.Window, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        values = self.dataset.GetRasterBand(1).ReadAsArray(window.x, window.y, window.width, window.height)
+        if values is None:
+            raise CoreError(f"Could not read the cloud mask {self.path} at x {window.x}, y {window.y}; check the file")
+        mask = np.zeros(values.shape, np.uint8)
+        category = values.astype(np.int64) & (cloudmask.MASK_NO_S1 - 1)
+        known = values != cloudmask.MASK_NODATA
+        mask[known & (category == cloudmask.CLOUD)] = cloudmask.CLOUD
+        mask[known & (category == cloudmask.SHADOW)] = cloudmask.SHADOW
+        mask[~valid] = cloudmask.CLEAR
+        return mask
+
+
 def _context(window: tiling.Window, scene_width: int, scene_height: int) -> tiling.Window:
     """``window`` grown to :data:`LEARNED_CONTEXT` px where it is smaller, inside the scene, on the 30 m grid."""
     def span(start, length, scene_length):
@@ -187,10 +224,16 @@ def statistics_pass(scene, tiles: List[tiling.Tile], reporter: Reporter) -> clou
     return stats
 
 
-def choose_detector(choice: str, threshold: float, device: str, reporter: Reporter):
-    """The detector for ``choice`` ("auto", "learned" or "rule"); logs which one runs and why."""
+def choose_detector(choice: str, threshold: float, device: str, reporter: Reporter, mask_path: Optional[str] = None,
+                    scene=None):
+    """The detector for ``choice`` ("auto", "learned" or "rule"), or the mask file ``mask_path`` of ``scene``
+    when one is given; logs which one runs and why."""
     if choice not in DETECTORS:
         raise CoreError(f"Unknown cloud detector '{choice}'; use one of {', '.join(DETECTORS)}")
+    if mask_path:
+        detector = MaskFileDetector(mask_path, scene)
+        reporter.log(f"cloud detector: none, {detector.name}")
+        return detector
     if choice == "rule" or (choice == "auto" and not learned_available()):
         detector = RuleDetector(threshold)
         why = "" if choice == "rule" else (" (ukis-csmask, the learned detector, is not installed: "

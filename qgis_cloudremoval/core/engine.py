@@ -121,7 +121,8 @@ def _option_problems(request: RemovalRequest, info: ModelInfo) -> List[str]:
             problems.append(problem)
     if request.mask_path and os.path.abspath(request.mask_path) == os.path.abspath(request.output_path):
         problems.append("The mask file and the output file are the same; give them different names")
-    given = [request.s2_path, request.s1_path, request.model_path, *request.s2_band_paths.values()]
+    given = [request.s2_path, request.s1_path, request.model_path, request.cloud_mask_path,
+             *request.s2_band_paths.values()]
     inputs_given = {os.path.realpath(path) for path in given if path}
     for path in (request.output_path, request.mask_path):
         if path and os.path.realpath(path) in inputs_given:
@@ -360,7 +361,8 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
                      f"batches of {batch_size}")
         detector = None
         if request.keep_clear or request.mask_path:
-            detector = detectors.choose_detector(request.detector, request.cloud_threshold, request.device, reporter)
+            detector = detectors.choose_detector(request.detector, request.cloud_threshold, request.device, reporter,
+                                                 request.cloud_mask_path, scene)
             detector.prepare(scene, tiles, reporter)
         output, mask = _open_writers(request, scene, info)
         output_path = None
