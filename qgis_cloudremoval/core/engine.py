@@ -58,7 +58,8 @@ FEATHER_PX = 8
 #: Mask values besides the detector's 0 clear, 1 cloud, 2 shadow.
 #: UInt16 output: 0 is nodata, so valid pixels are clipped to 1..65535.
 UINT16_VALID_RANGE = (1.0, 65535.0)
-#: Batches read ahead of the network and cores queued for writing.
+#: Batches read ahead of the network, and batches of finished cores queued for writing (a whole batch
+#: queues, so on a GPU with batches of 4 the network never waits for the writes of its last batch).
 READ_AHEAD = 1
 WRITE_BEHIND = 1
 #: GDAL's block cache is capped at this while a run goes on (GDAL's default, 5% of the RAM,
@@ -439,7 +440,7 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, detector, outpu
             for item in prepared:
                 item.network_input = None  # memory stays at a few tiles' worth
             for item in prepared:
-                while len(writes) >= WRITE_BEHIND:
+                while len(writes) >= WRITE_BEHIND * len(prepared):
                     writes.popleft().result()
                 # Masking, blending and writing run beside the next batch's network run.
                 writes.append(write_thread.submit(finish_and_write, item, predictions.get(id(item))))
