@@ -91,7 +91,7 @@ class _Prepared:
     """One tile's arrays, made in the reader thread."""
 
     tile: tiling.Tile
-    network_input: np.ndarray  # (C, h, w) float32
+    network_input: Optional[np.ndarray]  # (C, h, w) float32; None where the network does not run
     s2_dn: Optional[np.ndarray]  # (13, h, w) float32, offset removed; kept only for masking and keep-clear
     s2_valid: np.ndarray  # (h, w) bool
     s1_valid: Optional[np.ndarray]  # (h, w) bool, None for no-SAR models
@@ -195,16 +195,16 @@ class _Run:
         prepared = []
         for tile in tiles:
             window = scene.read(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
-            item = _Prepared(tile, _network_input(window, info), window.s2_dn if detector else None,
-                             window.s2_valid, window.s1_valid if info.uses_sar else None)
+            item = _Prepared(tile, None, window.s2_dn if detector else None, window.s2_valid,
+                             window.s1_valid if info.uses_sar else None)
             item.needs_network = bool(window.s2_valid[tile.core_in_read].any())
             if detector is not None:
                 item.mask = detector.window_mask(scene, tile.read, window.s2_dn, window.s2_valid)
             if self.request.keep_clear:
                 item.weight = _feather_weight(cloudmask.binary_cloud_shadow(item.mask))
                 item.needs_network &= bool(item.weight[tile.core_in_read].any())
-            if not item.needs_network:
-                item.network_input = None
+            if item.needs_network:  # prepared only for the tiles the network runs on
+                item.network_input = _network_input(window, info)
             prepared.append(item)
         return prepared
 
