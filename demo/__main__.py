@@ -12,7 +12,6 @@ checkpoint when one is configured (``CLOUDREMOVAL_MODEL``), otherwise the small
 demo model bundled with the plugin.
 """
 
-import argparse
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from osgeo import gdal
 
 from qgis_cloudremoval.core import render
 
+from .cli import demo_arguments
 from .example import DEMO_SCENE, bigearthnet_pairs, write_example
 from .qgis_process import QgisProcess
 
@@ -32,11 +32,8 @@ PANEL_ZOOM = 3
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
-    parser.add_argument("--model", default="", help="DSen2-CR .onnx model (default: the plugin's default model)")
-    args = parser.parse_args(argv)
-    out = Path(args.out).resolve()
+    args = demo_arguments(argv, __doc__, "demo_output")
+    out = args.out
     start = time.perf_counter()
 
     print("1/4 making the example from a real BigEarthNet-S1/S2 pair with simulated clouds")

@@ -15,7 +15,6 @@ renderers, and every critical message QGIS logged. It exits 1 when a run
 failed, an output was not loaded and styled, or QGIS logged an error.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .cli import demo_arguments
 from .example import DEMO_SCENE, bigearthnet_pairs, write_example
 from .qgis_process import QgisProcess
 
@@ -189,11 +189,8 @@ def check(report: dict) -> list:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="desktop_output", help="output folder (default: desktop_output)")
-    parser.add_argument("--model", default="", help="DSen2-CR .onnx model (default: the plugin's default model)")
-    args = parser.parse_args(argv)
-    out = Path(args.out).resolve()
+    args = demo_arguments(argv, __doc__, "desktop_output")
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("report.json", "dialog.png", "map.png"):
         (out / stale).unlink(missing_ok=True)
