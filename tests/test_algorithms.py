@@ -317,12 +317,12 @@ def test_cancel_after_first_progress_leaves_no_output(provider, scene, sar_model
     assert list(tmp_path.iterdir()) == []
 
 
-BLOCK_ONNXRUNTIME = """
-import sys
+BLOCKED_MODULE = """
+import json, sys
 class Blocker:
     def find_spec(self, name, path=None, target=None):
-        if name == "onnxruntime" or name.startswith("onnxruntime."):
-            raise ImportError("No module named 'onnxruntime' (blocked by the test)")
+        if name == {blocked!r} or name.startswith({blocked!r} + "."):
+            raise ImportError("No module named " + repr(name) + " (blocked by the test)")
 sys.meta_path.insert(0, Blocker())
 sys.path[:0] = [{repo!r}, {tests!r}, "/usr/share/qgis/python/plugins"]
 from qgis.core import QgsApplication, QgsProcessingException
@@ -334,30 +334,59 @@ from qgis import processing
 import qgis_scenes
 provider = qgis_scenes.register_provider()
 print("ALGORITHMS", len(provider.algorithms()))
-print("ORT IMPORTED", "onnxruntime" in sys.modules)
-try:
-    processing.run("cloudremoval:removeclouds", {{"S2": {s2!r}, "MODEL": {model!r}, "OUTPUT": {output!r}}})
-except QgsProcessingException as exc:
-    print("ERROR", str(exc).replace("\\n", " "))
+print("IMPORTED", {blocked!r} in sys.modules)
+for algorithm, parameters in json.loads({runs!r}):
+    try:
+        processing.run(algorithm, parameters)
+        print("OK", algorithm)
+    except QgsProcessingException as exc:
+        print("ERROR", algorithm, str(exc).replace("\\n", " "))
 """
 
 
-def test_plugin_loads_without_onnxruntime_and_says_how_to_install_it(scene, optical_model, tmp_path):
+def run_with_a_module_blocked(blocked, runs, tmp_path):
+    """Load the plugin and run ``runs`` ([(algorithm, parameters)]) in a QGIS where ``blocked`` cannot be imported.
+
+    Returns the lines the script printed: ``ALGORITHMS n``, ``IMPORTED False`` and ``OK``/``ERROR`` per run.
+    """
+    import json
     import subprocess
     import sys
-    script = BLOCK_ONNXRUNTIME.format(repo=str(REPO), tests=str(REPO / "tests"), s2=str(scene["s2"]),
-                                      model=str(optical_model), output=str(tmp_path / "out.tif"))
+    script = BLOCKED_MODULE.format(blocked=blocked, repo=str(REPO), tests=str(REPO / "tests"), runs=json.dumps(runs))
     environment = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"))
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                          env=environment)
     lines = run.stdout.splitlines()
-    assert f"ALGORITHMS {len(ALGORITHM_IDS)}" in lines, run.stdout + run.stderr
-    assert "ORT IMPORTED False" in lines
+    assert f"ALGORITHMS {len(ALGORITHM_IDS)}" in lines and "IMPORTED False" in lines, run.stdout + run.stderr
+    return lines
+
+
+def test_plugin_loads_without_onnxruntime_and_says_how_to_install_it(scene, optical_model, tmp_path):
+    import sys
+    lines = run_with_a_module_blocked("onnxruntime", [("cloudremoval:removeclouds", {
+        "S2": str(scene["s2"]), "MODEL": str(optical_model), "OUTPUT": str(tmp_path / "out.tif")})], tmp_path)
     errors = [line for line in lines if line.startswith("ERROR")]
     assert errors and ORT_MISSING_MESSAGE in errors[0]
     assert f"({sys.executable})" in errors[0]  # the interpreter to install into, named
     assert install_command(GPU_RUNTIME_PACKAGES) in errors[0]
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_plugin_loads_without_scipy_and_only_what_needs_it_says_so(scene, optical_model, tmp_path):
+    """Debian's python3-qgis does not pull in SciPy: the network itself runs, masks name the package."""
+    lines = run_with_a_module_blocked("scipy", [
+        ("cloudremoval:removeclouds", {"S2": str(scene["s2"]), "MODEL": str(optical_model),
+                                       "OUTPUT": str(tmp_path / "plain.tif")}),
+        ("cloudremoval:cloudmask", {"S2": str(scene["s2"]), "DETECTOR": 2, "OUTPUT": str(tmp_path / "mask.tif")}),
+        ("cloudremoval:removeclouds", {"S2": str(scene["s2"]), "MODEL": str(optical_model), "KEEP_CLEAR": True,
+                                       "OUTPUT": str(tmp_path / "kept.tif")})], tmp_path)
+    assert "OK cloudremoval:removeclouds" in lines and (tmp_path / "plain.tif").exists()
+    errors = [line for line in lines if line.startswith("ERROR")]
+    assert len(errors) == 2, lines
+    for error in errors:
+        assert "The Python package scipy is not installed in this Python" in error
+        assert "'sudo apt install python3-scipy' on Debian and Ubuntu" in error
+    assert not (tmp_path / "mask.tif").exists() and not (tmp_path / "kept.tif").exists()
 
 
 def test_removeclouds_on_sen12mscr_l1c_with_all_options_passed_on(provider, sen12mscr_dir, sar_model, tmp_path):

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Tuple, Union
 
 import numpy as np
-from scipy import ndimage
 
 from .bands import DN_PER_REFLECTANCE, S2_BANDS
+from .dependencies import ndimage
 
 #: Default cloud-score threshold of the paper.
 CLOUD_THRESHOLD = 0.2
@@ -107,8 +107,8 @@ def _normalized_difference(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 def _box_sum(values: np.ndarray, size: int) -> np.ndarray:
     weights = np.ones(size, dtype=np.float64)
-    summed = ndimage.correlate1d(values, weights, axis=0, mode=_BOUNDARY_MODE)
-    return ndimage.correlate1d(summed, weights, axis=1, mode=_BOUNDARY_MODE)
+    summed = ndimage().correlate1d(values, weights, axis=0, mode=_BOUNDARY_MODE)
+    return ndimage().correlate1d(summed, weights, axis=1, mode=_BOUNDARY_MODE)
 
 
 def raw_cloud_score(s2_reflectance: np.ndarray) -> np.ndarray:
@@ -140,7 +140,7 @@ def cloud_score(s2_reflectance: np.ndarray, valid: Optional[np.ndarray] = None) 
     """
     score = raw_cloud_score(s2_reflectance)
     score[~_valid_or_all(s2_reflectance, valid)] = 0.0
-    score = ndimage.grey_closing(score, size=(_CLOSING_SIZE, _CLOSING_SIZE), mode=_BOUNDARY_MODE)
+    score = ndimage().grey_closing(score, size=(_CLOSING_SIZE, _CLOSING_SIZE), mode=_BOUNDARY_MODE)
     score = _box_sum(score, _BOX_SIZE) / float(_BOX_SIZE * _BOX_SIZE)
     return np.clip(score, 0.0, 1.0).astype(np.float32)
 

@@ -15,6 +15,8 @@ import sys
 import sysconfig
 from typing import Sequence
 
+from .progress import CoreError
+
 #: Keeps QGIS's numpy: its compiled bindings (and GDAL's) are built against numpy 1.x.
 NUMPY_PIN = "numpy<2"
 #: What removeclouds needs: the runtime; ``onnx`` (Winograd convolutions on a CPU, the Keras import)
@@ -60,9 +62,15 @@ def install_command(packages: Sequence[str] = RUNTIME_PACKAGES) -> str:
     return " ".join(f'"{word}"' if " " in word else word for word in words)
 
 
+#: SciPy (cloud masks, keep-clear, metrics) comes with QGIS on Windows and macOS; Debian's python3-qgis
+#: does not depend on it, so the plugin loads without it and the algorithms that need it say so.
+SCIPY_INSTALL = ("SciPy: 'sudo apt install python3-scipy' on Debian and Ubuntu, elsewhere "
+                 f"'{install_command(('scipy',))}'")
+
+
 def missing_package_message(package: str, purpose: str) -> str:
     """One line: ``package`` is missing from this Python, what it is for, and how to install it."""
-    how = H5PY_INSTALL if package == "h5py" else install_command()
+    how = {"h5py": H5PY_INSTALL, "scipy": SCIPY_INSTALL}.get(package, install_command())
     return (f"The Python package {package} is not installed in this Python ({python_executable()}); it is "
             f"needed {purpose}. Install {how} (then restart QGIS)")
 
@@ -73,3 +81,13 @@ def unloadable_package_message(package: str, error: BaseException) -> str:
     return (f"The Python package {package} is installed but cannot be loaded here ({type(error).__name__}: "
             f"{error}); a copy from pip may clash with the libraries QGIS has loaded. Install {how} instead "
             "(then restart QGIS)")
+
+
+def ndimage():
+    """``scipy.ndimage``, or a :class:`CoreError` that says how to install SciPy (imported when first needed)."""
+    try:
+        from scipy import ndimage as module
+    except ImportError:
+        raise CoreError(missing_package_message("scipy", "for cloud masks, keep clear pixels and the metrics")) \
+            from None
+    return module

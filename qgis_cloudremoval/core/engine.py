@@ -43,7 +43,6 @@ from typing import List, Optional
 
 import numpy as np
 from osgeo import gdal
-from scipy import ndimage
 
 from . import cloudmask, detectors, inputs, runtime, scaling, tiling, winograd
 from .bands import DN_PER_REFLECTANCE
@@ -52,6 +51,7 @@ from .model_info import ModelInfo, read_model_info
 from .progress import SILENT, CoreError, Reporter
 from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
 from .writer import BLOCK_SIZE, GeoTiffWriter, check_output_path
+from .dependencies import ndimage
 
 #: Pixels over which the prediction fades into the kept clear input (keep-clear option).
 FEATHER_PX = 8
@@ -171,7 +171,7 @@ def _feather_weight(cloud_or_shadow: np.ndarray) -> np.ndarray:
     """1 on cloud and shadow, falling linearly to 0 at :data:`FEATHER_PX` px outside, ``(h, w)`` float32."""
     if not cloud_or_shadow.any():
         return np.zeros(cloud_or_shadow.shape, dtype=np.float32)
-    distance = ndimage.distance_transform_edt(~cloud_or_shadow)
+    distance = ndimage().distance_transform_edt(~cloud_or_shadow)
     return np.clip(1.0 - distance / FEATHER_PX, 0.0, 1.0).astype(np.float32)
 
 

@@ -39,13 +39,13 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 from osgeo import gdal
-from scipy import ndimage
 
 from . import cloudmask
 from .raster_source import open_raster
 from .bands import DN_PER_REFLECTANCE
 from .progress import SILENT, CoreError, Reporter
 from .text import count
+from .dependencies import ndimage
 
 gdal.UseExceptions()
 
@@ -73,8 +73,8 @@ def _gaussian_taps() -> np.ndarray:
 def _gaussian_mean(image: np.ndarray) -> np.ndarray:
     """Gaussian-weighted local mean over the last two axes, only where the window fits."""
     taps = _gaussian_taps()
-    smoothed = ndimage.correlate1d(image, taps, axis=-2, mode="constant")
-    smoothed = ndimage.correlate1d(smoothed, taps, axis=-1, mode="constant")
+    smoothed = ndimage().correlate1d(image, taps, axis=-2, mode="constant")
+    smoothed = ndimage().correlate1d(smoothed, taps, axis=-1, mode="constant")
     return smoothed[..., SSIM_HALO:-SSIM_HALO, SSIM_HALO:-SSIM_HALO]
 
 
@@ -179,7 +179,7 @@ class MetricsAccumulator:
         sam = sam_degrees(x, y)
         ssim = np.full((height, width), np.nan)
         if height > 2 * SSIM_HALO and width > 2 * SSIM_HALO:
-            whole_window_valid = ndimage.minimum_filter(keep.astype(np.uint8), size=SSIM_WINDOW, mode="constant")
+            whole_window_valid = ndimage().minimum_filter(keep.astype(np.uint8), size=SSIM_WINDOW, mode="constant")
             inner = (slice(SSIM_HALO, -SSIM_HALO), slice(SSIM_HALO, -SSIM_HALO))
             ssim[inner] = np.where(whole_window_valid[inner] > 0, ssim_map(x, y), np.nan)
 
