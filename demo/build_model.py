@@ -36,7 +36,7 @@ from training.clouds import simulate_clouds
 from training.export_onnx import describe_report, export_onnx
 from training.reformat import SPLIT_FILE_NAME
 
-from .example import DEMO_SCENE, bigearthnet_pairs, clear_s2_dn
+from .example import DEMO_SCENE, bigearthnet_pairs, clear_s2_dn, write_raster
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "qgis_cloudremoval" / "models" / "dsen2cr_demo.onnx"
@@ -81,8 +81,8 @@ def no_radar(shape) -> np.ndarray:
 def no_radar_s1(s2_path: Path, output: Path) -> Path:
     """A VV/VH GeoTIFF on the grid of ``s2_path`` holding :func:`no_radar` values."""
     grid = gdal.Open(str(s2_path))
-    _write(output, no_radar((grid.RasterYSize, grid.RasterXSize)), grid.GetGeoTransform(), grid.GetProjection(),
-           gdal.GDT_Float32, S1_BANDS)
+    write_raster(output, no_radar((grid.RasterYSize, grid.RasterXSize)), grid.GetGeoTransform(),
+                 grid.GetProjection(), gdal.GDT_Float32, S1_BANDS)
     return output
 
 
@@ -150,19 +150,6 @@ def training_samples(folder: Path) -> Iterator[Sample]:
                          grid.GetProjection())
 
 
-def _write(path: Path, values: np.ndarray, geotransform, projection: str, data_type: int, names) -> None:
-    if data_type == gdal.GDT_UInt16:
-        values = np.clip(np.round(values), 0, 65535)
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), values.shape[2], values.shape[1], values.shape[0],
-                                                   data_type, options=["COMPRESS=DEFLATE"])
-    dataset.SetGeoTransform(geotransform)
-    dataset.SetProjection(projection)
-    for index, (band_values, name) in enumerate(zip(values, names), start=1):
-        dataset.GetRasterBand(index).WriteArray(band_values)
-        dataset.GetRasterBand(index).SetDescription(name)
-    dataset = None
-
-
 def write_training_data(folder: Path) -> int:
     """The authors' layout (s1/, s2_cloudFree/, s2_cloudy/ + split file, all in the training split)."""
     rows = []
@@ -170,10 +157,10 @@ def write_training_data(folder: Path) -> int:
         (folder / layout_folder).mkdir(parents=True, exist_ok=True)
     for sample in training_samples(folder):
         name = f"{sample.name}.tif"
-        _write(folder / "s1" / name, sample.s1, sample.geotransform, sample.projection, gdal.GDT_Float32, S1_BANDS)
+        on_grid = (sample.geotransform, sample.projection)
+        write_raster(folder / "s1" / name, sample.s1, *on_grid, gdal.GDT_Float32, S1_BANDS)
         for layout_folder, values in (("s2_cloudFree", sample.clear), ("s2_cloudy", sample.cloudy)):
-            _write(folder / layout_folder / name, values, sample.geotransform, sample.projection, gdal.GDT_UInt16,
-                   S2_BANDS)
+            write_raster(folder / layout_folder / name, values, *on_grid, gdal.GDT_UInt16, S2_BANDS)
         rows.append(f"1\ts1\ts2_cloudFree\ts2_cloudy\t{name}\n")
     (folder / SPLIT_FILE_NAME).write_text("".join(rows))
     return len(rows)

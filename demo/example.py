@@ -97,22 +97,25 @@ def write_example(pair: BigEarthNetPair, folder: Path, seed: int = 7, cover: flo
     grid = gdal.Open(pair.s2_bands["B2"])
     example = Example(pair.name, str(folder / "s2_clear.tif"), str(folder / "s2_cloudy.tif"),
                       str(folder / "s1.tif"), str(folder / "truth_mask.tif"))
-    _write(example.s2_clear, clear, grid, gdal.GDT_UInt16, S2_BANDS)
-    _write(example.s2_cloudy, clouds.cloudy_dn, grid, gdal.GDT_UInt16, S2_BANDS)
-    _write(example.truth_mask, clouds.mask[None], grid, gdal.GDT_Byte, ["cloud (1) and shadow (2)"])
+    on_grid = (grid.GetGeoTransform(), grid.GetProjection())
+    write_raster(example.s2_clear, clear, *on_grid, gdal.GDT_UInt16, S2_BANDS)
+    write_raster(example.s2_cloudy, clouds.cloudy_dn, *on_grid, gdal.GDT_UInt16, S2_BANDS)
+    write_raster(example.truth_mask, clouds.mask[None], *on_grid, gdal.GDT_Byte, ["cloud (1) and shadow (2)"])
     s1 = np.stack([gdal.Open(path).ReadAsArray().astype(np.float32) for path in (pair.vv, pair.vh)])
-    _write(example.s1, s1, gdal.Open(pair.vv), gdal.GDT_Float32, ["VV", "VH"])
+    s1_grid = gdal.Open(pair.vv)
+    write_raster(example.s1, s1, s1_grid.GetGeoTransform(), s1_grid.GetProjection(), gdal.GDT_Float32, ["VV", "VH"])
     return example
 
 
-def _write(path: str, values: np.ndarray, grid: gdal.Dataset, data_type: int, names) -> None:
+def write_raster(path, values: np.ndarray, geotransform, projection: str, data_type: int, names) -> None:
+    """A tiled, compressed GeoTIFF of ``values`` ``(bands, H, W)`` with band ``names`` (UInt16 rounded, clipped)."""
     if data_type == gdal.GDT_UInt16:
         values = np.clip(np.round(values), 0, 65535)
     driver = gdal.GetDriverByName("GTiff")
-    dataset = driver.Create(path, values.shape[2], values.shape[1], values.shape[0], data_type,
+    dataset = driver.Create(str(path), values.shape[2], values.shape[1], values.shape[0], data_type,
                             options=["COMPRESS=DEFLATE", "TILED=YES", "BLOCKXSIZE=128", "BLOCKYSIZE=128"])
-    dataset.SetGeoTransform(grid.GetGeoTransform())
-    dataset.SetProjection(grid.GetProjection())
+    dataset.SetGeoTransform(geotransform)
+    dataset.SetProjection(projection)
     for index, (band_values, name) in enumerate(zip(values, names), start=1):
         band = dataset.GetRasterBand(index)
         band.WriteArray(band_values)

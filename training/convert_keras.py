@@ -88,8 +88,8 @@ def convert_keras(source: str, destination: str, fp16: bool = False, loss: Optio
     else:
         checkpoint = read_keras_checkpoint(source)
         info = model_info_for(checkpoint, loss)
-    provenance = {key: getattr(info, key) for key in
-                  ("loss", "training_data", "created", "source_checkpoint", "demo", "description")}
+    from training.checkpoint import PROVENANCE_DEFAULTS
+    provenance = {key: getattr(info, key) for key in PROVENANCE_DEFAULTS}
     report = {"model_config": {"num_blocks": checkpoint.num_blocks, "num_features": checkpoint.num_features,
                                "use_sar": checkpoint.use_sar},
               "provenance": provenance, "sha256": checkpoint.sha256, "published": checkpoint.published}

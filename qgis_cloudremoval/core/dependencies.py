@@ -68,16 +68,21 @@ SCIPY_INSTALL = ("SciPy: 'sudo apt install python3-scipy' on Debian and Ubuntu, 
                  f"'{install_command(('scipy',))}'")
 
 
+def _how_to_install(package: str) -> str:
+    """Packages that must match libraries QGIS loads come from the system; the rest from pip."""
+    return {"h5py": H5PY_INSTALL, "scipy": SCIPY_INSTALL}.get(package, install_command())
+
+
 def missing_package_message(package: str, purpose: str) -> str:
     """One line: ``package`` is missing from this Python, what it is for, and how to install it."""
-    how = {"h5py": H5PY_INSTALL, "scipy": SCIPY_INSTALL}.get(package, install_command())
+    how = _how_to_install(package)
     return (f"The Python package {package} is not installed in this Python ({python_executable()}); it is "
             f"needed {purpose}. Install {how} (then restart QGIS)")
 
 
 def unloadable_package_message(package: str, error: BaseException) -> str:
     """One line: ``package`` is installed but cannot be loaded in this process, and what to install instead."""
-    how = H5PY_INSTALL if package == "h5py" else install_command()
+    how = _how_to_install(package)
     return (f"The Python package {package} is installed but cannot be loaded here ({type(error).__name__}: "
             f"{error}); a copy from pip may clash with the libraries QGIS has loaded. Install {how} instead "
             "(then restart QGIS)")

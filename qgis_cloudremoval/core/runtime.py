@@ -190,8 +190,6 @@ def open_session(model_path: str, device: str = "auto", fast_convolutions: bool 
     """
     ort = import_onnxruntime()
     providers = choose_providers(device)
-    if providers[0] in GPU_PROVIDERS:
-        _preload_cuda_libraries(ort)
     path = os.path.abspath(model_path)
     try:
         stat = os.stat(path)
@@ -238,8 +236,6 @@ def plain_session(model_path: str, device: str = "auto") -> Tuple[object, str]:
     provider choice of :func:`open_session`: ``(session, provider that runs)``. Not cached."""
     ort = import_onnxruntime()
     providers = choose_providers(device)
-    if providers[0] in GPU_PROVIDERS:
-        _preload_cuda_libraries(ort)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return _create_session(ort, model_path, options, providers, device, model_path)
@@ -247,6 +243,8 @@ def plain_session(model_path: str, device: str = "auto") -> Tuple[object, str]:
 
 def _create_session(ort, model, options, providers: List[str], device: str, path: str) -> Tuple[object, str]:
     """The session on ``model`` (a path or bytes) and the provider that actually runs, checked against ``device``."""
+    if providers[0] in GPU_PROVIDERS:
+        _preload_cuda_libraries(ort)
     try:
         session = ort.InferenceSession(model, options, providers=[(p, _provider_options(p)) for p in providers])
     except Exception as exc:  # onnxruntime raises its own exception types
