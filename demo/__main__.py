@@ -83,4 +83,5 @@ def _enlarge(rgb: np.ndarray, factor: int = PANEL_ZOOM) -> np.ndarray:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from qgis_cloudremoval.core.command_line import run_cli
+    sys.exit(run_cli(main))

@@ -193,4 +193,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from qgis_cloudremoval.core.command_line import run_cli
+    sys.exit(run_cli(main))

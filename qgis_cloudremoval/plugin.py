@@ -5,6 +5,7 @@ import os
 from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtWidgets import QAction, QFileDialog
 
+from .core.runtime import clear_session_cache
 from .provider import CloudRemovalProvider
 from .settings import DEFAULT_MODEL_ENV, default_model_path, set_default_model_path
 
@@ -58,3 +59,4 @@ class CloudRemovalPlugin:
             if not QgsApplication.processingRegistry().removeProvider(self.provider):
                 QgsApplication.messageLog().logMessage("could not remove the Cloud removal provider", "Cloud removal")
             self.provider = None
+        clear_session_cache()  # the models' weights and arenas are not kept after the plugin is gone

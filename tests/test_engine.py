@@ -147,7 +147,7 @@ def test_pixels_without_s1_are_processed_reported_and_marked(tmp_path, model):
     # Sentinel-1 covers only the western 100 of 150 columns, on a coarser 20 m grid.
     s1_west = write_geotiff(tmp_path / "s1_west.tif", np.ascontiguousarray(s1[:, ::2, :100:2]), pixel=20.0)
     warnings = []
-    request = request_for(tmp_path, s2_path, s1_west, model, tile_size=48, mask_path=str(tmp_path / "mask.tif"))
+    request = request_for(tmp_path, s2_path, s1_west, model, tile_size=64, mask_path=str(tmp_path / "mask.tif"))
     result = engine.remove_clouds(request, Reporter(warning=warnings.append))
     assert result.s1_missing_fraction == pytest.approx(50 / 150, abs=0.01)
     assert any(w.startswith(f"{100 * result.s1_missing_fraction:.1f}% of the valid pixels have no Sentinel-1 "
@@ -205,7 +205,7 @@ def test_cancel_after_the_first_tile_leaves_no_file(tmp_path, model):
     s2_path, s1_path, _, _ = synthetic_scene(tmp_path)
     progress = []
     reporter = Reporter(progress=progress.append, is_cancelled=lambda: len(progress) >= 1)
-    request = request_for(tmp_path, s2_path, s1_path, model, tile_size=48, mask_path=str(tmp_path / "mask.tif"))
+    request = request_for(tmp_path, s2_path, s1_path, model, tile_size=64, mask_path=str(tmp_path / "mask.tif"))
     before = sorted(os.listdir(tmp_path))
     with pytest.raises(Cancelled):
         engine.remove_clouds(request, reporter)
@@ -253,7 +253,7 @@ def test_bad_requests_give_specific_messages(tmp_path, model):
         "output type": (request_for(tmp_path, s2_path, s1_path, model, output_type="int8"),
                         "Unknown output type 'int8'; use one of uint16, float32"),
         "overwrite input": (request_for(tmp_path, s2_path, s1_path, model, output_path=s2_path),
-                            f"The output {s2_path} is one of the inputs; choose another output file"),
+                            f"The output {s2_path} is one of the inputs or a file an input reads from; choose another output file"),
     }
     for name, (request, message) in cases.items():
         with pytest.raises(CoreError) as error:

@@ -397,8 +397,15 @@ def test_linear_power_is_detected_and_converted_to_db(sen12, tmp_path):
         assert ("Sentinel-1 values detected as linear power (100% of sampled values lie in (0, 1]); set the "
                 "Sentinel-1 units option to override") in scene.warnings
     np.testing.assert_allclose(window.s1_db, decibels, atol=1e-4)
-    with open_scene(request(sen12["s2"], s1_path=linear, s1_units="db"), SAR) as scene:
-        np.testing.assert_allclose(scene.read(0, 0, 8, 8).s1_db, 10.0 ** (decibels[:, :8, :8] / 10.0), rtol=1e-6)
+    with open_scene(request(sen12["s2"], s1_path=linear, s1_units="linear"), SAR) as scene:
+        np.testing.assert_allclose(scene.read(0, 0, 256, 256).s1_db, decibels, atol=1e-4)
+    # A setting the values plainly contradict is refused, not obeyed (the radar would be garbage).
+    for stated, path, found, why in (("dB", linear, "linear power", "100% of sampled values lie in (0, 1]"),
+                                     ("linear power", sen12["s1"], "dB", "100% of sampled values are negative")):
+        with pytest.raises(InputError) as refused:
+            open_scene(request(sen12["s2"], s1_path=path, s1_units="db" if stated == "dB" else "linear"), SAR)
+        assert str(refused.value) == (f"The Sentinel-1 units are set to {stated}, but {path} holds {found} ({why}); "
+                                      f"set the units to {found} or auto")
 
 
 def test_partial_s1_coverage_is_invalid_not_an_error(sen12, tmp_path):

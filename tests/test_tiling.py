@@ -63,9 +63,32 @@ def test_layout_of_a_ragged_scene_is_as_designed():
     assert [t.core.x for t in tiling.plan_tiles(500, 10, 256, 34, align=128)] == [0, 188, 376]
 
 
-def test_too_small_tile_is_refused_with_the_smallest_size():
-    with pytest.raises(ValueError, match="use a tile size of at least 100 px"):
+def test_tile_sizes_are_checked_against_the_stated_limits():
+    smallest = tiling.min_tile_size(34)
+    assert smallest == 2 * 34 + tiling.MIN_CORE == 100
+    assert tiling.tile_size_problem(smallest - 1, "gpu", 34, 256, 15) == (
+        "Tile size 99 px is too small for this model: it needs at least 100 px (two 34 px margins and a 32 px "
+        "core); use 0 to choose automatically")
+    assert tiling.tile_size_problem(smallest, "gpu", 34, 256, 15) is None
+    assert tiling.tile_size_problem(0, "cpu", 34, 256, 15) is None
+    assert tiling.tile_size_problem(tiling.MAX_TILE["gpu"] + 1, "gpu", 34, 256, 15) == (
+        "Tile size 8193 px is above the largest allowed on the GPU, 8192 px; use 0 to choose automatically")
+    # On the CPU a tile must also fit the memory available: the message names the largest that does.
+    fitting = tiling.largest_fitting_tile("cpu", 34, 256, 15)
+    problem = tiling.tile_size_problem(fitting + tiling.TILE_ALIGN, "cpu", 34, 256, 15)
+    if fitting + tiling.TILE_ALIGN <= tiling.MAX_TILE["cpu"]:
+        assert problem.endswith(f"use at most {fitting} px, or 0 to choose automatically"), problem
+    assert tiling.tile_size_problem(min(fitting, tiling.MAX_TILE["cpu"]), "cpu", 34, 256, 15) is None
+    with pytest.raises(ValueError, match="leaves no core inside a 34 px margin"):
         tiling.plan_tiles(500, 500, 68, 34)
+
+
+def test_available_memory_is_memavailable_not_free_pages():
+    with open("/proc/meminfo") as meminfo:
+        fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in meminfo}
+    # MemAvailable moves between the two reads; both reads see the page cache as available.
+    assert abs(tiling.available_memory() - fields["MemAvailable"]) < 256 << 20
+    assert tiling.available_memory() >= fields["MemFree"] - (256 << 20)
 
 
 def test_group_by_shape_batches_equal_tiles_only():

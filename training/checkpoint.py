@@ -19,6 +19,7 @@ under the requested name.
 import datetime
 import json
 import os
+import zipfile
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -172,7 +173,18 @@ def _describe(model: torch.nn.Module) -> str:
     return " ".join(f"{key}={value}" for key, value in config.items()) or type(model).__name__
 
 
+#: First byte of a pickle stream (protocol 2 and later): torch's legacy, non-zip format.
+PICKLE_START = b"\x80"
+
+
 def _read_pt(path: str) -> Dict:
+    with open(path, "rb") as stream:
+        start = stream.read(4)
+    if not zipfile.is_zipfile(path) and not start.startswith(PICKLE_START):
+        reason = ("the zip archive is truncated or damaged; copy the file again" if start.startswith(b"PK") else
+                  "it is neither torch's zip format nor a pickle; give a .pt or .safetensors file written by "
+                  "training.train")
+        raise CheckpointError(f"{os.path.basename(path)} is not a readable .pt checkpoint: {reason}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files

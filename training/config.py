@@ -43,8 +43,8 @@ class TrainConfig:
     #: Side of the stored patches, px (SEN12MS-CR: 256); other sizes only with ``data_format: raw``.
     patch_size: int = PATCH_SIZE
     epochs: int = 8
-    #: Stop after this many optimiser steps in total (0: run all epochs).
-    max_steps: int = 0
+    #: Stop after this many optimiser steps in total (a positive number; null: run all epochs).
+    max_steps: Optional[int] = None
     #: Write ``last.pt`` every N steps (0: only at the end of each epoch).
     checkpoint_every_steps: int = 500
     #: Keep the newest N ``epoch_<n>.pt`` files (0: keep all); each holds the optimizer state
@@ -76,9 +76,15 @@ class TrainConfig:
                               f"SEN12MS-CR's {PATCH_SIZE} px patches)")
         if self.keep_epoch_checkpoints < 0:
             raise ConfigError(f"keep_epoch_checkpoints must be 0 (keep all) or more, not {self.keep_epoch_checkpoints}")
-        for key in ("num_blocks", "num_features", "batch_size", "crop", "epochs", "patch_size"):
-            if getattr(self, key) < (0 if key == "num_blocks" else 1):
+        for key in ("num_features", "batch_size", "crop", "epochs", "patch_size", "log_every_steps"):
+            if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be positive, not {getattr(self, key)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be positive, not {self.max_steps}; leave it out (or null) to run "
+                              "all epochs")
+        for key in ("num_blocks", "num_workers", "checkpoint_every_steps", "val_patches", "carl_lambda"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be 0 or more, not {getattr(self, key)}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, not {self.learning_rate}")
         return self
@@ -94,8 +100,16 @@ def valid_keys() -> List[str]:
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
 
 
+#: Keys whose default is None (unset) and the type they take when set.
+_OPTIONAL = {"max_steps": int}
+
+
 def _coerce(key: str, value, source: str):
     default = TrainConfig.__dataclass_fields__[key].default
+    if key in _OPTIONAL:
+        if value is None:
+            return None
+        default = _OPTIONAL[key]()
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value

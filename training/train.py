@@ -164,7 +164,11 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         self.checkpoint_dir = self.out_dir / "checkpoints"
         if self.env.is_main:
-            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise TrainError(f"Cannot create the checkpoint folder {self.checkpoint_dir} ({exc.strerror}); "
+                                 "set out_dir to a folder you may write to") from None
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         dataset_options = dict(use_sar=config.use_sar, seed=config.seed)
@@ -373,4 +377,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from qgis_cloudremoval.core.command_line import run_cli
+    sys.exit(run_cli(main))

@@ -13,14 +13,16 @@ ground keeps its colours across the panel.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-from osgeo import gdal
 
 from qgis_cloudremoval.core import cloudmask, metrics, render
+from qgis_cloudremoval.core.gdal_io import files_behind, open_raster, read_array
+from qgis_cloudremoval.core.nodata import valid_s2_pixels
 from qgis_cloudremoval.core.progress import CoreError
 from qgis_cloudremoval.core.text import count
 
@@ -37,18 +39,17 @@ def detected_mask_rgb(s2_path, max_size: Optional[int] = None) -> np.ndarray:
 
     Reads the raster whole (decimated to ``max_size`` when given): meant for patches.
     """
-    dataset = gdal.Open(str(s2_path))
+    dataset = open_raster(str(s2_path), "Sentinel-2 raster")
+    if dataset.RasterCount != 13:
+        raise CoreError(f"Cannot detect clouds on {s2_path}: it has {count(dataset.RasterCount, 'band')}, "
+                        "the detector needs the 13 Sentinel-2 L1C bands")
     width, height = dataset.RasterXSize, dataset.RasterYSize
     if max_size and max(width, height) > max_size:
         factor = max(width, height) / max_size
         width, height = max(1, round(width / factor)), max(1, round(height / factor))
-    stack = dataset.ReadAsArray(buf_xsize=width, buf_ysize=height)
-    if stack.ndim != 3 or stack.shape[0] != 13:
-        raise CoreError(f"Cannot detect clouds on {s2_path}: it has {count(dataset.RasterCount, 'band')}, "
-                        "the detector needs the 13 Sentinel-2 L1C bands")
-    nodata = dataset.GetRasterBand(1).GetNoDataValue()
-    valid = None if nodata is None else ~(stack == nodata).all(axis=0)
-    return render.mask_to_rgb(cloudmask.detect(stack, valid=valid))
+    stack = read_array(dataset, str(s2_path), "Sentinel-2 raster", buf_xsize=width, buf_ysize=height)
+    nodata = [dataset.GetRasterBand(number).GetNoDataValue() for number in range(1, 14)]
+    return render.mask_to_rgb(cloudmask.detect(stack, valid=valid_s2_pixels(stack, nodata)))
 
 
 def picture(path, composite, max_size: Optional[int] = None, limits: Optional[np.ndarray] = None) -> np.ndarray:
@@ -59,7 +60,7 @@ def picture(path, composite, max_size: Optional[int] = None, limits: Optional[np
 
 def default_composites(path) -> Sequence[str]:
     """What to draw for a raster by its band count: S2 stack, S1 VV/VH or a mask."""
-    count = gdal.Open(str(path)).RasterCount
+    count = open_raster(str(path), "raster").RasterCount
     if count == 13:
         return ("TRUE_COLOUR", "FALSE_COLOUR")
     if count == 2:
@@ -158,13 +159,27 @@ def _composite_argument(text: str):
     return tuple(int(part) if part.isdigit() else part for part in parts)
 
 
+def check_png_output(output: Path, inputs: Sequence[Path]) -> None:
+    """Refuse an output that is not a ``.png`` name or is (a file behind) one of ``inputs``."""
+    if output.suffix.lower() != ".png":
+        raise CoreError(f"The picture is written as PNG: give -o a .png name, not {output.name}")
+    real = os.path.realpath(output)
+    for path in inputs:
+        if real in files_behind(str(path)):
+            raise CoreError(f"The output {output} is the input {path}; choose another output file "
+                            "(inputs are never overwritten)")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.max_size is not None and args.max_size < 1:
+        parser.error(f"--max-size must be at least 1 pixel, got {args.max_size}")
     try:
         if args.command == "raster":
             if not args.path.is_file():
                 parser.error(f"{args.path} is not a file")
+            check_png_output(args.output, [args.path])
             composites = ([_composite_argument(text) for text in args.composite] if args.composite
                           else default_composites(args.path))
             write_pictures(raster_pictures(args.path, composites, args.max_size), args.output)
@@ -194,9 +209,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"wrote {len(names)} panels to {args.output}")
     except CoreError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from qgis_cloudremoval.core.command_line import run_cli
+    sys.exit(run_cli(main))

@@ -16,13 +16,13 @@ from ..core.bands import S2_BANDS
 from ..core.cloudmask import CLOUD_THRESHOLD
 from ..core.dependencies import install_command
 from ..core.detectors import DETECTORS
-from ..core.progress import Cancelled, CoreError, Reporter
+from ..core.progress import Reporter
+from . import boundary
 from ..core.request import BASELINE_OFFSET
 from .band_mapping import parse_band_list, s2_band_mapping
 from .styles import StylePostProcessor, save_style
 
 HELP_URL = "https://github.com/dsen2cr-qgis/qgis-cloudremoval#readme"
-CANCELLED_MESSAGE = "Cancelled by the user; no output was written."
 
 S2_BANDS_HELP = (
     "<b>Sentinel-2 bands</b> (optional): the layer's band for each Sentinel-2 band, in the order "
@@ -153,7 +153,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         if not ok:
             return ok, message
         try:
-            problems = self.parameter_problems(parameters, context)
+            problems = boundary.call(self.parameter_problems, parameters, context)
         except QgsProcessingException as exc:
             problems = [str(exc)]
         if problems:
@@ -191,15 +191,17 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
                 self.warned.append(message)
                 feedback.pushWarning(message)
 
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        return boundary.call(self.process, parameters, context, feedback, feedback=feedback)
+
+    def process(self, parameters, context, feedback):
+        """The run itself; subclasses implement it (any exception is turned into one message)."""
+        raise NotImplementedError
+
     @staticmethod
     def run_core(function, *args, **kwargs):
         """Call a core function; its user errors and cancellation become QgsProcessingException."""
-        try:
-            return function(*args, **kwargs)
-        except Cancelled:
-            raise QgsProcessingException(CANCELLED_MESSAGE) from None
-        except CoreError as exc:
-            raise QgsProcessingException(str(exc)) from None
+        return boundary.call(function, *args, **kwargs)
 
     @staticmethod
     def set_output_style(context, feedback, output_path, style, below=None):

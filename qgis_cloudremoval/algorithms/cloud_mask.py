@@ -51,7 +51,7 @@ class CloudMaskAlgorithm(CloudRemovalAlgorithm):
     def parameter_problems(self, parameters, context):
         return check_mask_request(self.mask_request(parameters, context))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+    def process(self, parameters, context, feedback):
         request = self.mask_request(parameters, context)
         path = self.run_core(write_cloud_mask, request, self.reporter(feedback))
         self.set_output_style(context, feedback, request.output_path, detector_mask_palette)

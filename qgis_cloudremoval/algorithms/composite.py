@@ -87,7 +87,7 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
         self.stretch(parameters, context)
         return []
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+    def process(self, parameters, context, feedback):
         output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         self.run_core(
             render.composite_raster, self.raster_path(parameters, self.S2, context, "the Sentinel-2 image"),

@@ -58,7 +58,7 @@ class EvaluateAlgorithm(CloudRemovalAlgorithm):
             for metric in METRICS:
                 self.declare_output(QgsProcessingOutputNumber(metric + suffix, self.tr(f"{metric} ({area})")))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+    def process(self, parameters, context, feedback):
         table_path = self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context)
         if not table_path.lower().endswith(TABLE_SUFFIXES):
             raise QgsProcessingException(f"The metrics table is written as CSV or HTML: give OUTPUT_TABLE a .csv "

@@ -53,7 +53,7 @@ class ImportKerasAlgorithm(CloudRemovalAlgorithm):
         self.declare_output(QgsProcessingOutputString("SHA256", self.tr("SHA-256 of the checkpoint")))
         self.declare_output(QgsProcessingOutputString("PUBLISHED", self.tr("Published checkpoint it matches")))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+    def process(self, parameters, context, feedback):
         source = self.parameterAsFile(parameters, self.INPUT, context)
         destination = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         loss = LOSSES[self.parameterAsEnum(parameters, self.LOSS, context)][1]

@@ -168,7 +168,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         request = self.removal_request(parameters, context)
         return engine.check_request(request)
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+    def process(self, parameters, context, feedback):
         request = self.removal_request(parameters, context)
         if not self.parameterAsFile(parameters, self.MODEL, context) and default_model_is_demo():
             feedback.pushWarning(DEMO_FALLBACK_MESSAGE)

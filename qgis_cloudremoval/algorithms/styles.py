@@ -26,6 +26,7 @@ from qgis.PyQt.QtGui import QColor
 from ..core.cloudmask import CLOUD, SHADOW
 from ..core.cloudmask import MASK_CATEGORIES, MASK_NO_S1
 from ..core.render import MASK_COLOURS
+from . import boundary
 
 #: Cumulative-count cut of the colour stretch, as fractions (the 2nd and 98th percentiles).
 STRETCH_CUT = (0.02, 0.98)
@@ -138,6 +139,14 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
         _PENDING.discard(self)  # Processing calls each post-processor once
+        try:
+            self._style(layer, context)
+        except Exception as exc:  # the output is written and loaded; a styling bug must not hide that
+            message = boundary.report_unexpected(exc)
+            if feedback is not None:
+                feedback.pushWarning(f"Could not style {layer.name()}: {message}")
+
+    def _style(self, layer, context) -> None:
         if not (isinstance(layer, QgsRasterLayer) and layer.isValid()):
             return
         saved = style_path(layer.source())

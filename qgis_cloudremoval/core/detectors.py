@@ -38,6 +38,7 @@ from . import cloudmask, runtime, tiling
 from .bands import DN_PER_REFLECTANCE, S2_BANDS
 from .dependencies import install_command
 from .progress import CoreError, Reporter
+from .gdal_io import read_array
 from .raster_source import open_raster
 
 #: The DETECTOR choices, in the order the plugin lists them.
@@ -176,9 +177,8 @@ class MaskFileDetector:
         """Nothing to gather: the mask is read window by window."""
 
     def window_mask(self, scene, window: tiling.Window, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        values = self.dataset.GetRasterBand(1).ReadAsArray(window.x, window.y, window.width, window.height)
-        if values is None:
-            raise CoreError(f"Could not read the cloud mask {self.path} at x {window.x}, y {window.y}; check the file")
+        values = read_array(self.dataset.GetRasterBand(1), self.path, "cloud mask", window.x, window.y,
+                            window.width, window.height)
         mask = np.zeros(values.shape, np.uint8)
         category = values.astype(np.int64) & (cloudmask.MASK_NO_S1 - 1)
         known = values != cloudmask.MASK_NODATA

@@ -50,6 +50,7 @@ from .cloudmask import MASK_CATEGORIES, MASK_NO_S1, MASK_NODATA
 from .model_info import ModelInfo, read_model_info
 from .progress import SILENT, CoreError, Reporter
 from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
+from .gdal_io import files_behind
 from .writer import BLOCK_SIZE, GeoTiffWriter, check_output_path
 from .dependencies import ndimage
 
@@ -100,16 +101,17 @@ class _Prepared:
     needs_network: bool = True  # False: the core is nodata, or (keep-clear) holds no prediction at all
 
 
-def _option_problems(request: RemovalRequest, info: ModelInfo) -> List[str]:
+def _option_problems(request: RemovalRequest, info: ModelInfo, kind: str, winograd_layers: bool = False) -> List[str]:
+    """Problems with the options of ``request`` for a model ``info`` running on ``kind`` (``"cpu"``, ``"gpu"``)."""
     problems = []
     if request.output_type not in OUTPUT_TYPES:
         problems.append(f"Unknown output type '{request.output_type}'; use one of {', '.join(OUTPUT_TYPES)}")
     if request.device not in DEVICES:
         problems.append(f"Unknown device '{request.device}'; use one of {', '.join(DEVICES)}")
-    if request.tile_size and request.tile_size < 2 * _margin(request, info) + 1:
-        problems.append(f"Tile size {request.tile_size} px is too small for this model: it needs at least "
-                        f"{2 * _margin(request, info) + tiling.MIN_CORE} px (two {_margin(request, info)} px "
-                        "margins and a core); use 0 to choose automatically")
+    tile_problem = tiling.tile_size_problem(request.tile_size, kind, _margin(request, info), info.num_features,
+                                            info.input_channels, winograd_layers)
+    if tile_problem:
+        problems.append(tile_problem)
     if info.uses_sar and not request.s1_path:
         problems.append(f"The model {os.path.basename(request.model_path)} uses Sentinel-1 "
                         f"({', '.join(info.sar_bands)}): give a Sentinel-1 layer, or choose a model without SAR")
@@ -122,14 +124,21 @@ def _option_problems(request: RemovalRequest, info: ModelInfo) -> List[str]:
             problems.append(problem)
     if request.mask_path and os.path.abspath(request.mask_path) == os.path.abspath(request.output_path):
         problems.append("The mask file and the output file are the same; give them different names")
-    given = [request.s2_path, request.s1_path, request.model_path, request.cloud_mask_path,
-             *request.s2_band_paths.values()]
-    inputs_given = {os.path.realpath(path) for path in given if path}
-    for path in (request.output_path, request.mask_path):
-        if path and os.path.realpath(path) in inputs_given:
-            problems.append(f"The output {path} is one of the inputs; choose another output file "
-                            "(inputs are never overwritten)")
+    problems.extend(overwrites_input(
+        (request.output_path, request.mask_path),
+        [request.s2_path, request.s1_path, request.model_path, request.cloud_mask_path,
+         *request.s2_band_paths.values()]))
     return problems
+
+
+def overwrites_input(outputs, inputs) -> List[str]:
+    """A problem for each output that is an input or a file an input reads (a VRT's sources, a product's bands)."""
+    behind = set()
+    for path in inputs:
+        if path:
+            behind |= files_behind(path)
+    return [f"The output {path} is one of the inputs or a file an input reads from; choose another output file "
+            "(inputs are never overwritten)" for path in outputs if path and os.path.realpath(path) in behind]
 
 
 def check_request(request: RemovalRequest) -> List[str]:
@@ -142,9 +151,11 @@ def check_request(request: RemovalRequest) -> List[str]:
     """
     try:
         info = read_model_info(request.model_path)
+        kind = runtime.device_kind(runtime.choose_providers(request.device)[0]) if request.device in DEVICES \
+            else "cpu"
     except CoreError as exc:
         return [str(exc)]
-    return _option_problems(request, info) + list(inputs.check_inputs(request, info))
+    return _option_problems(request, info, kind) + list(inputs.check_inputs(request, info))
 
 
 def _margin(request: RemovalRequest, info: ModelInfo) -> int:
@@ -248,28 +259,6 @@ class _Run:
         return output, mask_core
 
 
-def _load_malloc_trim():
-    try:
-        import ctypes
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        return None
-
-
-_malloc_trim = _load_malloc_trim()
-
-
-def _return_freed_memory() -> None:
-    """Give freed heap pages back to the system.
-
-    Tiles are allocated in the read thread and freed in others; glibc keeps
-    such freed pages in per-thread arenas, and without a trim the resident
-    size creeps up with the number of tiles rather than staying at one tile's.
-    """
-    if _malloc_trim is not None:
-        _malloc_trim(0)
-
-
 _cache_lock = threading.Lock()
 _cache_users = 0
 _cache_saved = 0
@@ -331,12 +320,16 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
         raise CoreError(f"Unknown device '{request.device}'; use one of {', '.join(DEVICES)}")
     session = runtime.open_session(request.model_path, request.device, request.fast_convolutions)
     info = session.model_info()
-    problems = _option_problems(request, info)
+    kind = runtime.device_kind(session.provider)
+    problems = _option_problems(request, info, kind, session.winograd_layers > 0)
     if problems:
         raise CoreError(problems[0])
     if session.input_channels != info.input_channels:
         raise CoreError(f"{os.path.basename(request.model_path)} takes {session.input_channels} input channels "
                         f"but its metadata lists {info.input_channels} bands; re-export the model")
+    if session.output_channels not in (None, info.output_channels):
+        raise CoreError(f"{os.path.basename(request.model_path)} gives {session.output_channels} output channels "
+                        f"but its metadata lists {info.output_channels} optical bands; re-export the model")
     run = _Run(request, reporter)
     reporter.log(f"model: {info.summary()}")
     reporter.log(f"model file: {session.path}")
@@ -344,7 +337,6 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
     note = runtime.gpu_note(request.device, session)
     if note:
         reporter.log(note)
-    kind = runtime.device_kind(session.provider)
     if (kind == "cpu" and request.fast_convolutions and info.num_features >= winograd.MIN_CHANNELS
             and not winograd.available()):
         reporter.log(winograd.MISSING_HINT)
@@ -397,9 +389,29 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
                          megapixels / seconds, s1_missing_fraction, run.warnings, info, run.network_tiles)
 
 
+def _run_network(session, stacked: np.ndarray, items: List[_Prepared], tile_size: int, margin: int) -> np.ndarray:
+    """The network's output for a batch; out of memory and non-finite output become :class:`CoreError`."""
+    name = os.path.basename(session.path)
+    try:
+        predictions = session.run(stacked)
+    except runtime.OutOfMemory as exc:
+        smaller = tile_size // 2 // tiling.TILE_ALIGN * tiling.TILE_ALIGN
+        advice = (f"set the tile size to {smaller} px or less" if smaller >= tiling.min_tile_size(margin) else
+                  "close other programs or use a machine with more memory (the tiles are already small)")
+        raise CoreError(f"Out of memory running {name} on {session.provider} with {len(items)} tile(s) of "
+                        f"{stacked.shape[3]} x {stacked.shape[2]} px ({exc}); {advice}") from None
+    if not np.isfinite(predictions).all():
+        window = items[0].tile.read
+        raise CoreError(f"The model {name} gave non-finite values (NaN or infinity) for the tile at x {window.x}, "
+                        f"y {window.y}; the model is broken: re-export or retrain it (no output was written)")
+    return predictions
+
+
 def _process(run: _Run, scene, session, info, tiles, batch_size, detector, output, mask) -> None:
     """The read -> network -> write pipeline over all tiles."""
     batches = tiling.group_by_shape(tiles, batch_size)
+    tile_size = max(max(tile.read.width, tile.read.height) for tile in tiles)
+    margin = _margin(run.request, info)
     total_pixels = sum(tile.core.area for tile in tiles)
     done_pixels = 0
     first = detectors.STATISTICS_SHARE if detector is not None and detector.needs_statistics else 0.0
@@ -418,7 +430,7 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, detector, outpu
                 target.write(array, item.tile.core.x, item.tile.core.y)
                 if flush:
                     target.flush()
-        _return_freed_memory()  # the previous tile's arrays are gone by now
+        runtime.return_freed_memory()  # the previous tile's arrays are gone by now
 
     try:
         upcoming = iter(batches)
@@ -435,8 +447,9 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, detector, outpu
             predictions = {}
             if to_run:
                 stacked = np.stack([item.network_input for item in to_run])
-                predictions = dict(zip((id(item) for item in to_run), session.run(stacked)))
-                del stacked
+                outputs = _run_network(session, stacked, to_run, tile_size, margin)
+                predictions = dict(zip((id(item) for item in to_run), outputs))
+                del stacked, outputs
             for item in prepared:
                 item.network_input = None  # memory stays at a few tiles' worth
             for item in prepared:

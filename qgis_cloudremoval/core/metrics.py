@@ -32,7 +32,6 @@ except PSNR, which is taken from the pooled RMSE).
 import csv
 import html
 import math
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
@@ -41,13 +40,14 @@ import numpy as np
 from osgeo import gdal
 
 from . import cloudmask
-from .raster_source import open_raster
+from .gdal_io import read_array
+from .nodata import valid_pixels
+from .output_files import atomic_output
+from .raster_source import Grid, open_raster, same_crs
 from .bands import DN_PER_REFLECTANCE
 from .progress import SILENT, CoreError, Reporter
 from .text import count
 from .dependencies import ndimage
-
-gdal.UseExceptions()
 
 DATA_RANGE = 1.0
 SSIM_WINDOW = 11
@@ -222,14 +222,15 @@ def _open(path, role: str) -> gdal.Dataset:
     return open_raster(str(path), f"{role} raster")
 
 
-def _reflectance_divisor(dataset: gdal.Dataset, role: str, reporter: Reporter) -> float:
+def _reflectance_divisor(dataset: gdal.Dataset, role: str, path, reporter: Reporter) -> float:
     """Integer rasters hold DN; float rasters hold reflectance unless their values look like DN."""
     if gdal.GetDataTypeName(dataset.GetRasterBand(1).DataType).startswith(("Byte", "UInt", "Int")):
         return DN_PER_REFLECTANCE
     scale = max(1, max(dataset.RasterXSize, dataset.RasterYSize) // 512)
-    sample = dataset.ReadAsArray(buf_xsize=max(1, dataset.RasterXSize // scale),
-                                 buf_ysize=max(1, dataset.RasterYSize // scale))
-    if np.nanmax(np.abs(sample)) > 50:
+    sample = read_array(dataset, str(path), f"{role} raster", buf_xsize=max(1, dataset.RasterXSize // scale),
+                        buf_ysize=max(1, dataset.RasterYSize // scale))
+    finite = np.abs(sample[np.isfinite(sample)])
+    if finite.size and finite.max() > 50:
         reporter.log(f"{role}: float raster with values above 50, read as DN (reflectance x 10000)")
         return DN_PER_REFLECTANCE
     return 1.0
@@ -237,14 +238,6 @@ def _reflectance_divisor(dataset: gdal.Dataset, role: str, reporter: Reporter) -
 
 def _nodata_values(dataset: gdal.Dataset):
     return [dataset.GetRasterBand(index + 1).GetNoDataValue() for index in range(dataset.RasterCount)]
-
-
-def _valid_pixels(stack: np.ndarray, nodata) -> np.ndarray:
-    valid = np.ones(stack.shape[1:], dtype=bool)
-    for band, value in zip(stack, nodata):
-        if value is not None:
-            valid &= band != value
-    return valid
 
 
 def _check_same_grid(dataset: gdal.Dataset, reference: gdal.Dataset, role: str, path, bands: Optional[int]) -> None:
@@ -255,11 +248,14 @@ def _check_same_grid(dataset: gdal.Dataset, reference: gdal.Dataset, role: str, 
                         f"{reference_size[0]} x {reference_size[1]} px; give rasters on the same grid")
     if bands is not None and dataset.RasterCount != bands:
         raise CoreError(f"The {role} raster {path} has {count(dataset.RasterCount, 'band')}, expected {bands}")
-    transform, reference_transform = dataset.GetGeoTransform(can_return_null=True), \
-        reference.GetGeoTransform(can_return_null=True)
-    if transform and reference_transform and not np.allclose(transform, reference_transform, rtol=0, atol=1e-6):
-        raise CoreError(f"The {role} raster {path} has geotransform {transform} but the reference has "
-                        f"{reference_transform}; give rasters on the same grid")
+    grid = Grid.of(dataset, f"The {role} raster", str(path))
+    reference_grid = Grid.of(reference, "The reference raster", reference.GetDescription())
+    if not same_crs(grid, reference_grid):
+        raise CoreError(f"The {role} raster {path} is in {grid.crs_name()} but the reference is in "
+                        f"{reference_grid.crs_name()}; give rasters on the same grid (warp one onto the other)")
+    if not np.allclose(grid.geotransform, reference_grid.geotransform, rtol=0, atol=1e-6):
+        raise CoreError(f"The {role} raster {path} has geotransform {grid.geotransform} but the reference has "
+                        f"{reference_grid.geotransform}; give rasters on the same grid")
 
 
 def _tiles(width: int, height: int, tile_size: int):
@@ -291,8 +287,9 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
     prediction = _open(prediction_path, "prediction")
     _check_same_grid(prediction, reference, "prediction", prediction_path, reference.RasterCount)
     width, height = reference.RasterXSize, reference.RasterYSize
-    divisors = [_reflectance_divisor(dataset, role, reporter)
-                for dataset, role in ((prediction, "prediction"), (reference, "reference"))]
+    divisors = [_reflectance_divisor(dataset, role, path, reporter)
+                for dataset, role, path in ((prediction, "prediction", prediction_path),
+                                            (reference, "reference", reference_path))]
     nodata = [_nodata_values(prediction), _nodata_values(reference)]
 
     mask_dataset = cloudy = stats = None
@@ -302,7 +299,7 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
     elif cloudy_path is not None:
         cloudy = _open(cloudy_path, "cloudy")
         _check_same_grid(cloudy, reference, "cloudy", cloudy_path, 13)
-        cloudy_divisor = _reflectance_divisor(cloudy, "cloudy", reporter)
+        cloudy_divisor = _reflectance_divisor(cloudy, "cloudy", cloudy_path, reporter)
         cloudy_nodata = _nodata_values(cloudy)
     halo = cloudmask.MASK_HALO if cloudy is not None else SSIM_HALO
     tiles = list(_tiles(width, height, tile_size))
@@ -313,26 +310,29 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
         stats = cloudmask.ShadowStatistics()
         for done, (col, row, w, h) in enumerate(tiles):
             reporter.check_cancelled()
-            window = cloudy.ReadAsArray(col, row, w, h).astype(np.float32)
-            stats.accumulate(window / np.float32(cloudy_divisor), _valid_pixels(window, cloudy_nodata))
+            window = read_array(cloudy, str(cloudy_path), "cloudy raster", col, row, w, h).astype(np.float32)
+            stats.accumulate(window / np.float32(cloudy_divisor), valid_pixels(window, cloudy_nodata))
             reporter.set_progress((done + 1) / (len(tiles) * passes))
 
     accumulator = MetricsAccumulator()
     for done, (col, row, w, h) in enumerate(tiles):
         reporter.check_cancelled()
         (read_col, read_row, read_w, read_h), core = cloudmask.halo_window(col, row, w, h, width, height, halo)
-        stacks = [dataset.ReadAsArray(read_col, read_row, read_w, read_h).astype(np.float32).reshape(
-            dataset.RasterCount, read_h, read_w) for dataset in (prediction, reference)]
-        valid = _valid_pixels(stacks[0], nodata[0]) & _valid_pixels(stacks[1], nodata[1])
+        stacks = [read_array(dataset, str(path), f"{role} raster", read_col, read_row, read_w, read_h).astype(
+            np.float32).reshape(dataset.RasterCount, read_h, read_w)
+            for dataset, path, role in ((prediction, prediction_path, "prediction"),
+                                        (reference, reference_path, "reference"))]
+        valid = valid_pixels(stacks[0], nodata[0]) & valid_pixels(stacks[1], nodata[1])
         mask = None
         if mask_dataset is not None:
-            mask = mask_dataset.ReadAsArray(read_col, read_row, read_w, read_h)
+            mask = read_array(mask_dataset, str(mask_path), "mask raster", read_col, read_row, read_w, read_h)
             valid &= mask != cloudmask.MASK_NODATA
         elif cloudy is not None:
-            window = cloudy.ReadAsArray(read_col, read_row, read_w, read_h).astype(np.float32)
+            window = read_array(cloudy, str(cloudy_path), "cloudy raster", read_col, read_row, read_w,
+                                read_h).astype(np.float32)
             # The mask is exact on the core (MASK_HALO context), which is all the accumulator uses.
             mask = cloudmask.cloud_shadow_mask(window / np.float32(cloudy_divisor), stats, threshold,
-                                               _valid_pixels(window, cloudy_nodata))
+                                               valid_pixels(window, cloudy_nodata))
         accumulator.update(stacks[0] / np.float32(divisors[0]), stacks[1] / np.float32(divisors[1]),
                            mask, valid, core)
         reporter.set_progress((done + 1 + (passes - 1) * len(tiles)) / (len(tiles) * passes))
@@ -365,8 +365,7 @@ def write_metrics_table(metrics: Metrics, path: Union[str, Path]) -> None:
     if suffix not in (".csv", ".html", ".htm"):
         raise CoreError(f"Cannot write a metrics table to {path}: use a .csv or .html file name")
     header, rows = _table_rows(metrics)
-    temporary = path.with_name(path.name + ".part")
-    try:
+    with atomic_output(str(path), CoreError) as temporary:
         with open(temporary, "w", newline="", encoding="utf-8") as stream:
             if suffix == ".csv":
                 writer = csv.writer(stream)
@@ -379,8 +378,3 @@ def write_metrics_table(metrics: Metrics, path: Union[str, Path]) -> None:
                     cells = [html.escape(row[0])] + [f"{value:.4f}" for value in row[1:-1]] + [str(row[-1])]
                     stream.write("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>\n")
                 stream.write("</table>\n")
-        os.replace(temporary, path)
-    except OSError as error:
-        if temporary.exists():
-            temporary.unlink()
-        raise CoreError(f"Cannot write the metrics table {path}: {error.strerror}") from None

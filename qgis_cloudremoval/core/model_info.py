@@ -7,6 +7,7 @@ clip ranges, receptive field) therefore travels with the weights.
 """
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Tuple
@@ -90,13 +91,45 @@ class ModelInfo:
                 values[key] = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise ModelInfoError(f"{source}: metadata '{key}' is not valid JSON ({exc})") from None
+        for key, value in values.items():
+            problem = _type_problem(value, _EXPECTED[key])
+            if problem:
+                raise ModelInfoError(f"{source}: metadata '{key}' must be {problem}, not {value!r}; "
+                                     "re-export the model with 'python -m training.export_onnx'")
         info = cls(**values)
         info.optical_clip_dn = tuple(info.optical_clip_dn)
         info.sar_clip_db = {k: tuple(v) for k, v in info.sar_clip_db.items()}
         missing = [b for b in info.sar_bands if b not in info.sar_clip_db]
         if missing:
             raise ModelInfoError(f"{source}: no SAR clip range for band(s) {', '.join(missing)}")
+        for problem in info._value_problems():
+            raise ModelInfoError(f"{source}: {problem}; re-export the model with 'python -m training.export_onnx'")
         return info
+
+    def _value_problems(self) -> List[str]:
+        problems = []
+        if list(self.optical_bands) != list(bands.S2_BANDS):
+            problems.append(f"its optical bands are {', '.join(map(str, self.optical_bands))}, but DSen2-CR models "
+                            f"read and predict the 13 Sentinel-2 bands {', '.join(bands.S2_BANDS)} in that order")
+        unknown = [b for b in self.sar_bands if b not in bands.S1_BANDS]
+        if unknown or len(set(self.sar_bands)) != len(self.sar_bands):
+            problems.append(f"its SAR bands are {', '.join(map(str, self.sar_bands))}; they must be none, or "
+                            f"some of {', '.join(bands.S1_BANDS)} once each")
+        ranges = [("optical_clip_dn", self.optical_clip_dn)] + [
+            (f"sar_clip_db[{name}]", value) for name, value in self.sar_clip_db.items()]
+        for name, (low, high) in ranges:
+            if not low < high:
+                problems.append(f"metadata '{name}' is not a range low < high: {low}, {high}")
+        for name in ("optical_scale", "sar_scale_max"):
+            if not getattr(self, name) > 0:
+                problems.append(f"metadata '{name}' must be positive, not {getattr(self, name)}")
+        if not 0 <= self.receptive_field_radius <= MAX_RECEPTIVE_FIELD:
+            problems.append(f"metadata 'receptive_field_radius' must be 0 to {MAX_RECEPTIVE_FIELD} px, "
+                            f"not {self.receptive_field_radius}")
+        if self.num_blocks < 0 or self.num_features < 1:
+            problems.append(f"metadata 'num_blocks' ({self.num_blocks}) must be 0 or more and 'num_features' "
+                            f"({self.num_features}) 1 or more")
+        return problems
 
     def summary(self) -> str:
         """One line for logs: name, inputs and provenance."""
@@ -109,6 +142,39 @@ class ModelInfo:
         if self.demo:
             text += " [DEMO MODEL: small, trained on a few simulated-cloud patches; not for real work]"
         return text
+
+
+#: Largest receptive-field radius a model may declare, px (DSen2-CR's full network: 34).
+MAX_RECEPTIVE_FIELD = 1024
+#: The JSON type each metadata key must have: "int", "number", "bool", "text", "range" (two numbers),
+#: "texts" (a list of text) or "ranges" (a mapping of text to ranges).
+_EXPECTED = {
+    "name": "text", "version": "text", "optical_bands": "texts", "sar_bands": "texts", "optical_clip_dn": "range",
+    "optical_scale": "number", "sar_clip_db": "ranges", "sar_scale_max": "number", "receptive_field_radius": "int",
+    "num_blocks": "int", "num_features": "int", "loss": "text", "training_data": "text", "created": "text",
+    "source_checkpoint": "text", "demo": "bool", "description": "text",
+}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _type_problem(value, kind: str) -> str:
+    """What ``value`` should be (for the message), or "" when it is a ``kind``."""
+    checks = {
+        "text": (lambda v: isinstance(v, str), "text"),
+        "bool": (lambda v: isinstance(v, bool), "true or false"),
+        "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+        "number": (_is_number, "a finite number"),
+        "range": (lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)), "two numbers"),
+        "texts": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of band names"),
+        "ranges": (lambda v: isinstance(v, dict) and all(isinstance(r, list) and len(r) == 2
+                                                         and all(map(_is_number, r)) for r in v.values()),
+                   "a mapping of band names to two numbers"),
+    }
+    check, wanted = checks[kind]
+    return "" if check(value) else wanted
 
 
 def read_model_info(path: str) -> ModelInfo:

@@ -5,7 +5,6 @@ Free of torch, so command-line tools can refuse a bad output path before paying 
 
 import contextlib
 import os
-import tempfile
 from typing import Iterator, Type
 
 from .progress import CoreError
@@ -29,23 +28,35 @@ def check_output_folder(path: str, error: Type[CoreError] = OutputError) -> str:
     return folder
 
 
+def partial_path(path: str) -> str:
+    """The hidden sibling ``.<name>.partial<suffix>`` that ``path`` is written under until complete.
+
+    The name depends on ``path`` alone, so a run that was killed (and could
+    not clean up) leaves a file the next run to the same output replaces.
+    The suffix is kept, for writers (GDAL drivers) that go by it.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.partial{os.path.splitext(name)[1]}")
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, error: Type[CoreError] = OutputError) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+    """Yield :func:`partial_path` of ``path``; rename it to ``path`` only if the block succeeds.
 
     Raises ``error`` (one line) when the folder cannot be written. On any
     exception, including cancellation, the temporary file is removed and
     ``path`` is left untouched.
     """
-    folder = check_output_folder(path, error)
+    check_output_folder(path, error)
+    temporary = partial_path(path)
     try:
-        handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=folder)
+        os.close(os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o666))
     except OSError as exc:
         raise error(f"Cannot write {path}: {exc.strerror or exc}; choose a writable folder") from None
-    os.close(handle)
     try:
         yield temporary
-        # mkstemp creates the file readable by its owner only; give it the permissions a plain open() would.
+        # Some writers (safetensors) create the file afresh, readable by its owner only; give it the
+        # permissions a plain open() would.
         os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except OSError as exc:

@@ -8,7 +8,6 @@ reads window by window.
 """
 
 import os
-import re
 import uuid
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -17,47 +16,14 @@ from xml.sax.saxutils import escape
 import numpy as np
 from osgeo import gdal, osr
 
-from .progress import CoreError
+from .gdal_io import InputError, gdal_errors, is_virtual, open_raster, read_array
+
+__all__ = ["InputError", "open_raster"]  # re-exported: the readers take both from here
 
 #: Longest side of the decimated read used for cheap scene statistics, pixels.
 SAMPLE_SIZE = 256
 #: Without overviews the sample is this many windows per side, each SAMPLE_SIZE / SAMPLE_WINDOWS px wide.
 SAMPLE_WINDOWS = 16
-
-
-class InputError(CoreError):
-    """An input raster is missing, unreadable or does not fit the request."""
-
-
-def open_raster(path: str, role: str) -> gdal.Dataset:
-    """Open ``path`` read-only, or raise :class:`InputError` naming the file.
-
-    ``role`` says what the file is for ("Sentinel-2 raster", ...) so the
-    message tells the user which input to fix.
-    """
-    if not path:
-        raise InputError(f"No {role} given; choose a file")
-    if not _is_virtual(path) and not os.path.exists(path):
-        raise InputError(f"{role} not found: {path}; check the path")
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    try:
-        gdal.ErrorReset()
-        dataset = gdal.Open(path, gdal.GA_ReadOnly)
-        reason = gdal.GetLastErrorMsg()
-    except RuntimeError as exc:  # the process enabled gdal.UseExceptions()
-        dataset, reason = None, str(exc)
-    finally:
-        gdal.PopErrorHandler()
-    if dataset is None:
-        reason = reason.strip().splitlines()[0] if reason.strip() else "unknown format"
-        raise InputError(f"{role} {path} is not a raster GDAL can read ({reason}); "
-                         "give a GeoTIFF, a VRT or another GDAL raster")
-    return dataset
-
-
-def _is_virtual(path: str) -> bool:
-    """GDAL virtual files and subdataset names ("SENTINEL2_L1C:...", not a drive letter "C:")."""
-    return path.startswith("/vsi") or re.match(r"^[A-Z][A-Z0-9_]+:", path) is not None
 
 
 @dataclass(frozen=True)
@@ -193,18 +159,21 @@ def stack_bands(paths: Sequence[str], role: str = "Sentinel-1 raster") -> str:
             raise InputError(f"{role} files {paths[0]} and {path} are in different CRSs "
                              f"({grids[0].crs_name()} and {grid.crs_name()}); reproject one of them first")
     target = vsimem_path("stack")
-    absolute = [p if _is_virtual(p) else os.path.abspath(p) for p in paths]
+    absolute = [p if is_virtual(p) else os.path.abspath(p) for p in paths]
     options = gdal.BuildVRTOptions(separate=True, resolution="highest")
-    stacked = gdal.BuildVRT(target, absolute, options=options)
-    if stacked is None:
-        raise InputError(f"Could not stack {', '.join(paths)}: {gdal.GetLastErrorMsg()}")
-    stacked.FlushCache()
+    with gdal_errors(lambda reason: InputError(f"Could not stack {', '.join(paths)} ({reason}); "
+                                               "give rasters GDAL can read")) as messages:
+        stacked = gdal.BuildVRT(target, absolute, options=options)
+        if stacked is None:
+            messages.append("GDAL could not build the stack")
+        else:
+            stacked.FlushCache()
     stacked = None
     return target
 
 
-def decimated_sample(dataset: gdal.Dataset, band_numbers: Sequence[int],
-                     size: int = SAMPLE_SIZE) -> np.ndarray:
+def decimated_sample(dataset: gdal.Dataset, band_numbers: Sequence[int], size: int = SAMPLE_SIZE,
+                     role: str = "raster", path: Optional[str] = None) -> np.ndarray:
     """A ``(bands, h, w)`` float32 sample spread over the whole raster, ``h, w <= size``.
 
     Where the first band has overviews (GeoTIFF overviews, JPEG 2000
@@ -215,12 +184,13 @@ def decimated_sample(dataset: gdal.Dataset, band_numbers: Sequence[int],
     """
     width, height = dataset.RasterXSize, dataset.RasterYSize
     numbers = list(band_numbers)
+    path = path or dataset.GetDescription()
     if max(width, height) <= size or dataset.GetRasterBand(numbers[0]).GetOverviewCount() > 0:
         scale = max(width, height) / float(size)
         out_width = max(1, min(width, int(round(width / max(scale, 1.0)))))
         out_height = max(1, min(height, int(round(height / max(scale, 1.0)))))
-        sample = dataset.ReadAsArray(0, 0, width, height, buf_xsize=out_width, buf_ysize=out_height,
-                                     buf_type=gdal.GDT_Float32, band_list=numbers)
+        sample = read_array(dataset, path, role, 0, 0, width, height, buf_xsize=out_width,
+                            buf_ysize=out_height, buf_type=gdal.GDT_Float32, band_list=numbers)
         return sample.reshape(len(numbers), out_height, out_width)
     cells, window = SAMPLE_WINDOWS, max(1, size // SAMPLE_WINDOWS)
     window_x, window_y = min(window, width), min(window, height)
@@ -229,8 +199,8 @@ def decimated_sample(dataset: gdal.Dataset, band_numbers: Sequence[int],
         y0 = min(height - window_y, int((row + 0.5) * height / cells - window_y / 2))
         for column in range(cells):
             x0 = min(width - window_x, int((column + 0.5) * width / cells - window_x / 2))
-            block = dataset.ReadAsArray(max(0, x0), max(0, y0), window_x, window_y,
-                                        buf_type=gdal.GDT_Float32, band_list=numbers)
+            block = read_array(dataset, path, role, max(0, x0), max(0, y0), window_x,
+                               window_y, buf_type=gdal.GDT_Float32, band_list=numbers)
             sample[:, row * window_y:(row + 1) * window_y, column * window_x:(column + 1) * window_x] = \
                 block.reshape(len(numbers), window_y, window_x)
     return sample

@@ -7,7 +7,6 @@ of at most :data:`PERCENTILE_SAMPLE_SIZE` px on the long side.
 """
 
 import os
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -16,10 +15,12 @@ from osgeo import gdal
 from . import cloudmask
 from .bands import S1_BANDS, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
+from .gdal_io import gdal_errors, read_array, write_error
+from .nodata import valid_pixels
+from .output_files import atomic_output
 from .raster_source import open_raster
+from .writer import GeoTiffWriter
 from .text import count
-
-gdal.UseExceptions()
 
 #: Sentinel-2 composites by name: (red, green, blue) band names.
 COMPOSITES: Dict[str, Tuple[str, str, str]] = {
@@ -143,18 +144,13 @@ def _composite_bands(composite: Composite) -> Sequence[Union[str, int]]:
 
 
 def _read(dataset: gdal.Dataset, numbers: Sequence[int], window=None, buffer=None) -> Tuple[np.ndarray, np.ndarray]:
-    """Bands as float64 and the valid-pixel map (no band at its nodata value)."""
+    """Bands as float64 and the valid-pixel map (:func:`.nodata.valid_pixels`)."""
     col, row, width, height = window or (0, 0, dataset.RasterXSize, dataset.RasterYSize)
     buf_width, buf_height = buffer or (width, height)
-    arrays, valid = [], np.ones((buf_height, buf_width), dtype=bool)
-    for number in numbers:
-        band = dataset.GetRasterBand(number)
-        array = band.ReadAsArray(col, row, width, height, buf_xsize=buf_width, buf_ysize=buf_height)
-        nodata = band.GetNoDataValue()
-        if nodata is not None:
-            valid &= array != nodata
-        arrays.append(array.astype(np.float64))
-    return np.stack(arrays), valid
+    stack = read_array(dataset, dataset.GetDescription(), "raster", col, row, width, height, buf_xsize=buf_width,
+                       buf_ysize=buf_height, band_list=list(numbers)).reshape(len(numbers), buf_height, buf_width)
+    nodata = [dataset.GetRasterBand(number).GetNoDataValue() for number in numbers]
+    return stack.astype(np.float64), valid_pixels(stack, nodata)
 
 
 def _decimated_size(dataset: gdal.Dataset, max_size: Optional[int]) -> Tuple[int, int]:
@@ -218,50 +214,30 @@ def composite_raster(s2_path, output_path, bands: Composite = "TRUE_COLOUR",
     limits = raster_limits(s2_path, bands, stretch)
     numbers = band_numbers(dataset, _composite_bands(bands))
     width, height = dataset.RasterXSize, dataset.RasterYSize
-    output_path = Path(output_path)
-    temporary = output_path.with_name(output_path.name + ".part")
-    try:
-        output = gdal.GetDriverByName("GTiff").Create(
-            str(temporary), width, height, 3, gdal.GDT_Byte,
-            options=["TILED=YES", "COMPRESS=DEFLATE", "PHOTOMETRIC=RGB"])
-    except RuntimeError as error:
-        raise CoreError(f"Cannot write {output_path}: {error}") from None
-    try:
-        output.SetGeoTransform(dataset.GetGeoTransform())
-        output.SetProjection(dataset.GetProjection())
+    with GeoTiffWriter(str(output_path), width, height, 3, "byte", dataset.GetGeoTransform(),
+                       dataset.GetProjection(), ("red", "green", "blue"), extra_options=["PHOTOMETRIC=RGB"]) as output:
         windows = [(col, row, min(tile_size, width - col), min(tile_size, height - row))
                    for row in range(0, height, tile_size) for col in range(0, width, tile_size)]
         for done, window in enumerate(windows):
             reporter.check_cancelled()
             values, valid = _read(dataset, numbers, window)
-            rgb = apply_limits(_to_display(bands, values), limits, valid)
-            for index in range(3):
-                output.GetRasterBand(index + 1).WriteArray(rgb[index], window[0], window[1])
+            output.write(apply_limits(_to_display(bands, values), limits, valid), window[0], window[1])
             reporter.set_progress((done + 1) / len(windows))
-        output.FlushCache()
-        output = None
-        os.replace(temporary, output_path)
-    except BaseException:
-        output = None
-        if temporary.exists():
-            temporary.unlink()
-        raise
+        output.commit()
 
 
 def save_png(rgb: np.ndarray, path) -> None:
     """Write ``(3, H, W)`` uint8 as an RGB PNG (GDAL's PNG driver, no georeferencing)."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"save_png needs a (3, height, width) uint8 array, got {rgb.dtype} {rgb.shape}")
-    memory = gdal.GetDriverByName("MEM").Create("", rgb.shape[2], rgb.shape[1], 3, gdal.GDT_Byte)
-    for index in range(3):
-        memory.GetRasterBand(index + 1).WriteArray(rgb[index])
-    path = Path(path)
-    temporary = path.with_name(path.name + ".part")
-    try:
-        gdal.GetDriverByName("PNG").CreateCopy(str(temporary), memory)
-    except RuntimeError as error:
-        raise CoreError(f"Cannot write {path}: {error}") from None
-    os.replace(temporary, path)
+    with atomic_output(str(path), CoreError) as temporary, gdal_errors(write_error(str(path))) as messages:
+        memory = gdal.GetDriverByName("MEM").Create("", rgb.shape[2], rgb.shape[1], 3, gdal.GDT_Byte)
+        memory.WriteArray(rgb)
+        if gdal.GetDriverByName("PNG").CreateCopy(temporary, memory) is None:
+            messages.append("GDAL's PNG driver could not write it")
+        memory = None
+        if os.path.exists(temporary + ".aux.xml"):
+            os.remove(temporary + ".aux.xml")
 
 
 _TITLE_HEIGHT = 18
@@ -290,7 +266,5 @@ def panel(images: Sequence[Tuple[str, np.ndarray]], path, columns: Optional[int]
             top = _GAP + row_index * (cell_height + _GAP)
             draw.text((left, top + 3), title, fill=(0, 0, 0))
             canvas.paste(Image.fromarray(np.ascontiguousarray(rgb.transpose(1, 2, 0))), (left, top + _TITLE_HEIGHT))
-    path = Path(path)
-    temporary = path.with_name(path.name + ".part")
-    canvas.save(temporary, format="PNG")
-    os.replace(temporary, path)
+    with atomic_output(str(path), CoreError) as temporary:
+        canvas.save(temporary, format="PNG")

@@ -6,11 +6,14 @@ the session, because onnxruntime silently falls back to CPU when a GPU
 provider fails to load (missing CUDA or cuDNN libraries, for instance).
 """
 
+import ctypes
 import ctypes.util
+import gc
 import importlib.util
 import os
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -30,6 +33,16 @@ CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER_OPTIONS = {"prefer_nhwc": "1"}
 #: Sessions kept open at once (each holds the weights, up to ~80 MB for the full network).
 SESSION_CACHE_SIZE = 2
+#: Cached sessions unused for this long are released (their weights and memory arenas).
+SESSION_IDLE_SECONDS = 300
+#: Words of onnxruntime's and CUDA's messages when an allocation fails.
+OUT_OF_MEMORY_WORDS = ("out of memory", "failed to allocate", "bad_alloc", "cudaerrormemoryallocation",
+                       "cublas_status_alloc_failed", "cudnn_status_alloc_failed", "available memory")
+
+
+class OutOfMemory(CoreError):
+    """onnxruntime could not allocate memory for a run; the engine names a tile size that fits."""
+
 
 #: Install the GPU build (it replaces onnxruntime: uninstall that first).
 GPU_INSTALL_HINT = (f"{python_executable()} -m pip uninstall onnxruntime, then {install_command(GPU_RUNTIME_PACKAGES)} "
@@ -151,13 +164,34 @@ class ModelSession:
         props = dict(self.session.get_modelmeta().custom_metadata_map)
         return ModelInfo.from_metadata_props(props, source=os.path.basename(self.path))
 
+    @property
+    def output_channels(self) -> Optional[int]:
+        """Channels of the model's output as its graph declares them (None where not fixed)."""
+        shape = self.session.get_outputs()[0].shape
+        return shape[1] if len(shape) == 4 and isinstance(shape[1], int) else None
+
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Network input ``(N, C, H, W)`` float32 -> output ``(N, 13, H, W)`` float32."""
+        """Network input ``(N, C, H, W)`` float32 -> output ``(N, 13, H, W)`` float32.
+
+        Raises :class:`OutOfMemory` when onnxruntime cannot allocate (CPU or GPU memory), and
+        :class:`CoreError` naming the model for any other failure of the run.
+        """
         if self.batch_limit and len(batch) > self.batch_limit:
             return np.concatenate([self.run(batch[start:start + self.batch_limit])
                                    for start in range(0, len(batch), self.batch_limit)])
         feed = np.ascontiguousarray(batch, dtype=self.input_dtype)
-        output = self.session.run([self.output_name], {self.input_name: feed})[0]
+        try:
+            output = self.session.run([self.output_name], {self.input_name: feed})[0]
+        except MemoryError:
+            raise OutOfMemory("the Python process ran out of memory") from None
+        except Exception as exc:  # onnxruntime raises its own exception types (Fail, RuntimeException, ...)
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            if any(words in text.lower() for words in OUT_OF_MEMORY_WORDS):
+                raise OutOfMemory(first[:200]) from None
+            raise CoreError(f"The model {os.path.basename(self.path)} failed to run on {self.provider}: "
+                            f"{first[:300]}; check that it is a DSen2-CR export") from None
+        _used_now()
         return output.astype(np.float32, copy=False)
 
 
@@ -267,6 +301,52 @@ def _winograd_model(path: str) -> Optional[winograd.Rewritten]:
 
 
 def clear_session_cache() -> None:
-    """Forget all cached sessions (frees their weights)."""
+    """Forget all cached sessions and give their memory back (weights, arenas); the plugin calls it on unload."""
     with _cache_lock:
         _cache.clear()
+    gc.collect()  # a session can sit in a reference cycle (tracebacks, closures) until the collector runs
+    return_freed_memory()
+
+
+_last_used = 0.0
+_idle_watch: Optional[threading.Thread] = None
+
+
+def _used_now() -> None:
+    """Note a session run; a watcher releases the cache :data:`SESSION_IDLE_SECONDS` after the last one."""
+    global _last_used, _idle_watch
+    _last_used = time.monotonic()
+    with _cache_lock:
+        if _idle_watch is None or not _idle_watch.is_alive():
+            _idle_watch = threading.Thread(target=_release_when_idle, name="cloudremoval-idle-sessions", daemon=True)
+            _idle_watch.start()
+
+
+def _release_when_idle() -> None:
+    while True:
+        left = _last_used + SESSION_IDLE_SECONDS - time.monotonic()
+        if left <= 0:
+            clear_session_cache()
+            return
+        time.sleep(left)
+
+
+def _load_malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def return_freed_memory() -> None:
+    """Give freed heap pages back to the system.
+
+    Tiles are allocated in the read thread and freed in others; glibc keeps
+    such freed pages in per-thread arenas, and without a trim the resident
+    size creeps up with the number of tiles rather than staying at one tile's.
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)

@@ -18,6 +18,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .model_info import ModelInfo
+from .gdal_io import gdal_errors, read_array
 from .raster_source import Grid, InputError, decimated_sample, open_raster, vsimem_path
 from .request import S1_UNITS, RemovalRequest
 from .scaling import linear_to_db
@@ -41,6 +42,7 @@ class Sentinel1Source:
     fill_db: np.ndarray  # (bands,) value given to pixels without S1 data (the low clip bound)
     notes: List[str] = field(default_factory=list)
     temporary_files: List[str] = field(default_factory=list)
+    path: str = ""  # the user's file, for messages
 
     def read(self, x0: int, y0: int, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
         """``(s1_db, s1_valid)``: ``(bands, h, w)`` float32 dB and ``(h, w)`` bool coverage.
@@ -49,7 +51,7 @@ class Sentinel1Source:
         power are invalid and hold ``fill_db`` of their band.
         """
         count = self.warped.RasterCount
-        values = self.warped.ReadAsArray(x0, y0, width, height, buf_type=gdal.GDT_Float32)
+        values = read_array(self.warped, self.path, ROLE, x0, y0, width, height, buf_type=gdal.GDT_Float32)
         values = values.reshape(count, height, width)
         if self.units == "linear":
             values = linear_to_db(values)
@@ -86,15 +88,18 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
                      "set the Sentinel-1 units option to override")
     else:
         units = request.s1_units
+        check_stated_units(dataset, band_numbers[0], path, units)
         notes.append(f"Sentinel-1 values taken as {'dB' if units == 'db' else 'linear power'} (user setting)")
     selected = vsimem_path("s1_bands")
-    gdal.Translate(selected, dataset, options=gdal.TranslateOptions(format="VRT", bandList=band_numbers))
-    warped = warp_to_grid(selected, s2_grid)
+    with gdal_errors(lambda reason: InputError(f"Could not select bands {band_numbers} of {ROLE} {path} "
+                                               f"({reason}); check the band numbers")):
+        gdal.Translate(selected, dataset, options=gdal.TranslateOptions(format="VRT", bandList=band_numbers))
+    warped = warp_to_grid(selected, s2_grid, path)
     fill = np.array([info.sar_clip_db[b][0] for b in info.sar_bands], dtype=np.float32)
     notes.append(f"Sentinel-1: {path} bands {band_numbers} as {', '.join(info.sar_bands)}, "
                  f"{s1_grid.crs_name()}, pixel size {s1_grid.pixel_size:g}, warped window by window onto the "
                  f"Sentinel-2 grid ({RESAMPLING})")
-    return Sentinel1Source(warped, units, fill, notes, [selected])
+    return Sentinel1Source(warped, units, fill, notes, [selected], path)
 
 
 def check_band_numbers(numbers: List[int], info: ModelInfo, dataset: gdal.Dataset, path: str) -> List[int]:
@@ -102,6 +107,9 @@ def check_band_numbers(numbers: List[int], info: ModelInfo, dataset: gdal.Datase
     if len(numbers) != len(wanted):
         raise InputError(f"{count_of(len(numbers), 'Sentinel-1 band number')} given but the model needs {len(wanted)} "
                          f"({', '.join(wanted)}); give one band number per polarisation")
+    if len(set(int(n) for n in numbers)) != len(numbers):
+        raise InputError(f"The Sentinel-1 bands {', '.join(wanted)} are all set to band {numbers[0]}; give one band "
+                         "per polarisation, for example 1 for VV and 2 for VH")
     count = dataset.RasterCount
     for name, number in zip(wanted, numbers):
         if not 1 <= int(number) <= count:
@@ -135,6 +143,19 @@ def _extent_text(bounds: Tuple[float, float, float, float]) -> str:
     return f"x {xmin:.1f} to {xmax:.1f}, y {ymin:.1f} to {ymax:.1f}"
 
 
+def check_stated_units(dataset: gdal.Dataset, band_number: int, path: str, units: str) -> None:
+    """Refuse a units setting that the values plainly contradict (the radar would be dropped or distorted)."""
+    try:
+        detected, why = detect_units(dataset, band_number, path)
+    except InputError:  # values that look like neither: the user's setting decides
+        return
+    if detected != units:
+        stated = "dB" if units == "db" else "linear power"
+        found = "dB" if detected == "db" else "linear power"
+        raise InputError(f"The Sentinel-1 units are set to {stated}, but {path} holds {found} ({why}); set the "
+                         f"units to {found} or auto")
+
+
 def detect_units(dataset: gdal.Dataset, band_number: int, path: str) -> Tuple[str, str]:
     """``("db" | "linear", reason)`` from a decimated sample of one band.
 
@@ -142,7 +163,7 @@ def detect_units(dataset: gdal.Dataset, band_number: int, path: str) -> Tuple[st
     power is positive and mostly at most 1. Zeros, nodata and non-finite
     values are left out (0 marks no data in linear S1 products).
     """
-    sample = decimated_sample(dataset, [band_number])[0]
+    sample = decimated_sample(dataset, [band_number], role=ROLE, path=path)[0]
     nodata = dataset.GetRasterBand(band_number).GetNoDataValue()
     keep = np.isfinite(sample) & (sample != 0)
     if nodata is not None and not np.isnan(nodata):
@@ -163,12 +184,14 @@ def detect_units(dataset: gdal.Dataset, band_number: int, path: str) -> Tuple[st
         "gamma0) or set the Sentinel-1 units option")
 
 
-def warp_to_grid(source_path: str, grid: Grid) -> gdal.Dataset:
+def warp_to_grid(source_path: str, grid: Grid, user_path: str) -> gdal.Dataset:
     """A virtual warped dataset of ``source_path`` on ``grid``, float32, NaN where there is no data."""
     options = gdal.WarpOptions(format="VRT", dstSRS=grid.projection, outputBounds=grid.bounds(),
                                width=grid.width, height=grid.height, resampleAlg=RESAMPLING,
                                outputType=gdal.GDT_Float32, dstNodata=float("nan"), multithread=False)
-    warped = gdal.Warp("", source_path, options=options)
-    if warped is None:
-        raise InputError(f"Could not warp the Sentinel-1 raster onto the Sentinel-2 grid: {gdal.GetLastErrorMsg()}")
+    with gdal_errors(lambda reason: InputError(f"Could not warp the {ROLE} {user_path} onto the Sentinel-2 grid "
+                                               f"({reason}); check its CRS and georeferencing")) as messages:
+        warped = gdal.Warp("", source_path, options=options)
+        if warped is None:
+            messages.append("GDAL gave no warped dataset")
     return warped

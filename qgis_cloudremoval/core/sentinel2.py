@@ -25,7 +25,9 @@ import numpy as np
 from osgeo import gdal
 
 from . import bands
+from .gdal_io import gdal_errors, open_vrt_text, read_array, read_error
 from .model_info import ModelInfo
+from .nodata import valid_s2_pixels
 from .raster_source import (BandSource, Grid, InputError, band_sources, decimated_sample, grid_vrt_xml,
                             open_raster, same_crs)
 from .request import BASELINE_OFFSET, FILL_RULES, RemovalRequest
@@ -104,6 +106,7 @@ class Sentinel2Source:
     notes: List[str] = field(default_factory=list)
     is_safe: bool = False
     product: Optional[ProductMetadata] = None
+    path: str = ""  # the user's file, for messages
 
     @property
     def mapped_bands(self) -> List[str]:
@@ -113,17 +116,14 @@ class Sentinel2Source:
         return [self.dataset.GetRasterBand(self.band_numbers[b]).GetNoDataValue() for b in self.mapped_bands]
 
     def valid_mask(self, raw: np.ndarray) -> np.ndarray:
-        """``(h, w)`` bool from ``(mapped bands, h, w)`` raw DN: False where a band is nodata or all are 0."""
-        valid = np.any(raw != 0, axis=0)
-        for values, nodata in zip(raw, self._nodata()):
-            if nodata is not None:
-                valid &= ~(np.isnan(values) if np.isnan(nodata) else values == np.float32(nodata))
-        return valid
+        """``(h, w)`` bool from ``(mapped bands, h, w)`` raw DN (:func:`.nodata.valid_s2_pixels`)."""
+        return valid_s2_pixels(raw, self._nodata())
 
     def read_raw(self, x0: int, y0: int, width: int, height: int) -> np.ndarray:
         """``(mapped bands, h, w)`` float32 DN as stored, no offset removed."""
         numbers = [self.band_numbers[b] for b in self.mapped_bands]
-        raw = self.dataset.ReadAsArray(x0, y0, width, height, buf_type=gdal.GDT_Float32, band_list=numbers)
+        raw = read_array(self.dataset, self.path, ROLE, x0, y0, width, height, buf_type=gdal.GDT_Float32,
+                         band_list=numbers)
         return raw.reshape(len(numbers), height, width)
 
     def read(self, x0: int, y0: int, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -176,6 +176,7 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
             source = _open_safe(request.s2_path, dataset, model_bands)
         else:
             source = _open_stack(request.s2_path, dataset, request.s2_bands, model_bands)
+    source.path = request.s2_path or ", ".join(request.s2_band_paths.values())
     _plan_fills(source, request.fill_rule)
     _plan_offset(source, request.baseline_offset)
     return source
@@ -275,7 +276,7 @@ def _assemble(sources: List[BandSource], names: List[str], model_bands: List[str
         if not same_crs(finest.grid, source.grid):
             raise InputError(f"Sentinel-2 band {name} ({source.dataset_name}) is in {source.grid.crs_name()} but "
                              f"the other bands are in {finest.grid.crs_name()}; give bands of one product")
-    dataset = gdal.Open(grid_vrt_xml(finest.grid, sources, names))
+    dataset = open_vrt_text(grid_vrt_xml(finest.grid, sources, names), ROLE)
     numbers = {name: i + 1 for i, name in enumerate(names)}
     source = Sentinel2Source(dataset, description, finest.grid, model_bands, numbers, {},
                              np.zeros(len(model_bands), np.float32))
@@ -320,14 +321,16 @@ def _open_safe(path: str, product: gdal.Dataset, model_bands: List[str]) -> Sent
 
 def _read_vsi_file(path: str) -> bytes:
     """A whole (small) file through GDAL's virtual file system, so zipped products work too."""
-    handle = gdal.VSIFOpenL(path, "rb")
-    if handle is None:
-        raise InputError(f"Cannot read the Sentinel-2 product metadata {path}")
-    try:
-        size = gdal.VSIStatL(path).size
-        return bytes(gdal.VSIFReadL(1, size, handle))
-    finally:
-        gdal.VSIFCloseL(handle)
+    with gdal_errors(read_error(path, "Sentinel-2 product metadata")) as messages:
+        handle = gdal.VSIFOpenL(path, "rb")
+        if handle is None:
+            messages.append("GDAL could not open it")
+            return b""
+        try:
+            size = gdal.VSIStatL(path).size
+            return bytes(gdal.VSIFReadL(1, size, handle))
+        finally:
+            gdal.VSIFCloseL(handle)
 
 
 def _plan_fills(source: Sentinel2Source, rule: str) -> None:
@@ -376,7 +379,7 @@ def check_has_data(source: Sentinel2Source, path: str) -> np.ndarray:
     input) or the values are reflectance in 0..1 rather than DN.
     """
     numbers = [source.band_numbers[b] for b in source.mapped_bands]
-    sample = decimated_sample(source.dataset, numbers)
+    sample = decimated_sample(source.dataset, numbers, role=ROLE, path=path)
     valid = source.valid_mask(sample)
     if not valid.any():
         raise InputError(f"{ROLE} {path} holds no valid pixels (every sampled pixel is nodata or 0 in all "

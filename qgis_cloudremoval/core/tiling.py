@@ -12,7 +12,7 @@ write. The cores partition the scene exactly.
 import math
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 #: Tile sizes are multiples of this (friendly to convolution kernels and GeoTIFF blocks).
 TILE_ALIGN = 32
@@ -23,6 +23,10 @@ MIN_CORE = 32
 #: Largest tile side chosen automatically, per kind of device. On CPU larger tiles gain nothing
 #: in speed but raise the memory of the few tiles in flight (read ahead, network, write behind).
 MAX_AUTO_TILE = {"cpu": 640, "gpu": 2048}
+#: Largest tile side a user may set, per kind of device (a tile must also fit the memory available).
+MAX_TILE = {"cpu": 4096, "gpu": 8192}
+#: Share of the available memory one tile's network run may take when the user sets the size.
+MEMORY_SHARE = 0.5
 #: Working-memory budget for the network's activations of one batch, bytes.
 ACTIVATION_BUDGET = {"cpu": 1 << 30, "gpu": 4 << 30}
 #: Feature maps onnxruntime keeps alive at once in a residual block (input, two convs, sum);
@@ -104,9 +108,8 @@ def plan_tiles(width: int, height: int, tile_size: int, margin: int, align: int 
         raise ValueError(f"Scene of {width} x {height} px has no pixels")
     if margin < 0:
         raise ValueError(f"Margin must be >= 0, got {margin}")
-    if tile_size < 2 * margin + 1:
-        raise ValueError(f"Tile size {tile_size} px leaves no core inside a {margin} px margin; "
-                         f"use a tile size of at least {2 * margin + MIN_CORE} px")
+    if tile_size < 2 * margin + 1:  # users are held to min_tile_size(margin) before this (tile_size_problem)
+        raise ValueError(f"Tile size {tile_size} px leaves no core inside a {margin} px margin")
     rows = _spans(height, tile_size, margin, align)
     columns = _spans(width, tile_size, margin, align)
     return [Tile(Window(rx, ry, rw, rh), Window(cx, cy, cw, ch))
@@ -134,11 +137,62 @@ def group_by_shape(tiles: List[Tile], batch_size: int) -> List[List[Tile]]:
     return batches
 
 
-def _available_memory() -> int:
+def min_tile_size(margin: int) -> int:
+    """Smallest tile side for ``margin``: two margins and a core of :data:`MIN_CORE` px."""
+    return 2 * margin + MIN_CORE
+
+
+def available_memory() -> int:
+    """Bytes the system can give without swapping: ``MemAvailable`` (free pages plus reclaimable cache).
+
+    Free pages alone would count the page cache as used, and a machine that
+    has been reading files for a while looks full although it is not.
+    """
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not Linux: assume a modest machine
         return 4 << 30
+
+
+def largest_fitting_tile(device_kind: str, margin: int, num_features: int, input_channels: int,
+                         winograd: bool = False, memory: Optional[int] = None) -> int:
+    """The largest tile side (a multiple of :data:`TILE_ALIGN`, within :data:`MAX_TILE`) whose network
+    run takes at most :data:`MEMORY_SHARE` of ``memory`` (default: :func:`available_memory` on CPU,
+    the GPU budget on GPU); never below :func:`min_tile_size`."""
+    if memory is None:
+        memory = available_memory() if device_kind == "cpu" else ACTIVATION_BUDGET["gpu"] * 4
+    per_pixel = bytes_per_pixel(num_features, input_channels, winograd)
+    side = int(math.sqrt(MEMORY_SHARE * memory / per_pixel)) // TILE_ALIGN * TILE_ALIGN
+    return max(min(side, MAX_TILE[device_kind]), min_tile_size(margin))
+
+
+def tile_size_problem(tile_size: int, device_kind: str, margin: int, num_features: int, input_channels: int,
+                      winograd: bool = False) -> Optional[str]:
+    """Why a user's ``tile_size`` cannot run on ``device_kind``, or None (0, automatic, is always fine)."""
+    if tile_size == 0:
+        return None
+    smallest = min_tile_size(margin)
+    if tile_size < smallest:
+        return (f"Tile size {tile_size} px is too small for this model: it needs at least {smallest} px (two "
+                f"{margin} px margins and a {MIN_CORE} px core); use 0 to choose automatically")
+    if tile_size > MAX_TILE[device_kind]:
+        return (f"Tile size {tile_size} px is above the largest allowed on the {device_kind.upper()}, "
+                f"{MAX_TILE[device_kind]} px; use 0 to choose automatically")
+    if device_kind == "cpu":
+        fitting = largest_fitting_tile(device_kind, margin, num_features, input_channels, winograd)
+        need = tile_size * tile_size * bytes_per_pixel(num_features, input_channels, winograd)
+        if tile_size > fitting:
+            return (f"Tile size {tile_size} px needs about {need / 2**30:.1f} GB for this model, more than this "
+                    f"machine can spare ({available_memory() / 2**30:.1f} GB available); use at most {fitting} px, "
+                    "or 0 to choose automatically")
+    return None
 
 
 def bytes_per_pixel(num_features: int, input_channels: int, winograd: bool = False) -> int:
@@ -158,7 +212,7 @@ def auto_tile_size(device_kind: str, margin: int, num_features: int, input_chann
     """
     budget = ACTIVATION_BUDGET[device_kind]
     if device_kind == "cpu":
-        budget = min(budget, _available_memory() // 4)
+        budget = min(budget, available_memory() // 4)
     per_pixel = bytes_per_pixel(num_features, input_channels, winograd)
     side = min(int(math.sqrt(budget / per_pixel)), MAX_AUTO_TILE[device_kind])
     if align > 1 and side - 2 * margin >= align:

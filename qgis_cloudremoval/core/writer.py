@@ -7,16 +7,15 @@ deletes the temporary file, so a failed or cancelled run leaves nothing
 under the requested name.
 """
 
-import errno
 import os
 import threading
-from contextlib import contextmanager
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from osgeo import gdal
 
-from .progress import CoreError
+from .gdal_io import WriteError, gdal_errors, write_error
+from .output_files import partial_path
 
 #: GeoTIFF block side, pixels; the engine aligns tile cores to it (smaller blocks allow
 #: larger-core alignment for big networks, at a small cost in compression).
@@ -28,8 +27,6 @@ DATA_TYPES = {
     "byte": (gdal.GDT_Byte, "2"),
 }
 SIDECAR = ".aux.xml"
-DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-DISK_FULL_WORDS = ("no space", "file too large", "disk quota", "free disk space")
 
 
 def _preferred_compression() -> str:
@@ -43,12 +40,6 @@ COMPRESSION = _preferred_compression()
 #: UInt16 test block ZSTD level 1 took 0.11 s against 0.65 s for GDAL's default level 9, for
 #: the same size (DEFLATE level 1: 0.23 s against 0.68 s at level 6, same size).
 COMPRESSION_LEVEL = {"ZSTD": "ZSTD_LEVEL=1", "DEFLATE": "ZLEVEL=1"}
-
-
-def temporary_path(path: str) -> str:
-    """Hidden sibling of ``path`` used while the file is being written."""
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.partial.tif")
 
 
 def check_output_path(path: str) -> Optional[str]:
@@ -70,45 +61,6 @@ def check_output_path(path: str) -> Optional[str]:
     return None
 
 
-def _is_disk_full(message: str) -> bool:
-    lowered = message.lower()
-    return any(word in lowered for word in DISK_FULL_WORDS) or any(
-        os.strerror(code).lower() in lowered for code in DISK_FULL_ERRNOS)
-
-
-@contextmanager
-def _gdal_failures(final_path: str):
-    """Turn GDAL errors raised inside the block into one :class:`CoreError`.
-
-    GDAL reports write failures through its error handler (per thread), not
-    through return values of the Python bindings, so collect them here.
-    """
-    messages: List[str] = []
-
-    def handler(level, code, message):
-        if level >= gdal.CE_Failure:
-            messages.append(message.strip())
-
-    gdal.PushErrorHandler(handler)
-    try:
-        yield messages
-    except OSError as exc:
-        messages.append(f"{exc.strerror or exc}")
-    finally:
-        gdal.PopErrorHandler()
-    if messages:
-        raise write_error(final_path, messages[0])
-
-
-def write_error(final_path: str, message: str) -> CoreError:
-    """The user-facing error for a failed write of ``final_path``."""
-    folder = os.path.dirname(os.path.abspath(final_path))
-    if _is_disk_full(message):
-        return CoreError(f"Not enough disk space to write {final_path}: free some space in {folder} "
-                         f"or choose another output folder ({message})")
-    return CoreError(f"Could not write {final_path}: {message}")
-
-
 class GeoTiffWriter:
     """A tiled, compressed GeoTIFF on a given grid, written window by window.
 
@@ -120,27 +72,28 @@ class GeoTiffWriter:
         geotransform, projection: the grid (GDAL geotransform, WKT).
         band_descriptions: one name per band (for example ``B1`` .. ``B12``).
         nodata: value marking pixels without data (NaN allowed for float32).
+        extra_options: further GeoTIFF creation options (``PHOTOMETRIC=RGB``).
     """
 
     def __init__(self, path: str, width: int, height: int, band_count: int, data_type: str,
                  geotransform: Sequence[float], projection: str, band_descriptions: Sequence[str],
-                 nodata: Optional[float] = None) -> None:
+                 nodata: Optional[float] = None, extra_options: Sequence[str] = ()) -> None:
         problem = check_output_path(path)
         if problem:
-            raise CoreError(problem)
+            raise WriteError(problem)
         self.path = os.path.abspath(path)
-        self.temporary = temporary_path(path)
+        self.temporary = partial_path(path)
         gdal_type, predictor = DATA_TYPES[data_type]
         options = [f"COMPRESS={COMPRESSION}", COMPRESSION_LEVEL[COMPRESSION], f"PREDICTOR={predictor}", "TILED=YES",
                    f"BLOCKXSIZE={BLOCK_SIZE}", f"BLOCKYSIZE={BLOCK_SIZE}", "BIGTIFF=IF_SAFER",
                    "INTERLEAVE=BAND", "NUM_THREADS=ALL_CPUS"]
-        with _gdal_failures(self.path):
+        with gdal_errors(write_error(self.path)) as messages:
             self.dataset = gdal.GetDriverByName("GTiff").Create(
-                self.temporary, width, height, band_count, gdal_type, options)
-        if self.dataset is None:
-            raise write_error(self.path, gdal.GetLastErrorMsg() or "GDAL could not create the file")
+                self.temporary, width, height, band_count, gdal_type, list(options) + list(extra_options))
+            if self.dataset is None:
+                messages.append("GDAL could not create the file")
         try:
-            with _gdal_failures(self.path):
+            with gdal_errors(write_error(self.path)):
                 self.dataset.SetGeoTransform(tuple(geotransform))
                 self.dataset.SetProjection(projection or "")
                 for index, description in enumerate(band_descriptions, start=1):
@@ -148,7 +101,7 @@ class GeoTiffWriter:
                     band.SetDescription(description)
                     if nodata is not None:
                         band.SetNoDataValue(float(nodata))
-        except CoreError:
+        except WriteError:
             self.abort()
             raise
 
@@ -160,7 +113,7 @@ class GeoTiffWriter:
         """Write ``array`` ``(bands, h, w)`` (or ``(h, w)`` for one band) at column ``x``, row ``y``."""
         if array.ndim == 2:
             array = array[np.newaxis]
-        with _gdal_failures(self.path):
+        with gdal_errors(write_error(self.path)):
             self.dataset.WriteArray(array, x, y, band_list=list(range(1, array.shape[0] + 1)))
 
     def flush(self) -> None:
@@ -169,17 +122,17 @@ class GeoTiffWriter:
         Call it only after writes that fill whole blocks: a flushed partial
         block is compressed, then rewritten when completed, wasting file space.
         """
-        with _gdal_failures(self.path):
+        with gdal_errors(write_error(self.path)):
             for index in range(1, self.dataset.RasterCount + 1):
                 self.dataset.GetRasterBand(index).FlushCache()
 
     def commit(self) -> str:
         """Flush, close and move the file to its final name; returns the final path."""
         try:
-            with _gdal_failures(self.path):
+            with gdal_errors(write_error(self.path)):
                 self.dataset.FlushCache()
                 self.dataset = None  # closing writes the last blocks and the directory
-            with _gdal_failures(self.path):
+            with gdal_errors(write_error(self.path)):
                 os.replace(self.temporary, self.path)
                 # Category names and statistics live in a GDAL sidecar named after the file; a previous
                 # output's sidecar would give the new file the old statistics (and QGIS the old stretch).
@@ -187,7 +140,7 @@ class GeoTiffWriter:
                     os.replace(self.temporary + SIDECAR, self.path + SIDECAR)
                 elif os.path.exists(self.path + SIDECAR):
                     os.remove(self.path + SIDECAR)
-        except CoreError:
+        except WriteError:
             self.abort()
             raise
         return self.path

@@ -1,0 +1,74 @@
+"""How every command-line tool ends: one line on stderr and an exit status, never a traceback.
+
+Exit status 0 on success, 1 for an error (the line says what is wrong and
+what to do), 130 when interrupted with Ctrl+C and 143 on SIGTERM, after the
+tool's own clean-up has removed partial outputs. An unexpected error writes
+its traceback to a log file and names that file. argparse's usage errors
+(status 2) pass through unchanged.
+"""
+
+import os
+import signal
+import sys
+import tempfile
+import threading
+import traceback
+from typing import Callable, Optional
+
+from .progress import Cancelled, CoreError
+
+INTERRUPTED_STATUS = 130
+TERMINATED_STATUS = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; raised in the main thread so that clean-up code runs."""
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _say(message: str) -> None:
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process speaks
+        print(f"error: {message}", file=sys.stderr)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def unexpected_error_log(exc: BaseException) -> str:
+    """Write the traceback of ``exc`` to a new file in the temporary folder; returns its path."""
+    handle, path = tempfile.mkstemp(prefix="cloudremoval-error-", suffix=".log")
+    with os.fdopen(handle, "w") as stream:
+        stream.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    return path
+
+
+def run_cli(main: Callable[[Optional[list]], Optional[int]], argv: Optional[list] = None) -> int:
+    """Run ``main(argv)`` and turn how it ended into an exit status (see the module docstring)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    try:
+        return int(main(argv) or 0)
+    except (Cancelled, KeyboardInterrupt):
+        _say("cancelled; no output was written")
+        return INTERRUPTED_STATUS
+    except Terminated:
+        _say("terminated (SIGTERM); no output was written")
+        return TERMINATED_STATUS
+    except MemoryError:
+        _say("out of memory; close other programs, or use smaller tiles or batches")
+        return 1
+    except (CoreError, OSError) as exc:
+        _say(one_line(exc))
+        return 1
+    except Exception as exc:  # a bug: say so in one line and keep the traceback for the report
+        _say(f"unexpected error {type(exc).__name__}: {one_line(exc)}; please report it with the log "
+             f"{unexpected_error_log(exc)}")
+        return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

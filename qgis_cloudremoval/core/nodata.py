@@ -1,0 +1,26 @@
+"""Which pixels hold data: the one rule every reader and metric applies.
+
+A pixel is valid where every band is finite (NaN and infinities are never
+data, declared or not) and no band is at its declared nodata value. Sentinel-2
+DN add one rule of their own: 0 in every band is the fill outside a product's
+footprint, so such a pixel is nodata too (:func:`valid_s2_pixels`).
+"""
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+def valid_pixels(stack: np.ndarray, nodata: Sequence[Optional[float]]) -> np.ndarray:
+    """``(h, w)`` bool for a ``(bands, h, w)`` stack and one declared nodata value (or None) per band."""
+    valid = np.isfinite(stack).all(axis=0) if stack.dtype.kind == "f" else np.ones(stack.shape[1:], bool)
+    for band, value in zip(stack, nodata):
+        if value is not None and np.isfinite(value):
+            # A float32 raster stores its nodata value rounded to float32 (0.1 is not 0.1 there).
+            valid &= band != (np.float32(value) if band.dtype == np.float32 else value)
+    return valid
+
+
+def valid_s2_pixels(stack: np.ndarray, nodata: Sequence[Optional[float]]) -> np.ndarray:
+    """:func:`valid_pixels` of Sentinel-2 DN, with 0 in all bands counted as nodata as well."""
+    return valid_pixels(stack, nodata) & np.any(stack != 0, axis=0)
