@@ -253,7 +253,8 @@ def test_bad_requests_give_specific_messages(tmp_path, model):
         "output type": (request_for(tmp_path, s2_path, s1_path, model, output_type="int8"),
                         "Unknown output type 'int8'; use one of uint16, float32"),
         "overwrite input": (request_for(tmp_path, s2_path, s1_path, model, output_path=s2_path),
-                            f"The output {s2_path} is one of the inputs or a file an input reads from; choose another output file"),
+                            f"The output {s2_path} is one of the inputs or a file an input reads from; choose "
+                            "another output file"),
     }
     for name, (request, message) in cases.items():
         with pytest.raises(CoreError) as error:

@@ -189,7 +189,7 @@ def _read_pt(path: str) -> Dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
         reason = first_line(exc)
-        if "weights_only" in reason or "Unsupported global" in reason:
+        if any(words in str(exc) for words in ("weights_only", "Weights only load failed", "Unsupported global")):
             reason = ("it contains pickled Python objects beyond tensors and plain values, "
                       "which are refused because loading them could run code")
         raise CheckpointError(f"{os.path.basename(path)} is not a readable .pt checkpoint: {reason}") from None

@@ -18,6 +18,7 @@ from ..core.dependencies import install_command
 from ..core.detectors import DETECTORS
 from ..core.progress import Reporter
 from . import boundary
+from .input_layers import preload_file_inputs
 from ..core.request import BASELINE_OFFSET
 from .band_mapping import parse_band_list, s2_band_mapping
 from .styles import StylePostProcessor, save_style
@@ -149,6 +150,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     # Checks before the run -------------------------------------------------------------------
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
+        boundary.call(preload_file_inputs, self, parameters, context)
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
@@ -201,7 +203,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     @staticmethod
     def run_core(function, *args, **kwargs):
         """Call a core function; its user errors and cancellation become QgsProcessingException."""
-        return boundary.call(function, *args, **kwargs)
+        return boundary.user_errors(function, *args, **kwargs)
 
     @staticmethod
     def set_output_style(context, feedback, output_path, style, below=None):

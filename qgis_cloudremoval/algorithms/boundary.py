@@ -34,17 +34,26 @@ def report_unexpected(exc: BaseException, feedback=None) -> str:
     return f"Unexpected error {type(exc).__name__}: {first_line(exc)}; please report it with the log"
 
 
-def call(function, *args, feedback=None, **kwargs):
-    """``function(*args, **kwargs)``, with every exception turned into a ``QgsProcessingException``."""
+def user_errors(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` with user errors, cancelling and lack of memory as ``QgsProcessingException``.
+
+    Any other exception passes on, to the :func:`call` around the whole run, which logs it with the run's feedback.
+    """
     try:
         return function(*args, **kwargs)
-    except QgsProcessingException:
-        raise
     except Cancelled:
         raise QgsProcessingException(CANCELLED_MESSAGE) from None
     except CoreError as exc:
         raise QgsProcessingException(str(exc)) from None
     except MemoryError:
         raise QgsProcessingException(OUT_OF_MEMORY_MESSAGE) from None
+
+
+def call(function, *args, feedback=None, **kwargs):
+    """``function(*args, **kwargs)``, with every exception turned into a ``QgsProcessingException``."""
+    try:
+        return user_errors(function, *args, **kwargs)
+    except QgsProcessingException:
+        raise
     except Exception as exc:  # a bug: logged whole, shown in one line
         raise QgsProcessingException(report_unexpected(exc, feedback)) from None

@@ -12,6 +12,7 @@ import errno
 import os
 import re
 import shutil
+import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator, List, Optional, Set
 
@@ -66,6 +67,30 @@ def gdal_errors(describe: Callable[[str], CoreError]) -> Iterator[List[str]]:
     if messages:
         first = next((m for m in messages if m), "GDAL gave no reason")
         raise describe(first.splitlines()[0]) from None
+
+
+def close_dataset(owner, attribute: str, describe: Callable[[str], CoreError]) -> None:
+    """Close the dataset held in ``owner.<attribute>`` (it becomes None); a failed close raises ``describe(...)``.
+
+    Closing writes a GeoTIFF's last blocks, so a full disk shows here. In
+    exception mode GDAL raises that error inside the dataset's destructor,
+    where Python can only print it as an "Exception ignored" traceback; it is
+    caught here instead, for the moment of the close.
+    """
+    previous = sys.unraisablehook
+
+    with gdal_errors(describe) as messages:
+        def collect(unraisable):
+            if isinstance(unraisable.exc_value, RuntimeError):
+                messages.append(str(unraisable.exc_value).strip())
+            else:
+                previous(unraisable)
+
+        sys.unraisablehook = collect
+        try:
+            setattr(owner, attribute, None)
+        finally:
+            sys.unraisablehook = previous
 
 
 def read_error(path: str, role: str) -> Callable[[str], InputError]:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 from osgeo import gdal
 
-from .gdal_io import WriteError, gdal_errors, write_error
+from .gdal_io import WriteError, close_dataset, gdal_errors, write_error
 from .output_files import partial_path
 
 #: GeoTIFF block side, pixels; the engine aligns tile cores to it (smaller blocks allow
@@ -131,7 +131,7 @@ class GeoTiffWriter:
         try:
             with gdal_errors(write_error(self.path)):
                 self.dataset.FlushCache()
-                self.dataset = None  # closing writes the last blocks and the directory
+            close_dataset(self, "dataset", write_error(self.path))  # writes the last blocks and the directory
             with gdal_errors(write_error(self.path)):
                 os.replace(self.temporary, self.path)
                 # Category names and statistics live in a GDAL sidecar named after the file; a previous
@@ -147,14 +147,13 @@ class GeoTiffWriter:
 
     def abort(self) -> None:
         """Close and delete the temporary file; nothing appears under the final name."""
-        self.dataset = None
-        gdal.PushErrorHandler("CPLQuietErrorHandler")
         try:
-            for leftover in (self.temporary, self.temporary + SIDECAR):
-                if os.path.exists(leftover):
-                    os.remove(leftover)
-        finally:
-            gdal.PopErrorHandler()
+            close_dataset(self, "dataset", write_error(self.path))
+        except WriteError:
+            pass  # the file is deleted next: why its last blocks could not be written does not matter
+        for leftover in (self.temporary, self.temporary + SIDECAR):
+            if os.path.exists(leftover):
+                os.remove(leftover)
 
     def __enter__(self) -> "GeoTiffWriter":
         return self

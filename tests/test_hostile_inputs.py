@@ -1,0 +1,394 @@
+"""Hostile inputs and faults, in both GDAL error modes: a specific message, inputs untouched, nothing left behind.
+
+Each case runs the path a user takes: ``processing.run`` in this headless
+QGIS (the plugin's algorithm classes), ``qgis_process`` in a fresh process,
+or a command-line tool. Each asserts the message (or exit status), that every
+input file keeps its checksum, and that no file is left under the output's
+name or a temporary name. GDAL's error mode is switched per case the way QGIS
+and other plugins switch it (in ``qgis_process`` through ``PYQGIS_STARTUP``).
+"""
+
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from qgis import processing
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+import hostile
+import qgis_scenes as scenes
+from demo.qgis_process import QGIS_PROCESS, QgisProcess
+from qgis_cloudremoval.core import cloudmask, engine
+from tiny_models import make_tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
+MODES = ("exceptions", "return codes")
+UNREADABLE = "the file may be truncated or damaged, or a file it refers to may be missing; re-export or re-download it"
+
+
+class Feedback(QgsProcessingFeedback):
+    def __init__(self, cancel_after_progress=False):
+        super().__init__()
+        self.errors, self.warnings, self.cancel_after_progress = [], [], cancel_after_progress
+
+    def reportError(self, error, fatalError=False):  # noqa: N802,N803 (QGIS's names)
+        self.errors.append(error)
+
+    def pushWarning(self, warning):  # noqa: N802 (QGIS's name)
+        self.warnings.append(warning)
+
+    def setProgress(self, progress):  # noqa: N802 (QGIS's name)
+        super().setProgress(progress)
+        if self.cancel_after_progress and progress > 0:
+            self.cancel()
+
+
+@pytest.fixture(params=MODES)
+def gdal_mode(request):
+    """GDAL in exception mode or in return-code mode for the test, as another plugin may have left it."""
+    previous = gdal.GetUseExceptions()
+    gdal.UseExceptions() if request.param == "exceptions" else gdal.DontUseExceptions()
+    yield request.param
+    gdal.UseExceptions() if previous else gdal.DontUseExceptions()
+
+
+@pytest.fixture(scope="module")
+def inputs(bigearthnet_pairs, tmp_path_factory):
+    """A real scene and hostile files made from it, in one folder whose checksums the tests compare."""
+    folder = tmp_path_factory.mktemp("inputs")
+    scene = scenes.user_scene(bigearthnet_pairs[0], folder)
+    files = dict(scene)
+    files["text"] = hostile.text_renamed_tif(folder)
+    files["truncated"] = hostile.truncated_tif(scene["cloudy"], folder)
+    files["dangling"] = hostile.vrt_with_missing_source(scene["cloudy"], folder)
+    files["vrt"] = hostile.vrt_over(scene["cloudy"], folder)
+    files["tiny"] = hostile.crop(scene["cloudy"], folder / "tiny.tif", 50, 50, 3, 3)
+    files["strip"] = hostile.strip(scene["cloudy"], folder / "strip.tif", 20000)
+    files["strip_s1"] = hostile.strip(scene["s1"], folder / "strip_s1.tif", 20000)
+    files["nan"] = hostile.with_nan_square(scene["cloudy"], folder / "nan.tif", 30, 30, 40)
+    files["model"] = make_tiny_model(folder / "sar.onnx", use_sar=True)
+    files["nan_model"] = hostile.onnx_model(folder / "nan_out.onnx", "nan")
+    files["model15"] = hostile.onnx_model(folder / "out15.onnx", "channels15")
+    files["fixed_model"] = hostile.onnx_model(folder / "fixed.onnx", "fixed_shape")
+    files["ten_model"] = hostile.onnx_model(folder / "ten.onnx", "plain", receptive_field_radius='"ten"')
+    files["bands12_model"] = hostile.onnx_model(folder / "b12.onnx", "plain",
+                                                optical_bands='["B1","B2","B3","B4","B5","B6","B7","B8","B8A","B9",'
+                                                              '"B11","B12"]')
+    files["utm34"] = hostile.relabelled(scene["s2"], folder / "utm34.tif", "EPSG:32634")
+    return {key: Path(value) for key, value in files.items()}, folder
+
+
+@pytest.fixture
+def out(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    return folder
+
+
+def _refused(parameters, inputs, out, algorithm="cloudremoval:removeclouds", feedback=None) -> str:
+    """Run an algorithm that must fail; check that nothing was harmed or left; return its message."""
+    files, folder = inputs
+    before = hostile.checksums(folder)
+    with pytest.raises(QgsProcessingException) as caught:
+        processing.run(algorithm, parameters, feedback=feedback or Feedback())
+    assert hostile.checksums(folder) == before
+    assert hostile.leftovers(out) == []
+    return str(caught.value)
+
+
+def _removal(files, out, **changes):
+    parameters = {"S2": str(files["cloudy"]), "S1": str(files["s1"]), "MODEL": str(files["model"]),
+                  "OUTPUT": str(out / "result.tif")}
+    parameters.update({key: str(value) for key, value in changes.items()})
+    return parameters
+
+
+def test_broken_rasters_are_refused_in_one_line(provider, gdal_mode, inputs, out):
+    files, _ = inputs
+    truncated = _refused(_removal(files, out, S2=files["truncated"]), inputs, out)
+    assert f"Could not read the Sentinel-2 raster {files['truncated']} (" in truncated and UNREADABLE in truncated
+    dangling = _refused(_removal(files, out, S2=files["dangling"]), inputs, out)
+    assert (f"Could not read the Sentinel-2 raster {files['dangling']} ({files['dangling'].parent}/moved_away.tif: "
+            f"No such file or directory); {UNREADABLE}") in dangling
+    # A text file QGIS itself cannot load is refused by Processing's own parameter check.
+    assert "S2" in _refused(_removal(files, out, S2=files["text"]), inputs, out)
+
+
+def test_an_output_over_a_file_behind_a_vrt_input_is_refused(provider, gdal_mode, inputs, out):
+    files, _ = inputs
+    message = _refused(_removal(files, out, S2=files["vrt"], OUTPUT=files["cloudy"]), inputs, out)
+    assert message.endswith(f"The output {files['cloudy']} is one of the inputs or a file an input reads from; "
+                            "choose another output file (inputs are never overwritten)")
+
+
+def test_tiny_and_strip_scenes_run_on_their_own_grid(provider, gdal_mode, inputs, out):
+    files, folder = inputs
+    before = hostile.checksums(folder)
+    for s2, s1 in ((files["tiny"], files["s1"]), (files["strip"], files["strip_s1"])):
+        parameters = _removal(files, out, S2=s2, S1=s1, OUTPUT=out / f"{s2.stem}_out.tif")
+        result = processing.run("cloudremoval:removeclouds", parameters)
+        assert scenes.grid(result["OUTPUT"]) == scenes.grid(s2)  # geotransform, CRS, width, height
+        assert gdal.Open(result["OUTPUT"]).RasterCount == 13
+    assert hostile.checksums(folder) == before
+
+
+def test_nan_pixels_are_nodata_exactly_where_they_are(provider, gdal_mode, inputs, out):
+    files, folder = inputs
+    feedback = Feedback()
+    result = processing.run("cloudremoval:removeclouds", _removal(
+        files, out, S2=files["nan"], OUTPUT=out / "nan_out.tif", OUTPUT_MASK=out / "nan_mask.tif",
+        OUTPUT_TYPE=1), feedback=feedback)
+    output = scenes.read(result["OUTPUT"])
+    mask = scenes.read(result["OUTPUT_MASK"])[0]
+    hole = np.zeros(mask.shape, bool)
+    hole[30:70, 30:70] = True
+    assert np.isnan(output[:, hole]).all() and np.isfinite(output[:, ~hole]).all()
+    assert (mask[hole] == cloudmask.MASK_NODATA).all() and (mask[~hole] != cloudmask.MASK_NODATA).all()
+    assert not any("nan" in warning.lower() for warning in feedback.warnings), feedback.warnings
+
+
+@pytest.mark.parametrize("model, message", [
+    ("nan_model", "The model nan_out.onnx gave non-finite values (NaN or infinity) for the tile at x 0, y 0; the "
+                  "model is broken: re-export or retrain it (no output was written)"),
+    ("model15", "out15.onnx gives 15 output channels but its metadata lists 13 optical bands; re-export the model"),
+    ("fixed_model", "The model fixed.onnx failed to run on CPUExecutionProvider: "),
+    ("ten_model", "ten.onnx: metadata 'receptive_field_radius' must be a whole number, not 'ten'; re-export the "
+                  "model with 'python -m training.export_onnx'"),
+    ("bands12_model", "b12.onnx: its optical bands are B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9, B11, B12, but "
+                      "DSen2-CR models read and predict the 13 Sentinel-2 bands"),
+])
+def test_faulty_models_are_named_in_one_line(provider, gdal_mode, inputs, out, model, message):
+    files, _ = inputs
+    assert message in _refused(_removal(files, out, MODEL=files[model]), inputs, out)
+
+
+def test_radar_options_the_data_contradict_are_refused(provider, gdal_mode, inputs, out):
+    files, _ = inputs
+    assert (f"The Sentinel-1 units are set to linear power, but {files['s1']} holds dB (100% of sampled values are "
+            "negative); set the units to dB or auto") in _refused(_removal(files, out, S1_UNITS=2), inputs, out)
+    assert ("The Sentinel-1 bands VV, VH are all set to band 1; give one band per polarisation"
+            in _refused(dict(_removal(files, out), S1_BANDS=[1, 1]), inputs, out))
+
+
+def test_a_folder_that_cannot_be_written_is_named(provider, gdal_mode, inputs, out):
+    files, _ = inputs
+    # /proc refuses new files even to root, for whom permission bits do not apply.
+    message = _refused(_removal(files, out, OUTPUT="/proc/result.tif"), inputs, out)
+    assert "output folder is not writable: /proc (" in message
+
+
+def test_cancel_mid_run_leaves_nothing(provider, gdal_mode, inputs, out):
+    files, _ = inputs
+    message = _refused(_removal(files, out, S2=files["strip"], S1=files["strip_s1"], OUTPUT_MASK=out / "m.tif"),
+                       inputs, out, feedback=Feedback(cancel_after_progress=True))
+    assert message == "Cancelled by the user; no output was written."
+
+
+def test_evaluate_compares_the_crs(provider, gdal_mode, inputs, out):
+    files, _ = inputs
+    message = _refused({"PREDICTION": str(files["utm34"]), "REFERENCE": str(files["s2"]),
+                        "OUTPUT_TABLE": str(out / "metrics.csv")}, inputs, out, algorithm="cloudremoval:evaluate")
+    assert f"The prediction raster {files['utm34']} is in EPSG:32634" in message
+    assert "give rasters on the same grid (warp one onto the other)" in message
+
+
+def test_a_bug_is_logged_whole_and_shown_in_one_line(provider, gdal_mode, inputs, out, monkeypatch):
+    files, _ = inputs
+
+    def broken(request, reporter):
+        return 1 / 0
+
+    monkeypatch.setattr(engine, "remove_clouds", broken)
+    feedback = Feedback()
+    message = _refused(_removal(files, out), inputs, out, feedback=feedback)
+    assert message == "Unexpected error ZeroDivisionError: division by zero; please report it with the log"
+    assert any("Traceback (most recent call last)" in error and "1 / 0" in error for error in feedback.errors), \
+        feedback.errors
+
+
+def test_the_plugin_leaves_the_gdal_error_mode_as_it_found_it(provider, gdal_mode, inputs, out):
+    files, _ = inputs
+    before = gdal.GetUseExceptions()
+    processing.run("cloudremoval:removeclouds", _removal(files, out, OUTPUT=out / "fine.tif"))
+    assert gdal.GetUseExceptions() == before
+    for written in out.iterdir():
+        written.unlink()
+    _refused(_removal(files, out, S2=files["truncated"]), inputs, out)
+    assert gdal.GetUseExceptions() == before
+
+
+# qgis_process: one fresh process per run, the GDAL mode set at start-up ---------------------------------------
+
+@pytest.fixture(scope="module")
+def qgis(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("qgis_process")
+    startup = folder / "exceptions_on.py"
+    startup.write_text("from osgeo import gdal\ngdal.UseExceptions()\n")
+    runner = QgisProcess(folder / "profile", plugin_dir=REPO)
+    return runner, startup
+
+
+def _qgis_process(qgis, mode, parameters, limits=None, **popen):
+    runner, startup = qgis
+    env = dict(runner.env)
+    if mode == "exceptions":
+        env["PYQGIS_STARTUP"] = str(startup)
+
+    def prepare():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the file-size limit fails (EFBIG), no kill
+        for limit, value in (limits or {}).items():
+            resource.setrlimit(limit, (value, value))
+
+    arguments = [QGIS_PROCESS, "run", "cloudremoval:removeclouds", "--"] + [
+        f"{key}={value}" for key, value in parameters.items()]
+    return subprocess.Popen(arguments, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=prepare, **popen)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_qgis_process_reports_damaged_files_without_aborting(qgis, mode, inputs, out):
+    files, folder = inputs
+    before = hostile.checksums(folder)
+    for name in ("truncated", "dangling"):
+        process = _qgis_process(qgis, mode, {"S2": files[name], "S1": files["s1"], "MODEL": files["model"],
+                                             "OUTPUT": out / "result.tif"})
+        text, _ = process.communicate(timeout=300)
+        assert process.returncode == 1, text  # not SIGABRT (-6)
+        assert f"Could not read the Sentinel-2 raster {files[name]}" in text and "Traceback" not in text, text
+    assert hostile.checksums(folder) == before and hostile.leftovers(out) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_qgis_process_on_a_full_disk_says_so(qgis, mode, inputs, out):
+    files, folder = inputs
+    before = hostile.checksums(folder)
+    # A 64 KB file-size limit stands in for a full disk: the result (about 300 KB) cannot be written.
+    process = _qgis_process(qgis, mode, {"S2": files["strip"], "S1": files["strip_s1"], "MODEL": files["model"],
+                                         "OUTPUT": out / "result.tif"}, limits={resource.RLIMIT_FSIZE: 64 << 10})
+    text, _ = process.communicate(timeout=300)
+    assert process.returncode == 1, text
+    assert f"Not enough disk space to write {out / 'result.tif'}: free some space in {out}" in text, text
+    assert "Traceback" not in text
+    assert hostile.checksums(folder) == before and hostile.leftovers(out) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_killed_run_leaves_only_what_the_next_run_replaces(qgis, mode, inputs, out):
+    files, folder = inputs
+    before = hostile.checksums(folder)
+    parameters = {"S2": files["strip"], "S1": files["strip_s1"], "MODEL": files["model"], "TILE_SIZE": 128,
+                  "OUTPUT": out / "result.tif", "OUTPUT_MASK": out / "mask.tif"}
+    process = _qgis_process(qgis, mode, parameters)
+    deadline = time.monotonic() + 120
+    while not any(name.endswith(".partial.tif") for name in os.listdir(out)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=120)
+    assert not (out / "result.tif").exists() and not (out / "mask.tif").exists()
+    assert set(hostile.leftovers(out)) <= {".result.tif.partial.tif", ".mask.tif.partial.tif"}
+    rerun = _qgis_process(qgis, mode, parameters)
+    text, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, text
+    assert hostile.leftovers(out) == ["mask.qml", "mask.tif", "mask.tif.aux.xml", "result.qml", "result.tif",
+                                      "result.tif.aux.xml"]  # the sidecars: mask categories, sampled statistics
+    assert hostile.checksums(folder) == before
+
+
+# Command-line tools, in both modes ---------------------------------------------------------------------------
+
+def _cli(mode, module, *arguments, limits=None, cwd=REPO):
+    """``python -m MODULE ARGUMENTS`` with GDAL's error mode set first, as a user's wrapper script might."""
+    code = ("import runpy, sys; from osgeo import gdal; "
+            + ("gdal.UseExceptions(); " if mode == "exceptions" else "gdal.DontUseExceptions(); ")
+            + f"sys.argv = [{module!r}] + sys.argv[1:]; runpy.run_module({module!r}, run_name='__main__')")
+
+    def prepare():
+        for limit, value in (limits or {}).items():
+            resource.setrlimit(limit, (value, value))
+
+    return subprocess.run([sys.executable, "-c", code, *map(str, arguments)], capture_output=True, text=True,
+                          cwd=cwd, preexec_fn=prepare, timeout=600)
+
+
+def _one_line_error(done, status=1) -> str:
+    assert done.returncode == status, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_visualize_never_writes_over_an_input_or_a_non_png_name(mode, inputs, tmp_path):
+    files, folder = inputs
+    before = hostile.checksums(folder)
+    assert _one_line_error(_cli(mode, "training.visualize", "raster", files["s2"], "-o", files["s2"])) == (
+        f"error: The picture is written as PNG: give -o a .png name, not {files['s2'].name}")
+    png_vrt = tmp_path / "picture.png"
+    assert _one_line_error(_cli(mode, "training.visualize", "raster", files["truncated"], "-o", png_vrt)) \
+        .startswith(f"error: Could not read the raster {files['truncated']}")
+    done = _cli(mode, "training.visualize", "--max-size", "0", "raster", files["s2"], "-o", png_vrt)
+    assert done.returncode == 2 and "--max-size must be at least 1 pixel, got 0" in done.stderr
+    assert hostile.checksums(folder) == before and not png_vrt.exists()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("max_steps=-1", "error: max_steps must be positive, not -1; leave it out (or null) to run all epochs"),
+    ("max_steps=0", "error: max_steps must be positive, not 0; leave it out (or null) to run all epochs"),
+    ("carl_lambda=-0.5", "error: carl_lambda must be 0 or more, not -0.5"),
+    ("num_workers=-1", "error: num_workers must be 0 or more, not -1"),
+    ("out_dir=/proc/run", "error: Cannot create the checkpoint folder /proc/run/checkpoints"),
+])
+def test_training_refuses_settings_that_would_do_nothing_or_fail_late(setting, message, tmp_path):
+    done = _cli("return codes", "training.train", "--set", f"data={tmp_path}", "--set", setting)
+    assert _one_line_error(done).startswith(message)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_checkpoints_with_code_or_random_bytes_are_refused_never_run(mode, tmp_path):
+    marker = tmp_path / "payload_ran"
+    payload = hostile.pickle_payload_checkpoint(tmp_path / "payload.pt", marker)
+    random_bytes = tmp_path / "random.pt"
+    random_bytes.write_bytes(np.random.default_rng(0).bytes(4096))
+    refused = _one_line_error(_cli(mode, "training.export_onnx", payload, "-o", tmp_path / "m.onnx"))
+    assert refused == ("error: payload.pt is not a readable .pt checkpoint: it contains pickled Python objects beyond "
+                       "tensors and plain values, which are refused because loading them could run code")
+    assert not marker.exists()
+    assert _one_line_error(_cli(mode, "training.export_onnx", random_bytes, "-o", tmp_path / "m.onnx")) == (
+        "error: random.pt is not a readable .pt checkpoint: it is neither torch's zip format nor a pickle; give a "
+        ".pt or .safetensors file written by training.train")
+    assert sorted(os.listdir(tmp_path)) == ["payload.pt", "random.pt"]
+
+
+OOM_CHILD = """
+import sys
+from qgis_cloudremoval.core.command_line import run_cli
+from qgis_cloudremoval.core.engine import remove_clouds
+from qgis_cloudremoval.core.request import RemovalRequest
+s2, s1, model, output, tile = sys.argv[1:]
+request = RemovalRequest(s2_path=s2, s1_path=s1, model_path=model, output_path=output, tile_size=int(tile),
+                         device="cpu")
+sys.exit(run_cli(lambda argv: remove_clouds(request) and 0))
+"""
+
+
+def test_out_of_memory_names_a_tile_size_that_fits(tmp_path):
+    """Under a 3 GB address-space limit, 1024 px tiles of a 256-feature network cannot be allocated."""
+    from benchmarks.scenes import write_scene
+    s2, s1 = write_scene(str(tmp_path), 1024)
+    wide = make_tiny_model(tmp_path / "wide.onnx", num_blocks=1, num_features=256)
+    done = subprocess.run([sys.executable, "-c", OOM_CHILD, s2, s1, str(wide), str(tmp_path / "out.tif"), "1024"],
+                          capture_output=True, text=True, cwd=REPO, timeout=600,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)))
+    line = _one_line_error(done)
+    assert re.match(r"error: Out of memory running wide\.onnx on CPUExecutionProvider with 1 tile\(s\) of "
+                    r"1024 x 1024 px \(.+\); set the tile size to 512 px or less$", line), line
+    assert not any(name.startswith(("out.tif", ".out.tif")) for name in os.listdir(tmp_path))
