@@ -392,3 +392,31 @@ def test_out_of_memory_names_a_tile_size_that_fits(tmp_path):
     assert re.match(r"error: Out of memory running wide\.onnx on CPUExecutionProvider with 1 tile\(s\) of "
                     r"1024 x 1024 px \(.+\); set the tile size to 512 px or less$", line), line
     assert not any(name.startswith(("out.tif", ".out.tif")) for name in os.listdir(tmp_path))
+
+
+SIGTERM_CHILD = """
+import sys, time
+from qgis_cloudremoval.core.command_line import run_cli
+from qgis_cloudremoval.core.output_files import atomic_output
+
+def main(argv):
+    with atomic_output(sys.argv[1]) as temporary:
+        with open(temporary, "w") as stream:
+            stream.write("half of it")
+        print("writing", flush=True)
+        time.sleep(120)
+
+sys.exit(run_cli(main))
+"""
+
+
+def test_the_command_line_tools_clean_up_on_sigterm(tmp_path):
+    process = subprocess.Popen([sys.executable, "-c", SIGTERM_CHILD, str(tmp_path / "table.csv")], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "writing\n"
+    assert hostile.leftovers(tmp_path) == [".table.csv.partial.csv"]
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert errors == "error: terminated (SIGTERM); no output was written\n"
+    assert hostile.leftovers(tmp_path) == []

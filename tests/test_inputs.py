@@ -15,6 +15,7 @@ import pytest
 from osgeo import gdal, osr
 
 from qgis_cloudremoval.core import bands
+from qgis_cloudremoval.core.engine import overwrites_input
 from qgis_cloudremoval.core.inputs import InputError, check_inputs, open_scene, stack_bands
 from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.raster_source import decimated_sample
@@ -343,6 +344,12 @@ def test_safe_folder_and_zip_assembled_at_10_m_with_offset_removed(pair, tmp_pat
             np.testing.assert_array_equal(window.s2_dn[bands.S2_BANDS.index(name)], expected, err_msg=name)
         assert not window.s2_dn[bands.S2_BANDS.index("B10")].any()  # 5 DN - 1000, clipped at 0
         assert window.s2_valid.all()
+    # No output may replace a file of the product, whichever way the product is named.
+    granule = next(safe.rglob("*_B02.jp2"))
+    for path in (safe, subdataset):
+        assert overwrites_input([str(granule)], [str(path)]) == [
+            f"The output {granule} is one of the inputs or a file an input reads from; choose another output "
+            "file (inputs are never overwritten)"], path
 
 
 def test_safe_baseline_rules(pair, tmp_path):

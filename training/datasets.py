@@ -36,6 +36,9 @@ from qgis_cloudremoval.core.text import count as count_of
 from .reformat import (LAYOUT_FOLDERS, PATCH_SIZE, SPLIT_FILE_NAME, SPLIT_NAMES, ReformatError, read_member,
                        read_split_file)
 
+#: os.posix_fadvise exists on Linux and most Unixes, not on macOS or Windows: there the prefetch is skipped.
+CAN_ADVISE = hasattr(os, "posix_fadvise")
+
 
 class DatasetError(ReformatError):
     """The prepared dataset is missing or incomplete; the message says what to run."""
@@ -178,6 +181,8 @@ class PackedSen12MSCR(_Sen12MSCRBase):
         # Ask the kernel for the crop's rows of every band of the whole batch before touching
         # any: the reads then run in parallel instead of one page fault at a time (cold-cache
         # loading 1.7x faster, bench_dataloading.py; a 620 GB dataset is always cold).
+        if not CAN_ADVISE:
+            return
         for array in self._open().values():
             patch = array[index].reshape(-1, *array.shape[-2:])  # (bands, rows, cols)
             first_row = array.offset + (patch.ctypes.data - array.ctypes.data) + row * patch.strides[1]
@@ -222,6 +227,8 @@ class RawSen12MSCR(_Sen12MSCRBase):
 
     def _prefetch(self, index: int, row: int, size: int) -> None:
         # The same head start as the packed reader's, for whole files (GDAL reads them whole).
+        if not CAN_ADVISE:
+            return
         for folder in LAYOUT_FOLDERS.values():
             descriptor = os.open(self.root / folder / self.names[index], os.O_RDONLY)
             try:

@@ -25,6 +25,7 @@ import numpy as np
 
 from qgis_cloudremoval.core.bands import S2_BANDS
 from qgis_cloudremoval.core.model_info import ModelInfo
+from qgis_cloudremoval.core.output_files import atomic_output
 from qgis_cloudremoval.core.progress import CoreError
 from qgis_cloudremoval.core.scaling import dn_to_reflectance, model_to_dn
 
@@ -195,9 +196,15 @@ def main(argv=None) -> int:
     text = markdown(rows)
     print(text, end="")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        with open(args.out.with_suffix(".csv"), "w", newline="") as handle:
+        try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CoreError(f"Cannot create the folder of --out {args.out} ({exc.strerror}); choose a folder you "
+                            "may write to") from None
+        with atomic_output(str(args.out), CoreError) as temporary:
+            Path(temporary).write_text(text)
+        with atomic_output(str(args.out.with_suffix(".csv")), CoreError) as temporary, \
+                open(temporary, "w", newline="") as handle:
             csv.writer(handle).writerows(rows)
         print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
     return 0

@@ -9,6 +9,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsPro
 
 from ..core import engine
 from ..core.cloudmask import MASK_NO_S1, MASK_NODATA
+from ..core.tiling import MAX_TILE, MIN_CORE
 from ..core.request import DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
 from ..settings import (DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, DEMO_FALLBACK_MESSAGE, NO_DEFAULT_MODEL_MESSAGE,
                         default_model_is_demo, default_model_path)
@@ -74,7 +75,9 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             "<b>Baseline offset</b>: products of processing baseline 04.00 and later (from 25 January 2022) "
             "carry +1000 DN; auto removes it for .SAFE products and warns when plain files look offset.<br>"
             "<b>Advanced</b>: device (auto uses a GPU when onnxruntime-gpu finds one; the log says which ran), "
-            "tile size in pixels (0 = automatic; tiles overlap so the result is seamless), output type, "
+            "tile size in pixels (0 = automatic; tiles overlap so the result is seamless; at least two margins of the "
+            f"model's receptive field plus {MIN_CORE} px, at most {MAX_TILE['cpu']} px on the CPU and "
+            f"{MAX_TILE['gpu']} px on a GPU, and no more than the memory allows), output type, "
             "how missing bands are filled, and the cloud threshold: the detector's score threshold (0..1) "
             "for keep clear and the mask.<br><br>"
             "<b>Output</b>: a GeoTIFF on the Sentinel-2 grid with 13 bands B1..B12: UInt16 DN, or Float32 "
@@ -107,7 +110,8 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=["Auto", "GPU", "CPU"],
                                        defaultValue=0),
             QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size, px (0 = auto)"),
-                                         QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
+                                         QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0,
+                                         maxValue=max(MAX_TILE.values())),
             QgsProcessingParameterEnum(self.OUTPUT_TYPE, self.tr("Output type"),
                                        options=["UInt16 (DN)", "Float32 (reflectance)"],
                                        defaultValue=0),

@@ -189,6 +189,10 @@ def files_behind(path: str, role: str = "input") -> Set[str]:
         if real in found:
             continue
         found.add(real)
+        if os.path.isdir(real):  # a product folder (.SAFE): everything in it is part of the input
+            found.update(os.path.realpath(os.path.join(folder, name))
+                         for folder, _, names in os.walk(real) for name in names)
+            continue
         try:
             dataset = open_raster(current, role)
         except CoreError:
