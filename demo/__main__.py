@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal
 
 from qgis_cloudremoval.core import render
+from qgis_cloudremoval.core.gdal_io import open_raster
 
 from .cli import demo_arguments
 from .example import DEMO_SCENE, bigearthnet_pairs, write_example
@@ -69,7 +69,8 @@ def main(argv=None) -> int:
                 ("clear truth", render.render_raster(example.s2_clear, limits=limits))]
     render.panel([(title, _enlarge(rgb)) for title, rgb in pictures], panel_path)
 
-    print(f"\nscene {pair.name}: {gdal.Open(result_path).RasterXSize} x {gdal.Open(result_path).RasterYSize} px, "
+    result = open_raster(result_path, "result")
+    print(f"\nscene {pair.name}: {result.RasterXSize} x {result.RasterYSize} px, "
           f"done in {time.perf_counter() - start:.0f} s")
     for name, table in tables.items():
         print(f"\n{name} vs truth ({table}):\n{Path(table).read_text().strip()}")

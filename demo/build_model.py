@@ -31,6 +31,7 @@ import numpy as np
 from osgeo import gdal
 
 from qgis_cloudremoval.core.bands import S1_BANDS, S2_BANDS, SAR_CLIP_DB
+from qgis_cloudremoval.core.gdal_io import open_raster, read_array
 from training.checkpoint import load_checkpoint, make_provenance
 from training.clouds import simulate_clouds
 from training.export_onnx import describe_report, export_onnx
@@ -80,7 +81,7 @@ def no_radar(shape) -> np.ndarray:
 
 def no_radar_s1(s2_path: Path, output: Path) -> Path:
     """A VV/VH GeoTIFF on the grid of ``s2_path`` holding :func:`no_radar` values."""
-    grid = gdal.Open(str(s2_path))
+    grid = open_raster(str(s2_path), "Sentinel-2 raster")
     write_raster(output, no_radar((grid.RasterYSize, grid.RasterXSize)), grid.GetGeoTransform(),
                  grid.GetProjection(), gdal.GDT_Float32, S1_BANDS)
     return output
@@ -96,10 +97,12 @@ def varied_clouds(clear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _read(path: Path) -> gdal.Dataset:
-    dataset = gdal.Open(str(path))
-    if dataset is None:
-        raise RuntimeError(f"cannot read {path}")
-    return dataset
+    return open_raster(str(path), "training raster")
+
+
+def _pixels(path: Path) -> np.ndarray:
+    """All bands of a training raster, float32 ``(bands, h, w)``."""
+    return read_array(_read(path), str(path), "training raster").astype(np.float32)
 
 
 def _tiles(name: str, clear: np.ndarray, cloudy: Optional[np.ndarray], s1: np.ndarray, dataset: gdal.Dataset
@@ -124,18 +127,18 @@ def training_samples(folder: Path) -> Iterator[Sample]:
         if path.stem == HELD_OUT:
             continue
         clear_dataset = _read(REAL_CLOUDS / "s2_cloudFree" / path.name)
-        clear = clear_dataset.ReadAsArray().astype(np.float32)
+        clear = _pixels(REAL_CLOUDS / "s2_cloudFree" / path.name)
         s1_path = REAL_CLOUDS / "s1" / path.name
-        s1 = _read(s1_path).ReadAsArray().astype(np.float32) if s1_path.exists() else no_radar(clear.shape[1:])
-        real = _read(path).ReadAsArray().astype(np.float32)
+        s1 = _pixels(s1_path) if s1_path.exists() else no_radar(clear.shape[1:])
+        real = _pixels(path)
         for tile in _tiles(path.stem, clear, real, s1, clear_dataset):
             yield tile
             yield tile._replace(name=tile.name + "_sim", cloudy=varied_clouds(tile.clear, rng))
     for path in sorted((REAL_CLEAR / "s2_cloudFree").glob("*.tif")):
         dataset = _read(path)
-        clear = dataset.ReadAsArray().astype(np.float32)
+        clear = _pixels(path)
         s1_path = REAL_CLEAR / "s1" / path.name
-        s1 = _read(s1_path).ReadAsArray().astype(np.float32) if s1_path.exists() else no_radar(clear.shape[1:])
+        s1 = _pixels(s1_path) if s1_path.exists() else no_radar(clear.shape[1:])
         for tile in _tiles(path.stem, clear, None, s1, dataset):
             for realisation in range(SEN12MSCR_REALISATIONS):
                 yield tile._replace(name=f"{tile.name}_{realisation}", cloudy=varied_clouds(tile.clear, rng))
@@ -143,7 +146,7 @@ def training_samples(folder: Path) -> Iterator[Sample]:
         if pair.name == DEMO_SCENE:
             continue
         clear = clear_s2_dn(pair)
-        s1 = np.stack([_read(Path(p)).ReadAsArray().astype(np.float32) for p in (pair.vv, pair.vh)])
+        s1 = np.stack([_pixels(Path(p)) for p in (pair.vv, pair.vh)])
         grid = _read(Path(pair.s2_bands["B2"]))
         for realisation in range(BIGEARTHNET_REALISATIONS):
             yield Sample(f"{pair.name}_{realisation}", clear, varied_clouds(clear, rng), s1, grid.GetGeoTransform(),

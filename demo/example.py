@@ -28,9 +28,11 @@ import numpy as np
 from osgeo import gdal
 
 from qgis_cloudremoval.core.bands import S2_BANDS
+from qgis_cloudremoval.core.gdal_io import open_raster, read_array
 from qgis_cloudremoval.core.inputs import open_scene
 from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.request import RemovalRequest
+from qgis_cloudremoval.core.writer import GeoTiffWriter
 from training.clouds import simulate_clouds
 
 #: The pair the demo shows; the demo model is trained on the other five.
@@ -94,15 +96,16 @@ def write_example(pair: BigEarthNetPair, folder: Path, seed: int = 7, cover: flo
     folder.mkdir(parents=True, exist_ok=True)
     clear = clear_s2_dn(pair)
     clouds = simulate_clouds(clear, np.random.default_rng(seed), cover=cover)
-    grid = gdal.Open(pair.s2_bands["B2"])
+    grid = open_raster(pair.s2_bands["B2"], "BigEarthNet B2 band")
     example = Example(pair.name, str(folder / "s2_clear.tif"), str(folder / "s2_cloudy.tif"),
                       str(folder / "s1.tif"), str(folder / "truth_mask.tif"))
     on_grid = (grid.GetGeoTransform(), grid.GetProjection())
     write_raster(example.s2_clear, clear, *on_grid, gdal.GDT_UInt16, S2_BANDS)
     write_raster(example.s2_cloudy, clouds.cloudy_dn, *on_grid, gdal.GDT_UInt16, S2_BANDS)
     write_raster(example.truth_mask, clouds.mask[None], *on_grid, gdal.GDT_Byte, ["cloud (1) and shadow (2)"])
-    s1 = np.stack([gdal.Open(path).ReadAsArray().astype(np.float32) for path in (pair.vv, pair.vh)])
-    s1_grid = gdal.Open(pair.vv)
+    s1 = np.stack([read_array(open_raster(path, "BigEarthNet-S1 band"), path, "BigEarthNet-S1 band").astype(
+        np.float32) for path in (pair.vv, pair.vh)])
+    s1_grid = open_raster(pair.vv, "BigEarthNet-S1 band")
     write_raster(example.s1, s1, s1_grid.GetGeoTransform(), s1_grid.GetProjection(), gdal.GDT_Float32, ["VV", "VH"])
     return example
 
@@ -111,14 +114,8 @@ def write_raster(path, values: np.ndarray, geotransform, projection: str, data_t
     """A tiled, compressed GeoTIFF of ``values`` ``(bands, H, W)`` with band ``names`` (UInt16 rounded, clipped)."""
     if data_type == gdal.GDT_UInt16:
         values = np.clip(np.round(values), 0, 65535)
-    driver = gdal.GetDriverByName("GTiff")
-    dataset = driver.Create(str(path), values.shape[2], values.shape[1], values.shape[0], data_type,
-                            options=["COMPRESS=DEFLATE", "TILED=YES", "BLOCKXSIZE=128", "BLOCKYSIZE=128"])
-    dataset.SetGeoTransform(geotransform)
-    dataset.SetProjection(projection)
-    for index, (band_values, name) in enumerate(zip(values, names), start=1):
-        band = dataset.GetRasterBand(index)
-        band.WriteArray(band_values)
-        band.SetDescription(name)
-    dataset.FlushCache()
-    dataset = None
+    type_name = {gdal.GDT_UInt16: "uint16", gdal.GDT_Float32: "float32", gdal.GDT_Byte: "byte"}[data_type]
+    with GeoTiffWriter(str(path), values.shape[2], values.shape[1], values.shape[0], type_name, geotransform,
+                       projection, list(names)) as writer:
+        writer.write(values, 0, 0)
+        writer.commit()

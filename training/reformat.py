@@ -190,27 +190,20 @@ def discover(src: Path, dst: Path, reporter: Reporter = SILENT) -> Tuple[List[Tr
 
 # --------------------------------------------------------------------------- checks
 
-def _open(path: Path):
-    # Imported here so that training from the packed copy needs no GDAL (e.g. on a GPU node).
-    from osgeo import gdal
-    # Another module may have called gdal.UseExceptions(): handle both error styles.
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    try:
-        dataset = gdal.Open(str(path))
-        message = gdal.GetLastErrorMsg()
-    except RuntimeError as exc:
-        dataset, message = None, str(exc)
-    finally:
-        gdal.PopErrorHandler()
-    return dataset, message
-
-
 def read_member(path: Path, modality: str, patch_size: int = PATCH_SIZE) -> np.ndarray:
     """Read one release member, checked; raises :class:`ReformatError` with the reason it is unusable."""
+    # Imported here so that training from the packed copy needs no GDAL (e.g. on a GPU node).
     from osgeo import gdal
-    dataset, message = _open(path)
-    if dataset is None:
-        raise ReformatError(f"Unreadable {modality} member ({message or 'GDAL cannot open it'})")
+
+    from qgis_cloudremoval.core.gdal_io import gdal_errors
+
+    def unreadable(reason: str) -> ReformatError:
+        return ReformatError(f"Unreadable {modality} member ({reason})")
+
+    with gdal_errors(unreadable) as messages:
+        dataset = gdal.Open(str(path))
+        if dataset is None:
+            messages.append("GDAL cannot open it")
     bands, type_name = EXPECTED_BANDS[modality]
     if (dataset.RasterXSize, dataset.RasterYSize) != (patch_size, patch_size):
         raise ReformatError(f"Wrong shape of {modality} member ({dataset.RasterXSize}x{dataset.RasterYSize} px, "
@@ -220,16 +213,10 @@ def read_member(path: Path, modality: str, patch_size: int = PATCH_SIZE) -> np.n
     actual_type = gdal.GetDataTypeName(dataset.GetRasterBand(1).DataType)
     if actual_type != type_name:
         raise ReformatError(f"Wrong data type of {modality} member ({actual_type}, expected {type_name})")
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    try:
+    with gdal_errors(unreadable) as messages:
         data = dataset.ReadAsArray()
-        message = gdal.GetLastErrorMsg()
-    except RuntimeError as exc:
-        data, message = None, str(exc)
-    finally:
-        gdal.PopErrorHandler()
-    if data is None:
-        raise ReformatError(f"Unreadable {modality} member ({message or 'pixel data cannot be read'})")
+        if data is None:
+            messages.append("pixel data cannot be read")
     nodata = dataset.GetRasterBand(1).GetNoDataValue()
     invalid = ~np.isfinite(data) | (data == 0) if modality == "s1" else (data == 0)
     if nodata is not None:
