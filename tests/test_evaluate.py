@@ -110,6 +110,9 @@ def test_cli_writes_markdown_and_csv_beside_the_paper_rows(setup, tmp_path, caps
     csv_lines = out.with_suffix(".csv").read_text().splitlines()
     assert csv_lines[-1] == "DSen2-CR on L_T w/o SAR (paper),0.0284,0.0389,0.0281,0.0361,28.8,8.97,6.17,9.05,0.873"
     assert "| DSen2-CR on L_T (paper) | 0.0270 |" in capsys.readouterr().out
+    # A folder that cannot be written: one line, and nothing half-written.
+    assert ev.main([str(checkpoint), "--data", str(data), "--split", "test", "--out", "/proc/results.md"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith("error: Cannot write /proc/results.md: ")
 
 
 def test_bad_model_and_split_are_explained(setup, tmp_path, capsys):

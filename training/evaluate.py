@@ -168,6 +168,20 @@ def markdown(rows: List[List[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_tables(text: str, rows, out: Path) -> None:
+    """The Markdown table ``text`` to ``out`` and ``rows`` as CSV beside it, each whole or not at all."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CoreError(f"Cannot create the folder of --out {out} ({exc.strerror}); choose a folder you "
+                        "may write to") from None
+    with atomic_output(str(out), CoreError) as temporary:
+        Path(temporary).write_text(text)
+    with atomic_output(str(out.with_suffix(".csv")), CoreError) as temporary:
+        with open(temporary, "w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="checkpoint (.pt, .safetensors) or exported model (.onnx)")
@@ -197,15 +211,10 @@ def main(argv=None) -> int:
     print(text, end="")
     if args.out:
         try:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CoreError(f"Cannot create the folder of --out {args.out} ({exc.strerror}); choose a folder you "
-                            "may write to") from None
-        with atomic_output(str(args.out), CoreError) as temporary:
-            Path(temporary).write_text(text)
-        with atomic_output(str(args.out.with_suffix(".csv")), CoreError) as temporary, \
-                open(temporary, "w", newline="") as handle:
-            csv.writer(handle).writerows(rows)
+            write_tables(text, rows, args.out)
+        except CoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
     return 0
 
