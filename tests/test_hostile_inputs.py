@@ -347,8 +347,9 @@ def test_visualize_never_writes_over_an_input_or_a_non_png_name(mode, inputs, tm
     ("num_workers=-1", "error: num_workers must be 0 or more, not -1"),
     ("out_dir=/proc/run", "error: Cannot create the checkpoint folder /proc/run/checkpoints"),
 ])
-def test_training_refuses_settings_that_would_do_nothing_or_fail_late(setting, message, tmp_path):
-    done = _cli("return codes", "training.train", "--set", f"data={tmp_path}", "--set", setting)
+@pytest.mark.parametrize("mode", MODES)
+def test_training_refuses_settings_that_would_do_nothing_or_fail_late(mode, setting, message, tmp_path):
+    done = _cli(mode, "training.train", "--set", f"data={tmp_path}", "--set", setting)
     assert _one_line_error(done).startswith(message)
 
 
@@ -370,6 +371,8 @@ def test_checkpoints_with_code_or_random_bytes_are_refused_never_run(mode, tmp_p
 
 OOM_CHILD = """
 import sys
+from osgeo import gdal
+gdal.UseExceptions() if sys.argv.pop() == "exceptions" else gdal.DontUseExceptions()
 from qgis_cloudremoval.core.command_line import run_cli
 from qgis_cloudremoval.core.engine import remove_clouds
 from qgis_cloudremoval.core.request import RemovalRequest
@@ -380,18 +383,25 @@ sys.exit(run_cli(lambda argv: remove_clouds(request) and 0))
 """
 
 
-def test_out_of_memory_names_a_tile_size_that_fits(tmp_path):
-    """Under a 3 GB address-space limit, 1024 px tiles of a 256-feature network cannot be allocated."""
+@pytest.fixture(scope="module")
+def wide_scene(tmp_path_factory):
     from benchmarks.scenes import write_scene
-    s2, s1 = write_scene(str(tmp_path), 1024)
-    wide = make_tiny_model(tmp_path / "wide.onnx", num_blocks=1, num_features=256)
-    done = subprocess.run([sys.executable, "-c", OOM_CHILD, s2, s1, str(wide), str(tmp_path / "out.tif"), "1024"],
+    folder = tmp_path_factory.mktemp("wide")
+    s2, s1 = write_scene(str(folder), 1024)
+    return s2, s1, str(make_tiny_model(folder / "wide.onnx", num_blocks=1, num_features=256))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_out_of_memory_names_a_tile_size_that_fits(mode, wide_scene, tmp_path):
+    """Under a 3 GB address-space limit, 1024 px tiles of a 256-feature network cannot be allocated."""
+    s2, s1, wide = wide_scene
+    done = subprocess.run([sys.executable, "-c", OOM_CHILD, s2, s1, wide, str(tmp_path / "out.tif"), "1024", mode],
                           capture_output=True, text=True, cwd=REPO, timeout=600,
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)))
     line = _one_line_error(done)
     assert re.match(r"error: Out of memory running wide\.onnx on CPUExecutionProvider with 1 tile\(s\) of "
                     r"1024 x 1024 px \(.+\); set the tile size to 512 px or less$", line), line
-    assert not any(name.startswith(("out.tif", ".out.tif")) for name in os.listdir(tmp_path))
+    assert hostile.leftovers(tmp_path) == []
 
 
 SIGTERM_CHILD = """
@@ -410,8 +420,11 @@ sys.exit(run_cli(main))
 """
 
 
-def test_the_command_line_tools_clean_up_on_sigterm(tmp_path):
-    process = subprocess.Popen([sys.executable, "-c", SIGTERM_CHILD, str(tmp_path / "table.csv")], cwd=REPO,
+@pytest.mark.parametrize("mode", MODES)
+def test_the_command_line_tools_clean_up_on_sigterm(mode, tmp_path):
+    child = (f"from osgeo import gdal; gdal.{'UseExceptions' if mode == 'exceptions' else 'DontUseExceptions'}()\n"
+             + SIGTERM_CHILD)
+    process = subprocess.Popen([sys.executable, "-c", child, str(tmp_path / "table.csv")], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout.readline() == "writing\n"
     assert hostile.leftovers(tmp_path) == [".table.csv.partial.csv"]
