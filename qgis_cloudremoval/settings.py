@@ -6,16 +6,15 @@ profile setting, then the small demo model bundled with the plugin (whose
 runs carry a plain warning).
 """
 
-import os
 
 from qgis.core import QgsSettings
 
+from .core.default_model import (BUNDLED_DEMO_MODEL, DEFAULT_MODEL_ENV, bundled_demo_model, is_demo_model,
+                                 model_from_environment)
+
+__all__ = ["BUNDLED_DEMO_MODEL", "DEFAULT_MODEL_ENV"]  # re-exported for the plugin's modules
 #: QgsSettings key of the default model path (set it in the plugin's menu or the Python console).
 DEFAULT_MODEL_KEY = "cloudremoval/default_model"
-#: Environment variable naming the default model; wins over the setting.
-DEFAULT_MODEL_ENV = "CLOUDREMOVAL_MODEL"
-#: Used when neither is set: built by ``python -m demo.build_model``.
-BUNDLED_DEMO_MODEL = os.path.join(os.path.dirname(__file__), "models", "dsen2cr_demo.onnx")
 
 NO_DEFAULT_MODEL_MESSAGE = (
     "No model given and no default model configured: choose a DSen2-CR .onnx file for MODEL, or set "
@@ -25,18 +24,13 @@ NO_DEFAULT_MODEL_MESSAGE = (
 
 def default_model_path() -> str:
     """The configured default model, else the bundled demo model, else ``""``."""
-    from_environment = os.environ.get(DEFAULT_MODEL_ENV, "").strip()
-    if from_environment:
-        return from_environment
     from_settings = str(QgsSettings().value(DEFAULT_MODEL_KEY, "", type=str) or "").strip()
-    if from_settings:
-        return from_settings
-    return BUNDLED_DEMO_MODEL if os.path.isfile(BUNDLED_DEMO_MODEL) else ""
+    return model_from_environment() or from_settings or bundled_demo_model()
 
 
 def default_model_is_demo() -> bool:
     """Whether a removeclouds run with MODEL left empty would run the bundled demo model."""
-    return os.path.normpath(default_model_path() or "") == os.path.normpath(BUNDLED_DEMO_MODEL)
+    return is_demo_model(default_model_path())
 
 
 #: Said before a run that falls back to the demo model (in the help, and first in the run's log).

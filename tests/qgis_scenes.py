@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
-from qgis_cloudremoval.algorithms.band_mapping import L2A_BANDS
+from qgis_cloudremoval.core.band_mapping import L2A_BANDS
 
 gdal.UseExceptions()
 

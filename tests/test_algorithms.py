@@ -12,8 +12,8 @@ from qgis.core import (QgsApplication, QgsProcessingException, QgsProcessingFeed
                        QgsSettings)
 
 import qgis_scenes as scenes
-from qgis_cloudremoval.algorithms.band_mapping import s2_band_mapping
-from qgis_cloudremoval.core import cloudmask, cloudmask_raster, engine
+from qgis_cloudremoval.core.band_mapping import s2_band_mapping
+from qgis_cloudremoval.core import cloudmask, cloudmask_raster, default_model, engine
 from qgis_cloudremoval.core.bands import S2_BANDS
 from qgis_cloudremoval.core.dependencies import GPU_RUNTIME_PACKAGES, install_command
 from qgis_cloudremoval.core.metrics import evaluate_rasters
@@ -260,7 +260,7 @@ def test_default_model_comes_from_the_environment_then_the_setting(
     settings.remove(DEFAULT_MODEL_KEY)
     parameters = {"S2": str(scene["s2"]), "OUTPUT": str(tmp_path / "a.tif")}
     # A plugin installed without its bundled demo model says where to set one.
-    monkeypatch.setattr(plugin_settings, "BUNDLED_DEMO_MODEL", str(tmp_path / "no_bundled_model.onnx"))
+    monkeypatch.setattr(default_model, "BUNDLED_DEMO_MODEL", str(tmp_path / "no_bundled_model.onnx"))
     assert NO_DEFAULT_MODEL_MESSAGE in _failure(parameters)
     monkeypatch.undo()
     monkeypatch.delenv(DEFAULT_MODEL_ENV, raising=False)

@@ -7,7 +7,7 @@ from qgis.PyQt import sip
 
 import qgis_scenes as scenes
 from qgis_cloudremoval.core import engine
-from qgis_cloudremoval.algorithms.band_mapping import L2A_BANDS
+from qgis_cloudremoval.core.band_mapping import L2A_BANDS
 from qgis_cloudremoval.core.cloudmask_raster import mask_request, write_cloud_mask
 from qgis_cloudremoval.core.request import RemovalRequest
 from tiny_models import make_tiny_model

@@ -7,7 +7,7 @@ import pytest
 from osgeo import gdal
 
 import qgis_scenes as scenes
-from qgis_cloudremoval.algorithms.band_mapping import L2A_BANDS
+from qgis_cloudremoval.core.band_mapping import L2A_BANDS
 from qgis_cloudremoval.core import engine
 from qgis_cloudremoval.core.model_info import read_model_info
 from qgis_cloudremoval.core.request import RemovalRequest

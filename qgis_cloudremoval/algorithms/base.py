@@ -20,7 +20,7 @@ from ..core.progress import Reporter
 from . import boundary
 from .input_layers import preload_file_inputs
 from ..core.request import BASELINE_OFFSET
-from .band_mapping import parse_band_list, s2_band_mapping
+from ..core.band_mapping import parse_band_list, s2_band_mapping
 from .styles import StylePostProcessor, save_style
 
 HELP_URL = "https://github.com/dsen2cr-qgis/qgis-cloudremoval#readme"

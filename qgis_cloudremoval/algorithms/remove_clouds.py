@@ -1,7 +1,5 @@
 """cloudremoval:removeclouds: the DSen2-CR network fills clouds and shadows of a Sentinel-2 image."""
 
-import os
-
 from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingOutputString,
                        QgsProcessingParameterBand, QgsProcessingParameterBoolean,
                        QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
@@ -10,6 +8,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsPro
 from ..core import engine
 from ..core.cloudmask import MASK_NO_S1, MASK_NODATA
 from ..core.tiling import MAX_TILE, MIN_CORE
+from ..core.writer import geotiff_name_problem
 from ..core.request import DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
 from ..settings import (DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, DEMO_FALLBACK_MESSAGE, NO_DEFAULT_MODEL_MESSAGE,
                         default_model_is_demo, default_model_path)
@@ -17,7 +16,6 @@ from .base import DETECTOR_HELP, S2_BANDS_HELP, CloudRemovalAlgorithm
 from .styles import mask_palette, true_colour
 
 DEFAULT_S1_BANDS = RemovalRequest(s2_path="", model_path="", output_path="").s1_bands  # VV, VH
-GEOTIFF_SUFFIXES = (".tif", ".tiff")
 DEMO_WARNING = ("This is a DEMO model (small, trained on a few simulated clouds): its results show how the "
                 "tool works, not what DSen2-CR achieves. Use the authors' weights or a fully trained model "
                 "for real work.")
@@ -138,13 +136,11 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
     def removal_request(self, parameters, context) -> RemovalRequest:
         """The core's description of this run, from the parameters."""
         output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        if not output_path.lower().endswith(GEOTIFF_SUFFIXES):
-            raise QgsProcessingException(f"The output is written as GeoTIFF: give OUTPUT a .tif name, not "
-                                         f"{os.path.basename(output_path)}")
         mask_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context) or None
-        if mask_path and not mask_path.lower().endswith(GEOTIFF_SUFFIXES):
-            raise QgsProcessingException(f"The cloud mask is written as GeoTIFF: give OUTPUT_MASK a .tif name, "
-                                         f"not {os.path.basename(mask_path)}")
+        for problem in (geotiff_name_problem(output_path, "output", self.OUTPUT),
+                        geotiff_name_problem(mask_path, "cloud mask", self.OUTPUT_MASK)):
+            if problem:
+                raise QgsProcessingException(problem)
         s1_bands = self.parameterAsInts(parameters, self.S1_BANDS, context) or DEFAULT_S1_BANDS
         if len(s1_bands) != 2:
             raise QgsProcessingException(f"S1_BANDS must name two bands, VV then VH; got {len(s1_bands)}")

@@ -15,7 +15,7 @@ import threading
 import traceback
 from typing import Callable, Optional
 
-from .progress import Cancelled, CoreError
+from .progress import Cancelled, CoreError, Reporter
 
 INTERRUPTED_STATUS = 130
 TERMINATED_STATUS = 143
@@ -45,6 +45,13 @@ def unexpected_error_log(exc: BaseException) -> str:
     with os.fdopen(handle, "w") as stream:
         stream.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     return path
+
+
+def tqdm_reporter(bar) -> Reporter:
+    """A :class:`Reporter` that drives a tqdm bar counting to 100; log lines and warnings print above it."""
+    def progress(fraction: float) -> None:
+        bar.update(round(100 * fraction) - bar.n)
+    return Reporter(progress=progress, info=bar.write, warning=lambda message: bar.write(f"warning: {message}"))
 
 
 def run_cli(main: Callable[[Optional[list]], Optional[int]], argv: Optional[list] = None) -> int:

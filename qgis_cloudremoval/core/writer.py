@@ -8,7 +8,7 @@ under the requested name.
 """
 
 import os
-import threading
+import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
@@ -42,6 +42,17 @@ COMPRESSION = _preferred_compression()
 COMPRESSION_LEVEL = {"ZSTD": "ZSTD_LEVEL=1", "DEFLATE": "ZLEVEL=1"}
 
 
+#: File names the GeoTIFF outputs may have.
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def geotiff_name_problem(path: Optional[str], what: str, parameter: str) -> Optional[str]:
+    """Why ``path`` is no name for a GeoTIFF ``what`` given as ``parameter``, or None."""
+    if path and not path.lower().endswith(GEOTIFF_SUFFIXES):
+        return f"The {what} is written as GeoTIFF: give {parameter} a .tif name, not {os.path.basename(path)}"
+    return None
+
+
 def check_output_path(path: str) -> Optional[str]:
     """Why ``path`` cannot be written, or None if its folder exists and is writable."""
     if not path:
@@ -51,11 +62,11 @@ def check_output_path(path: str) -> Optional[str]:
         return f"output folder does not exist: {folder}; create it or choose another output file"
     if os.path.isdir(path):
         return f"output path is a folder, not a file: {path}"
-    # Try it: permission bits alone miss read-only file systems, ACLs and root.
-    probe = os.path.join(folder, f".cloudremoval-probe-{os.getpid()}-{threading.get_ident()}")
+    # Try it: permission bits alone miss read-only file systems, ACLs and root. An unnamed temporary file
+    # (O_TMPFILE where the system has it) leaves nothing behind even if the process is stopped right here.
     try:
-        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        os.remove(probe)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
     except OSError as exc:
         return f"output folder is not writable: {folder} ({exc.strerror}); choose a folder you may write to"
     return None

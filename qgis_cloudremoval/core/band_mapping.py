@@ -17,9 +17,9 @@ Plain Python so that the convention is testable without QGIS.
 import re
 from typing import Dict, List, Optional, Sequence, Union
 
-from ..core.bands import S2_BANDS
-from ..core.progress import CoreError
-from ..core.text import count
+from .bands import S2_BANDS
+from .progress import CoreError
+from .text import count
 
 #: The band Level-2A products do not carry.
 L2A_MISSING_BAND = "B10"
