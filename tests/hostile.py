@@ -14,15 +14,15 @@ import numpy as np
 from osgeo import gdal
 
 from qgis_cloudremoval.core.model_info import ModelInfo
-
-
-#: QGIS caches statistics of every raster it loads in a GDAL sidecar ``<file>.aux.xml`` (Processing loads each
-#: input layer in its own parameter check); a new sidecar changes no byte of the input.
-SIDECAR = ".aux.xml"
+from qgis_cloudremoval.core.writer import SIDECAR
 
 
 def checksums(folder: Path) -> Dict[str, str]:
-    """SHA-256 of every file under ``folder`` by relative path, QGIS's statistics sidecars left out."""
+    """SHA-256 of every file under ``folder`` by relative path, QGIS's statistics sidecars left out.
+
+    QGIS caches statistics of every raster it loads in a GDAL sidecar (Processing loads each input layer in
+    its own parameter check); a new sidecar changes no byte of the input.
+    """
     result = {}
     for path in sorted(Path(folder).rglob("*")):
         if path.is_file() and not path.name.endswith(SIDECAR):

@@ -25,7 +25,8 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from training.model import DSen2CR
-from qgis_cloudremoval.core.output_files import OutputError, atomic_output, first_line
+from qgis_cloudremoval.core.output_files import OutputError, atomic_output
+from qgis_cloudremoval.core.progress import first_line
 
 FORMAT = "dsen2cr-checkpoint"
 SUFFIXES = (".pt", ".safetensors")

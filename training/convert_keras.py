@@ -111,7 +111,7 @@ def convert_keras(source: str, destination: str, fp16: bool = False, loss: Optio
 def _main(argv: Optional[list]) -> None:
     from tqdm import tqdm
 
-    from training.cli import tqdm_reporter
+    from qgis_cloudremoval.core.command_line import tqdm_reporter
 
     parser = argparse.ArgumentParser(prog="python -m training.convert_keras", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="the authors' Keras 2 HDF5 checkpoint, e.g. model_SARcarl.hdf5")
@@ -137,5 +137,5 @@ def _main(argv: Optional[list]) -> None:
 
 
 if __name__ == "__main__":
-    from training.cli import run_cli
+    from qgis_cloudremoval.core.command_line import run_cli
     sys.exit(run_cli(_main))

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from qgis_cloudremoval.core.model_info import ModelInfo
-from qgis_cloudremoval.core.progress import SILENT, CoreError, Reporter
-from training.cli import run_cli, tqdm_reporter
+from qgis_cloudremoval.core.command_line import run_cli, tqdm_reporter
+from qgis_cloudremoval.core.output_files import atomic_output
+from qgis_cloudremoval.core.progress import SILENT, CoreError, Reporter, first_line
 from training.checkpoint import PROVENANCE_DEFAULTS
 from training.model import OPTICAL_CHANNELS, DSen2CR
-from qgis_cloudremoval.core.output_files import atomic_output, first_line
 
 #: Largest ONNX IR version and opset that onnxruntime 1.17 loads.
 MAX_IR_VERSION = 9

@@ -22,7 +22,7 @@ import numpy as np
 
 from qgis_cloudremoval.core import cloudmask, metrics, render
 from qgis_cloudremoval.core.gdal_io import files_behind, open_raster, read_array
-from qgis_cloudremoval.core.nodata import valid_s2_pixels
+from qgis_cloudremoval.core.nodata import band_nodata, valid_s2_pixels
 from qgis_cloudremoval.core.progress import CoreError
 from qgis_cloudremoval.core.text import count
 
@@ -48,8 +48,7 @@ def detected_mask_rgb(s2_path, max_size: Optional[int] = None) -> np.ndarray:
         factor = max(width, height) / max_size
         width, height = max(1, round(width / factor)), max(1, round(height / factor))
     stack = read_array(dataset, str(s2_path), "Sentinel-2 raster", buf_xsize=width, buf_ysize=height)
-    nodata = [dataset.GetRasterBand(number).GetNoDataValue() for number in range(1, 14)]
-    return render.mask_to_rgb(cloudmask.detect(stack, valid=valid_s2_pixels(stack, nodata)))
+    return render.mask_to_rgb(cloudmask.detect(stack, valid=valid_s2_pixels(stack, band_nodata(dataset))))
 
 
 def picture(path, composite, max_size: Optional[int] = None, limits: Optional[np.ndarray] = None) -> np.ndarray:

@@ -12,17 +12,12 @@ import traceback
 
 from qgis.core import Qgis, QgsMessageLog, QgsProcessingException
 
-from ..core.progress import Cancelled, CoreError
+from ..core.progress import Cancelled, CoreError, first_line
 
 LOG_TAG = "Cloud removal"
 CANCELLED_MESSAGE = "Cancelled by the user; no output was written."
 OUT_OF_MEMORY_MESSAGE = ("Out of memory; no output was written. Close other programs, or set a smaller tile size "
                          "(advanced parameters)")
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def report_unexpected(exc: BaseException, feedback=None) -> str:

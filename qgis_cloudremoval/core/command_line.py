@@ -15,7 +15,7 @@ import threading
 import traceback
 from typing import Callable, Optional
 
-from .progress import Cancelled, CoreError, Reporter
+from .progress import Cancelled, CoreError, Reporter, first_line
 
 INTERRUPTED_STATUS = 130
 TERMINATED_STATUS = 143
@@ -23,11 +23,6 @@ TERMINATED_STATUS = 143
 
 class Terminated(BaseException):
     """SIGTERM arrived; raised in the main thread so that clean-up code runs."""
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _say(message: str) -> None:
@@ -70,10 +65,10 @@ def run_cli(main: Callable[[Optional[list]], Optional[int]], argv: Optional[list
         _say("out of memory; close other programs, or use smaller tiles or batches")
         return 1
     except (CoreError, OSError) as exc:
-        _say(one_line(exc))
+        _say(first_line(exc))
         return 1
     except Exception as exc:  # a bug: say so in one line and keep the traceback for the report
-        _say(f"unexpected error {type(exc).__name__}: {one_line(exc)}; please report it with the log "
+        _say(f"unexpected error {type(exc).__name__}: {first_line(exc)}; please report it with the log "
              f"{unexpected_error_log(exc)}")
         return 1
     finally:

@@ -38,8 +38,8 @@ import numpy as np
 from .bands import S1_BANDS, S2_BANDS
 from .dependencies import missing_package_message, unloadable_package_message
 from .model_info import ModelInfo
-from .output_files import atomic_output, check_output_folder, first_line
-from .progress import SILENT, CoreError, Reporter
+from .output_files import atomic_output, check_output_folder
+from .progress import SILENT, CoreError, Reporter, first_line
 from .text import count as count_of
 
 OPTICAL_CHANNELS = len(S2_BANDS)

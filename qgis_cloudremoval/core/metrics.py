@@ -41,7 +41,7 @@ from osgeo import gdal
 
 from . import cloudmask
 from .gdal_io import read_array
-from .nodata import valid_pixels
+from .nodata import band_nodata, valid_pixels
 from .output_files import atomic_output
 from .raster_source import Grid, open_raster, same_crs
 from .bands import DN_PER_REFLECTANCE
@@ -236,10 +236,6 @@ def _reflectance_divisor(dataset: gdal.Dataset, role: str, path, reporter: Repor
     return 1.0
 
 
-def _nodata_values(dataset: gdal.Dataset):
-    return [dataset.GetRasterBand(index + 1).GetNoDataValue() for index in range(dataset.RasterCount)]
-
-
 def _check_same_grid(dataset: gdal.Dataset, reference: gdal.Dataset, role: str, path, bands: Optional[int]) -> None:
     size = (dataset.RasterXSize, dataset.RasterYSize)
     reference_size = (reference.RasterXSize, reference.RasterYSize)
@@ -290,7 +286,7 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
     divisors = [_reflectance_divisor(dataset, role, path, reporter)
                 for dataset, role, path in ((prediction, "prediction", prediction_path),
                                             (reference, "reference", reference_path))]
-    nodata = [_nodata_values(prediction), _nodata_values(reference)]
+    nodata = [band_nodata(prediction), band_nodata(reference)]
 
     mask_dataset = cloudy = stats = None
     if mask_path is not None:
@@ -300,7 +296,7 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
         cloudy = _open(cloudy_path, "cloudy")
         _check_same_grid(cloudy, reference, "cloudy", cloudy_path, 13)
         cloudy_divisor = _reflectance_divisor(cloudy, "cloudy", cloudy_path, reporter)
-        cloudy_nodata = _nodata_values(cloudy)
+        cloudy_nodata = band_nodata(cloudy)
     halo = cloudmask.MASK_HALO if cloudy is not None else SSIM_HALO
     tiles = list(_tiles(width, height, tile_size))
     passes = 2 if cloudy is not None else 1

@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 
 from . import bands
 from .dependencies import GPU_RUNTIME_PACKAGES, RUNTIME_PACKAGES, install_command, python_executable
-from .progress import CoreError
+from .progress import CoreError, first_line
 
 #: Written into every model; a file without it is not a DSen2-CR export.
 FORMAT_KEY = "dsen2cr_format"
@@ -102,8 +102,9 @@ class ModelInfo:
         missing = [b for b in info.sar_bands if b not in info.sar_clip_db]
         if missing:
             raise ModelInfoError(f"{source}: no SAR clip range for band(s) {', '.join(missing)}")
-        for problem in info._value_problems():
-            raise ModelInfoError(f"{source}: {problem}; re-export the model with 'python -m training.export_onnx'")
+        problems = info._value_problems()
+        if problems:
+            raise ModelInfoError(f"{source}: {problems[0]}; re-export the model with 'python -m training.export_onnx'")
         return info
 
     def _value_problems(self) -> List[str]:
@@ -201,8 +202,7 @@ def _read_onnx_metadata_props(path: str) -> Dict[str, str]:
     try:
         session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelInfoError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line}") from None
+        raise ModelInfoError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line(exc)}") from None
     return dict(session.get_modelmeta().custom_metadata_map)
 
 

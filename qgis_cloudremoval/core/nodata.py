@@ -6,9 +6,15 @@ DN add one rule of their own: 0 in every band is the fill outside a product's
 footprint, so such a pixel is nodata too (:func:`valid_s2_pixels`).
 """
 
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
+
+
+def band_nodata(dataset, band_numbers: Optional[Sequence[int]] = None) -> List[Optional[float]]:
+    """The declared nodata value (or None) of each of ``band_numbers`` (1-based; default all) of a GDAL dataset."""
+    numbers = band_numbers if band_numbers is not None else range(1, dataset.RasterCount + 1)
+    return [dataset.GetRasterBand(number).GetNoDataValue() for number in numbers]
 
 
 def valid_pixels(stack: np.ndarray, nodata: Sequence[Optional[float]]) -> np.ndarray:

@@ -14,12 +14,6 @@ class OutputError(CoreError):
     """An output cannot be written; the message is one user-facing line."""
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception message, for one-line user errors."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def check_output_folder(path: str, error: Type[CoreError] = OutputError) -> str:
     """The folder ``path`` would be written to; raises ``error`` (one line) if it does not exist."""
     folder = os.path.dirname(os.path.abspath(path))

@@ -17,6 +17,12 @@ class CoreError(Exception):
     """A user error with a message that says what is wrong and what to do."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @dataclass
 class Reporter:
     progress: Optional[Callable[[float], None]] = None  # fraction done, 0..1

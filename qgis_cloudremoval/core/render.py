@@ -16,10 +16,10 @@ from . import cloudmask
 from .bands import S1_BANDS, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
 from .gdal_io import gdal_errors, read_array, write_error
-from .nodata import valid_pixels
+from .nodata import band_nodata, valid_pixels
 from .output_files import atomic_output
 from .raster_source import open_raster
-from .writer import GeoTiffWriter
+from .writer import SIDECAR, GeoTiffWriter
 from .text import count
 
 #: Sentinel-2 composites by name: (red, green, blue) band names.
@@ -149,8 +149,7 @@ def _read(dataset: gdal.Dataset, numbers: Sequence[int], window=None, buffer=Non
     buf_width, buf_height = buffer or (width, height)
     stack = read_array(dataset, dataset.GetDescription(), "raster", col, row, width, height, buf_xsize=buf_width,
                        buf_ysize=buf_height, band_list=list(numbers)).reshape(len(numbers), buf_height, buf_width)
-    nodata = [dataset.GetRasterBand(number).GetNoDataValue() for number in numbers]
-    return stack.astype(np.float64), valid_pixels(stack, nodata)
+    return stack.astype(np.float64), valid_pixels(stack, band_nodata(dataset, numbers))
 
 
 def _decimated_size(dataset: gdal.Dataset, max_size: Optional[int]) -> Tuple[int, int]:
@@ -236,8 +235,8 @@ def save_png(rgb: np.ndarray, path) -> None:
         if gdal.GetDriverByName("PNG").CreateCopy(temporary, memory) is None:
             messages.append("GDAL's PNG driver could not write it")
         memory = None
-        if os.path.exists(temporary + ".aux.xml"):
-            os.remove(temporary + ".aux.xml")
+        if os.path.exists(temporary + SIDECAR):
+            os.remove(temporary + SIDECAR)
 
 
 _TITLE_HEIGHT = 18

@@ -23,7 +23,7 @@ import numpy as np
 from . import winograd
 from .dependencies import GPU_RUNTIME_PACKAGES, install_command, python_executable
 from .model_info import ORT_MISSING_MESSAGE, ModelInfo
-from .progress import CoreError
+from .progress import CoreError, first_line
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -185,9 +185,8 @@ class ModelSession:
         except MemoryError:
             raise OutOfMemory("the Python process ran out of memory") from None
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, RuntimeException, ...)
-            text = str(exc).strip()
-            first = text.splitlines()[0] if text else type(exc).__name__
-            if any(words in text.lower() for words in OUT_OF_MEMORY_WORDS):
+            first = first_line(exc)
+            if any(words in str(exc).lower() for words in OUT_OF_MEMORY_WORDS):
                 raise OutOfMemory(first[:200]) from None
             raise CoreError(f"The model {os.path.basename(self.path)} failed to run on {self.provider}: "
                             f"{first[:300]}; check that it is a DSen2-CR export") from None
@@ -282,9 +281,7 @@ def _create_session(ort, model, options, providers: List[str], device: str, path
     try:
         session = ort.InferenceSession(model, options, providers=[(p, _provider_options(p)) for p in providers])
     except Exception as exc:  # onnxruntime raises its own exception types
-        text = str(exc).strip()
-        first_line = text.splitlines()[0] if text else type(exc).__name__
-        raise CoreError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line}") from None
+        raise CoreError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line(exc)}") from None
     actual = session.get_providers()[0]
     if device == "gpu" and actual not in GPU_PROVIDERS:
         raise CoreError(GPU_FAILED_MESSAGE.format(wanted=", ".join(providers[:-1]), actual=actual))

@@ -27,7 +27,7 @@ from osgeo import gdal
 from . import bands
 from .gdal_io import gdal_errors, open_vrt_text, read_array, read_error
 from .model_info import ModelInfo
-from .nodata import valid_s2_pixels
+from .nodata import band_nodata, valid_s2_pixels
 from .raster_source import (BandSource, Grid, InputError, band_sources, decimated_sample, grid_vrt_xml,
                             open_raster, same_crs)
 from .request import BASELINE_OFFSET, FILL_RULES, RemovalRequest
@@ -113,7 +113,7 @@ class Sentinel2Source:
         return [b for b in self.model_bands if b in self.band_numbers]
 
     def _nodata(self) -> List[Optional[float]]:
-        return [self.dataset.GetRasterBand(self.band_numbers[b]).GetNoDataValue() for b in self.mapped_bands]
+        return band_nodata(self.dataset, [self.band_numbers[b] for b in self.mapped_bands])
 
     def valid_mask(self, raw: np.ndarray) -> np.ndarray:
         """``(h, w)`` bool from ``(mapped bands, h, w)`` raw DN (:func:`.nodata.valid_s2_pixels`)."""
