@@ -51,7 +51,7 @@ from .model_info import ModelInfo, read_model_info
 from .progress import SILENT, CoreError, Reporter
 from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
 from .gdal_io import files_behind
-from .writer import BLOCK_SIZE, GeoTiffWriter, check_output_path
+from .writer import BLOCK_SIZE, GeoTiffWriter, check_output_path, discard_partial
 from .dependencies import ndimage
 
 #: Pixels over which the prediction fades into the kept clear input (keep-clear option).
@@ -301,7 +301,7 @@ def _open_writers(request: RemovalRequest, scene, info: ModelInfo):
         mask = GeoTiffWriter(request.mask_path, scene.width, scene.height, 1, "byte", scene.geotransform,
                              scene.projection, ["cloud/shadow mask"], MASK_NODATA)
         mask.band(1).SetCategoryNames(MASK_CATEGORIES)
-    except CoreError:
+    except BaseException:
         output.abort()
         raise
     return output, mask
@@ -357,9 +357,9 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
             detector = detectors.choose_detector(request.detector, request.cloud_threshold, request.device, reporter,
                                                  request.cloud_mask_path, scene)
             detector.prepare(scene, tiles, reporter)
-        output, mask = _open_writers(request, scene, info)
-        output_path = None
+        output = mask = output_path = None
         try:
+            output, mask = _open_writers(request, scene, info)
             _process(run, scene, session, info, tiles, batch_size, detector, output, mask)
             if run.valid_pixels == 0:
                 raise CoreError(f"The Sentinel-2 input has no valid pixels (all nodata): {request.s2_path}; "
@@ -367,9 +367,12 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
             output_path = output.commit()
             mask_path = mask.commit() if mask else None
         except BaseException:
-            output.abort()
-            if mask:
-                mask.abort()
+            for writer in (output, mask):
+                if writer is not None:
+                    writer.abort()
+            for path in (request.output_path, request.mask_path):
+                if path:  # also a writer that an interrupt stopped before it was handed over
+                    discard_partial(path)
             if output_path is not None:  # the mask failed after the output was in place: all or nothing
                 os.remove(output_path)
             raise

@@ -72,6 +72,14 @@ def check_output_path(path: str) -> Optional[str]:
     return None
 
 
+def discard_partial(path: str) -> None:
+    """Delete the partial file of output ``path`` and its sidecar, where they exist."""
+    temporary = partial_path(path)
+    for leftover in (temporary, temporary + SIDECAR):
+        if os.path.exists(leftover):
+            os.remove(leftover)
+
+
 class GeoTiffWriter:
     """A tiled, compressed GeoTIFF on a given grid, written window by window.
 
@@ -98,12 +106,12 @@ class GeoTiffWriter:
         options = [f"COMPRESS={COMPRESSION}", COMPRESSION_LEVEL[COMPRESSION], f"PREDICTOR={predictor}", "TILED=YES",
                    f"BLOCKXSIZE={BLOCK_SIZE}", f"BLOCKYSIZE={BLOCK_SIZE}", "BIGTIFF=IF_SAFER",
                    "INTERLEAVE=BAND", "NUM_THREADS=ALL_CPUS"]
-        with gdal_errors(write_error(self.path)) as messages:
-            self.dataset = gdal.GetDriverByName("GTiff").Create(
-                self.temporary, width, height, band_count, gdal_type, list(options) + list(extra_options))
-            if self.dataset is None:
-                messages.append("GDAL could not create the file")
-        try:
+        try:  # from the moment the file may exist: a failure or an interrupt (Ctrl+C) removes it
+            with gdal_errors(write_error(self.path)) as messages:
+                self.dataset = gdal.GetDriverByName("GTiff").Create(
+                    self.temporary, width, height, band_count, gdal_type, options + list(extra_options))
+                if self.dataset is None:
+                    messages.append("GDAL could not create the file")
             with gdal_errors(write_error(self.path)):
                 self.dataset.SetGeoTransform(tuple(geotransform))
                 self.dataset.SetProjection(projection or "")
@@ -112,7 +120,7 @@ class GeoTiffWriter:
                     band.SetDescription(description)
                     if nodata is not None:
                         band.SetNoDataValue(float(nodata))
-        except WriteError:
+        except BaseException:
             self.abort()
             raise
 
@@ -162,9 +170,7 @@ class GeoTiffWriter:
             close_dataset(self, "dataset", write_error(self.path))
         except WriteError:
             pass  # the file is deleted next: why its last blocks could not be written does not matter
-        for leftover in (self.temporary, self.temporary + SIDECAR):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+        discard_partial(self.path)
 
     def __enter__(self) -> "GeoTiffWriter":
         return self
