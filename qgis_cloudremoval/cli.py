@@ -10,16 +10,22 @@ Ctrl+C (no output is left). Never imports qgis.
 
 import argparse
 import os
+import re
 import sys
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+from .core import batch, cluster, scene_pairing
 from .core.band_mapping import parse_band_list, s2_band_mapping
-from .core.command_line import run_cli, tqdm_reporter
+from .core.batch import Scene
+from .core.command_line import (INTERRUPTED_STATUS, TERMINATED_STATUS, BatchBar, Terminated, progress_bar, run_cli,
+                                tqdm_reporter)
 from .core.default_model import DEFAULT_MODEL_ENV, bundled_demo_model, is_demo_model, model_from_environment
 from .core.detectors import DETECTORS
 from .core.gdal_io import open_raster
-from .core.progress import CoreError
+from .core.output_files import check_output_folder
+from .core.progress import CoreError, first_line
 from .core.request import BASELINE_OFFSET, DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
+from .core.scene_list import column_key, read_rows, resolve_path
 from .core.writer import geotiff_name_problem
 
 DEFAULTS = RemovalRequest(s2_path="", model_path="", output_path="")
@@ -29,30 +35,77 @@ DEMO_MODEL_WARNING = ("No model given, so the bundled DEMO model runs: a small n
                       "results are not what DSen2-CR achieves; pass --model for real work")
 
 
+class _RowParser(argparse.ArgumentParser):
+    """The ``remove`` options, parsing one row of a scene table: errors raise instead of exiting."""
+
+    def error(self, message: str):
+        raise CoreError(message)
+
+
+def _add_scene_files(parser: argparse.ArgumentParser) -> None:
+    """The files of one scene (a row of a batch's table)."""
+    parser.add_argument("--s2", required=True, help="Sentinel-2 L1C stack (DN), a VRT, a .SAFE folder or .zip")
+    parser.add_argument("--s1", help="Sentinel-1 VV/VH (dB or linear power, any CRS); required for SAR models")
+    parser.add_argument("-o", "--output", required=True, help="cloud-free GeoTIFF to write")
+    parser.add_argument("--mask", help="also write the cloud/shadow mask to this GeoTIFF")
+    parser.add_argument("--cloud-mask", help="your own mask on the S2 grid (0 clear, 1 cloud, 2 shadow)")
+
+
+def _add_scene_options(parser: argparse.ArgumentParser) -> None:
+    """How a scene is processed: the options of cloudremoval:removeclouds, with its defaults."""
+    parser.add_argument("--model", help=f"DSen2-CR .onnx (default: ${DEFAULT_MODEL_ENV}, else the bundled demo)")
+    parser.add_argument("--s2-bands", help="the layer's band for each of B1..B12, e.g. '1;2;3;4;5;6;7;8;9;10;0;11;12' "
+                                           "(0: missing); default: by band names, 13 bands as L1C, 12 as L2A")
+    parser.add_argument("--s1-bands", type=int, nargs=2, default=DEFAULTS.s1_bands, metavar=("VV", "VH"))
+    parser.add_argument("--s1-units", choices=S1_UNITS, default=DEFAULTS.s1_units)
+    parser.add_argument("--keep-clear", action=argparse.BooleanOptionalAction, default=DEFAULTS.keep_clear,
+                        help="keep the input where the detector finds no cloud or shadow")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULTS.detector)
+    parser.add_argument("--baseline-offset", choices=BASELINE_OFFSET, default=DEFAULTS.baseline_offset)
+    parser.add_argument("--device", choices=DEVICES, default=DEFAULTS.device)
+    parser.add_argument("--tile-size", type=int, default=DEFAULTS.tile_size, help="pixels; 0: automatic")
+    parser.add_argument("--output-type", choices=OUTPUT_TYPES, default=DEFAULTS.output_type)
+    parser.add_argument("--fill-missing", choices=FILL_RULES, default=DEFAULTS.fill_rule)
+    parser.add_argument("--threshold", type=float, default=DEFAULTS.cloud_threshold,
+                        help="the paper's rule: cloud score threshold, 0..1")
+
+
+def _remove_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    _add_scene_files(parser)
+    _add_scene_options(parser)
+    return parser
+
+
+def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenes", nargs="?", metavar="SCENES.csv",
+                        help="a table with the columns S2, S1 and OUTPUT, and any option of 'remove' per row "
+                             "(OUTPUT_MASK, TILE_SIZE, ...); relative paths are taken from the table's folder")
+    folders = parser.add_argument_group("or a folder of Sentinel-2 products and one of Sentinel-1 files")
+    folders.add_argument("--s2-folder", help="Sentinel-2 products (.SAFE, .zip) or stacks (.tif, .vrt)")
+    folders.add_argument("--s1-folder", help="Sentinel-1 VV/VH files; each product takes the one acquired within "
+                                             "--max-days that covers most of it")
+    folders.add_argument("--output-folder", help="where NAME_cloudfree.tif (and NAME_mask.tif) are written")
+    folders.add_argument("--masks", action="store_true", help="also write each scene's cloud/shadow mask")
+    folders.add_argument("--max-days", type=float, default=scene_pairing.MAX_DAYS,
+                         help="largest gap between the two acquisitions, days")
+    parser.add_argument("--summary", help="the summary CSV to write (default: SCENES_summary.csv beside the table, "
+                                          f"or {FOLDER_SUMMARY} in the output folder)")
+    parser.add_argument("--overwrite", action="store_true", help="redo scenes whose outputs exist")
+    cluster = parser.add_argument_group("on a Dask cluster (optional: the package dask[distributed])")
+    cluster.add_argument("--dask", metavar="ADDRESS", help="the scheduler (tcp://host:8786), or local:N to start N "
+                                                           "worker processes here; one scene per task")
+    cluster.add_argument("--gpus-per-worker", type=int, default=0, metavar="N",
+                         help="GPUs of each worker (workers started with --resources GPU=N): one scene per GPU")
+    _add_scene_options(parser)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m qgis_cloudremoval.cli", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    remove = commands.add_parser("remove", help="remove clouds from one Sentinel-2 scene (cloudremoval:removeclouds)")
-    remove.add_argument("--s2", required=True, help="Sentinel-2 L1C stack (DN), a VRT, a .SAFE folder or .zip")
-    remove.add_argument("--s1", help="Sentinel-1 VV/VH (dB or linear power, any CRS); required for SAR models")
-    remove.add_argument("--model", help=f"DSen2-CR .onnx (default: ${DEFAULT_MODEL_ENV}, else the bundled demo)")
-    remove.add_argument("-o", "--output", required=True, help="cloud-free GeoTIFF to write")
-    remove.add_argument("--mask", help="also write the cloud/shadow mask to this GeoTIFF")
-    remove.add_argument("--s2-bands", help="the layer's band for each of B1..B12, e.g. '1;2;3;4;5;6;7;8;9;10;0;11;12' "
-                                           "(0: missing); default: by band names, 13 bands as L1C, 12 as L2A")
-    remove.add_argument("--s1-bands", type=int, nargs=2, default=DEFAULTS.s1_bands, metavar=("VV", "VH"))
-    remove.add_argument("--s1-units", choices=S1_UNITS, default=DEFAULTS.s1_units)
-    remove.add_argument("--keep-clear", action=argparse.BooleanOptionalAction, default=DEFAULTS.keep_clear,
-                        help="keep the input where the detector finds no cloud or shadow")
-    remove.add_argument("--detector", choices=DETECTORS, default=DEFAULTS.detector)
-    remove.add_argument("--cloud-mask", help="your own mask on the S2 grid (0 clear, 1 cloud, 2 shadow)")
-    remove.add_argument("--baseline-offset", choices=BASELINE_OFFSET, default=DEFAULTS.baseline_offset)
-    remove.add_argument("--device", choices=DEVICES, default=DEFAULTS.device)
-    remove.add_argument("--tile-size", type=int, default=DEFAULTS.tile_size, help="pixels; 0: automatic")
-    remove.add_argument("--output-type", choices=OUTPUT_TYPES, default=DEFAULTS.output_type)
-    remove.add_argument("--fill-missing", choices=FILL_RULES, default=DEFAULTS.fill_rule)
-    remove.add_argument("--threshold", type=float, default=DEFAULTS.cloud_threshold,
-                        help="the paper's rule: cloud score threshold, 0..1")
+    _remove_parser(commands.add_parser(
+        "remove", help="remove clouds from one Sentinel-2 scene (cloudremoval:removeclouds)"))
+    _add_batch_arguments(commands.add_parser(
+        "batch", help="remove clouds from many scenes: a CSV table or two folders; resumes; on Dask if asked"))
     return parser
 
 
@@ -81,47 +134,173 @@ def removal_request(args: argparse.Namespace) -> RemovalRequest:
         cloud_mask_path=args.cloud_mask, output_path=args.output, mask_path=args.mask)
 
 
-class _PlainBar:
-    """Stands in for tqdm where it is not installed (QGIS's own Python): log lines only, no bar."""
-
-    n = 0
-
-    def update(self, steps: int) -> None:
-        self.n += steps
-
-    @staticmethod
-    def write(text: str) -> None:
-        print(text, file=sys.stderr)
-
-    def __enter__(self) -> "_PlainBar":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        pass
-
-
-def _progress_bar():
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _PlainBar()
-    # disable=None: no bar when stderr is not a terminal, so logs and errors stay one line each.
-    return tqdm(total=100, desc="remove clouds", unit="%", disable=None)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "batch":
+        return batch_main(args)
     from .core import engine
     request = removal_request(args)
     problems = engine.check_request(request)
     if problems:
         raise CoreError(problems[0])
-    with _progress_bar() as bar:
+    with progress_bar(100, "remove clouds", "%") as bar:
         reporter = tqdm_reporter(bar)
         if not args.model and is_demo_model(request.model_path):
             reporter.warn(DEMO_MODEL_WARNING)
         result = engine.remove_clouds(request, reporter)
     print(f"wrote {result.output_path}" + (f" and {result.mask_path}" if result.mask_path else ""))
+    return 0
+
+
+# ----- batch: many scenes -----------------------------------------------------------------------------------------
+
+FOLDER_SUMMARY = "batch_summary.csv"
+#: Table columns named as the plugin names its parameters where the command line's name differs.
+COLUMN_ALIASES = {"OUTPUT_MASK": "--mask"}
+#: Option destinations that hold paths (relative ones in a table are taken from the table's folder).
+PATH_OPTIONS = ("s2", "s1", "output", "mask", "cloud_mask", "model")
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+SCENE_OPTIONS = argparse.ArgumentParser(add_help=False)
+_add_scene_options(SCENE_OPTIONS)
+
+
+def _row_options() -> Dict[str, argparse.Action]:
+    """Each table column's ``remove`` option: ``TILE_SIZE`` -> the --tile-size action."""
+    parser = _remove_parser(_RowParser(add_help=False))
+    by_flag = {flag: action for action in parser._actions for flag in action.option_strings}
+    columns = {column_key(flag.lstrip("-")): action for flag, action in by_flag.items() if flag.startswith("--")}
+    columns.update({column: by_flag[flag] for column, flag in COLUMN_ALIASES.items()})
+    return columns
+
+
+ROW_OPTIONS = _row_options()
+
+
+def _cell_value(action: argparse.Action, column: str, text: str):
+    """The value of one table cell for ``action``, converted and checked as the command line would."""
+    if isinstance(action, argparse.BooleanOptionalAction):
+        if text.lower() in TRUE_WORDS + FALSE_WORDS:
+            return text.lower() in TRUE_WORDS
+        raise CoreError(f"{column} is '{text}'; write true or false")
+    words = re.split(r"[;,\s]+", text) if action.nargs == 2 else [text]
+    parser = _RowParser(add_help=False)
+    parser.add_argument("value", type=action.type, choices=action.choices, nargs=action.nargs)
+    try:
+        return parser.parse_args(words).value
+    except CoreError as exc:
+        raise CoreError(f"{column} is '{text}': {str(exc).replace('argument value: ', '')}") from None
+
+
+def _scene(options: argparse.Namespace, label: str) -> Scene:
+    """A scene for the ``remove`` options ``options``; its problem, when the core refuses them, says why."""
+    s2, s1, output = options.s2, options.s1 or "", options.output
+    try:
+        return Scene(label, s2, s1, output, removal_request(options))
+    except CoreError as exc:
+        return Scene(label, s2, s1, output, problem=first_line(exc))
+
+
+def _row_scene(row, table: str, defaults: argparse.Namespace) -> Scene:
+    options = argparse.Namespace(**vars(defaults), s2=None, s1=None, output=None, mask=None, cloud_mask=None)
+    label = f"row {row.number}"
+    if "S2" in row.cells:
+        label += f" ({os.path.basename(row.cells['S2'].rstrip('/'))})"
+    try:
+        if row.problem:
+            raise CoreError(row.problem)
+        for column, text in row.cells.items():
+            action = ROW_OPTIONS[column]
+            value = _cell_value(action, column, text)
+            setattr(options, action.dest, resolve_path(value, table) if action.dest in PATH_OPTIONS else value)
+        for column in ("S2", "OUTPUT"):
+            if column not in row.cells:
+                raise CoreError(f"its {column} cell is empty; give a path")
+    except CoreError as exc:
+        return Scene(label, options.s2 or "", options.s1 or "", options.output or "", problem=first_line(exc))
+    return _scene(options, label)
+
+
+def _product_stem(path: str) -> str:
+    name = os.path.basename(path.rstrip("/"))
+    for suffix in (".SAFE", ".safe", ".zip", ".tiff", ".tif", ".vrt", ".jp2"):
+        if name.endswith(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
+def _folder_scenes(args: argparse.Namespace, defaults: argparse.Namespace, say) -> List[Scene]:
+    if not (args.s1_folder and args.output_folder):
+        raise CoreError("--s2-folder needs --s1-folder and --output-folder as well")
+    try:
+        os.makedirs(args.output_folder, exist_ok=True)
+    except OSError as exc:
+        raise CoreError(f"Cannot create the output folder {args.output_folder} ({exc.strerror or exc}); "
+                        "choose another") from None
+    scenes = []
+    for pair in scene_pairing.pair_folders(args.s2_folder, args.s1_folder, args.max_days):
+        stem = _product_stem(pair.s2)
+        output = os.path.join(args.output_folder, f"{stem}_cloudfree.tif")
+        if pair.s1 is None:
+            scenes.append(Scene(stem, pair.s2, "", output, problem=pair.note))
+            continue
+        say(f"paired {stem} with {pair.note}")
+        mask = os.path.join(args.output_folder, f"{stem}_mask.tif") if args.masks else None
+        scenes.append(_scene(argparse.Namespace(**vars(defaults), s2=pair.s2, s1=pair.s1, output=output, mask=mask,
+                                                cloud_mask=None), stem))
+    return scenes
+
+
+def _scenes_and_summary(args: argparse.Namespace, say) -> Tuple[List[Scene], str]:
+    defaults = argparse.Namespace(**{action.dest: getattr(args, action.dest) for action in SCENE_OPTIONS._actions})
+    if args.scenes and args.s2_folder:
+        raise CoreError("Give either a scene table or --s2-folder, not both")
+    if args.scenes:
+        rows = read_rows(args.scenes, ROW_OPTIONS)
+        summary = args.summary or f"{os.path.splitext(args.scenes)[0]}_summary.csv"
+        return [_row_scene(row, args.scenes, defaults) for row in rows], summary
+    if args.s2_folder:
+        scenes = _folder_scenes(args, defaults, say)
+        return scenes, args.summary or os.path.join(args.output_folder, FOLDER_SUMMARY)
+    raise CoreError("Give a scene table (SCENES.csv with the columns S2, S1 and OUTPUT), or --s2-folder, "
+                    "--s1-folder and --output-folder")
+
+
+def batch_main(args: argparse.Namespace) -> int:
+    """``batch``: every scene of a table or of two folders, in turn or on Dask; see :mod:`.core.batch`."""
+    if args.gpus_per_worker < 0:
+        raise CoreError(f"--gpus-per-worker is {args.gpus_per_worker}; give 0 (CPU) or more")
+    if args.gpus_per_worker and not args.dask:
+        raise CoreError("--gpus-per-worker is for Dask workers; give --dask too (for one GPU here, leave it out)")
+    if args.dask:
+        cluster.parse_address(args.dask)
+    scenes, summary = _scenes_and_summary(args, print)
+    check_output_folder(summary)
+    if not args.model and not any(scene.request and not is_demo_model(scene.request.model_path)
+                                  for scene in scenes):
+        print(f"warning: {DEMO_MODEL_WARNING}")
+    bar = progress_bar(len(scenes), "scenes", "scene")
+    display = BatchBar(bar)
+    try:
+        with bar:
+            if args.dask:
+                with cluster.connect(args.dask, args.gpus_per_worker) as client:
+                    def runner(pending, progress):
+                        return cluster.run_on_cluster(client, pending, progress, args.gpus_per_worker)
+                    outcomes = batch.execute(scenes, runner, display, summary, args.overwrite)
+            else:
+                outcomes = batch.execute(scenes, batch.run_in_turn, display, summary, args.overwrite)
+    except (KeyboardInterrupt, Terminated) as stop:
+        print(f"summary: {summary}")
+        done = sum(batch.is_complete(scene) for scene in scenes)
+        print(f"error: interrupted; {done} of {len(scenes)} scenes are complete and kept, partial outputs were "
+              "removed; run the same command again to do the rest", file=sys.stderr)
+        return TERMINATED_STATUS if isinstance(stop, Terminated) else INTERRUPTED_STATUS
+    for line in batch.summary_lines(outcomes):
+        print(line)
+    print(f"summary: {summary}")
+    failed = sum(outcome.status == batch.FAILED for outcome in outcomes)
+    if failed:
+        raise CoreError(f"{failed} of {len(outcomes)} scenes failed; the summary says why: {summary}")
     return 0
 
 

@@ -42,6 +42,15 @@ def user_scene(pair, folder: Path) -> dict:
     return {"s2": s2, "s1": s1_stack(pair, folder), "cloudy": add_cloud_and_shadow(s2, Path(folder) / "cloudy.tif")}
 
 
+def enlarged(path: Path, output: Path, factor: int) -> Path:
+    """A copy of ``path`` with ``factor`` times as many pixels per side over the same area (nearest neighbour):
+    the same real place, with ``factor`` squared times the work."""
+    dataset = gdal.Open(str(path))
+    gdal.Translate(str(output), dataset, format="GTiff", width=dataset.RasterXSize * factor,
+                   height=dataset.RasterYSize * factor, resampleAlg="nearest")
+    return output
+
+
 def add_cloud_and_shadow(s2_path: Path, output: Path) -> Path:
     """A copy of a Sentinel-2 stack with a thick square cloud (bright in every band) and a dark shadow."""
     gdal.Translate(str(output), str(s2_path), format="GTiff")

@@ -5,23 +5,13 @@ import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from qgis import processing
 
 import qgis_scenes as scenes
-
-REPO = Path(__file__).resolve().parents[1]
-#: Runs the command with every import of qgis failing, so the test proves the CLI never needs it.
-WITHOUT_QGIS = ("import runpy, sys; sys.modules['qgis'] = None; sys.argv = ['qgis_cloudremoval.cli'] + sys.argv[1:]; "
-                "runpy.run_module('qgis_cloudremoval.cli', run_name='__main__')")
-
-
-def cli(*arguments, **popen):
-    return subprocess.run([sys.executable, "-c", WITHOUT_QGIS, *map(str, arguments)], cwd=REPO, capture_output=True,
-                          text=True, timeout=600, **popen)
+from cli_runs import REPO, cli, start_cli
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +55,8 @@ def test_ctrl_c_stops_with_130_and_leaves_nothing(sar_model, tmp_path):
     s2, s1 = write_scene(str(tmp_path), 1024)  # about 900 tiles of 64 px: seconds of work to interrupt
     out = tmp_path / "out"
     out.mkdir()
-    process = subprocess.Popen([sys.executable, "-c", WITHOUT_QGIS, "remove", "--s2", s2, "--s1", s1,
-                                "--model", str(sar_model), "-o", str(out / "result.tif"), "--tile-size", "64"],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_cli("remove", "--s2", s2, "--s1", s1, "--model", sar_model, "-o", out / "result.tif",
+                        "--tile-size", "64")
     while " px in " not in process.stdout.readline():  # the tile plan is logged just before the first tile
         assert process.poll() is None, process.stderr.read()
     process.send_signal(signal.SIGINT)

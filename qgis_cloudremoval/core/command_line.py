@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 from .progress import Cancelled, CoreError, Reporter, first_line
 
@@ -42,11 +42,87 @@ def unexpected_error_log(exc: BaseException) -> str:
     return path
 
 
+def unexpected_message(exc: BaseException) -> str:
+    """The one line that reports a bug: what happened and the log file that keeps its traceback."""
+    return (f"unexpected error {type(exc).__name__}: {first_line(exc)}; please report it with the log "
+            f"{unexpected_error_log(exc)}")
+
+
 def tqdm_reporter(bar) -> Reporter:
     """A :class:`Reporter` that drives a tqdm bar counting to 100; log lines and warnings print above it."""
     def progress(fraction: float) -> None:
         bar.update(round(100 * fraction) - bar.n)
     return Reporter(progress=progress, info=bar.write, warning=lambda message: bar.write(f"warning: {message}"))
+
+
+class _PlainBar:
+    """Stands in for tqdm where it is not installed (QGIS's own Python): log lines only, no bar."""
+
+    n = 0
+
+    def update(self, steps: int) -> None:
+        self.n += steps
+
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
+    @staticmethod
+    def write(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    def __enter__(self) -> "_PlainBar":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+
+def progress_bar(total: int, description: str, unit: str):
+    """A tqdm bar on stderr, or log lines only where tqdm is not installed.
+
+    No bar is drawn when stderr is not a terminal (``disable=None``), so logs
+    and errors stay one line each.
+    """
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _PlainBar()
+    return tqdm(total=total, desc=description, unit=unit, disable=None)
+
+
+class BatchBar:
+    """A batch's progress on one bar: scenes ended, and after it how far each running scene is.
+
+    Implements :class:`.batch.Progress`; Dask reports from its own thread, hence the lock.
+    """
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+        self.running: Dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def _show(self) -> None:
+        self.bar.set_postfix_str(", ".join(f"{label} {100 * done:.0f}%" for label, done in self.running.items()))
+
+    def started(self, label: str) -> None:
+        with self.lock:
+            self.running[label] = 0.0
+            self._show()
+
+    def fraction(self, label: str, done: float) -> None:
+        with self.lock:
+            self.running[label] = done
+            self._show()
+
+    def finished(self, outcome) -> None:
+        with self.lock:
+            self.running.pop(outcome.label, None)
+            for warning in outcome.warnings:
+                self.bar.write(f"warning: {outcome.label}: {warning}")
+            seconds = f" ({outcome.seconds:.1f} s)" if outcome.seconds else ""
+            self.bar.write(f"{outcome.status} {outcome.label}: {outcome.reason}{seconds}")
+            self.bar.update(1)
+            self._show()
 
 
 def run_cli(main: Callable[[Optional[list]], Optional[int]], argv: Optional[list] = None) -> int:
@@ -68,8 +144,7 @@ def run_cli(main: Callable[[Optional[list]], Optional[int]], argv: Optional[list
         _say(first_line(exc))
         return 1
     except Exception as exc:  # a bug: say so in one line and keep the traceback for the report
-        _say(f"unexpected error {type(exc).__name__}: {first_line(exc)}; please report it with the log "
-             f"{unexpected_error_log(exc)}")
+        _say(unexpected_message(exc))
         return 1
     finally:
         if in_main_thread:

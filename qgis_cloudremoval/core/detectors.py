@@ -95,7 +95,7 @@ class LearnedDetector:
 
     needs_statistics = False
 
-    def __init__(self, device: str = "auto") -> None:
+    def __init__(self, device: str = "auto", *, gpu_index: int = 0) -> None:
         spec = importlib.util.find_spec(LEARNED_PACKAGE)
         if spec is None:
             raise CoreError(LEARNED_MISSING_MESSAGE)
@@ -110,7 +110,7 @@ class LearnedDetector:
         self.mean = np.array(statistics["img"][0], np.float32)[:, None, None]
         self.std = np.array(statistics["img"][1], np.float32)[:, None, None]
         self.band_index = [S2_BANDS.index(band) for band in LEARNED_BANDS]
-        self.session, self.provider = runtime.plain_session(model_path, device)
+        self.session, self.provider = runtime.plain_session(model_path, device, gpu_index=gpu_index)
         self.input_name = self.session.get_inputs()[0].name
         self.name = f"ukis-csmask {description['model']['version']} (learned, 30 m, {self.provider})"
 
@@ -225,9 +225,10 @@ def statistics_pass(scene, tiles: List[tiling.Tile], reporter: Reporter) -> clou
 
 
 def choose_detector(choice: str, threshold: float, device: str, reporter: Reporter, mask_path: Optional[str] = None,
-                    scene=None):
+                    scene=None, *, gpu_index: int = 0):
     """The detector for ``choice`` ("auto", "learned" or "rule"), or the mask file ``mask_path`` of ``scene``
-    when one is given; logs which one runs and why."""
+    when one is given; logs which one runs and why. ``gpu_index`` places the learned detector's session
+    as :func:`.runtime.open_session` places the network's."""
     if choice not in DETECTORS:
         raise CoreError(f"Unknown cloud detector '{choice}'; use one of {', '.join(DETECTORS)}")
     if mask_path:
@@ -240,6 +241,6 @@ def choose_detector(choice: str, threshold: float, device: str, reporter: Report
                                            f"{install_command(('ukis-csmask',))})")
         reporter.log(f"cloud detector: {detector.name}{why}")
         return detector
-    detector = LearnedDetector(device)
+    detector = LearnedDetector(device, gpu_index=gpu_index)
     reporter.log(f"cloud detector: {detector.name}")
     return detector

@@ -318,7 +318,8 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
     started = time.perf_counter()
     if request.device not in DEVICES:
         raise CoreError(f"Unknown device '{request.device}'; use one of {', '.join(DEVICES)}")
-    session = runtime.open_session(request.model_path, request.device, request.fast_convolutions)
+    session = runtime.open_session(request.model_path, request.device, request.fast_convolutions,
+                                   gpu_index=request.gpu_index)
     info = session.model_info()
     kind = runtime.device_kind(session.provider)
     problems = _option_problems(request, info, kind, session.winograd_layers > 0)
@@ -355,7 +356,7 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
         detector = None
         if request.keep_clear or request.mask_path:
             detector = detectors.choose_detector(request.detector, request.cloud_threshold, request.device, reporter,
-                                                 request.cloud_mask_path, scene)
+                                                 request.cloud_mask_path, scene, gpu_index=request.gpu_index)
             detector.prepare(scene, tiles, reporter)
         output = mask = output_path = None
         try:

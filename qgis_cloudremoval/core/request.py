@@ -47,3 +47,4 @@ class RemovalRequest:
     cloud_threshold: float = 0.2  # the paper's rule only
     detector: str = "auto"  # cloud detector for keep-clear and the mask: "auto", "learned" or "rule" (core.detectors)
     cloud_mask_path: Optional[str] = None  # a mask on the S2 grid (0 clear, 1 cloud, 2 shadow) instead of a detector
+    gpu_index: int = 0  # the CUDA device the networks run on (a batch worker with several GPUs gives each its own)

@@ -198,26 +198,40 @@ _cache: "OrderedDict[Tuple, ModelSession]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def _provider_options(name: str) -> dict:
+def _provider_options(name: str, gpu_index: int) -> dict:
     if name == "TensorrtExecutionProvider":
         # Building a TensorRT engine takes minutes; keep it between runs.
         cache = os.path.join(tempfile.gettempdir(), "qgis_cloudremoval_trt")
-        return {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache}
+        return {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
+                "device_id": str(gpu_index)}
     if name == "CUDAExecutionProvider":
-        return dict(CUDA_PROVIDER_OPTIONS)
+        return dict(CUDA_PROVIDER_OPTIONS, device_id=str(gpu_index))
     return {}
 
 
-def open_session(model_path: str, device: str = "auto", fast_convolutions: bool = True) -> ModelSession:
+def _session_options(ort):
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return options
+
+
+def open_session(model_path: str, device: str = "auto", fast_convolutions: bool = True, *,
+                 gpu_index: int = 0) -> ModelSession:
     """A (cached) session on ``model_path`` for ``device``.
+
+    ``gpu_index`` chooses the GPU (CUDA device number): several scenes
+    running at once in one process (a Dask worker with several GPUs) each
+    take their own. The CPU provider keeps onnxruntime's thread count (one
+    per physical core): with other counts its convolutions may sum in
+    another order, and a result can differ by 1 DN in a few pixels.
 
     On the CPU provider alone, with ``fast_convolutions`` and the ``onnx``
     package installed, the wide 3x3 convolutions of a float32 model run as
     Winograd F(4x4, 3x3) (:mod:`.winograd`; full network, measured 1.76x per
     tile and 1.57x for a whole scene at the engine's tile sizes, the same
     outputs to about 1e-5). Sessions are cached per (model
-    path, modification time, size, provider list, convolutions), so a
-    re-exported model is reloaded. Raises :class:`CoreError`
+    path, modification time, size, provider list, convolutions, GPU),
+    so a re-exported model is reloaded. Raises :class:`CoreError`
     when onnxruntime is missing, no GPU provider exists for ``device="gpu"``
     or a GPU provider failed to load, or the file is not a loadable model.
     """
@@ -228,13 +242,12 @@ def open_session(model_path: str, device: str = "auto", fast_convolutions: bool 
         stat = os.stat(path)
     except OSError:
         raise CoreError(f"Model file not found: {model_path}") from None
-    key = (path, stat.st_mtime_ns, stat.st_size, tuple(providers), fast_convolutions)
+    key = (path, stat.st_mtime_ns, stat.st_size, tuple(providers), fast_convolutions, gpu_index)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options = _session_options(ort)
     if providers == [CPU_PROVIDER]:
         # onnxruntime plans one block for a run's whole memory pattern after the first run and
         # keeps the arena of that first run as well: the resident memory of every run after the
@@ -247,7 +260,7 @@ def open_session(model_path: str, device: str = "auto", fast_convolutions: bool 
             model = rewritten.model
             values = [ort.OrtValue.ortvalue_from_numpy(array) for array in rewritten.filters.values()]
             options.add_external_initializers(list(rewritten.filters), values)
-    session, actual = _create_session(ort, model, options, providers, device, path)
+    session, actual = _create_session(ort, model, options, providers, device, path, gpu_index)
     model_input = session.get_inputs()[0]
     input_channels = model_input.shape[1] if len(model_input.shape) == 4 else None
     if not isinstance(input_channels, int):
@@ -264,22 +277,22 @@ def open_session(model_path: str, device: str = "auto", fast_convolutions: bool 
     return model_session
 
 
-def plain_session(model_path: str, device: str = "auto") -> Tuple[object, str]:
+def plain_session(model_path: str, device: str = "auto", *, gpu_index: int = 0) -> Tuple[object, str]:
     """An onnxruntime session on any ONNX model (a helper network such as the cloud detector), with the
     provider choice of :func:`open_session`: ``(session, provider that runs)``. Not cached."""
     ort = import_onnxruntime()
     providers = choose_providers(device)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return _create_session(ort, model_path, options, providers, device, model_path)
+    return _create_session(ort, model_path, _session_options(ort), providers, device, model_path, gpu_index)
 
 
-def _create_session(ort, model, options, providers: List[str], device: str, path: str) -> Tuple[object, str]:
+def _create_session(ort, model, options, providers: List[str], device: str, path: str,
+                    gpu_index: int) -> Tuple[object, str]:
     """The session on ``model`` (a path or bytes) and the provider that actually runs, checked against ``device``."""
     if providers[0] in GPU_PROVIDERS:
         _preload_cuda_libraries(ort)
     try:
-        session = ort.InferenceSession(model, options, providers=[(p, _provider_options(p)) for p in providers])
+        session = ort.InferenceSession(model, options,
+                                       providers=[(name, _provider_options(name, gpu_index)) for name in providers])
     except Exception as exc:  # onnxruntime raises its own exception types
         raise CoreError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line(exc)}") from None
     actual = session.get_providers()[0]

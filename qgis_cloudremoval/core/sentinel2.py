@@ -170,7 +170,7 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
             source.warnings.append("The band mapping is not used with one file per band: each file is the band "
                                    "it is given for")
     else:
-        product_xml = _safe_metadata_path(request.s2_path)
+        product_xml = product_metadata_path(request.s2_path)
         dataset = open_raster(product_xml or request.s2_path, ROLE)
         if dataset.GetDriver().ShortName == "SENTINEL2":
             source = _open_safe(request.s2_path, dataset, model_bands)
@@ -182,7 +182,7 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
     return source
 
 
-def _safe_metadata_path(path: str) -> Optional[str]:
+def product_metadata_path(path: str) -> Optional[str]:
     """The product metadata file to open for ``path``, or None when ``path`` is not a product.
 
     ``MTD_MSIL1C.xml`` (or L2A's) inside a ``.SAFE`` folder, which GDAL 3.6

@@ -1,0 +1,169 @@
+"""Pair a folder of Sentinel-2 products with a folder of Sentinel-1 files, by acquisition date and footprint.
+
+Each Sentinel-2 product takes the Sentinel-1 file acquired within
+``max_days`` of it (either way) whose footprint covers most of it; where two
+cover about as much (within :data:`SAME_COVER`), the nearer date wins. When
+either date is unknown (a file name without a ``YYYYMMDDTHHMMSS`` time and no
+acquisition time in its metadata), the footprint alone decides and the pair
+says so. Footprints are compared as longitude/latitude boxes, which is
+exact for north-up UTM grids to well under a percent of their area.
+"""
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import List, Optional, Tuple
+
+from osgeo import osr
+
+from .gdal_io import gdal_errors, is_virtual, open_raster
+from .progress import CoreError
+from .raster_source import Grid, InputError
+from .sentinel2 import product_metadata_path
+
+#: Products and rasters a folder may hold; other files (notes, sidecars, hidden partial outputs) are ignored.
+S2_SUFFIXES = (".safe", ".zip", ".tif", ".tiff", ".vrt", ".jp2")
+S1_SUFFIXES = (".tif", ".tiff", ".vrt")
+#: Default largest gap between the two acquisitions, days (Sentinel-1 revisits every 6 or 12 days).
+MAX_DAYS = 7.0
+#: Smallest share of the Sentinel-2 footprint a Sentinel-1 file must cover to be paired.
+MIN_COVER = 0.01
+#: Covers that differ by less than this count as equal, and the nearer date decides.
+SAME_COVER = 0.05
+#: The first date and time in a Sentinel product name (sensing start), e.g. S2A_MSIL1C_20240101T102431_...
+#: (BigEarthNet's patch names drop the hour's leading zero: 20170924T93020).
+NAME_TIME = re.compile(r"(?<!\d)(\d{8})T(\d{5,6})(?!\d)")
+#: Metadata items that hold the acquisition start, as the SENTINEL2 driver and SAR processors write them.
+METADATA_TIMES = ("PRODUCT_START_TIME", "DATATAKE_1_DATATAKE_SENSING_START", "ACQUISITION_START_TIME",
+                  "SENSING_START", "first_line_time")
+LONLAT = osr.SpatialReference()
+LONLAT.ImportFromEPSG(4326)
+LONLAT.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One file of a folder: where it is, when it was acquired (``None``: unknown) and its lon/lat box."""
+
+    path: str
+    time: Optional[datetime]
+    box: Tuple[float, float, float, float]  # west, south, east, north, degrees
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A Sentinel-2 product and its Sentinel-1 partner (``s1`` None: none found, ``note`` says why)."""
+
+    s2: str
+    s1: Optional[str]
+    note: str
+
+
+def folder_files(folder: str, suffixes: Tuple[str, ...], role: str) -> List[str]:
+    """The paths in ``folder`` (not its subfolders) that end in one of ``suffixes``, sorted by name."""
+    if not os.path.isdir(folder):
+        raise CoreError(f"The {role} folder {folder} does not exist; check the path")
+    return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
+            if not name.startswith(".") and name.lower().endswith(suffixes)]
+
+
+def acquisition_time(path: str, metadata: dict) -> Optional[datetime]:
+    """The acquisition start of ``path``: from its name, else from its metadata, else ``None``."""
+    found = NAME_TIME.search(os.path.basename(path.rstrip("/")))
+    if found:
+        try:
+            return datetime.strptime(found.group(1) + found.group(2).zfill(6), "%Y%m%d%H%M%S")
+        except ValueError:  # a mangled time of day (BigEarthNet has T94161): the date alone
+            with contextlib.suppress(ValueError):
+                return datetime.strptime(found.group(1), "%Y%m%d")
+    for key in METADATA_TIMES:
+        text = metadata.get(key, "")
+        digits = re.sub(r"[^0-9]", "", text)[:14]
+        if len(digits) == 14:
+            return datetime.strptime(digits, "%Y%m%d%H%M%S")
+    return None
+
+
+def lonlat_box(grid: Grid) -> Tuple[float, float, float, float]:
+    """The longitude/latitude box of ``grid``, from its corners and edge midpoints."""
+    xmin, ymin, xmax, ymax = grid.bounds()
+    transform = osr.CoordinateTransformation(grid.srs(), LONLAT)
+    points = [(x, y) for x in (xmin, (xmin + xmax) / 2, xmax) for y in (ymin, (ymin + ymax) / 2, ymax)]
+    lonlat = [transform.TransformPoint(x, y)[:2] for x, y in points]
+    lons, lats = [point[0] for point in lonlat], [point[1] for point in lonlat]
+    return min(lons), min(lats), max(lons), max(lats)
+
+
+def read_acquisition(path: str, role: str) -> Acquisition:
+    """Date and footprint of a raster or a Sentinel-2 product (its first image subdataset); :class:`InputError`
+    when it cannot be read or has no georeferencing."""
+    product = product_metadata_path(path) if not is_virtual(path) else None
+    dataset = open_raster(product or path, role)
+    metadata = dataset.GetMetadata() or {}
+    if dataset.RasterCount == 0 and dataset.GetSubDatasets():
+        dataset = open_raster(dataset.GetSubDatasets()[0][0], role)
+    grid = Grid.of(dataset, role, path)
+    with gdal_errors(lambda reason: InputError(f"{role} {path}: its footprint cannot be found in longitude and "
+                                               f"latitude ({reason}); check its CRS")):
+        box = lonlat_box(grid)
+    return Acquisition(path, acquisition_time(path, metadata), box)
+
+
+def cover(s2_box: Tuple[float, ...], s1_box: Tuple[float, ...]) -> float:
+    """The share of ``s2_box`` inside ``s1_box`` (0..1)."""
+    width = min(s2_box[2], s1_box[2]) - max(s2_box[0], s1_box[0])
+    height = min(s2_box[3], s1_box[3]) - max(s2_box[1], s1_box[1])
+    area = (s2_box[2] - s2_box[0]) * (s2_box[3] - s2_box[1])
+    return max(width, 0.0) * max(height, 0.0) / area if area > 0 else 0.0
+
+
+def _days(first: Acquisition, second: Acquisition) -> Optional[float]:
+    if first.time is None or second.time is None:
+        return None
+    return abs((first.time - second.time).total_seconds()) / 86400
+
+
+def best_partner(s2: Acquisition, candidates: List[Acquisition], max_days: float) -> Pair:
+    """The Sentinel-1 acquisition that pairs with ``s2`` (see the module docstring)."""
+    scored = []
+    for s1 in candidates:
+        share, days = cover(s2.box, s1.box), _days(s2, s1)
+        if share >= MIN_COVER and (days is None or days <= max_days):
+            scored.append((share, days, s1))
+    if not scored:
+        return Pair(s2.path, None, f"no Sentinel-1 file covers it within {max_days:g} days of its acquisition")
+    widest = max(share for share, _, _ in scored)
+    close = [item for item in scored if item[0] >= widest - SAME_COVER]
+    share, days, s1 = min(close, key=lambda item: (float("inf") if item[1] is None else item[1], -item[0]))
+    when = "acquisition date unknown" if days is None else f"{days:.1f} days apart"
+    return Pair(s2.path, s1.path, f"{os.path.basename(s1.path)}: {when}, covers {100 * share:.0f}%")
+
+
+def pair_folders(s2_folder: str, s1_folder: str, max_days: float = MAX_DAYS) -> List[Pair]:
+    """One :class:`Pair` per Sentinel-2 product of ``s2_folder``, sorted by name.
+
+    A Sentinel-2 file that cannot be read pairs with nothing and its note
+    says why; unreadable Sentinel-1 files are left out of every pairing.
+    """
+    if max_days < 0:
+        raise CoreError(f"--max-days is {max_days:g}; give 0 or more days")
+    s1_files = []
+    for path in folder_files(s1_folder, S1_SUFFIXES, "Sentinel-1"):
+        try:
+            s1_files.append(read_acquisition(path, "Sentinel-1 raster"))
+        except CoreError:
+            continue
+    pairs = []
+    for path in folder_files(s2_folder, S2_SUFFIXES, "Sentinel-2"):
+        try:
+            s2 = read_acquisition(path, "Sentinel-2 raster")
+        except CoreError as exc:
+            pairs.append(Pair(path, None, str(exc)))
+            continue
+        pairs.append(best_partner(s2, s1_files, max_days))
+    if not pairs:
+        raise CoreError(f"The Sentinel-2 folder {s2_folder} holds no product or raster "
+                        f"({', '.join(S2_SUFFIXES)}); check the folder")
+    return pairs

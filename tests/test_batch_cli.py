@@ -1,0 +1,340 @@
+"""``python -m qgis_cloudremoval.cli batch``: real scenes from a table or two folders, in turn and on Dask.
+
+Every run is the command a user types, in a process of its own; the
+reference for each scene is the one-scene ``remove`` command on the same
+files. Dask runs use a real ``LocalCluster`` of worker processes.
+"""
+
+import csv
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+import qgis_scenes as scenes
+from cli_runs import cli, start_cli
+from qgis_cloudremoval import cli as command
+from qgis_cloudremoval.core import batch, scene_pairing
+from qgis_cloudremoval.core.command_line import run_cli
+from qgis_cloudremoval.core.progress import CoreError
+from qgis_cloudremoval.core.scene_list import read_rows
+
+SCENES = 4
+TILE = "64"
+
+
+def s1_product_name(pair) -> str:
+    """The Sentinel-1 patch's own name (BigEarthNet names the folder after the GRD product and date)."""
+    return Path(pair["vv"]).parent.name
+
+
+@pytest.fixture(scope="module")
+def archive(bigearthnet_pairs, tmp_path_factory):
+    """Four real scenes as an archive holds them: ``s2/`` and ``s1/`` folders of GeoTIFFs named by product."""
+    root = tmp_path_factory.mktemp("archive")
+    (root / "s2").mkdir()
+    (root / "s1").mkdir()
+    found = []
+    for pair in bigearthnet_pairs[:SCENES]:
+        s2 = scenes.s2_stack(pair, root / "s2")
+        s1 = scenes.s1_stack(pair, root / "s1").rename(root / "s1" / f"{s1_product_name(pair)}.tif")
+        found.append((s2, s1))
+    return root, found
+
+
+@pytest.fixture(scope="module")
+def reference(archive, sar_model, tmp_path_factory):
+    """Each scene's output from the one-scene command, run in this process."""
+    folder = tmp_path_factory.mktemp("reference")
+    outputs = []
+    for number, (s2, s1) in enumerate(archive[1]):
+        output = folder / f"scene{number}.tif"
+        assert run_cli(command.main, ["remove", "--s2", str(s2), "--s1", str(s1), "--model", str(sar_model),
+                                      "-o", str(output), "--tile-size", TILE]) == 0
+        outputs.append(output)
+    return outputs
+
+
+def write_table(path: Path, rows, header=("S2", "S1", "OUTPUT"), delimiter=",") -> Path:
+    with open(path, "w", newline="") as stream:
+        table = csv.writer(stream, delimiter=delimiter)
+        table.writerow(header)
+        table.writerows(rows)
+    return path
+
+
+def summary(path: Path):
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def hidden_files(folder: Path):
+    return sorted(name for name in os.listdir(folder) if name.startswith("."))
+
+
+def test_a_local_cluster_gives_the_single_process_outputs(archive, reference, sar_model, tmp_path):
+    """Two Dask worker processes, four real scenes, relative paths in the table: pixel for pixel the same."""
+    root, pairs = archive
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = [(os.path.relpath(s2, tmp_path), os.path.relpath(s1, tmp_path), f"out/scene{number}.tif")
+            for number, (s2, s1) in enumerate(pairs)]
+    table = write_table(tmp_path / "scenes.csv", rows)
+    done = cli("batch", table, "--dask", "local:2", "--model", sar_model, "--tile-size", TILE)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-2:] == ["4 scenes: 4 done, 0 failed", f"summary: {tmp_path / 'scenes_summary.csv'}"]
+    rows = summary(tmp_path / "scenes_summary.csv")
+    assert [row["status"] for row in rows] == ["done"] * SCENES
+    assert [row["scene"] for row in rows] == [f"row {number + 2} ({pair[0].name})" for number, pair in enumerate(pairs)]
+    for number, expected in enumerate(reference):
+        result = out / f"scene{number}.tif"
+        assert rows[number]["output"] == str(result)
+        assert scenes.grid(result) == scenes.grid(expected)
+        np.testing.assert_array_equal(scenes.read(result), scenes.read(expected))
+    assert hidden_files(out) == []
+
+
+def test_workers_keep_their_sessions_between_scenes(archive, sar_model, tmp_path):
+    """One onnxruntime session per worker process, however many scenes it ran."""
+    from qgis_cloudremoval.core import cluster, runtime
+    defaults = vars(_defaults(sar_model))
+    options = [command.argparse.Namespace(**defaults, s2=str(s2), s1=str(s1), output=str(tmp_path / f"{n}.tif"),
+                                          mask=None, cloud_mask=None) for n, (s2, s1) in enumerate(archive[1])]
+    scene_list = [command._scene(scene, f"scene {n}") for n, scene in enumerate(options)]
+    with cluster.connect("local:2") as client:
+        outcomes = list(cluster.run_on_cluster(client, scene_list, _Quiet()))
+        cached = client.run(lambda: [session.path for session in runtime._cache.values()])
+    assert sorted(outcome.status for outcome in outcomes) == ["done"] * SCENES
+    assert sorted(cached.values()) == [[str(sar_model)]] * 2
+
+
+class _Quiet:
+    def started(self, label):
+        pass
+
+    def fraction(self, label, done):
+        pass
+
+    def finished(self, outcome):
+        pass
+
+
+def _defaults(model):
+    parsed = command._parser().parse_args(["batch", "--model", str(model), "--tile-size", TILE])
+    return command.argparse.Namespace(**{action.dest: getattr(parsed, action.dest)
+                                         for action in command.SCENE_OPTIONS._actions})
+
+
+def test_bad_rows_fail_alone_with_their_reason(archive, reference, sar_model, tmp_path):
+    """Four rows on two workers: a missing file and a bad option fail before the run, a Sentinel-1 of
+    another place fails in its worker; the good row is done, the summary says why for each."""
+    (s2, s1), (_, other_s1) = archive[1][0], archive[1][1]
+    out = tmp_path / "out"
+    out.mkdir()
+    table = write_table(tmp_path / "scenes.csv", [
+        (s2, s1, out / "good.tif", ""),
+        (tmp_path / "missing.tif", s1, out / "missing.tif", ""),
+        (s2, s1, out / "tile.tif", "big"),
+        (s2, other_s1, out / "elsewhere.tif", ""),
+    ], header=("s2", "s1", "output", "tile-size"))
+    done = cli("batch", table, "--dask", "local:2", "--model", sar_model, "--tile-size", TILE,
+               "--summary", tmp_path / "report.csv")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == ("error: 3 of 4 scenes failed; the summary says why: "
+                                            f"{tmp_path / 'report.csv'}")
+    rows = summary(tmp_path / "report.csv")
+    assert [row["status"] for row in rows] == ["done", "failed", "failed", "failed"]
+    assert rows[1]["reason"] == f"Sentinel-2 raster not found: {tmp_path / 'missing.tif'}; check the path"
+    assert rows[2]["reason"] == "TILE_SIZE is 'big': invalid int value: 'big'"
+    assert rows[3]["reason"].startswith(f"Sentinel-1 raster {other_s1.name} does not overlap the Sentinel-2 scene")
+    assert f"  failed row 3 (missing.tif): {rows[1]['reason']}" in done.stdout.splitlines()
+    np.testing.assert_array_equal(scenes.read(out / "good.tif"), scenes.read(reference[0]))
+    assert sorted(os.listdir(out)) == ["good.tif"]
+
+
+def test_an_interrupted_batch_reruns_only_what_was_left(archive, reference, sar_model, tmp_path):
+    """Ctrl+C after the first scene: 130, the summary, no partial file; the rerun skips what was done."""
+    pairs = archive[1]
+    out = tmp_path / "out"
+    out.mkdir()
+    big = tmp_path / "big"
+    big.mkdir()
+    slow = [(scenes.enlarged(s2, big / f"s2_{n}.tif", 8), s1) for n, (s2, s1) in enumerate(pairs[:2])]
+    table = write_table(tmp_path / "scenes.csv", [(s2, s1, out / f"scene{n}.tif")
+                                                  for n, (s2, s1) in enumerate(pairs[:2] + slow)])
+    arguments = ("batch", table, "--model", sar_model, "--tile-size", TILE)
+    process = start_cli(*arguments)
+    finished = 0
+    while finished < 2:  # the two small scenes
+        line = process.stdout.readline()
+        assert line, process.stderr.read()
+        finished += line.startswith("done ")
+    while not os.path.exists(out / ".scene2.tif.partial.tif"):  # the first large one is being written
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, errors = process.communicate(timeout=120)
+    assert process.returncode == 130, errors
+    assert errors.splitlines()[-1] == ("error: interrupted; 2 of 4 scenes are complete and kept, partial outputs "
+                                       "were removed; run the same command again to do the rest")
+    statuses = [row["status"] for row in summary(tmp_path / "scenes_summary.csv")]
+    assert statuses == ["done", "done", "cancelled", "cancelled"]
+    assert sorted(os.listdir(out)) == ["scene0.tif", "scene1.tif"]
+    kept = {name: os.stat(out / name).st_mtime_ns for name in os.listdir(out)}
+    again = cli(*arguments)
+    assert again.returncode == 0, again.stderr
+    rows = summary(tmp_path / "scenes_summary.csv")
+    assert [row["status"] for row in rows] == ["skipped", "skipped", "done", "done"]
+    assert rows[0]["reason"] == batch.EXISTS_REASON
+    assert {name: os.stat(out / name).st_mtime_ns for name in kept} == kept
+    for number in (0, 1):
+        np.testing.assert_array_equal(scenes.read(out / f"scene{number}.tif"), scenes.read(reference[number]))
+    assert hidden_files(out) == []
+
+
+def test_a_killed_worker_costs_no_scene(archive, sar_model, tmp_path):
+    """SIGKILL to the worker process writing a scene: Dask gives it to a worker again, all four are done."""
+    big = tmp_path / "big"
+    big.mkdir()
+    pairs = [(scenes.enlarged(s2, big / f"s2_{n}.tif", 8), s1) for n, (s2, s1) in enumerate(archive[1])]
+    out = tmp_path / "out"
+    out.mkdir()
+    table = write_table(tmp_path / "scenes.csv", [(s2, s1, out / f"scene{n}.tif") for n, (s2, s1) in enumerate(pairs)])
+    process = start_cli("batch", table, "--dask", "local:2", "--model", sar_model, "--tile-size", TILE)
+    victim = None
+    deadline = time.monotonic() + 300
+    while victim is None:
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        for child in psutil.Process(process.pid).children(recursive=True):
+            try:
+                if any(".partial" in opened.path for opened in child.open_files()):
+                    victim = child
+            except psutil.Error:
+                continue
+        time.sleep(0.1)
+    victim.kill()
+    output, errors = process.communicate(timeout=600)
+    assert process.returncode == 0, errors
+    assert output.splitlines()[-2] == "4 scenes: 4 done, 0 failed"
+    assert sorted(os.listdir(out)) == [f"scene{n}.tif" for n in range(SCENES)]
+    for number, (s2, s1) in enumerate(pairs):
+        single = tmp_path / f"single{number}.tif"
+        assert run_cli(command.main, ["remove", "--s2", str(s2), "--s1", str(s1), "--model", str(sar_model),
+                                      "-o", str(single), "--tile-size", TILE]) == 0
+        np.testing.assert_array_equal(scenes.read(out / f"scene{number}.tif"), scenes.read(single))
+
+
+def test_folders_pair_by_date_and_footprint(archive, bigearthnet_pairs, sar_model, tmp_path):
+    """Four real products and their radar, plus a decoy 20 days off; a product without radar fails alone."""
+    root, pairs = archive
+    s1_folder = tmp_path / "s1"
+    shutil.copytree(root / "s1", s1_folder)
+    first_s1 = pairs[0][1].name
+    shutil.copy(s1_folder / first_s1, s1_folder / first_s1.replace("20170613", "20170703"))
+    (s1_folder / "notes.txt").write_text("not a raster")
+    s2_folder = tmp_path / "s2"
+    shutil.copytree(root / "s2", s2_folder)
+    lonely = scenes.s2_stack(bigearthnet_pairs[4], s2_folder)  # its radar is not in the folder
+    found = {Path(pair.s2).name: pair for pair in scene_pairing.pair_folders(str(s2_folder), str(s1_folder))}
+    for s2, s1 in pairs:
+        assert found[s2.name].s1 == str(s1_folder / s1.name), found[s2.name].note
+    assert found[lonely.name].s1 is None
+    assert found[lonely.name].note == "no Sentinel-1 file covers it within 7 days of its acquisition"
+    assert found[pairs[0][0].name].note == f"{first_s1}: 0.3 days apart, covers 100%"
+    out = tmp_path / "out"
+    done = cli("batch", "--s2-folder", s2_folder, "--s1-folder", s1_folder, "--output-folder", out, "--masks",
+               "--model", sar_model, "--tile-size", TILE)
+    assert done.returncode == 1
+    assert f"paired {pairs[0][0].stem} with {first_s1}: 0.3 days apart, covers 100%" in done.stdout.splitlines()
+    rows = {row["scene"]: row for row in summary(out / command.FOLDER_SUMMARY)}
+    assert rows[lonely.stem]["status"] == "failed"
+    assert rows[lonely.stem]["reason"] == "no Sentinel-1 file covers it within 7 days of its acquisition"
+    for s2, _ in pairs:
+        assert rows[s2.stem]["status"] == "done"
+        assert scenes.grid(out / f"{s2.stem}_cloudfree.tif") == scenes.grid(s2)
+        assert scenes.read(out / f"{s2.stem}_mask.tif").shape == (1,) + scenes.read(s2).shape[1:]
+
+
+def test_tables_as_spreadsheets_write_them(tmp_path):
+    """Semicolons, Excel's byte-order mark, any case, comments, relative paths from the table's folder."""
+    table = tmp_path / "tables" / "scenes.csv"
+    table.parent.mkdir()
+    table.write_text("\ufeffs2;S1;Output;TILE-SIZE\n# a comment row\na.tif;../b.tif;c.tif;128\n;;;\n",
+                     encoding="utf-8")
+    rows = read_rows(str(table), command.ROW_OPTIONS)
+    assert [(row.number, row.cells) for row in rows] == [(3, {"S2": "a.tif", "S1": "../b.tif", "OUTPUT": "c.tif",
+                                                              "TILE_SIZE": "128"})]
+    scene = command._row_scene(rows[0], str(table), _defaults("model.onnx"))
+    assert (scene.s2, scene.s1, scene.output) == (str(table.parent / "a.tif"), str(tmp_path / "b.tif"),
+                                                  str(table.parent / "c.tif"))
+    assert scene.problem == f"Sentinel-2 raster not found: {table.parent / 'a.tif'}; check the path"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("S2,OUTPUT\na.tif,b.tif\n", "The scene table {path} has no S1 column; its first line must name the columns "
+                                 "S2, S1 and OUTPUT (and any options)"),
+    ("S2,S1,OUTPUT,TILESIZE\na,b,c,1\n", "The scene table {path} has a column 'TILESIZE' that is no option; use "
+                                         + ", ".join(sorted(command.ROW_OPTIONS))),
+    ("S2,S1,OUTPUT,s2\na,b,c,d\n", "The scene table {path} names the column S2 twice; keep one"),
+    ("S2,S1,OUTPUT\n", "The scene table {path} lists no scene; add one row per scene below its header"),
+])
+def test_a_table_that_cannot_be_read_is_refused_whole(tmp_path, text, message):
+    table = tmp_path / "scenes.csv"
+    table.write_text(text)
+    with pytest.raises(CoreError) as raised:
+        read_rows(str(table), command.ROW_OPTIONS)
+    assert str(raised.value) == message.format(path=table)
+
+
+def test_scenes_that_would_overwrite_each_other_fail(archive, tmp_path):
+    (s2, s1), (other_s2, _) = archive[1][0], archive[1][1]
+    same = tmp_path / "same.tif"
+    table = write_table(tmp_path / "scenes.csv", [(s2, s1, same), (other_s2, s1, same), (other_s2, s1, s2)])
+    done = cli("batch", table, "--model", tmp_path / "absent.onnx")
+    rows = summary(tmp_path / "scenes_summary.csv")
+    assert [row["status"] for row in rows] == ["failed"] * 3
+    assert rows[0]["reason"] == f"Model file not found: {tmp_path / 'absent.onnx'}"
+    assert rows[1]["reason"] == (f"it writes {tmp_path / 'same.tif'}, which row 2 ({s2.name}) writes too; "
+                                 "give each scene its own")
+    assert rows[2]["reason"] == f"it writes {s2}, which is an input of row 2 ({s2.name}); choose another output"
+    assert done.returncode == 1
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (("--dask", "local:0"), "--dask local:0: give the number of local workers, e.g. local:2"),
+    (("--gpus-per-worker", "1"), "--gpus-per-worker is for Dask workers; give --dask too (for one GPU here, leave "
+                                 "it out)"),
+    ((), "Give a scene table (SCENES.csv with the columns S2, S1 and OUTPUT), or --s2-folder, --s1-folder and "
+         "--output-folder"),
+    (("--s2-folder", "x"), "--s2-folder needs --s1-folder and --output-folder as well"),
+])
+def test_batch_arguments_that_cannot_work_are_refused(arguments, message):
+    done = cli("batch", *arguments)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"error: {message}"]
+
+
+def test_dask_is_optional_and_its_absence_is_explained(archive, sar_model, tmp_path):
+    from qgis_cloudremoval.core.cluster import DASK_MISSING_MESSAGE
+    s2, s1 = archive[1][0]
+    table = write_table(tmp_path / "scenes.csv", [(s2, s1, tmp_path / "out.tif")])
+    done = cli("batch", table, "--dask", "local:1", "--model", sar_model, blocked=("qgis", "distributed"))
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == f"error: {DASK_MISSING_MESSAGE}"
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_an_unreachable_scheduler_is_named(archive, sar_model, tmp_path):
+    s2, s1 = archive[1][0]
+    table = write_table(tmp_path / "scenes.csv", [(s2, s1, tmp_path / "out.tif")])
+    done = cli("batch", table, "--dask", "tcp://127.0.0.1:9", "--model", sar_model)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith("error: Cannot reach the Dask scheduler at tcp://127.0.0.1:9 (")
+    assert done.stderr.splitlines()[-1].endswith("); check the address, or use --dask local:N for workers on this "
+                                                 "machine")
