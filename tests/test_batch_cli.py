@@ -7,8 +7,13 @@ files. Dask runs use a real ``LocalCluster`` of worker processes.
 
 import csv
 import os
+import re
+import shlex
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +22,7 @@ import psutil
 import pytest
 
 import qgis_scenes as scenes
-from cli_runs import cli, start_cli
+from cli_runs import REPO, cli, start_cli
 from qgis_cloudremoval import cli as command
 from qgis_cloudremoval.core import batch, scene_pairing
 from qgis_cloudremoval.core.command_line import run_cli
@@ -158,17 +163,18 @@ def test_bad_rows_fail_alone_with_their_reason(archive, reference, sar_model, tm
     assert sorted(os.listdir(out)) == ["good.tif"]
 
 
-def test_an_interrupted_batch_reruns_only_what_was_left(archive, reference, sar_model, tmp_path):
-    """Ctrl+C after the first scene: 130, the summary, no partial file; the rerun skips what was done."""
+@pytest.mark.parametrize("where", [(), ("--dask", "local:2")], ids=["in turn", "on Dask"])
+def test_an_interrupted_batch_reruns_only_what_was_left(archive, reference, sar_model, tmp_path, where):
+    """Ctrl+C while a large scene is written: 130, the summary, no partial file; the rerun skips what was done."""
     pairs = archive[1]
     out = tmp_path / "out"
     out.mkdir()
     big = tmp_path / "big"
     big.mkdir()
-    slow = [(scenes.enlarged(s2, big / f"s2_{n}.tif", 8), s1) for n, (s2, s1) in enumerate(pairs[:2])]
+    slow = [(scenes.enlarged(s2, big / f"s2_{n}.tif", 12), s1) for n, (s2, s1) in enumerate(pairs[:2])]
     table = write_table(tmp_path / "scenes.csv", [(s2, s1, out / f"scene{n}.tif")
                                                   for n, (s2, s1) in enumerate(pairs[:2] + slow)])
-    arguments = ("batch", table, "--model", sar_model, "--tile-size", TILE)
+    arguments = ("batch", table, "--model", sar_model, "--tile-size", TILE, *where)
     process = start_cli(*arguments)
     finished = 0
     while finished < 2:  # the two small scenes
@@ -338,3 +344,144 @@ def test_an_unreachable_scheduler_is_named(archive, sar_model, tmp_path):
     assert done.stderr.splitlines()[-1].startswith("error: Cannot reach the Dask scheduler at tcp://127.0.0.1:9 (")
     assert done.stderr.splitlines()[-1].endswith("); check the address, or use --dask local:N for workers on this "
                                                  "machine")
+
+
+def _readme_section(title: str, end: str) -> str:
+    readme = (REPO / "README.md").read_text()
+    return readme[readme.index(title):readme.index(end)]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def automatic_reference(archive, sar_model, tmp_path_factory):
+    """The first two scenes' output from the one-scene command with automatic tiles, as the README runs it."""
+    folder = tmp_path_factory.mktemp("automatic")
+    outputs = []
+    for number, (s2, s1) in enumerate(archive[1][:2]):
+        outputs.append(folder / f"scene{number}.tif")
+        assert run_cli(command.main, ["remove", "--s2", str(s2), "--s1", str(s1), "--model", str(sar_model),
+                                      "-o", str(outputs[-1])]) == 0
+    return outputs
+
+
+def test_the_readme_batch_commands_run(archive, automatic_reference, sar_model, tmp_path):
+    """Every command of the README's batch section, with its placeholders replaced by real files and a real
+    scheduler and worker started by the README's own commands."""
+    root, pairs = archive
+    section = _readme_section("## Many scenes", "### On a SLURM cluster")
+    commands = [line for line in section.splitlines() if ".venv/bin/" in line and not line.startswith("(")]
+    assert len(commands) == 6, commands
+    table = write_table(tmp_path / "scenes.csv", [(s2, s1, tmp_path / f"out{n}.tif") for n, (s2, s1) in
+                                                  enumerate(pairs[:2])])
+    port = _free_port()
+    real = {"scenes.csv": table, "model.onnx": sar_model, "S2_FOLDER": root / "s2", "S1_FOLDER": root / "s1",
+            "OUT_FOLDER": tmp_path / "folder_out", "SCHEDULER:8786": f"127.0.0.1:{port}",
+            "--port 8786": f"--port {port}"}
+    bin_folder = Path(sys.executable).parent
+
+    def words(line):
+        for placeholder, path in real.items():
+            line = line.replace(placeholder, str(path))
+        line = line.replace("$PWD", str(REPO))
+        assignments = re.match(r"^((?:[A-Z_]+=\S+ )*)", line).group(1)
+        program, *rest = shlex.split(line[len(assignments):])
+        program = str(bin_folder / Path(program).name) if program.startswith(".venv/") else program
+        return dict(os.environ, **dict(word.split("=", 1) for word in assignments.split())), [program, *rest]
+
+    background = []
+    try:
+        for line in commands:
+            environment, argv = words(line)
+            if argv[1] in ("scheduler", "worker"):
+                background.append(subprocess.Popen(argv, cwd=REPO, env=environment, stdout=subprocess.DEVNULL,
+                                                   stderr=subprocess.DEVNULL))
+                if argv[1] == "worker":
+                    from distributed import Client
+                    with Client(f"tcp://127.0.0.1:{port}", timeout="60s") as client:
+                        client.wait_for_workers(1, timeout=120)
+                continue
+            for number in range(2):
+                (tmp_path / f"out{number}.tif").unlink(missing_ok=True)
+            done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, env=environment)
+            assert done.returncode == 0, (line, done.stderr)
+            if "--s2-folder" in argv:
+                for s2, _ in pairs:
+                    assert (tmp_path / "folder_out" / f"{s2.stem}_mask.tif").exists()
+            else:
+                for number in range(2):
+                    np.testing.assert_array_equal(scenes.read(tmp_path / f"out{number}.tif"),
+                                                  scenes.read(automatic_reference[number]), err_msg=line)
+    finally:
+        for process in background:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+FAKE_SBATCH = """#!/bin/bash
+# Stands in for SLURM's sbatch: starts the job script on this machine, in a process group of its own.
+job=$(mktemp)  # dask-jobqueue deletes its script as soon as sbatch returns
+cp "${@: -1}" "$job"
+setsid bash "$job" >> "$FAKE_SLURM_LOG" 2>&1 < /dev/null &
+echo "Submitted batch job $!"
+"""
+FAKE_SCANCEL = """#!/bin/bash
+for job in "$@"; do kill -TERM -- "-$job" 2>/dev/null; done
+exit 0
+"""
+
+
+def test_the_readme_slurm_script_runs_the_batch_on_jobqueue_workers(archive, automatic_reference, sar_model,
+                                                                    tmp_path):
+    """The README's SLURM script as written, one job instead of ten; sbatch starts the job script here."""
+    section = _readme_section("### On a SLURM cluster", "## Cloud detectors")
+    script = section[section.index("```python\n") + len("```python\n"):section.index("```\n\nFor CPU nodes")]
+    assert "cluster.scale(jobs=10)" in script
+    pairs = archive[1][:2]
+    table = write_table(tmp_path / "scenes.csv", [(s2, s1, tmp_path / f"out{n}.tif") for n, (s2, s1) in
+                                                  enumerate(pairs)])
+    script = (script.replace('"scenes.csv"', repr(str(table))).replace('"model.onnx"', repr(str(sar_model)))
+              .replace("cluster.scale(jobs=10)", "cluster.scale(jobs=1)"))
+    (tmp_path / "slurm_batch.py").write_text(script)  # run as if saved in the checkout's root (sys.path[0])
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("scancel", FAKE_SCANCEL)):
+        (fake / name).write_text(text)
+        (fake / name).chmod(0o755)
+    environment = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", FAKE_SLURM_LOG=str(tmp_path / "job.log"))
+    in_root = f"import runpy, sys; sys.path.insert(0, ''); runpy.run_path({str(tmp_path / 'slurm_batch.py')!r})"
+    done = subprocess.run([sys.executable, "-c", in_root], cwd=REPO, env=environment, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, (done.stderr, (tmp_path / "job.log").read_text())
+    assert done.stdout.splitlines()[-2] == "2 scenes: 2 done, 0 failed"
+    for number in range(2):
+        np.testing.assert_array_equal(scenes.read(tmp_path / f"out{number}.tif"),
+                                      scenes.read(automatic_reference[number]))
+
+
+def test_a_scheduler_that_cannot_import_the_package_is_refused(archive, sar_model, tmp_path):
+    """A scheduler started outside the checkout (no PYTHONPATH) could not unpack a single task: say so first."""
+    port = _free_port()
+    scheduler = subprocess.Popen([str(Path(sys.executable).parent / "dask"), "scheduler", "--port", str(port),
+                                  "--no-dashboard"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, env={k: v for k, v in os.environ.items()
+                                                                 if k != "PYTHONPATH"})
+    try:
+        s2, s1 = archive[1][0]
+        table = write_table(tmp_path / "scenes.csv", [(s2, s1, tmp_path / "out.tif")])
+        deadline = time.monotonic() + 60
+        while True:
+            done = cli("batch", table, "--dask", f"tcp://127.0.0.1:{port}", "--model", sar_model)
+            if "Cannot reach" not in done.stderr or time.monotonic() > deadline:
+                break
+        from qgis_cloudremoval.core.cluster import NOT_IMPORTABLE_ADVICE
+        assert done.stderr.splitlines()[-1] == (f"error: The Dask scheduler at tcp://127.0.0.1:{port} cannot import "
+                                                f"qgis_cloudremoval; {NOT_IMPORTABLE_ADVICE}")
+        assert not (tmp_path / "out.tif").exists()
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=60)

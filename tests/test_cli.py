@@ -80,5 +80,5 @@ def test_the_readme_command_and_help_run(scene, sar_model, tmp_path):
     assert scenes.read(tmp_path / "mask.tif").shape == (1,) + scenes.read(scene["cloudy"]).shape[1:]
     shown = subprocess.run([sys.executable, "-m", "qgis_cloudremoval.cli", "remove", "--help"], cwd=REPO,
                            capture_output=True, text=True, timeout=60)
-    flags = re.findall(r"`(--[a-z0-9-]+)", readme[readme.index("## Without QGIS"):readme.index("## Cloud detectors")])
+    flags = re.findall(r"`(--[a-z0-9-]+)", readme[readme.index("## Without QGIS"):readme.index("## Many scenes")])
     assert shown.returncode == 0 and all(flag in shown.stdout for flag in flags if flag != "--help"), flags

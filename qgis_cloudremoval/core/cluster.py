@@ -21,7 +21,9 @@ same paths (a shared file system) and be able to import this package.
 """
 
 import contextlib
+import importlib.util
 import logging
+import os
 import queue
 import threading
 import time
@@ -44,7 +46,7 @@ STOP_POLL_SECONDS = 2.0
 PROGRESS_SECONDS = 0.5
 #: How long Ctrl+C waits for running scenes to stop and clean up, seconds.
 STOP_WAIT_SECONDS = 60
-CONNECT_TIMEOUT = "20s"
+CONNECT_TIMEOUT = "10s"
 
 
 def parse_address(text: str) -> Tuple[Optional[int], Optional[str]]:
@@ -85,9 +87,29 @@ def connect(address: str, gpus_per_worker: int = 0) -> Iterator[object]:
         raise CoreError(f"Cannot reach the Dask scheduler at {scheduler} ({first_line(exc)}); check the address, "
                         "or use --dask local:N for workers on this machine") from None
     with client:
+        _check_workers_import_us(client, scheduler)
         if gpus_per_worker:
             _check_gpu_workers(client, scheduler)
         yield client
+
+
+#: The package every worker must import (it runs the scenes).
+PACKAGE = __name__.split(".")[0]
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NOT_IMPORTABLE_ADVICE = (f"the scheduler and every worker load this package's tasks: start them with "
+                         f"PYTHONPATH={CHECKOUT} (the checkout's root)")
+
+
+def _check_workers_import_us(client, scheduler: str) -> None:
+    """Refuse a cluster whose scheduler or present workers cannot import this package: Dask's scheduler
+    unpacks every task, and the workers run them."""
+    if client.run_on_scheduler(importlib.util.find_spec, PACKAGE) is None:
+        raise CoreError(f"The Dask scheduler at {scheduler} cannot import {PACKAGE}; {NOT_IMPORTABLE_ADVICE}")
+    found = client.run(importlib.util.find_spec, PACKAGE)
+    lacking = sorted(worker for worker, spec in found.items() if spec is None)
+    if lacking:
+        raise CoreError(f"{len(lacking)} of {len(found)} workers of the Dask cluster at {scheduler} cannot import "
+                        f"{PACKAGE} ({', '.join(lacking)}); {NOT_IMPORTABLE_ADVICE}")
 
 
 def _check_gpu_workers(client, scheduler: str) -> None:
@@ -141,10 +163,10 @@ def _outcome(future, scene: Scene, distributed) -> Outcome:
         tries = dask.config.get("distributed.scheduler.allowed-failures") + 1
         return Outcome(scene.label, FAILED, f"the Dask worker running it died {tries} times (out of memory, or "
                                             "killed); give the workers more memory, or use a smaller TILE_SIZE")
-    except ImportError as exc:
-        return Outcome(scene.label, FAILED, f"a Dask worker cannot import this package ({first_line(exc)}); "
-                                            "install qgis_cloudremoval on every worker, or put it on PYTHONPATH")
     except Exception as exc:  # what the worker raised or Dask reported: the scene fails alone
+        if isinstance(exc, ImportError) or "deserializ" in str(exc):  # a process that cannot import the package
+            return Outcome(scene.label, FAILED, f"a Dask worker could not load the scene's task ({first_line(exc)}); "
+                                                f"{NOT_IMPORTABLE_ADVICE}")
         return Outcome(scene.label, FAILED, f"the Dask task failed: {type(exc).__name__}: {first_line(exc)}")
 
 
