@@ -21,7 +21,7 @@ from .core.command_line import (INTERRUPTED_STATUS, TERMINATED_STATUS, BatchBar,
                                 tqdm_reporter)
 from .core.default_model import DEFAULT_MODEL_ENV, bundled_demo_model, is_demo_model, model_from_environment
 from .core.detectors import DETECTORS
-from .core.gdal_io import open_raster
+from .core.gdal_io import is_virtual, open_raster
 from .core.output_files import check_output_folder
 from .core.progress import CoreError, first_line
 from .core.request import BASELINE_OFFSET, DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
@@ -222,7 +222,7 @@ def _row_scene(row, table: str, defaults: argparse.Namespace) -> Scene:
 
 def _product_stem(path: str) -> str:
     name = os.path.basename(path.rstrip("/"))
-    for suffix in (".SAFE", ".safe", ".zip", ".tiff", ".tif", ".vrt", ".jp2"):
+    for suffix in (".SAFE", ".safe", ".zip", ".tiff", ".tif", ".vrt"):
         if name.endswith(suffix):
             return name[:-len(suffix)]
     return name
@@ -238,20 +238,22 @@ def _folder_scenes(args: argparse.Namespace, defaults: argparse.Namespace, say) 
                         "choose another") from None
     scenes = []
     for pair in scene_pairing.pair_folders(args.s2_folder, args.s1_folder, args.max_days):
-        stem = _product_stem(pair.s2)
-        output = os.path.join(args.output_folder, f"{stem}_cloudfree.tif")
+        stem, label = _product_stem(pair.s2), os.path.basename(pair.s2.rstrip("/"))
+        output = os.path.join(os.path.abspath(args.output_folder), f"{stem}_cloudfree.tif")
         if pair.s1 is None:
-            scenes.append(Scene(stem, pair.s2, "", output, problem=pair.note))
+            scenes.append(Scene(label, pair.s2, "", output, problem=pair.note))
             continue
-        say(f"paired {stem} with {pair.note}")
-        mask = os.path.join(args.output_folder, f"{stem}_mask.tif") if args.masks else None
+        say(f"paired {label} with {pair.note}")
+        mask = os.path.join(os.path.abspath(args.output_folder), f"{stem}_mask.tif") if args.masks else None
         scenes.append(_scene(argparse.Namespace(**vars(defaults), s2=pair.s2, s1=pair.s1, output=output, mask=mask,
-                                                cloud_mask=None), stem))
+                                                cloud_mask=None), label))
     return scenes
 
 
 def _scenes_and_summary(args: argparse.Namespace, say) -> Tuple[List[Scene], str]:
     defaults = argparse.Namespace(**{action.dest: getattr(args, action.dest) for action in SCENE_OPTIONS._actions})
+    if defaults.model and not is_virtual(defaults.model):  # workers elsewhere (Dask) may start in other folders
+        defaults.model = os.path.abspath(os.path.expanduser(defaults.model))
     if args.scenes and args.s2_folder:
         raise CoreError("Give either a scene table or --s2-folder, not both")
     if args.scenes:
@@ -265,6 +267,16 @@ def _scenes_and_summary(args: argparse.Namespace, say) -> Tuple[List[Scene], str
                     "--s1-folder and --output-folder")
 
 
+def _check_summary_path(summary: str, table: Optional[str], scenes: List[Scene]) -> None:
+    """The summary may replace nothing the batch reads or writes."""
+    taken = {os.path.realpath(path) for scene in scenes for path in (scene.s2, scene.s1, *scene.outputs) if path}
+    if table:
+        taken.add(os.path.realpath(table))
+    if os.path.realpath(summary) in taken:
+        raise CoreError(f"The summary would replace {summary}, which the batch reads or writes; choose another "
+                        "--summary")
+
+
 def batch_main(args: argparse.Namespace) -> int:
     """``batch``: every scene of a table or of two folders, in turn or on Dask; see :mod:`.core.batch`."""
     if args.gpus_per_worker < 0:
@@ -275,8 +287,8 @@ def batch_main(args: argparse.Namespace) -> int:
         cluster.parse_address(args.dask)
     scenes, summary = _scenes_and_summary(args, print)
     check_output_folder(summary)
-    if not args.model and not any(scene.request and not is_demo_model(scene.request.model_path)
-                                  for scene in scenes):
+    _check_summary_path(summary, args.scenes, scenes)
+    if any(scene.request and is_demo_model(scene.request.model_path) for scene in scenes):
         print(f"warning: {DEMO_MODEL_WARNING}")
     bar = progress_bar(len(scenes), "scenes", "scene")
     display = BatchBar(bar)

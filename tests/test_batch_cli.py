@@ -257,12 +257,12 @@ def test_folders_pair_by_date_and_footprint(archive, bigearthnet_pairs, sar_mode
     done = cli("batch", "--s2-folder", s2_folder, "--s1-folder", s1_folder, "--output-folder", out, "--masks",
                "--model", sar_model, "--tile-size", TILE)
     assert done.returncode == 1
-    assert f"paired {pairs[0][0].stem} with {first_s1}: 0.3 days apart, covers 100%" in done.stdout.splitlines()
+    assert f"paired {pairs[0][0].name} with {first_s1}: 0.3 days apart, covers 100%" in done.stdout.splitlines()
     rows = {row["scene"]: row for row in summary(out / command.FOLDER_SUMMARY)}
-    assert rows[lonely.stem]["status"] == "failed"
-    assert rows[lonely.stem]["reason"] == "no Sentinel-1 file covers it within 7 days of its acquisition"
+    assert rows[lonely.name]["status"] == "failed"
+    assert rows[lonely.name]["reason"] == "no Sentinel-1 file covers it within 7 days of its acquisition"
     for s2, _ in pairs:
-        assert rows[s2.stem]["status"] == "done"
+        assert rows[s2.name]["status"] == "done"
         assert scenes.grid(out / f"{s2.stem}_cloudfree.tif") == scenes.grid(s2)
         assert scenes.read(out / f"{s2.stem}_mask.tif").shape == (1,) + scenes.read(s2).shape[1:]
 
@@ -485,3 +485,35 @@ def test_a_scheduler_that_cannot_import_the_package_is_refused(archive, sar_mode
     finally:
         scheduler.terminate()
         scheduler.wait(timeout=60)
+
+
+def test_the_summary_never_replaces_the_table(archive, sar_model, tmp_path):
+    s2, s1 = archive[1][0]
+    table = write_table(tmp_path / "scenes.csv", [(s2, s1, tmp_path / "out.tif")])
+    before = table.read_text()
+    done = cli("batch", table, "--model", sar_model, "--summary", table)
+    assert done.stderr.splitlines() == [f"error: The summary would replace {table}, which the batch reads or "
+                                        "writes; choose another --summary"]
+    assert table.read_text() == before and not (tmp_path / "out.tif").exists()
+
+
+def test_the_progress_bar_shows_scenes_and_how_far_each_running_one_is(capsys):
+    """The batch's tqdm bar: one step per ended scene, the running scenes' percentages after it."""
+    import io
+
+    from tqdm import tqdm
+
+    from qgis_cloudremoval.core.command_line import BatchBar
+    stream = io.StringIO()
+    display = BatchBar(tqdm(total=3, file=stream, desc="scenes", ascii=True, mininterval=0))
+    display.started("row 2 (a.tif)")
+    display.started("row 3 (b.tif)")
+    display.fraction("row 2 (a.tif)", 0.5)
+    assert stream.getvalue().split("\r")[-1].startswith("scenes:   0%|          | 0/3 [")
+    assert stream.getvalue().split("\r")[-1].endswith(", row 2 (a.tif) 50%, row 3 (b.tif) 0%]")
+    display.finished(batch.Outcome("row 2 (a.tif)", batch.DONE, "wrote a_out.tif", 12.0, ("B10 filled",)))
+    assert capsys.readouterr().out.splitlines() == ["warning: row 2 (a.tif): B10 filled",
+                                                    "done row 2 (a.tif): wrote a_out.tif (12.0 s)"]
+    written = stream.getvalue()
+    assert written.split("\r")[-1].startswith("scenes:  33%|")
+    assert written.split("\r")[-1].rstrip().endswith(", row 3 (b.tif) 0%]")

@@ -135,7 +135,8 @@ def run_scene(request: RemovalRequest, label: str, reporter: Reporter) -> Outcom
     except Exception as exc:  # a bug: the scene fails alone and the log keeps the traceback
         return ended(FAILED, unexpected_message(exc))
     written = result.output_path + (f" and {result.mask_path}" if result.mask_path else "")
-    return ended(DONE, f"wrote {written}")
+    return ended(DONE, f"wrote {written} ({result.provider}, the network on {result.network_tiles} of "
+                       f"{result.tiles} tiles)")
 
 
 def run_in_turn(scenes: List[Scene], progress: Progress) -> Iterator[Outcome]:

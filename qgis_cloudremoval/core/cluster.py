@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from dataclasses import replace
-from typing import Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from .batch import FAILED, Outcome, Progress, Scene, run_scene
 from .dependencies import install_command
@@ -171,26 +171,26 @@ def _outcome(future, scene: Scene, distributed) -> Outcome:
 
 
 _gpu_lock = threading.Lock()
-_free_gpus: Optional["queue.Queue[int]"] = None
+_free_gpus: Dict[int, "queue.Queue[int]"] = {}  # per GPU count of the worker: device numbers not in use
 
 
 @contextlib.contextmanager
 def _gpu_slot(gpus_per_worker: int) -> Iterator[Optional[int]]:
     """A CUDA device number of this worker that no other running scene holds (None without GPUs)."""
-    global _free_gpus
     if not gpus_per_worker:
         yield None
         return
     with _gpu_lock:
-        if _free_gpus is None:
-            _free_gpus = queue.Queue()
+        if gpus_per_worker not in _free_gpus:
+            _free_gpus[gpus_per_worker] = queue.Queue()
             for index in range(gpus_per_worker):
-                _free_gpus.put(index)
-    index = _free_gpus.get()
+                _free_gpus[gpus_per_worker].put(index)
+    free = _free_gpus[gpus_per_worker]
+    index = free.get()
     try:
         yield index
     finally:
-        _free_gpus.put(index)
+        free.put(index)
 
 
 def _scene_task(request, label: str, token: str, gpus_per_worker: int) -> Outcome:

@@ -24,7 +24,7 @@ from .raster_source import Grid, InputError
 from .sentinel2 import product_metadata_path
 
 #: Products and rasters a folder may hold; other files (notes, sidecars, hidden partial outputs) are ignored.
-S2_SUFFIXES = (".safe", ".zip", ".tif", ".tiff", ".vrt", ".jp2")
+S2_SUFFIXES = (".safe", ".zip", ".tif", ".tiff", ".vrt")
 S1_SUFFIXES = (".tif", ".tiff", ".vrt")
 #: Default largest gap between the two acquisitions, days (Sentinel-1 revisits every 6 or 12 days).
 MAX_DAYS = 7.0
@@ -65,6 +65,7 @@ def folder_files(folder: str, suffixes: Tuple[str, ...], role: str) -> List[str]
     """The paths in ``folder`` (not its subfolders) that end in one of ``suffixes``, sorted by name."""
     if not os.path.isdir(folder):
         raise CoreError(f"The {role} folder {folder} does not exist; check the path")
+    folder = os.path.abspath(folder)  # the paths travel to workers that may start elsewhere
     return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
             if not name.startswith(".") and name.lower().endswith(suffixes)]
 
