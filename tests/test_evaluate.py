@@ -41,6 +41,7 @@ def _independent_reference(model, data: Path):
     """Pixel-pooled MAE / RMSE / PSNR over the test patches, straight from numpy."""
     dataset = PackedSen12MSCR(data, "test", crop=None)
     errors = {"target": [], "reprod": [], "recon": []}
+    patch_psnr = []
     for index in range(len(dataset)):
         sample = dataset[index]
         with torch.no_grad():
@@ -49,13 +50,14 @@ def _independent_reference(model, data: Path):
         cloudy = sample["cloudy"].double().numpy() * 2000 / 10000
         mask = sample["mask"].numpy()
         errors["target"].append((prediction - target).ravel())
+        patch_psnr.append(20 * np.log10(1 / np.sqrt(np.mean((prediction - target) ** 2))))
         errors["recon"].append((prediction - target)[:, mask].ravel())
         errors["reprod"].append((prediction - cloudy)[:, ~mask].ravel())
     pooled = {k: np.concatenate(v) for k, v in errors.items()}
     rmse = np.sqrt(np.mean(pooled["target"] ** 2))
     return {"MAE Target": np.abs(pooled["target"]).mean(), "MAE Reprod": np.abs(pooled["reprod"]).mean(),
             "MAE Recon": np.abs(pooled["recon"]).mean(), "RMSE Target": rmse,
-            "PSNR Target (dB)": 20 * np.log10(1 / rmse)}
+            "PSNR Target (dB)": 20 * np.log10(1 / rmse), "PSNR per patch (dB)": np.mean(patch_psnr)}
 
 
 def test_checkpoint_metrics_match_an_independent_computation(setup):
@@ -64,6 +66,7 @@ def test_checkpoint_metrics_match_an_independent_computation(setup):
     reference = _independent_reference(model, data)
     for header, value in reference.items():
         assert row[header] == pytest.approx(value, rel=1e-5), header
+    assert row["PSNR per patch (dB)"] != pytest.approx(row["PSNR Target (dB)"], abs=1e-4)  # two different means
     assert 0 < row["SAM Reprod (deg)"] < row["SAM Recon (deg)"] < 90
     assert 0 < row["SSIM Target"] < 1
 
@@ -101,14 +104,17 @@ def test_cli_writes_markdown_and_csv_beside_the_paper_rows(setup, tmp_path, caps
     _, data, checkpoint, _ = setup
     out = tmp_path / "results.md"
     assert ev.main([str(checkpoint), "--data", str(data), "--split", "test", "--out", str(out)]) == 0
-    markdown = out.read_text().splitlines()
-    assert markdown[0] == ("| Method | MAE Target | MAE Reprod | MAE Recon | RMSE Target | PSNR Target (dB) | "
-                           "SAM Target (deg) | SAM Reprod (deg) | SAM Recon (deg) | SSIM Target |")
+    split, blank, *markdown = out.read_text().splitlines()
+    assert split == ("split: the 'test' part of the split file split.csv, 2 patches; the DSen2-CR paper's "
+                     "Table 1 below (measured on the authors' split file)")
+    assert markdown[0] == ("| Method | MAE Target | MAE Reprod | MAE Recon | RMSE Target | PSNR Target (dB) | PSNR "
+                           "per patch (dB) | SAM Target (deg) | SAM Reprod (deg) | SAM Recon (deg) | SSIM Target |")
     assert markdown[2].startswith("| tiny.pt (test, 2 patches) | ")
-    assert markdown[3] == ("| DSen2-CR on L_CARL (paper) | 0.0290 | 0.0204 | 0.0266 | 0.0366 | 28.7 | 8.15 | 3.94 | "
-                           "8.04 | 0.875 |")
+    assert markdown[3] == ("| DSen2-CR on L_CARL (paper) | 0.0290 | 0.0204 | 0.0266 | 0.0366 | n/a | 28.7 | 8.15 | "
+                           "3.94 | 8.04 | 0.875 |")
     csv_lines = out.with_suffix(".csv").read_text().splitlines()
-    assert csv_lines[-1] == "DSen2-CR on L_T w/o SAR (paper),0.0284,0.0389,0.0281,0.0361,28.8,8.97,6.17,9.05,0.873"
+    assert csv_lines[-1] == ("DSen2-CR on L_T w/o SAR (paper),0.0284,0.0389,0.0281,0.0361,n/a,28.8,8.97,6.17,9.05,"
+                             "0.873")
     assert "| DSen2-CR on L_T (paper) | 0.0270 |" in capsys.readouterr().out
     # A folder that cannot be written: one line, and nothing half-written.
     assert ev.main([str(checkpoint), "--data", str(data), "--split", "test", "--out", "/proc/results.md"]) == 1
@@ -137,3 +143,45 @@ def test_bad_model_and_split_are_explained(setup, tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith(
         "error: plain.onnx carries no DSen2-CR metadata (key 'dsen2cr_format' missing); export it with "
         "'python -m training.export_onnx' or convert the authors' weights with 'python -m training.convert_keras'")
+
+
+def test_the_official_split_is_written_named_and_compared_with_its_published_rows(tmp_path, capsys):
+    """Official test ROI 106 and validation ROI 17 of ROIs1158_spring, training scene 101: reformat with
+    --split official, then evaluate says which split it scored and prints the rows published on it."""
+    from training import reformat as rf
+    from training.splits import SPLIT_RECORD
+    make_release(tmp_path / "release", {"ROIs1158_spring": {106: [1], 17: [2], 101: [3]}}, seed=3)
+    assert rf.main([str(tmp_path / "release"), str(tmp_path / "dst"), "--split", "official", "--workers", "1"]) == 0
+    rows = dict(line.split("\t")[::4] for line in (tmp_path / "dst" / rf.SPLIT_FILE_NAME).read_text().splitlines())
+    assert rows == {"3": "ROIs1158_spring_106_1.tif", "2": "ROIs1158_spring_17_2.tif", "1": "ROIs1158_spring_101_3.tif"}
+    assert '"kind": "official"' in (tmp_path / "dst" / SPLIT_RECORD).read_text()
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "tiny.pt"
+    save_checkpoint(str(checkpoint), DSen2CR(num_blocks=1, num_features=8, use_sar=True),
+                    make_provenance(loss="carl", training_data="test"))
+    capsys.readouterr()
+    assert ev.main([str(checkpoint), "--data", str(tmp_path / "dst")]) == 0
+    split, blank, header, rule, ours, *published = capsys.readouterr().out.splitlines()
+    assert split.startswith("split: the 'test' part of the official SEN12MS-CR split (test ROIs ROIs1158_spring "
+                            "106, 123, 140, 31, 44; ROIs1868_summer 119, 73; ROIs1970_fall 139; ROIs2017_winter 108, "
+                            "63; validation ROIs ROIs1158_spring 17; ")
+    assert split.endswith("), 1 patch; published rows on the official split below")
+    assert published[0] == ("| DSen2-CR (published, official split) | 0.0313 | n/a | n/a | n/a | n/a | 27.8 | 9.47 | "
+                            "n/a | n/a | 0.874 |")
+    assert [row.split(" | ")[0] for row in published] == [
+        "| DSen2-CR (published, official split)", "| GLF-CR (published, official split)",
+        "| UnCRtainTS, one date (published, official split)"]
+
+
+def test_an_official_split_needs_an_official_test_roi(tmp_path, capsys):
+    from training import reformat as rf
+    make_release(tmp_path / "release", {"ROIs1158_spring": {101: [1]}}, seed=3)
+    assert rf.main([str(tmp_path / "release"), str(tmp_path / "dst"), "--split", "official"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: --split official: the source holds none of the official test ROIs (ROIs1158_spring 106, 123, 140, "
+        "31, 44; ROIs1868_summer 119, 73; ROIs1970_fall 139; ROIs2017_winter 108, 63); add the seasons that hold "
+        "them, or use the split by scene")
+    (tmp_path / "list.csv").write_text("3\ts1\ts2_cloudFree\ts2_cloudy\tROIs1158_spring_101_1.tif\n")
+    assert rf.main([str(tmp_path / "release"), str(tmp_path / "dst2"), "--split", "official", "--split-file",
+                    str(tmp_path / "list.csv")]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == "error: Give --split official or --split-file, not both"

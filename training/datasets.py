@@ -33,8 +33,9 @@ from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.scaling import optical_to_model, sar_to_model
 from qgis_cloudremoval.core.text import count as count_of
 
-from .reformat import (LAYOUT_FOLDERS, PATCH_SIZE, SPLIT_FILE_NAME, SPLIT_NAMES, ReformatError, read_member,
+from .reformat import (LAYOUT_FOLDERS, PATCH_SIZE, SPLIT_FILE_NAME, ReformatError, read_member,
                        read_split_file)
+from .splits import SPLIT_NAMES
 
 #: os.posix_fadvise exists on Linux and most Unixes, not on macOS or Windows: there the prefetch is skipped.
 CAN_ADVISE = hasattr(os, "posix_fadvise")

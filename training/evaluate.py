@@ -9,7 +9,10 @@ the cloud-free *target* over all pixels; MAE and SAM of the *reproduction*
 Values are top-of-atmosphere reflectance (DN / 10000), SAM in degrees, PSNR
 in dB; means are pixel-weighted over all patches (PSNR from the pooled
 RMSE), as :class:`qgis_cloudremoval.core.metrics.MetricsAccumulator` defines
-them. Metrics come from
+them, and PSNR is also given as the mean of each patch's PSNR, as papers
+average it. The split evaluated is named (``DST/split.json`` of
+:mod:`training.reformat`), and the published rows printed beside ours are
+those measured on that kind of split (:data:`PUBLISHED_ROWS`). Metrics come from
 :func:`qgis_cloudremoval.core.metrics.compute_metrics`, masks from
 :mod:`qgis_cloudremoval.core.cloudmask` (precomputed by the reformat step).
 """
@@ -28,22 +31,38 @@ from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.output_files import atomic_output
 from qgis_cloudremoval.core.progress import CoreError
 from qgis_cloudremoval.core.scaling import dn_to_reflectance, model_to_dn
+from qgis_cloudremoval.core.text import count
 
 #: Table 1 columns: (metric, region, header).
 COLUMNS = (
     ("MAE", "target", "MAE Target"), ("MAE", "reproduction", "MAE Reprod"), ("MAE", "reconstruction", "MAE Recon"),
     ("RMSE", "target", "RMSE Target"), ("PSNR", "target", "PSNR Target (dB)"),
+    ("PSNR", "per patch", "PSNR per patch (dB)"),
     ("SAM", "target", "SAM Target (deg)"), ("SAM", "reproduction", "SAM Reprod (deg)"),
     ("SAM", "reconstruction", "SAM Recon (deg)"), ("SSIM", "target", "SSIM Target"),
 )
 
-#: Meraner et al. 2020, ISPRS J. 166:333-346, Table 1 (a) and (b), hold-out test set of SEN12MS-CR,
-#: read from the article (PMC7386944); same column order as COLUMNS.
-PAPER_ROWS = {
-    "DSen2-CR on L_CARL (paper)": (0.0290, 0.0204, 0.0266, 0.0366, 28.7, 8.15, 3.94, 8.04, 0.875),
-    "DSen2-CR on L_T (paper)": (0.0270, 0.0398, 0.0266, 0.0343, 29.3, 8.07, 6.33, 8.13, 0.878),
-    "DSen2-CR on L_CARL w/o SAR (paper)": (0.0306, 0.0188, 0.0282, 0.0387, 27.6, 8.98, 3.86, 8.97, 0.870),
-    "DSen2-CR on L_T w/o SAR (paper)": (0.0284, 0.0389, 0.0281, 0.0361, 28.8, 8.97, 6.17, 9.05, 0.873),
+_TABLE_1 = ("MAE Target", "MAE Reprod", "MAE Recon", "RMSE Target", "PSNR per patch (dB)", "SAM Target (deg)",
+            "SAM Reprod (deg)", "SAM Recon (deg)", "SSIM Target")
+_OFFICIAL = ("PSNR per patch (dB)", "SSIM Target", "SAM Target (deg)", "MAE Target")
+#: Published rows per kind of split (training.splits.KINDS): label -> {column header: value}. Papers average
+#: PSNR per patch, so theirs sit in that column.
+PUBLISHED_ROWS = {
+    # Meraner et al. 2020, ISPRS J. 166:333-346, Table 1 (a) and (b), the authors' hold-out split of
+    # SEN12MS-CR (their datasetfilelist.csv), read from the article (PMC7386944).
+    "split-file": {label: dict(zip(_TABLE_1, values)) for label, values in {
+        "DSen2-CR on L_CARL (paper)": (0.0290, 0.0204, 0.0266, 0.0366, 28.7, 8.15, 3.94, 8.04, 0.875),
+        "DSen2-CR on L_T (paper)": (0.0270, 0.0398, 0.0266, 0.0343, 29.3, 8.07, 6.33, 8.13, 0.878),
+        "DSen2-CR on L_CARL w/o SAR (paper)": (0.0306, 0.0188, 0.0282, 0.0387, 27.6, 8.98, 3.86, 8.97, 0.870),
+        "DSen2-CR on L_T w/o SAR (paper)": (0.0284, 0.0389, 0.0281, 0.0361, 28.8, 8.97, 6.17, 9.05, 0.873),
+    }.items()},
+    # The official SEN12MS-CR test split, one date: PSNR, SSIM, SAM, MAE as the field reports them.
+    "official": {label: dict(zip(_OFFICIAL, values)) for label, values in {
+        "DSen2-CR (published, official split)": (27.76, 0.874, 9.472, 0.0313),
+        "GLF-CR (published, official split)": (28.64, 0.885, 8.981, 0.028),
+        "UnCRtainTS, one date (published, official split)": (28.90, 0.880, 8.324, 0.027),
+    }.items()},
+    "scene": {},
 }
 
 _REGION_OF = {"target": ("target", "all"), "reproduction": ("cloudy", "clear"), "reconstruction": ("target", "cloudy")}
@@ -62,9 +81,11 @@ class TableAccumulator:
     """
 
     def __init__(self) -> None:
-        from qgis_cloudremoval.core.metrics import MetricsAccumulator
+        from qgis_cloudremoval.core.metrics import MetricsAccumulator, psnr
+        self._psnr = psnr
         self.against = {"target": MetricsAccumulator(), "cloudy": MetricsAccumulator()}
         self.patches = 0
+        self.patch_psnr: List[float] = []  # each patch's PSNR against the target, dB
 
     def add(self, prediction: np.ndarray, target: np.ndarray, cloudy: np.ndarray, mask: np.ndarray,
             info: ModelInfo) -> None:
@@ -72,8 +93,13 @@ class TableAccumulator:
         to_reflectance = lambda array: dn_to_reflectance(model_to_dn(array, info))  # noqa: E731
         prediction = to_reflectance(prediction)
         mask_codes = np.asarray(mask).astype(np.uint8)
+        pooled = self.against["target"].areas["all"]
+        values, squared_error = pooled.values, pooled.squared_error
         for name, reference in (("target", target), ("cloudy", cloudy)):
             self.against[name].update(prediction, to_reflectance(reference), mask_codes)
+        if pooled.values > values:  # this patch's own sums: the difference the update made
+            patch_rmse = math.sqrt((pooled.squared_error - squared_error) / (pooled.values - values))
+            self.patch_psnr.append(self._psnr(patch_rmse))
         self.patches += 1
 
     def row(self) -> Dict[str, float]:
@@ -81,6 +107,9 @@ class TableAccumulator:
         results = {name: accumulator.result() for name, accumulator in self.against.items()}
         row = {}
         for metric, region, header in COLUMNS:
+            if region == "per patch":
+                row[header] = float(np.mean(self.patch_psnr)) if self.patch_psnr else float("nan")
+                continue
             reference, area = _REGION_OF[region]
             row[header] = float(results[reference][area][metric])
         return row
@@ -151,15 +180,27 @@ def _format(value: float, header: str) -> str:
         else f"{value:.3f}" if header.startswith("SSIM") else f"{value:.4f}"
 
 
-def table_rows(ours: Dict[str, Dict[str, float]]) -> List[List[str]]:
-    """Our rows then the paper's, as text cells; the first row is the header."""
+def table_rows(ours: Dict[str, Dict[str, float]], split_kind: Optional[str] = "split-file") -> List[List[str]]:
+    """Our rows, then the published rows of ``split_kind``, as text cells; the first row is the header."""
     headers = [header for _, _, header in COLUMNS]
     rows = [["Method"] + headers]
-    for name, values in ours.items():
-        rows.append([name] + [_format(values[h], h) for h in headers])
-    for name, values in PAPER_ROWS.items():
-        rows.append([name] + [_format(v, h) for v, h in zip(values, headers)])
+    for name, values in list(ours.items()) + list(PUBLISHED_ROWS.get(split_kind, {}).items()):
+        rows.append([name] + [_format(values.get(h, float("nan")), h) for h in headers])
     return rows
+
+
+def split_line(data: str, split: str, patches: int) -> str:
+    """The line that says what was evaluated, and what the published rows beside it were measured on."""
+    from .splits import read_split_record
+    record = read_split_record(Path(data))
+    if record is None:
+        return (f"split: the '{split}' part of {data} ({count(patches, 'patch', 'patches')}), made before splits "
+                "were recorded; "
+                "rerun training.reformat to name it (no published rows shown)")
+    published = {"official": "published rows on the official split below",
+                 "split-file": "the DSen2-CR paper's Table 1 below (measured on the authors' split file)",
+                 "scene": "no published rows: nothing was published on this split"}[record["kind"]]
+    return f"split: the '{split}' part of {record['description']}, {count(patches, 'patch', 'patches')}; " + published
 
 
 def markdown(rows: List[List[str]]) -> str:
@@ -206,8 +247,11 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     bar.close()
-    rows = table_rows({f"{args.label or Path(args.model).name} ({args.split}, {bar.n} patches)": row})
-    text = markdown(rows)
+    from .splits import read_split_record
+    record = read_split_record(args.data)
+    rows = table_rows({f"{args.label or Path(args.model).name} ({args.split}, {bar.n} patches)": row},
+                      record["kind"] if record else None)
+    text = split_line(str(args.data), args.split, bar.n) + "\n\n" + markdown(rows)
     print(text, end="")
     if args.out:
         try:

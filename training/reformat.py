@@ -42,14 +42,17 @@ import numpy as np
 from qgis_cloudremoval.core.progress import SILENT, CoreError, Reporter
 from qgis_cloudremoval.core.text import count as count_of
 
+from .splits import OFFICIAL_VAL_ROIS, SPLIT_NAMES, official_roi_text, official_split, write_split_record
+
 PATCH_SIZE = 256
 MODALITIES = ("s1", "s2", "s2_cloudy")
 #: Release modality -> folder of the DSen2-CR authors' layout.
 LAYOUT_FOLDERS = {"s1": "s1", "s2": "s2_cloudFree", "s2_cloudy": "s2_cloudy"}
 #: Release modality -> (band count, GDAL data type name).
 EXPECTED_BANDS = {"s1": (2, "Float32"), "s2": (13, "UInt16"), "s2_cloudy": (13, "UInt16")}
-SPLIT_NAMES = {1: "train", 2: "val", 3: "test"}
 SPLIT_FILE_NAME = "datasetfilelist.csv"
+#: --split: the project's seeded split by scene, or the official ROI split (training.splits).
+SPLIT_CHOICES = ("scene", "official")
 LINK_MODES = ("hard", "symlink", "copy")
 
 _SEASON = r"ROIs\d+_[a-z]+"
@@ -379,11 +382,19 @@ def pack_split(dst: Path, split: str, triplets: List[Triplet], workers: int, rep
 
 def reformat(src: Path, dst: Path, link: str = "hard", split_file: Optional[Path] = None, seed: int = 0,
              val_fraction: float = 0.1, test_fraction: float = 0.1, workers: int = 1, pack: bool = True,
-             reporter: Reporter = SILENT) -> ReformatReport:
-    """Check, link, split and pack SEN12MS-CR from ``src`` into ``dst`` (see the module docstring)."""
+             reporter: Reporter = SILENT, split: str = "scene") -> ReformatReport:
+    """Check, link, split and pack SEN12MS-CR from ``src`` into ``dst`` (see the module docstring).
+
+    ``split`` is ``"scene"`` (seeded, by scene) or ``"official"`` (by the
+    official ROI lists of :mod:`training.splits`); ``split_file`` overrides both.
+    """
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if link not in LINK_MODES:
         raise ReformatError(f"--link must be one of {', '.join(LINK_MODES)}, not {link!r}")
+    if split not in SPLIT_CHOICES:
+        raise ReformatError(f"--split must be one of {', '.join(SPLIT_CHOICES)}, not {split!r}")
+    if split == "official" and split_file:
+        raise ReformatError("Give --split official or --split-file, not both")
     if dst == src:
         raise ReformatError("DST must differ from SRC: reformatting never writes into the source")
     wanted_splits = read_split_file(Path(split_file)) if split_file else None
@@ -428,10 +439,18 @@ def reformat(src: Path, dst: Path, link: str = "hard", split_file: Optional[Path
                 skipped[t.name] = "not in the split file"
         usable = [t for t in usable if t.name in wanted_splits]
         split_of = {t.name: wanted_splits[t.name] for t in usable}
+        record = ("split-file", f"the split file {Path(split_file).name}")
+    elif split == "official":
+        by_roi = official_split({t.scene_key for t in usable})
+        split_of = {t.name: by_roi[t.scene_key] for t in usable}
+        record = ("official", f"the official SEN12MS-CR split (test ROIs {official_roi_text()}; validation ROIs "
+                              f"{official_roi_text(OFFICIAL_VAL_ROIS)})")
+        notes.append(f"split: {record[1]}")
     else:
         by_scene = split_by_scene(sorted({t.scene_key for t in usable}), seed, val_fraction, test_fraction)
         split_of = {t.name: by_scene[t.scene_key] for t in usable}
-        notes.append(f"split by scene with seed {seed} (val {val_fraction}, test {test_fraction})")
+        record = ("scene", f"split by scene with seed {seed} (val {val_fraction}, test {test_fraction})")
+        notes.append(record[1])
     if not usable:
         raise ReformatError(f"No usable triplet in {src}: all {len(triplets)} were skipped "
                             f"(first: {next(iter(skipped.items()), ('', 'none found'))}); see the report")
@@ -446,6 +465,7 @@ def reformat(src: Path, dst: Path, link: str = "hard", split_file: Optional[Path
         reporter.set_progress(count / len(usable))
     rows = [f"{split_of[t.name]}\ts1\ts2_cloudFree\ts2_cloudy\t{t.name}" for t in usable]
     _write_atomic(dst / SPLIT_FILE_NAME, "\n".join(rows) + "\n")
+    write_split_record(dst, *record)
 
     # 4. The packed copy.
     kept = {name: [t.name for t in usable if split_of[t.name] == number] for number, name in SPLIT_NAMES.items()}
@@ -495,6 +515,8 @@ def main(argv=None) -> int:
     parser.add_argument("src", type=Path, help="folder with the SEN12MS-CR archives or their extracted folders")
     parser.add_argument("dst", type=Path, help="output folder (authors' layout, split file, packed copy)")
     parser.add_argument("--link", choices=LINK_MODES, default="hard", help="how the layout refers to the source")
+    parser.add_argument("--split", choices=SPLIT_CHOICES, default="scene",
+                        help="scene: seeded random split by scene; official: the official SEN12MS-CR ROI split")
     parser.add_argument("--split-file", type=Path, help="the authors' file list (datasetfilelist.csv)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split by scene")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of scenes for validation")
@@ -507,7 +529,7 @@ def main(argv=None) -> int:
     try:
         report = reformat(args.src, args.dst, link=args.link, split_file=args.split_file, seed=args.seed,
                           val_fraction=args.val_fraction, test_fraction=args.test_fraction, workers=args.workers,
-                          pack=not args.no_pack, reporter=reporter)
+                          pack=not args.no_pack, reporter=reporter, split=args.split)
     except (CoreError, KeyboardInterrupt) as exc:
         reporter.close()
         message = str(exc) if isinstance(exc, CoreError) else "interrupted; rerun the same command to resume"

@@ -111,6 +111,11 @@ def sam_degrees(prediction: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return angle
 
 
+def psnr(rmse: float) -> float:
+    """PSNR in dB of an RMSE in reflectance: ``20 log10(DATA_RANGE / rmse)``, infinite for a perfect match."""
+    return 20.0 * math.log10(DATA_RANGE / rmse) if rmse > 0 else float("inf")
+
+
 @dataclass
 class _AreaSums:
     pixels: int = 0
@@ -130,12 +135,8 @@ class _AreaSums:
         nan = float("nan")
         mae = self.abs_error / self.values if self.values else nan
         rmse = math.sqrt(self.squared_error / self.values) if self.values else nan
-        if not self.values:
-            psnr = nan
-        else:
-            psnr = 20.0 * math.log10(DATA_RANGE / rmse) if rmse > 0 else float("inf")
         return {
-            "MAE": mae, "RMSE": rmse, "PSNR": psnr,
+            "MAE": mae, "RMSE": rmse, "PSNR": psnr(rmse) if self.values else nan,
             "SAM": self.sam / self.sam_pixels if self.sam_pixels else nan,
             "SSIM": self.ssim / self.ssim_pixels if self.ssim_pixels else nan,
             "pixels": self.pixels,
