@@ -221,11 +221,9 @@ def _row_scene(row, table: str, defaults: argparse.Namespace) -> Scene:
 
 
 def _product_stem(path: str) -> str:
-    name = os.path.basename(path.rstrip("/"))
-    for suffix in (".SAFE", ".safe", ".zip", ".tiff", ".tif", ".vrt"):
-        if name.endswith(suffix):
-            return name[:-len(suffix)]
-    return name
+    """The product's name without the suffix that made it a Sentinel-2 entry of its folder."""
+    stem, suffix = os.path.splitext(os.path.basename(path.rstrip("/")))
+    return stem if suffix.lower() in scene_pairing.S2_SUFFIXES else stem + suffix
 
 
 def _folder_scenes(args: argparse.Namespace, defaults: argparse.Namespace, say) -> List[Scene]:
@@ -237,14 +235,15 @@ def _folder_scenes(args: argparse.Namespace, defaults: argparse.Namespace, say) 
         raise CoreError(f"Cannot create the output folder {args.output_folder} ({exc.strerror or exc}); "
                         "choose another") from None
     scenes = []
+    folder = os.path.abspath(args.output_folder)
     for pair in scene_pairing.pair_folders(args.s2_folder, args.s1_folder, args.max_days):
         stem, label = _product_stem(pair.s2), os.path.basename(pair.s2.rstrip("/"))
-        output = os.path.join(os.path.abspath(args.output_folder), f"{stem}_cloudfree.tif")
+        output = os.path.join(folder, f"{stem}_cloudfree.tif")
         if pair.s1 is None:
             scenes.append(Scene(label, pair.s2, "", output, problem=pair.note))
             continue
         say(f"paired {label} with {pair.note}")
-        mask = os.path.join(os.path.abspath(args.output_folder), f"{stem}_mask.tif") if args.masks else None
+        mask = os.path.join(folder, f"{stem}_mask.tif") if args.masks else None
         scenes.append(_scene(argparse.Namespace(**vars(defaults), s2=pair.s2, s1=pair.s1, output=output, mask=mask,
                                                 cloud_mask=None), label))
     return scenes

@@ -253,6 +253,9 @@ def test_folders_pair_by_date_and_footprint(archive, bigearthnet_pairs, sar_mode
     assert found[lonely.name].s1 is None
     assert found[lonely.name].note == "no Sentinel-1 file covers it within 7 days of its acquisition"
     assert found[pairs[0][0].name].note == f"{first_s1}: 0.3 days apart, covers 100%"
+    strict = {Path(pair.s2).name: pair for pair in scene_pairing.pair_folders(str(s2_folder), str(s1_folder), 0.25)}
+    assert strict[pairs[0][0].name].s1 is None  # its radar is 0.3 days off
+    assert strict[pairs[1][0].name].s1 == str(s1_folder / pairs[1][1].name)  # 0.2 days
     out = tmp_path / "out"
     done = cli("batch", "--s2-folder", s2_folder, "--s1-folder", s1_folder, "--output-folder", out, "--masks",
                "--model", sar_model, "--tile-size", TILE)

@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from qgis_cloudremoval.core.bands import S2_BANDS
+from qgis_cloudremoval.core.metrics import MetricsAccumulator, psnr
 from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.output_files import atomic_output
 from qgis_cloudremoval.core.progress import CoreError
@@ -81,8 +82,6 @@ class TableAccumulator:
     """
 
     def __init__(self) -> None:
-        from qgis_cloudremoval.core.metrics import MetricsAccumulator, psnr
-        self._psnr = psnr
         self.against = {"target": MetricsAccumulator(), "cloudy": MetricsAccumulator()}
         self.patches = 0
         self.patch_psnr: List[float] = []  # each patch's PSNR against the target, dB
@@ -99,7 +98,7 @@ class TableAccumulator:
             self.against[name].update(prediction, to_reflectance(reference), mask_codes)
         if pooled.values > values:  # this patch's own sums: the difference the update made
             patch_rmse = math.sqrt((pooled.squared_error - squared_error) / (pooled.values - values))
-            self.patch_psnr.append(self._psnr(patch_rmse))
+            self.patch_psnr.append(psnr(patch_rmse))
         self.patches += 1
 
     def row(self) -> Dict[str, float]:
