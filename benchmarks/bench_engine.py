@@ -44,7 +44,7 @@ def bare_seconds(session, scene, tiles, info):
     total = 0.0
     for tile in tiles:
         window = scene.read(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
-        batch = engine._network_input(window, info)[np.newaxis]
+        batch = engine._network_input(window, info, tile)[np.newaxis]
         started = time.perf_counter()
         session.run(batch)
         total += time.perf_counter() - started

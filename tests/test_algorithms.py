@@ -451,3 +451,27 @@ def test_removeclouds_reads_a_layer_loaded_from_a_safe_product(provider, optical
     assert gdal.Open(result["OUTPUT"]).RasterCount == 13
     np.testing.assert_array_equal(gdal.Open(result["OUTPUT"]).ReadAsArray(),
                                   gdal.Open(direct.output_path).ReadAsArray())
+
+
+def test_removeclouds_runs_a_pix2pix_model_in_feathered_tiles_and_names_the_tile_multiple(
+        provider, scene, tmp_path):
+    """The paper's pix2pix baseline from the Toolbox: its tiles overlap and blend, and a tile size its
+    U-Net cannot take is refused with the multiple."""
+    from tiny_models import make_tiny_pix2pix
+    model = make_tiny_pix2pix()
+    base = {"S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(model), "TILE_SIZE": 64}
+    feedback = RecordingFeedback()
+    result = processing.run("cloudremoval:removeclouds", dict(base, OUTPUT=str(tmp_path / "p2p.tif")),
+                            feedback=feedback)
+    output, source = gdal.Open(result["OUTPUT"]), gdal.Open(str(scene["cloudy"]))
+    size = (source.RasterXSize, source.RasterYSize)
+    assert (output.RasterCount, output.RasterXSize, output.RasterYSize) == (13, *size)
+    assert output.GetGeoTransform() == source.GetGeoTransform()
+    assert any("in 9 tiles of up to 64 px overlapping by at least 24 px and feathered together" in line
+               for line in feedback.infos)
+    assert any(line.startswith("model: pix2pix 1.0: optical + SAR (VV, VH), pix2pix U-Net of 4 levels")
+               for line in feedback.infos)
+    assert _failure(dict(base, TILE_SIZE=100, OUTPUT=str(tmp_path / "bad.tif"))).endswith(
+        "Tile size 100 px is not a multiple of 16 px, which this pix2pix model needs (its U-Net halves the tile "
+        "4 times); use 96 or 112 px, or 0 to choose automatically")
+    assert not (tmp_path / "bad.tif").exists()

@@ -21,7 +21,7 @@ def test_round_trip_keeps_weights_config_provenance_and_extra(tmp_path, tiny_mod
     provenance = make_provenance(loss="carl", training_data="unit test", demo=True)
     save_checkpoint(str(path), tiny_model, provenance, step=12, history={"loss": [0.5, 0.25]})
     model, loaded_provenance, extra = load_checkpoint(str(path))
-    assert model.config() == {"num_blocks": 2, "num_features": 6, "use_sar": False}
+    assert model.config() == {"architecture": "dsen2cr", "num_blocks": 2, "num_features": 6, "use_sar": False}
     for key, tensor in tiny_model.state_dict().items():
         assert torch.equal(model.state_dict()[key], tensor), key
     assert loaded_provenance == provenance and len(provenance["created"]) == 10
@@ -64,8 +64,23 @@ def test_mismatching_state_dict_names_the_first_tensor_and_both_shapes(tmp_path,
     torch.save(payload, path)
     with pytest.raises(CheckpointError) as raised:
         load_checkpoint(path)
-    assert str(raised.value) == ("bad.pt does not fit the network num_blocks=2 num_features=8 use_sar=False: "
+    assert str(raised.value) == ("bad.pt does not fit the network DSen2-CR num_blocks=2 num_features=8 use_sar=False: "
                                  "tensor 'head.0.weight' has shape (6, 13, 3, 3) but the network needs (8, 13, 3, 3)")
+
+
+def test_a_checkpoint_from_before_pix2pix_loads_as_dsen2cr_and_unknown_architectures_are_named(tmp_path, tiny_model):
+    path = str(tmp_path / "old.pt")
+    save_checkpoint(path, tiny_model, {})
+    payload = torch.load(path, weights_only=True)
+    del payload["model_config"]["architecture"]  # as every checkpoint was written before pix2pix existed
+    torch.save(payload, path)
+    model, _, _ = load_checkpoint(path)
+    assert model.config() == tiny_model.config()
+    payload["model_config"]["architecture"] = "unet3d"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(path)
+    assert str(raised.value) == "old.pt: unknown architecture 'unet3d'; this version builds dsen2cr, pix2pix"
 
 
 def test_truncated_and_foreign_files_give_one_line(tmp_path, tiny_model):

@@ -113,8 +113,9 @@ def test_cli_writes_markdown_and_csv_beside_the_paper_rows(setup, tmp_path, caps
     assert markdown[3] == ("| DSen2-CR on L_CARL (paper) | 0.0290 | 0.0204 | 0.0266 | 0.0366 | n/a | 28.7 | 8.15 | "
                            "3.94 | 8.04 | 0.875 |")
     csv_lines = out.with_suffix(".csv").read_text().splitlines()
-    assert csv_lines[-1] == ("DSen2-CR on L_T w/o SAR (paper),0.0284,0.0389,0.0281,0.0361,n/a,28.8,8.97,6.17,9.05,"
+    assert csv_lines[-2] == ("DSen2-CR on L_T w/o SAR (paper),0.0284,0.0389,0.0281,0.0361,n/a,28.8,8.97,6.17,9.05,"
                              "0.873")
+    assert csv_lines[-1] == "pix2pix (paper),0.0292,0.0210,0.0274,0.0424,n/a,28.2,13.68,n/a,n/a,0.844"
     assert "| DSen2-CR on L_T (paper) | 0.0270 |" in capsys.readouterr().out
     # A folder that cannot be written: one line, and nothing half-written.
     assert ev.main([str(checkpoint), "--data", str(data), "--split", "test", "--out", "/proc/results.md"]) == 1

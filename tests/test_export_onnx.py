@@ -165,7 +165,7 @@ def bad_export_inputs(tmp_path):
                        f"error: Cannot write {unwritable}: folder {unwritable.parent} does not exist; "
                        "create it or choose another path"),
         "shapes": ((tmp_path / "shapes.pt", "-o", tmp_path / "b.onnx"),
-                   "error: shapes.pt does not fit the network num_blocks=2 num_features=8 use_sar=True: "
+                   "error: shapes.pt does not fit the network DSen2-CR num_blocks=2 num_features=8 use_sar=True: "
                    "tensor 'tail.weight' has shape (13, 4, 3, 3) but the network needs (13, 8, 3, 3)"),
         "missing": ((tmp_path / "missing.pt", "-o", tmp_path / "a.onnx"),
                     f"error: Checkpoint not found: {tmp_path / 'missing.pt'}"),

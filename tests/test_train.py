@@ -17,6 +17,7 @@ import torch
 from sen12mscr_release import make_release
 from training import train
 from training.checkpoint import load_checkpoint
+from training.model import DSen2CR
 from training.reformat import reformat
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +79,7 @@ def test_two_ranks_hold_identical_parameters_after_training(uninterrupted):
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     torch.manual_seed(0)
-    initial = train.DSen2CR(1, 8, True).state_dict()
+    initial = DSen2CR(1, 8, True).state_dict()
     assert not torch.equal(initial["head.0.weight"], rank0["head.0.weight"])  # it did train
     model, provenance, extra = load_checkpoint(str(uninterrupted / "checkpoints" / "last.pt"))
     assert (extra["step"], extra["epoch"], extra["batch_in_epoch"], extra["world_size"]) == (5, 1, 2, 2)
@@ -131,7 +132,7 @@ def test_two_nodes_rendezvous_and_train_like_one_node_with_two_processes(dataset
 def test_unknown_config_key_lists_the_valid_keys(capsys):
     assert train.main(["--set", "learnin_rate=1e-4"]) == 1
     error = capsys.readouterr().err.strip()
-    assert error.startswith("error: --set: unknown config key 'learnin_rate'; valid keys: data, data_format, ")
+    assert error.startswith("error: --set: unknown config key 'learnin_rate'; valid keys: model, data, data_format, ")
     assert "learning_rate" in error
 
 
@@ -149,9 +150,10 @@ def test_resume_from_another_architecture_is_refused(dataset, uninterrupted, tmp
     code = train.main(_settings(dataset, tmp_path, "num_features=4") + ["--resume", str(checkpoint)])
     assert code == 1
     assert capsys.readouterr().err.strip() == (
-        f"error: Cannot resume from {checkpoint}: it holds a network with num_blocks=1 num_features=8 "
-        "use_sar=True, but this run is configured with num_blocks=1 num_features=4 use_sar=True; resume with "
-        "the same architecture (--set num_blocks=... num_features=..., --no-sar) or start a new run")
+        f"error: Cannot resume from {checkpoint}: it holds a network with DSen2-CR num_blocks=1 num_features=8 "
+        "use_sar=True, but this run is configured with DSen2-CR num_blocks=1 num_features=4 use_sar=True; resume "
+        "with the same architecture (--set num_blocks=... num_features=... unet_depth=..., --no-sar) or start a "
+        "new run")
 
 
 def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(dataset, tmp_path, capsys):

@@ -92,3 +92,22 @@ def make_tiny_model(path=None, use_sar: bool = True, num_blocks: int = 1, num_fe
     export(make_network(use_sar, num_blocks, num_features, seed), path, fp16=fp16)
     assert os.path.getsize(path) > 0
     return path
+
+
+def make_tiny_pix2pix(depth: int = 4, num_features: int = 8, seed: int = 0, blend_overlap: int = 24) -> Path:
+    """A tiny pix2pix U-Net (sides multiples of ``2 ** depth``) with seeded random weights, exported with
+    its metadata by ``training.export_onnx``; built once per test session per configuration."""
+    from training.export_onnx import export_onnx
+    from training.pix2pix import UNetGenerator, init_weights
+    global _CACHE_DIR  # the same cache folder as the DSen2-CR models
+    if _CACHE_DIR is None:
+        import tempfile
+        _CACHE_DIR = tempfile.mkdtemp(prefix="tiny_models_")
+    path = Path(_CACHE_DIR) / f"pix2pix_d{depth}_f{num_features}_s{seed}_o{blend_overlap}.onnx"
+    if not path.exists():
+        torch.manual_seed(seed)
+        network = UNetGenerator(depth, num_features)
+        init_weights(network)
+        export_onnx(network.eval(), str(path), {"loss": "none", "training_data": "random weights (test)"},
+                    blend_overlap=blend_overlap)
+    return path

@@ -1,4 +1,4 @@
-"""DSen2-CR checkpoints: save and load weights with their configuration and provenance.
+"""Checkpoints of DSen2-CR and pix2pix: save and load weights with their configuration and provenance.
 
 Two formats, chosen by the file name:
 
@@ -24,7 +24,9 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from training.model import DSen2CR
+from torch import nn
+
+from training.networks import NetworkConfigError, build, describe
 from qgis_cloudremoval.core.output_files import OutputError, atomic_output
 from qgis_cloudremoval.core.progress import first_line
 
@@ -40,8 +42,6 @@ PROVENANCE_DEFAULTS = {
     "demo": False,
     "description": "",
 }
-
-_CONFIG_KEYS = ("num_blocks", "num_features", "use_sar")
 
 
 class CheckpointError(OutputError):
@@ -63,7 +63,7 @@ def _suffix(path: str) -> str:
     return suffix
 
 
-def save_checkpoint(path: str, model: DSen2CR, provenance: Dict, **extra) -> None:
+def save_checkpoint(path: str, model: nn.Module, provenance: Dict, **extra) -> None:
     """Write ``model`` (weights and ``model.config()``), ``provenance`` and ``extra`` to ``path``.
 
     Args:
@@ -99,7 +99,7 @@ def save_checkpoint(path: str, model: DSen2CR, provenance: Dict, **extra) -> Non
             torch.save(payload, temporary)
 
 
-def load_checkpoint(path: str) -> Tuple[DSen2CR, Dict, Dict]:
+def load_checkpoint(path: str) -> Tuple[nn.Module, Dict, Dict]:
     """Rebuild the network stored in ``path`` without executing pickled code.
 
     Returns:
@@ -108,8 +108,8 @@ def load_checkpoint(path: str) -> Tuple[DSen2CR, Dict, Dict]:
         and the remaining entries saved as ``extra``.
 
     Raises:
-        CheckpointError: missing or unreadable file, not a DSen2-CR checkpoint,
-            or weights that do not fit the stored configuration.
+        CheckpointError: missing or unreadable file, not a checkpoint of this
+            project, or weights that do not fit the stored configuration.
     """
     suffix = _suffix(path)
     if not os.path.isfile(path):
@@ -130,16 +130,12 @@ def load_checkpoint(path: str) -> Tuple[DSen2CR, Dict, Dict]:
     return model.eval(), provenance, extra
 
 
-def model_from_config(config: Optional[Dict], source: str) -> DSen2CR:
+def model_from_config(config: Optional[Dict], source: str) -> nn.Module:
     """Build the network described by a ``model.config()`` dict, refusing anything else."""
-    if not isinstance(config, dict) or set(config) != set(_CONFIG_KEYS):
-        raise CheckpointError(f"{source}: model_config must have exactly the keys {', '.join(_CONFIG_KEYS)}, "
-                              f"found {config!r}")
-    blocks, features, use_sar = (config[key] for key in _CONFIG_KEYS)
-    if not (isinstance(blocks, int) and blocks >= 0 and isinstance(features, int) and features > 0
-            and isinstance(use_sar, bool)):
-        raise CheckpointError(f"{source}: invalid model_config {config!r}")
-    return DSen2CR(num_blocks=blocks, num_features=features, use_sar=use_sar)
+    try:
+        return build(config)
+    except NetworkConfigError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
 
 
 def state_dict_mismatch(model: torch.nn.Module, state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
@@ -170,8 +166,7 @@ def load_weights(model: torch.nn.Module, state_dict: Dict[str, torch.Tensor], so
 
 
 def _describe(model: torch.nn.Module) -> str:
-    config = model.config() if hasattr(model, "config") else {}
-    return " ".join(f"{key}={value}" for key, value in config.items()) or type(model).__name__
+    return describe(model.config()) if hasattr(model, "config") else type(model).__name__
 
 
 #: First byte of a pickle stream (protocol 2 and later): torch's legacy, non-zip format.

@@ -3,6 +3,9 @@
 Defaults are the paper's (Meraner et al. 2020): Nadam, learning rate 7e-5,
 batch 16 in total, 128 px crops, B=16 residual blocks of F=256 features, the
 CARL loss with lambda 1 on a binary cloud-and-shadow mask, SAR input on.
+
+``model: pix2pix`` trains the paper's pix2pix baseline instead (:mod:`training.pix2pix`); the keys it
+changes take Isola et al.'s values (:data:`MODEL_DEFAULTS`) unless the file or ``--set`` gives them.
 """
 
 from dataclasses import asdict, dataclass, fields
@@ -11,10 +14,22 @@ from typing import List, Optional
 
 import yaml
 
+from qgis_cloudremoval.core.model_info import DSEN2CR
 from qgis_cloudremoval.core.progress import CoreError
 
+from . import pix2pix
 from .losses import CARL_LAMBDA, LOSSES
+from .networks import ARCHITECTURES
 from .reformat import PATCH_SIZE
+
+#: The loss of a pix2pix run: L1 x ``l1_weight`` plus the conditional GAN loss.
+CGAN_LOSS = "cgan"
+#: The losses each architecture trains with.
+LOSSES_OF = {DSEN2CR: LOSSES, pix2pix.ARCHITECTURE: (CGAN_LOSS,)}
+#: Defaults that differ for an architecture (Isola et al. 2017 for pix2pix: Adam at 2e-4, whole 256 px
+#: patches, since the U-Net's input must be a multiple of 256 px); a file or --set still overrides them.
+MODEL_DEFAULTS = {pix2pix.ARCHITECTURE: {"loss": CGAN_LOSS, "learning_rate": 2e-4, "crop": PATCH_SIZE,
+                                         "num_features": pix2pix.UNET_FEATURES, "out_dir": "runs/pix2pix"}}
 
 
 class ConfigError(CoreError):
@@ -23,18 +38,26 @@ class ConfigError(CoreError):
 
 @dataclass
 class TrainConfig:
+    #: ``dsen2cr`` (Meraner et al. 2020) or ``pix2pix`` (the paper's baseline, Isola et al. 2017).
+    model: str = DSEN2CR
     #: Output of ``python -m training.reformat`` (``DST``).
     data: str = "data/sen12mscr"
     #: ``packed`` (fast, memory-mapped) or ``raw`` (the GeoTIFF layout and split file).
     data_format: str = "packed"
     #: Where checkpoints and TensorBoard logs go.
     out_dir: str = "runs/dsen2cr"
+    #: DSen2-CR: residual blocks B.
     num_blocks: int = 16
+    #: DSen2-CR: feature maps F; pix2pix: feature maps of the U-Net's first level (64).
     num_features: int = 256
+    #: pix2pix: U-Net levels; crops must be multiples of 2 ** unet_depth px (8: 256 px).
+    unet_depth: int = pix2pix.UNET_DEPTH
     use_sar: bool = True
-    #: ``carl`` (L_CARL) or ``target`` (L_T).
+    #: DSen2-CR: ``carl`` (L_CARL) or ``target`` (L_T); pix2pix: ``cgan`` (L1 x l1_weight + cGAN).
     loss: str = "carl"
     carl_lambda: float = CARL_LAMBDA
+    #: pix2pix: weight of the L1 term beside the cGAN term.
+    l1_weight: float = pix2pix.L1_WEIGHT
     learning_rate: float = 7e-5
     #: Patches per optimiser step summed over all processes; divided by the world size.
     batch_size: int = 16
@@ -66,11 +89,17 @@ class TrainConfig:
     debug_save_rank_params: bool = False
 
     def validate(self) -> "TrainConfig":
-        choices = {"data_format": ("packed", "raw"), "loss": LOSSES, "device": ("auto", "cuda", "cpu"),
-                   "precision": ("bf16", "fp32")}
+        if self.model not in ARCHITECTURES:
+            raise ConfigError(f"model must be one of {', '.join(ARCHITECTURES)}, not {self.model!r}")
+        choices = {"data_format": ("packed", "raw"), "device": ("auto", "cuda", "cpu"), "precision": ("bf16", "fp32")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
+        if self.loss not in LOSSES_OF[self.model]:
+            raise ConfigError(f"loss {self.loss!r} does not train {ARCHITECTURES[self.model]}: use "
+                              f"{' or '.join(LOSSES_OF[self.model])}")
+        if self.model == pix2pix.ARCHITECTURE:
+            self._check_pix2pix()
         if self.patch_size != PATCH_SIZE and self.data_format != "raw":
             raise ConfigError(f"patch_size {self.patch_size} needs data_format raw (the packed copy holds "
                               f"SEN12MS-CR's {PATCH_SIZE} px patches)")
@@ -82,12 +111,22 @@ class TrainConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be positive, not {self.max_steps}; leave it out (or null) to run "
                               "all epochs")
-        for key in ("num_blocks", "num_workers", "checkpoint_every_steps", "val_patches", "carl_lambda"):
+        for key in ("num_blocks", "num_workers", "checkpoint_every_steps", "val_patches", "carl_lambda", "l1_weight"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be 0 or more, not {getattr(self, key)}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, not {self.learning_rate}")
         return self
+
+    def _check_pix2pix(self) -> None:
+        if self.unet_depth < 2:
+            raise ConfigError(f"unet_depth must be 2 or more, not {self.unet_depth}")
+        multiple = 2 ** self.unet_depth
+        for key in ("crop", "patch_size"):
+            if getattr(self, key) % multiple:
+                raise ConfigError(f"{key} {getattr(self, key)} is not a multiple of {multiple} px, which a U-Net of "
+                                  f"unet_depth {self.unet_depth} needs (each level halves the input); use a "
+                                  f"multiple of {multiple}, or a smaller unet_depth")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,4 +196,6 @@ def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = Non
         if key not in valid_keys():
             raise _unknown(key, "--set")
         values[key] = _coerce(key, yaml.safe_load(text) if text.strip() else "", "--set")
+    for key, value in MODEL_DEFAULTS.get(values.get("model"), {}).items():
+        values.setdefault(key, value)
     return TrainConfig(**values).validate()

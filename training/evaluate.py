@@ -1,6 +1,9 @@
-"""Score a DSen2-CR model on a SEN12MS-CR split in the layout of the paper's Table 1.
+"""Score DSen2-CR and pix2pix models on a SEN12MS-CR split in the layout of the paper's Table 1.
 
-    python -m training.evaluate MODEL.pt|MODEL.safetensors|MODEL.onnx --data DST --split test --out results.md
+    python -m training.evaluate MODEL.pt|MODEL.safetensors|MODEL.onnx [MODEL ...] --data DST --split test \
+        --out results.md
+
+Each model given is one row, so a pix2pix run prints beside a DSen2-CR run.
 
 Columns (Meraner et al. 2020, Table 1): MAE, RMSE, PSNR, SAM and SSIM against
 the cloud-free *target* over all pixels; MAE and SAM of the *reproduction*
@@ -56,6 +59,8 @@ PUBLISHED_ROWS = {
         "DSen2-CR on L_T (paper)": (0.0270, 0.0398, 0.0266, 0.0343, 29.3, 8.07, 6.33, 8.13, 0.878),
         "DSen2-CR on L_CARL w/o SAR (paper)": (0.0306, 0.0188, 0.0282, 0.0387, 27.6, 8.98, 3.86, 8.97, 0.870),
         "DSen2-CR on L_T w/o SAR (paper)": (0.0284, 0.0389, 0.0281, 0.0361, 28.8, 8.97, 6.17, 9.05, 0.873),
+        # SAM of the reproduction and reconstruction are not given for pix2pix.
+        "pix2pix (paper)": (0.0292, 0.0210, 0.0274, 0.0424, 28.2, 13.68, math.nan, math.nan, 0.844),
     }.items()},
     # The official SEN12MS-CR test split, one date: PSNR, SSIM, SAM, MAE as the field reports them.
     "official": {label: dict(zip(_OFFICIAL, values)) for label, values in {
@@ -136,11 +141,10 @@ def load_predictor(model_path: str, device: str = "cpu"):
         import torch
 
         from .checkpoint import load_checkpoint
+        from .export_onnx import model_info_for
         model, provenance, _ = load_checkpoint(model_path)
         model = model.to(device).eval()
-        info = ModelInfo(sar_bands=ModelInfo().sar_bands if model.use_sar else [], num_blocks=model.num_blocks,
-                         num_features=model.num_features, receptive_field_radius=model.receptive_field_radius,
-                         loss=provenance.get("loss", "unknown"))
+        info = model_info_for(model, provenance)  # what an export of it would carry
 
         def predict(array: np.ndarray) -> np.ndarray:
             with torch.no_grad():
@@ -155,6 +159,9 @@ def evaluate(model_path: str, data: str, split: str = "test", data_format: str =
     """Mean Table 1 metrics of ``model_path`` on ``split`` of ``data`` (full 256 px patches)."""
     from .datasets import DatasetError, open_split
     predict, info = load_predictor(model_path, device)
+    if 256 % info.tile_multiple:
+        raise EvaluationError(f"{Path(model_path).name} takes images whose sides are multiples of "
+                              f"{info.tile_multiple} px, and SEN12MS-CR patches are 256 px")
     try:
         dataset = open_split(data, split, data_format, crop=None, use_sar=info.uses_sar, info=info)
     except DatasetError as exc:
@@ -224,32 +231,40 @@ def write_tables(text: str, rows, out: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="checkpoint (.pt, .safetensors) or exported model (.onnx)")
+    parser.add_argument("model", nargs="+", help="checkpoint (.pt, .safetensors) or exported model (.onnx); "
+                        "several give one row each")
     parser.add_argument("--data", required=True, help="output folder of training.reformat")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--format", default="packed", choices=("packed", "raw"), dest="data_format")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N patches (0: all)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--label", help="name of our row (default: the model file name)")
+    parser.add_argument("--label", action="append", help="name of a model's row, once per model in their order "
+                        "(default: the model file name)")
     parser.add_argument("--out", type=Path, help="Markdown file to write; a .csv with the same stem is written too")
     args = parser.parse_args(argv)
+    if args.label and len(args.label) != len(args.model):
+        parser.error(f"--label given {len(args.label)} times for {len(args.model)} models; give it once per model "
+                     "or not at all")
     from tqdm import tqdm
-    bar = tqdm(unit="patch")
+    ours = {}
+    for index, model in enumerate(args.model):
+        bar = tqdm(unit="patch", desc=Path(model).name)
 
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-    try:
-        row = evaluate(args.model, args.data, args.split, args.data_format, args.limit, args.device, progress)
-    except CoreError as exc:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        try:
+            row = evaluate(model, args.data, args.split, args.data_format, args.limit, args.device, progress)
+        except CoreError as exc:
+            bar.close()
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         bar.close()
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    bar.close()
+        label = args.label[index] if args.label else Path(model).name
+        ours[f"{label} ({args.split}, {bar.n} patches)"] = row
     from .splits import read_split_record
     record = read_split_record(args.data)
-    rows = table_rows({f"{args.label or Path(args.model).name} ({args.split}, {bar.n} patches)": row},
-                      record["kind"] if record else None)
+    rows = table_rows(ours, record["kind"] if record else None)
     text = split_line(str(args.data), args.split, bar.n) + "\n\n" + markdown(rows)
     print(text, end="")
     if args.out:

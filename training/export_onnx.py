@@ -1,11 +1,13 @@
-"""Export a DSen2-CR network to ONNX with everything the plugin needs in its metadata.
+"""Export a DSen2-CR or pix2pix network to ONNX with everything the plugin needs in its metadata.
 
     python -m training.export_onnx CHECKPOINT -o MODEL.onnx [--fp16] [--name NAME] [--version V]
 
 The file has one input ``input`` ``(N, C_in, H, W)`` and one output ``output``
 ``(N, 13, H, W)`` with dynamic N, H and W; float32, or float16 with ``--fp16``.
 Its ``metadata_props`` hold a :class:`~qgis_cloudremoval.core.model_info.ModelInfo`
-(bands, scaling, SAR, receptive field, provenance). IR version and opset are
+(bands, scaling, SAR, receptive field, architecture, the multiple a tile side
+must be and, for pix2pix, the overlap over which tiles are feathered,
+provenance). IR version and opset are
 kept within what onnxruntime 1.17 reads (IR <= 9, opset <= 20).
 
 After writing, the ONNX model is run with onnxruntime beside the torch model
@@ -23,12 +25,16 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from qgis_cloudremoval.core.model_info import ModelInfo
+from qgis_cloudremoval.core.model_info import ARCHITECTURE_LABELS, MAX_BLEND_OVERLAP, PIX2PIX, ModelInfo
 from qgis_cloudremoval.core.command_line import run_cli, tqdm_reporter
 from qgis_cloudremoval.core.output_files import atomic_output
 from qgis_cloudremoval.core.progress import SILENT, CoreError, Reporter, first_line
+from torch import nn
+
 from training.checkpoint import PROVENANCE_DEFAULTS
-from training.model import OPTICAL_CHANNELS, DSen2CR
+from training.model import OPTICAL_CHANNELS
+from training.networks import architecture_of
+from training.pix2pix import BLEND_OVERLAP
 
 #: Largest ONNX IR version and opset that onnxruntime 1.17 loads.
 MAX_IR_VERSION = 9
@@ -41,6 +47,7 @@ FP16_TOLERANCE = 1e-2
 
 #: Shape of the random check input (N, H, W): batch and size differ from the tracing input,
 #: so the check also proves the axes are dynamic; small because the full network is slow on CPU.
+#: A network whose sides must be multiples of m (the U-Net) is checked on (2, m, 2 m), traced on (1, m, m).
 CHECK_SHAPE = (2, 24, 28)
 _TRACE_SHAPE = (1, 16, 16)
 _DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
@@ -50,19 +57,37 @@ class ExportError(CoreError):
     """The model could not be exported or failed its check; the message is one user-facing line."""
 
 
-def model_info_for(model: DSen2CR, provenance: Dict, name: str = "DSen2-CR", version: str = "1.0") -> ModelInfo:
-    """The metadata an export of ``model`` carries: its configuration plus ``provenance``."""
+def model_info_for(model: nn.Module, provenance: Dict, name: Optional[str] = None, version: str = "1.0",
+                   blend_overlap: int = BLEND_OVERLAP) -> ModelInfo:
+    """The metadata an export of ``model`` carries: its configuration plus ``provenance``.
+
+    ``blend_overlap`` (px) applies to pix2pix only: the overlap over which the engine feathers its tiles.
+    """
     config = model.config()
+    architecture = architecture_of(config)
     facts = {key: provenance.get(key, default) for key, default in PROVENANCE_DEFAULTS.items()}
-    info = ModelInfo(name=name, version=version, receptive_field_radius=model.receptive_field_radius,
-                     num_blocks=config["num_blocks"], num_features=config["num_features"], **facts)
+    pix2pix = architecture == PIX2PIX
+    info = ModelInfo(name=name or ARCHITECTURE_LABELS[architecture], version=version, architecture=architecture,
+                     receptive_field_radius=model.receptive_field_radius,
+                     num_blocks=config["unet_depth"] if pix2pix else config["num_blocks"],
+                     num_features=config["num_features"], tile_multiple=model.tile_multiple,
+                     blend_overlap=blend_overlap if pix2pix else 0, **facts)
     if not config["use_sar"]:
         info.sar_bands = []
     return info
 
 
-def export_onnx(model: DSen2CR, output_path: str, provenance: Dict, fp16: bool = False, opset: int = 17,
-                name: str = "DSen2-CR", version: str = "1.0", reporter: Reporter = SILENT) -> Dict:
+def _shapes(model: nn.Module):
+    """(trace shape, check shape), both (N, H, W), for ``model``'s tile multiple."""
+    multiple = model.tile_multiple
+    if multiple == 1:
+        return _TRACE_SHAPE, CHECK_SHAPE
+    return (1, multiple, multiple), (2, multiple, 2 * multiple)
+
+
+def export_onnx(model: nn.Module, output_path: str, provenance: Dict, fp16: bool = False, opset: int = 17,
+                name: Optional[str] = None, version: str = "1.0", reporter: Reporter = SILENT,
+                blend_overlap: int = BLEND_OVERLAP) -> Dict:
     """Write ``model`` as ONNX to ``output_path`` and check it against torch.
 
     Args:
@@ -73,13 +98,14 @@ def export_onnx(model: DSen2CR, output_path: str, provenance: Dict, fp16: bool =
             :data:`training.checkpoint.PROVENANCE_DEFAULTS`).
         fp16: write half-precision weights and float16 input/output.
         opset: ONNX opset, at most :data:`MAX_OPSET`.
-        name, version: model name and version stored in the metadata.
+        name, version: model name (default: the architecture's) and version stored in the metadata.
         reporter: progress and cancellation.
+        blend_overlap: pix2pix only: px by which the engine overlaps and feathers its tiles.
 
     Returns:
         Report dict: ``path``, ``fp16``, ``opset``, ``ir_version``,
-        ``max_abs_diff`` (onnxruntime vs float32 torch on a ``CHECK_SHAPE``
-        input), ``tolerance``, ``check_shape``, ``metadata``.
+        ``max_abs_diff`` (onnxruntime vs float32 torch on a random input of
+        ``check_shape``), ``tolerance``, ``check_shape``, ``metadata``.
 
     Raises:
         ExportError: bad arguments, export failure or a difference above the
@@ -95,12 +121,15 @@ def export_onnx(model: DSen2CR, output_path: str, provenance: Dict, fp16: bool =
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel / DataParallel
     reference = copy.deepcopy(model).float().cpu().eval()
     exported = copy.deepcopy(reference).half() if fp16 else reference
-    info = model_info_for(reference, provenance, name=name, version=version)
+    if architecture_of(reference.config()) == PIX2PIX and not 1 <= blend_overlap <= MAX_BLEND_OVERLAP:
+        raise ExportError(f"--blend-overlap {blend_overlap} px: choose 1 to {MAX_BLEND_OVERLAP} px")
+    info = model_info_for(reference, provenance, name=name, version=version, blend_overlap=blend_overlap)
     dtype = torch.float16 if fp16 else torch.float32
+    trace_shape, check_shape = _shapes(reference)
 
     with atomic_output(output_path, ExportError) as temporary:
         reporter.log(f"exporting {info.summary()}")
-        trace_input = torch.rand(_TRACE_SHAPE[0], reference.in_channels, *_TRACE_SHAPE[1:], dtype=dtype)
+        trace_input = torch.rand(trace_shape[0], reference.in_channels, *trace_shape[1:], dtype=dtype)
         try:
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
@@ -132,7 +161,7 @@ def export_onnx(model: DSen2CR, output_path: str, provenance: Dict, fp16: bool =
         reporter.set_progress(0.5)
         reporter.check_cancelled()
 
-        max_abs_diff = _max_difference(temporary, reference, dtype)
+        max_abs_diff = _max_difference(temporary, reference, dtype, check_shape)
         tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
         precision = "float16" if fp16 else "float32"
         if not max_abs_diff <= tolerance:  # also catches NaN
@@ -141,15 +170,15 @@ def export_onnx(model: DSen2CR, output_path: str, provenance: Dict, fp16: bool =
         reporter.set_progress(1.0)
 
     return {"path": str(output_path), "fp16": fp16, "opset": opset, "ir_version": int(proto.ir_version),
-            "max_abs_diff": max_abs_diff, "tolerance": tolerance, "check_shape": CHECK_SHAPE,
+            "max_abs_diff": max_abs_diff, "tolerance": tolerance, "check_shape": check_shape,
             "metadata": metadata}
 
 
-def _max_difference(onnx_path: str, reference: DSen2CR, dtype: torch.dtype) -> float:
-    """Max |onnxruntime - torch float32| over a random ``CHECK_SHAPE`` input in the network's input range."""
+def _max_difference(onnx_path: str, reference: nn.Module, dtype: torch.dtype, check_shape) -> float:
+    """Max |onnxruntime - torch float32| over a random ``check_shape`` (N, H, W) input in the network's input range."""
     import onnxruntime
 
-    batch, height, width = CHECK_SHAPE
+    batch, height, width = check_shape
     generator = torch.Generator().manual_seed(0)
     # Scaled inputs lie in [0, 5] (optical) and [0, 2] (SAR); [0, 2] covers the bulk of real values.
     sample = 2 * torch.rand(batch, reference.in_channels, height, width, generator=generator)
@@ -179,18 +208,22 @@ def _main(argv: Optional[list]) -> None:
     from training.checkpoint import load_checkpoint
 
     parser = argparse.ArgumentParser(prog="python -m training.export_onnx", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="DSen2-CR checkpoint (.pt or .safetensors)")
+    parser.add_argument("checkpoint", help="DSen2-CR or pix2pix checkpoint (.pt or .safetensors)")
     parser.add_argument("-o", "--output", required=True, help="ONNX file to write (.onnx)")
     parser.add_argument("--fp16", action="store_true", help="half-precision weights and input/output")
-    parser.add_argument("--name", default="DSen2-CR", help="model name stored in the metadata")
+    parser.add_argument("--name", help="model name stored in the metadata (default: DSen2-CR or pix2pix)")
     parser.add_argument("--version", default="1.0", help="model version stored in the metadata")
     parser.add_argument("--opset", type=int, default=17, help=f"ONNX opset (at most {MAX_OPSET})")
+    parser.add_argument("--blend-overlap", type=int, default=BLEND_OVERLAP,
+                        help=f"pix2pix only: px by which the plugin overlaps tiles and feathers them together "
+                             f"(default {BLEND_OVERLAP})")
     args = parser.parse_args(argv)
     model, provenance, _ = load_checkpoint(args.checkpoint)
     # disable=None: no bar when stderr is not a terminal, so logs and errors stay one line each.
     with tqdm(total=100, desc="export", unit="%", disable=None) as bar:
         report = export_onnx(model, args.output, provenance, fp16=args.fp16, opset=args.opset,
-                             name=args.name, version=args.version, reporter=tqdm_reporter(bar))
+                             name=args.name, version=args.version, reporter=tqdm_reporter(bar),
+                             blend_overlap=args.blend_overlap)
     print(describe_report(report))
 
 

@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from qgis_cloudremoval.core.bands import S1_BANDS, S2_BANDS
+from qgis_cloudremoval.core.model_info import DSEN2CR
 
+ARCHITECTURE = DSEN2CR
 OPTICAL_CHANNELS = len(S2_BANDS)
 SAR_CHANNELS = len(S1_BANDS)
 RESIDUAL_SCALE = 0.1
@@ -60,6 +62,11 @@ class DSen2CR(nn.Module):
         return self.head[0].in_channels
 
     @property
+    def tile_multiple(self) -> int:
+        """Input sides may be any size (the network keeps the resolution throughout)."""
+        return 1
+
+    @property
     def receptive_field_radius(self) -> int:
         """Pixels of context each output pixel sees on each side: one per 3x3 conv."""
         return 2 + 2 * self.num_blocks
@@ -69,5 +76,6 @@ class DSen2CR(nn.Module):
         return optical + self.tail(self.body(self.head(x)))
 
     def config(self) -> dict:
-        """Constructor arguments, stored in checkpoints so they rebuild the same network."""
-        return {"num_blocks": self.num_blocks, "num_features": self.num_features, "use_sar": self.use_sar}
+        """Constructor arguments and the architecture's name, stored in checkpoints to rebuild the same network."""
+        return {"architecture": ARCHITECTURE, "num_blocks": self.num_blocks, "num_features": self.num_features,
+                "use_sar": self.use_sar}

@@ -1,8 +1,14 @@
-"""Train DSen2-CR on SEN12MS-CR, in one process or under ``torchrun`` (any number of GPUs or nodes).
+"""Train DSen2-CR (or its pix2pix baseline) on SEN12MS-CR, in one process or under ``torchrun`` (any number of
+GPUs or nodes).
 
     python -m training.train --config training/configs/default.yaml --set data=/data/sen12mscr
     torchrun --nproc_per_node=4 -m training.train --config training/configs/default.yaml
     python -m training.train --config ... --resume runs/dsen2cr_carl/checkpoints/last.pt
+    python -m training.train --config training/configs/pix2pix.yaml --set data=/data/sen12mscr
+
+pix2pix (``--model pix2pix``) alternates one step of its PatchGAN discriminator and one of its U-Net
+generator (:mod:`training.pix2pix`); the discriminator and its optimizer travel in the same checkpoints,
+and its gradients are averaged over the processes like the generator's.
 
 Under torchrun, each process reads ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``
 from the environment and joins DistributedDataParallel (NCCL on GPUs, gloo on
@@ -28,13 +34,16 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from qgis_cloudremoval.core.model_info import DSEN2CR
 from qgis_cloudremoval.core.progress import CoreError
 
+from . import pix2pix
 from .checkpoint import CheckpointError, load_checkpoint, make_provenance, save_checkpoint
 from .config import ConfigError, TrainConfig, load_config
 from .datasets import DatasetError, collate, open_split
 from .losses import compute_loss
-from .model import DSen2CR
+from .model import OPTICAL_CHANNELS
+from .networks import ARCHITECTURES, architecture_of, build, describe
 
 
 class TrainError(CoreError):
@@ -92,6 +101,14 @@ class Distributed:
             value /= self.world_size
         return value
 
+    def average_gradients(self, module: torch.nn.Module) -> None:
+        """Average the gradients of ``module`` over all processes (for a module not wrapped in DDP)."""
+        if self.world_size > 1:
+            for parameter in module.parameters():
+                if parameter.grad is not None:
+                    dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+                    parameter.grad /= self.world_size
+
     def close(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -126,11 +143,18 @@ def set_rng_state(state: Dict) -> None:
 
 
 def architecture(config: TrainConfig) -> Dict:
-    return {"num_blocks": config.num_blocks, "num_features": config.num_features, "use_sar": config.use_sar}
+    """The ``model_config`` of the network ``config`` trains (what its checkpoints record)."""
+    if config.model == pix2pix.ARCHITECTURE:
+        return {"architecture": pix2pix.ARCHITECTURE, "unet_depth": config.unet_depth,
+                "num_features": config.num_features, "use_sar": config.use_sar}
+    return {"architecture": DSEN2CR, "num_blocks": config.num_blocks, "num_features": config.num_features,
+            "use_sar": config.use_sar}
 
 
-def _describe(arch: Dict) -> str:
-    return " ".join(f"{key}={value}" for key, value in arch.items())
+#: Training state a checkpoint must hold to be resumed, per architecture.
+RESUME_KEYS = {DSEN2CR: ("optimizer", "step", "epoch", "batch_in_epoch", "rng"),
+               pix2pix.ARCHITECTURE: ("optimizer", "discriminator", "discriminator_optimizer", "step", "epoch",
+                                      "batch_in_epoch", "rng")}
 
 
 def load_resume_state(path: str, config: TrainConfig) -> Dict:
@@ -139,11 +163,17 @@ def load_resume_state(path: str, config: TrainConfig) -> Dict:
         model, _, extra = load_checkpoint(path)
     except CheckpointError as exc:
         raise TrainError(f"Cannot resume: {exc}") from None
+    stored, wanted = architecture_of(model.config()), config.model
+    if stored != wanted:
+        raise TrainError(f"Cannot resume from {path}: it holds a {ARCHITECTURES[stored]} network, but this run "
+                         f"trains {ARCHITECTURES[wanted]}; resume it with --model {stored} (model: {stored} in the "
+                         "config), or start a new run without --resume")
     if model.config() != architecture(config):
-        raise TrainError(f"Cannot resume from {path}: it holds a network with {_describe(model.config())}, but this "
-                         f"run is configured with {_describe(architecture(config))}; resume with the same "
-                         "architecture (--set num_blocks=... num_features=..., --no-sar) or start a new run")
-    missing = [key for key in ("optimizer", "step", "epoch", "batch_in_epoch", "rng") if key not in extra]
+        raise TrainError(f"Cannot resume from {path}: it holds a network with {describe(model.config())}, but this "
+                         f"run is configured with {describe(architecture(config))}; resume with the same "
+                         "architecture (--set num_blocks=... num_features=... unet_depth=..., --no-sar) or start a "
+                         "new run")
+    missing = [key for key in RESUME_KEYS[wanted] if key not in extra]
     if missing:
         raise TrainError(f"Cannot resume from {path}: it holds weights but no training state "
                          f"({', '.join(missing)} missing); resume only from checkpoints written by training.train")
@@ -155,6 +185,8 @@ def load_resume_state(path: str, config: TrainConfig) -> Dict:
 class Trainer:
     def __init__(self, config: TrainConfig, resume: Optional[str] = None) -> None:
         self.config = config
+        # A checkpoint that cannot be resumed is refused before any data is opened.
+        resume_state = load_resume_state(resume, config) if resume else None
         self.env = Distributed(config.device)
         if config.batch_size % self.env.world_size:
             raise TrainError(f"batch_size {config.batch_size} is not divisible by the {self.env.world_size} "
@@ -191,14 +223,30 @@ class Trainer:
         self.loader = DataLoader(self.train_set, batch_size=self.per_rank_batch, sampler=self.sampler,
                                  collate_fn=collate, num_workers=config.num_workers, drop_last=True,
                                  pin_memory=self.env.device.type == "cuda",
-                                 persistent_workers=False)
+                                 persistent_workers=False,
+                                 # Its own generator: a new epoch's iterator then draws its worker seed from
+                                 # there, not from torch's global RNG, which pix2pix's dropout uses and which a
+                                 # resume must find exactly where the run left it.
+                                 generator=torch.Generator().manual_seed(config.seed))
 
-        self.model = DSen2CR(config.num_blocks, config.num_features, config.use_sar).to(self.env.device)
-        self.optimizer = torch.optim.NAdam(self.model.parameters(), lr=config.learning_rate)
+        self.model = build(architecture(config))
+        self.discriminator: Optional[pix2pix.PatchDiscriminator] = None
+        if config.model == pix2pix.ARCHITECTURE:
+            self.discriminator = pix2pix.PatchDiscriminator(self.model.in_channels + OPTICAL_CHANNELS)
+            for network in (self.model, self.discriminator):
+                pix2pix.init_weights(network)
+            self.discriminator.to(self.env.device)
+            # Isola et al.: Adam with beta1 0.5 for both networks.
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
+            self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.learning_rate,
+                                                            betas=(0.5, 0.999))
+        else:
+            self.optimizer = torch.optim.NAdam(self.model.parameters(), lr=config.learning_rate)
+        self.model.to(self.env.device)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.last_checkpoint: Optional[Path] = None
-        if resume:
-            self._resume(resume)
+        if resume_state is not None:
+            self._resume(resume, resume_state)
         self.network = (DistributedDataParallel(self.model, device_ids=[self.env.local_rank]
                                                 if self.env.device.type == "cuda" else None)
                         if self.env.world_size > 1 else self.model)
@@ -207,10 +255,12 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
 
-    def _resume(self, path: str) -> None:
-        state = load_resume_state(path, self.config)
+    def _resume(self, path: str, state: Dict) -> None:
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
         self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), \
             int(state["batch_in_epoch"])
         if (state.get("world_size"), state.get("batch_size")) != (self.env.world_size, self.config.batch_size):
@@ -228,7 +278,10 @@ class Trainer:
             provenance = make_provenance(
                 loss=self.config.loss, training_data=f"SEN12MS-CR ({self.config.data})",
                 description=f"training.train step {self.step}, epoch {self.epoch}")
-            save_checkpoint(str(path), self.model, provenance, optimizer=self.optimizer.state_dict(),
+            gan = ({} if self.discriminator is None else
+                   {"discriminator": self.discriminator.state_dict(),
+                    "discriminator_optimizer": self.discriminator_optimizer.state_dict()})
+            save_checkpoint(str(path), self.model, provenance, optimizer=self.optimizer.state_dict(), **gan,
                             step=self.step, epoch=self.epoch, batch_in_epoch=self.batch_in_epoch,
                             world_size=self.env.world_size, batch_size=self.config.batch_size,
                             config=self.config.to_dict(), rng=rng_state())
@@ -241,14 +294,17 @@ class Trainer:
             for old in range(self.epoch - keep, 0, -1):
                 (self.checkpoint_dir / f"epoch_{old}.pt").unlink(missing_ok=True)
 
-    def _stop_on_bad_loss(self, loss_value: float) -> None:
+    def _stop_on_bad_loss(self, loss_value: float, what: str = "loss") -> None:
         where = (f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
                  else "; no checkpoint was written yet")
-        raise TrainError(f"The loss became {loss_value} at step {self.step + 1} (epoch {self.epoch}); stopped "
+        raise TrainError(f"The {what} became {loss_value} at step {self.step + 1} (epoch {self.epoch}); stopped "
                          f"before updating the weights{where}. Lower learning_rate or check the data")
 
-    def train_step(self, batch: Dict[str, torch.Tensor]) -> float:
+    def train_step(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """One optimiser step; the losses of the batch (averaged over the processes) by name."""
         batch = {k: v.to(self.env.device, non_blocking=True) for k, v in batch.items()}
+        if self.discriminator is not None:
+            return self._gan_step(batch)
         with torch.autocast(self.env.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             prediction = self.network(batch["input"])
         loss = compute_loss(self.config.loss, prediction.float(), batch, self.config.carl_lambda)
@@ -258,7 +314,37 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return loss_value
+        return {self.config.loss: loss_value}
+
+    def _gan_step(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """pix2pix: a discriminator step on real and generated pairs, then a generator step against it."""
+        condition, target = batch["input"], batch["target"]
+        autocast = dict(device_type=self.env.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
+        with torch.autocast(**autocast):
+            fake = self.network(condition)
+            real_logits = self.discriminator(condition, target)
+            fake_logits = self.discriminator(condition, fake.detach())
+        fake = fake.float()
+        discriminator_loss = pix2pix.discriminator_loss(real_logits.float(), fake_logits.float())
+        value = float(self.env.mean(discriminator_loss.detach()))
+        if not math.isfinite(value):
+            self._stop_on_bad_loss(value, "discriminator loss")
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        discriminator_loss.backward()
+        self.env.average_gradients(self.discriminator)
+        self.discriminator_optimizer.step()
+
+        with torch.autocast(**autocast):
+            fooled_logits = self.discriminator(condition, fake)
+        losses = pix2pix.generator_loss(fooled_logits.float(), fake, target, self.config.l1_weight)
+        values = self.env.mean(torch.stack([losses["total"], losses["gan"], losses["l1"]]).detach())
+        if not math.isfinite(float(values[0])):
+            self._stop_on_bad_loss(float(values[0]), "generator loss")
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()  # also reaches the discriminator's gradients, cleared before its next step
+        self.optimizer.step()
+        return {self.config.loss: float(values[0]), "gan": float(values[1]), "l1": float(values[2]),
+                "discriminator": value}
 
     def run(self) -> None:
         """Train until ``epochs`` or ``max_steps``; checkpoint, validate and log on the way."""
@@ -277,10 +363,10 @@ class Trainer:
                 self.sampler.skip_batches = self.batch_in_epoch
                 self.train_set.set_epoch(self.epoch)
                 for batch in self.loader:
-                    loss_value = self.train_step(batch)
+                    losses = self.train_step(batch)
                     self.step, self.batch_in_epoch, steps_done = self.step + 1, self.batch_in_epoch + 1, steps_done + 1
                     if bar is not None:
-                        self._log(bar, loss_value, steps_done * config.batch_size / (time.perf_counter() - started))
+                        self._log(bar, losses, steps_done * config.batch_size / (time.perf_counter() - started))
                     end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
                     self._after_step(end_of_epoch, total_steps)
                     if end_of_epoch or self.step >= total_steps:
@@ -289,16 +375,19 @@ class Trainer:
             if bar is not None:
                 bar.close()
         if config.debug_save_rank_params:
-            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            networks = {"": self.model, "discriminator.": self.discriminator}
+            torch.save({prefix + key: value.detach().cpu() for prefix, network in networks.items()
+                        if network is not None for key, value in network.named_parameters()},
                        self.out_dir / f"rank{self.env.rank}_params.pt")
         if self.writer is not None:
             self.writer.close()
 
-    def _log(self, bar, loss_value: float, samples_per_second: float) -> None:
-        bar.set_postfix(loss=f"{loss_value:.4f}", samples_per_s=f"{samples_per_second:.1f}")
+    def _log(self, bar, losses: Dict[str, float], samples_per_second: float) -> None:
+        bar.set_postfix(loss=f"{losses[self.config.loss]:.4f}", samples_per_s=f"{samples_per_second:.1f}")
         bar.update(1)
         if self.step % self.config.log_every_steps == 0 or self.step == 1:
-            self.writer.add_scalar(f"train/loss_{self.config.loss}", loss_value, self.step)
+            for name, value in losses.items():
+                self.writer.add_scalar(f"train/loss_{name}", value, self.step)
             self.writer.add_scalar("train/samples_per_s", samples_per_second, self.step)
 
     def _after_step(self, end_of_epoch: bool, total_steps: int) -> None:
@@ -342,7 +431,9 @@ class Trainer:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", help="YAML file (training/configs/default.yaml holds the paper's values)")
+    parser.add_argument("--config", help="YAML file (training/configs/default.yaml holds the paper's values, "
+                        "training/configs/pix2pix.yaml its pix2pix baseline's)")
+    parser.add_argument("--model", help=f"architecture: {' or '.join(ARCHITECTURES)} (overrides the config)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key; repeatable")
     parser.add_argument("--loss", choices=("target", "carl"), help="L_T or L_CARL (overrides the config)")
@@ -355,6 +446,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = list(args.set)
+    if args.model:
+        overrides.append(f"model={args.model}")
     if args.loss:
         overrides.append(f"loss={args.loss}")
     if args.no_sar:

@@ -6,7 +6,10 @@ Sentinel-1 when the model uses SAR) tile by tile:
 * preprocessing comes only from the model's metadata (:mod:`.model_info`,
   :mod:`.scaling`);
 * tiles overlap by the receptive-field radius and only their cores are
-  written (:mod:`.tiling`), so the output equals one whole-image run;
+  written (:mod:`.tiling`), so the output equals one whole-image run; for a
+  model whose receptive field spans the tile (pix2pix's U-Net, metadata
+  ``blend_overlap`` > 0) tiles overlap by that many px and are feathered
+  together (:mod:`.blending`): close to a whole-image run, not equal;
 * a background thread reads and warps the next tiles while the network runs,
   and another writes finished cores, each through a bounded queue;
 * the output is written under a temporary name and renamed at the end
@@ -44,10 +47,10 @@ from typing import List, Optional
 import numpy as np
 from osgeo import gdal
 
-from . import cloudmask, detectors, inputs, runtime, scaling, tiling, winograd
+from . import blending, cloudmask, detectors, inputs, runtime, scaling, tiling, winograd
 from .bands import DN_PER_REFLECTANCE
 from .cloudmask import MASK_CATEGORIES, MASK_NO_S1, MASK_NODATA
-from .model_info import ModelInfo, read_model_info
+from .model_info import ARCHITECTURE_LABELS, ModelInfo, read_model_info
 from .progress import SILENT, CoreError, Reporter
 from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
 from .gdal_io import files_behind
@@ -108,8 +111,11 @@ def _option_problems(request: RemovalRequest, info: ModelInfo, kind: str, winogr
         problems.append(f"Unknown output type '{request.output_type}'; use one of {', '.join(OUTPUT_TYPES)}")
     if request.device not in DEVICES:
         problems.append(f"Unknown device '{request.device}'; use one of {', '.join(DEVICES)}")
-    tile_problem = tiling.tile_size_problem(request.tile_size, kind, _margin(request, info), info.num_features,
-                                            info.input_channels, winograd_layers)
+    if info.blended:
+        tile_problem = blending.tile_size_problem(request.tile_size, kind, info)
+    else:
+        tile_problem = tiling.tile_size_problem(request.tile_size, kind, _margin(request, info), info.num_features,
+                                                info.input_channels, winograd_layers)
     if tile_problem:
         problems.append(tile_problem)
     if info.uses_sar and not request.s1_path:
@@ -159,23 +165,32 @@ def check_request(request: RemovalRequest) -> List[str]:
 
 
 def _margin(request: RemovalRequest, info: ModelInfo) -> int:
-    """Context each written pixel needs: the receptive field, or the mask's halo and feather."""
-    if request.keep_clear or request.mask_path:
-        return max(info.receptive_field_radius, cloudmask.MASK_HALO + FEATHER_PX)
-    return info.receptive_field_radius
+    """Context each written pixel needs around its core: the receptive field (not for a blended model, whose
+    network windows overlap instead), or the mask's halo and feather."""
+    mask_context = cloudmask.MASK_HALO + FEATHER_PX if request.keep_clear or request.mask_path else 0
+    return mask_context if info.blended else max(info.receptive_field_radius, mask_context)
 
 
-def _network_input(window, info: ModelInfo) -> np.ndarray:
-    optical = scaling.optical_to_model(window.s2_dn, info)
-    optical[:, ~window.s2_valid] = 0.0
-    if not info.uses_sar:
-        return optical
-    sar = scaling.sar_to_model(window.s1_db, info)
-    missing = ~np.isfinite(sar).all(axis=0)
-    if window.s1_valid is not None:
-        missing |= ~window.s1_valid
-    sar[:, missing] = 0.0  # the lower clip bound: "no backscatter"
-    return np.concatenate([optical, sar], axis=0)
+def _plan(request: RemovalRequest, info: ModelInfo, scene, tile_size: int) -> List[tiling.Tile]:
+    if info.blended:
+        return blending.plan_tiles(scene.width, scene.height, tile_size, info.blend_overlap, _margin(request, info))
+    return tiling.plan_tiles(scene.width, scene.height, tile_size, _margin(request, info), BLOCK_SIZE)
+
+
+def _network_input(window, info: ModelInfo, tile: tiling.Tile) -> np.ndarray:
+    """``(C, h, w)`` network input over ``tile.network``, padded up to the model's tile multiple."""
+    inside = (slice(None),) + tile.network_in_read
+    valid = window.s2_valid[tile.network_in_read]
+    optical = scaling.optical_to_model(window.s2_dn[inside], info)
+    optical[:, ~valid] = 0.0
+    if info.uses_sar:
+        sar = scaling.sar_to_model(window.s1_db[inside], info)
+        missing = ~np.isfinite(sar).all(axis=0)
+        if window.s1_valid is not None:
+            missing |= ~window.s1_valid[tile.network_in_read]
+        sar[:, missing] = 0.0  # the lower clip bound: "no backscatter"
+        optical = np.concatenate([optical, sar], axis=0)
+    return blending.pad_to(optical, blending.padded_shape(tile.network, info.tile_multiple))
 
 
 def _feather_weight(cloud_or_shadow: np.ndarray) -> np.ndarray:
@@ -208,19 +223,22 @@ class _Run:
             window = scene.read(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
             item = _Prepared(tile, None, window.s2_dn if detector else None, window.s2_valid,
                              window.s1_valid if info.uses_sar else None)
-            item.needs_network = bool(window.s2_valid[tile.core_in_read].any())
+            # A blended tile also serves its neighbours' cores where their windows overlap, so it runs
+            # wherever its network window needs a prediction (every tile covering such a pixel runs).
+            serves = tile.network_in_read if info.blended else tile.core_in_read
+            item.needs_network = bool(window.s2_valid[serves].any())
             if detector is not None:
                 item.mask = detector.window_mask(scene, tile.read, window.s2_dn, window.s2_valid)
             if self.request.keep_clear:
                 item.weight = _feather_weight(cloudmask.binary_cloud_shadow(item.mask))
-                item.needs_network &= bool(item.weight[tile.core_in_read].any())
+                item.needs_network &= bool(item.weight[serves].any())
             if item.needs_network:  # prepared only for the tiles the network runs on
-                item.network_input = _network_input(window, info)
+                item.network_input = _network_input(window, info, tile)
             prepared.append(item)
         return prepared
 
     def finish_tile(self, item: _Prepared, prediction: Optional[np.ndarray], info: ModelInfo):
-        """Output (and mask) arrays of one tile core, from the network's ``(13, h, w)`` prediction.
+        """Output (and mask) arrays of one tile core, from the network's ``(13, core h, core w)`` prediction.
 
         ``prediction`` is None where the network did not run: the core is nodata, or keeps its input.
         Runs in the write thread, one tile at a time (it updates the pixel counts).
@@ -235,10 +253,10 @@ class _Run:
                 output_dn = np.zeros((info.output_channels, item.tile.core.height, item.tile.core.width),
                                      np.float32)
         else:
-            predicted_dn = scaling.model_to_dn(prediction, info)
+            output_dn = scaling.model_to_dn(prediction, info)
             if self.request.keep_clear:
-                predicted_dn = item.weight * predicted_dn + (1.0 - item.weight) * item.s2_dn
-            output_dn = predicted_dn[:, rows, columns]
+                weight = item.weight[rows, columns]
+                output_dn = weight * output_dn + (1.0 - weight) * item.s2_dn[:, rows, columns]
         if self.request.output_type == "uint16":
             output = np.clip(np.rint(output_dn), *UINT16_VALID_RANGE).astype(np.uint16)
             output[:, ~valid] = 0
@@ -342,17 +360,27 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
             and not winograd.available()):
         reporter.log(winograd.MISSING_HINT)
     margin = _margin(request, info)
-    tile_size = request.tile_size or tiling.auto_tile_size(kind, margin, info.num_features, info.input_channels,
-                                                           BLOCK_SIZE, winograd=session.winograd_layers > 0)
+    if info.blended:
+        tile_size = request.tile_size or blending.auto_tile_size(kind, info)
+    else:
+        tile_size = request.tile_size or tiling.auto_tile_size(kind, margin, info.num_features, info.input_channels,
+                                                               BLOCK_SIZE, winograd=session.winograd_layers > 0)
     batch_size = tiling.auto_batch_size(tile_size, kind, info.num_features, info.input_channels)
     with _bounded_gdal_cache(), inputs.open_scene(request, info, reporter) as scene:
         for message in scene.warnings:
             run.warn(message)
-        tiles = tiling.plan_tiles(scene.width, scene.height, tile_size, margin, BLOCK_SIZE)
+        tiles = _plan(request, info, scene, tile_size)
         plural = "s" if len(tiles) > 1 else ""
-        reporter.log(f"{scene.width} x {scene.height} px in {len(tiles)} tile{plural} of up to {tile_size} px "
-                     f"(margin {margin} px, {100 * tiling.margin_share(tiles):.0f}% of the computation), "
-                     f"batches of {batch_size}")
+        if info.blended:
+            reporter.log(f"{scene.width} x {scene.height} px in {len(tiles)} tile{plural} of up to {tile_size} px "
+                         f"overlapping by at least {info.blend_overlap} px and feathered together (this "
+                         f"{ARCHITECTURE_LABELS.get(info.architecture, info.architecture)} model sees its whole "
+                         "tile, so tiles come close to one whole-image run but do not equal it), "
+                         f"batches of {batch_size}")
+        else:
+            reporter.log(f"{scene.width} x {scene.height} px in {len(tiles)} tile{plural} of up to {tile_size} px "
+                         f"(margin {margin} px, {100 * tiling.margin_share(tiles):.0f}% of the computation), "
+                         f"batches of {batch_size}")
         detector = None
         if request.keep_clear or request.mask_path:
             detector = detectors.choose_detector(request.detector, request.cloud_threshold, request.device, reporter,
@@ -393,14 +421,17 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
                          megapixels / seconds, s1_missing_fraction, run.warnings, info, run.network_tiles)
 
 
-def _run_network(session, stacked: np.ndarray, items: List[_Prepared], tile_size: int, margin: int) -> np.ndarray:
-    """The network's output for a batch; out of memory and non-finite output become :class:`CoreError`."""
+def _run_network(session, stacked: np.ndarray, items: List[_Prepared], tile_size: int, smallest: int) -> np.ndarray:
+    """The network's output for a batch; out of memory and non-finite output become :class:`CoreError`.
+
+    ``smallest``: the smallest tile side the model takes (the advice on running out of memory).
+    """
     name = os.path.basename(session.path)
     try:
         predictions = session.run(stacked)
     except runtime.OutOfMemory as exc:
-        smaller = tile_size // 2 // tiling.TILE_ALIGN * tiling.TILE_ALIGN
-        advice = (f"set the tile size to {smaller} px or less" if smaller >= tiling.min_tile_size(margin) else
+        smaller = max(tile_size // 2 // tiling.TILE_ALIGN * tiling.TILE_ALIGN, smallest)
+        advice = (f"set the tile size to {smaller} px or less" if smaller < tile_size else
                   "close other programs or use a machine with more memory (the tiles are already small)")
         raise CoreError(f"Out of memory running {name} on {session.provider} with {len(items)} tile(s) of "
                         f"{stacked.shape[3]} x {stacked.shape[2]} px ({exc}); {advice}") from None
@@ -414,8 +445,13 @@ def _run_network(session, stacked: np.ndarray, items: List[_Prepared], tile_size
 def _process(run: _Run, scene, session, info, tiles, batch_size, detector, output, mask) -> None:
     """The read -> network -> write pipeline over all tiles."""
     batches = tiling.group_by_shape(tiles, batch_size)
-    tile_size = max(max(tile.read.width, tile.read.height) for tile in tiles)
-    margin = _margin(run.request, info)
+    tile_size = max(max(tile.network.width, tile.network.height) for tile in tiles)
+    if info.blended:
+        smallest = blending.smallest_tile(info)
+        blender = blending.FeatherBlender(tiles, scene.width, scene.height, info.output_channels, info.blend_overlap)
+    else:
+        smallest = tiling.min_tile_size(_margin(run.request, info))
+        blender = None
     total_pixels = sum(tile.core.area for tile in tiles)
     done_pixels = 0
     first = detectors.STATISTICS_SHARE if detector is not None and detector.needs_statistics else 0.0
@@ -451,9 +487,20 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, detector, outpu
             predictions = {}
             if to_run:
                 stacked = np.stack([item.network_input for item in to_run])
-                outputs = _run_network(session, stacked, to_run, tile_size, margin)
-                predictions = dict(zip((id(item) for item in to_run), outputs))
+                outputs = _run_network(session, stacked, to_run, tile_size, smallest)
+                for item, output_window in zip(to_run, outputs):
+                    network = item.tile.network
+                    output_window = output_window[:, :network.height, :network.width]  # without the padding
+                    if blender is not None:
+                        blender.add(item.tile, output_window)
+                    else:
+                        predictions[id(item)] = output_window[(slice(None),) + item.tile.core_in_read]
                 del stacked, outputs
+            if blender is not None:
+                for item in prepared:
+                    core = blender.take(item.tile)  # every tile's, so the blender frees what it holds for it
+                    if item.needs_network:
+                        predictions[id(item)] = core
             for item in prepared:
                 item.network_input = None  # memory stays at a few tiles' worth
             for item in prepared:

@@ -1,9 +1,13 @@
-"""What a DSen2-CR ONNX model says about itself.
+"""What a cloud-removal ONNX model (DSen2-CR, or its pix2pix baseline) says about itself.
 
 ``training.export_onnx`` stores a :class:`ModelInfo` in the ONNX file's
 ``metadata_props``; the engine and the plugin read it back with
 :func:`read_model_info`. Every preprocessing fact (band list, scales, SAR
-clip ranges, receptive field) therefore travels with the weights.
+clip ranges, receptive field) therefore travels with the weights, and so does
+what tiling needs: the multiple a tile side must be, and whether tiles can
+agree exactly with a whole-image run (DSen2-CR) or must overlap and be
+feathered together (pix2pix's U-Net, whose receptive field spans its input).
+Models exported before these keys existed are DSen2-CR.
 """
 
 import json
@@ -19,6 +23,11 @@ from .progress import CoreError, first_line
 #: Written into every model; a file without it is not a DSen2-CR export.
 FORMAT_KEY = "dsen2cr_format"
 FORMAT_VERSION = "1"
+#: The architectures' names, as checkpoints and metadata store them.
+DSEN2CR = "dsen2cr"
+PIX2PIX = "pix2pix"
+#: Name -> what users read.
+ARCHITECTURE_LABELS = {DSEN2CR: "DSen2-CR", PIX2PIX: "pix2pix"}
 
 
 class ModelInfoError(CoreError, ValueError):
@@ -43,10 +52,19 @@ class ModelInfo:
     sar_clip_db: Dict[str, Tuple[float, float]] = field(
         default_factory=lambda: {k: tuple(v) for k, v in bands.SAR_CLIP_DB.items()})
     sar_scale_max: float = bands.SAR_SCALE_MAX
+    #: ``dsen2cr`` or ``pix2pix`` (:data:`ARCHITECTURE_LABELS`).
+    architecture: str = DSEN2CR
     #: Pixels beyond which an output pixel no longer depends on the input.
     receptive_field_radius: int = 34
+    #: DSen2-CR: residual blocks; pix2pix: U-Net levels.
     num_blocks: int = 16
+    #: DSen2-CR: feature maps; pix2pix: feature maps of the U-Net's first level.
     num_features: int = 256
+    #: Tile sides (the network's input height and width) must be multiples of this (U-Net: 2 ** levels).
+    tile_multiple: int = 1
+    #: 0: tiles overlap by ``receptive_field_radius`` and agree exactly with a whole-image run. More:
+    #: the receptive field spans the tile, so tiles overlap by this many px and are feathered together.
+    blend_overlap: int = 0
     #: Provenance.
     loss: str = "unknown"
     training_data: str = "unknown"
@@ -59,6 +77,11 @@ class ModelInfo:
     @property
     def uses_sar(self) -> bool:
         return bool(self.sar_bands)
+
+    @property
+    def blended(self) -> bool:
+        """Whether tiles are feathered together (close to, not equal to, a whole-image run)."""
+        return self.blend_overlap > 0
 
     @property
     def input_channels(self) -> int:
@@ -127,6 +150,10 @@ class ModelInfo:
         if not 0 <= self.receptive_field_radius <= MAX_RECEPTIVE_FIELD:
             problems.append(f"metadata 'receptive_field_radius' must be 0 to {MAX_RECEPTIVE_FIELD} px, "
                             f"not {self.receptive_field_radius}")
+        if not 1 <= self.tile_multiple <= MAX_TILE_MULTIPLE:
+            problems.append(f"metadata 'tile_multiple' must be 1 to {MAX_TILE_MULTIPLE} px, not {self.tile_multiple}")
+        if not 0 <= self.blend_overlap <= MAX_BLEND_OVERLAP:
+            problems.append(f"metadata 'blend_overlap' must be 0 to {MAX_BLEND_OVERLAP} px, not {self.blend_overlap}")
         if self.num_blocks < 0 or self.num_features < 1:
             problems.append(f"metadata 'num_blocks' ({self.num_blocks}) must be 0 or more and 'num_features' "
                             f"({self.num_features}) 1 or more")
@@ -135,8 +162,16 @@ class ModelInfo:
     def summary(self) -> str:
         """One line for logs: name, inputs and provenance."""
         sar = "optical + SAR (" + ", ".join(self.sar_bands) + ")" if self.uses_sar else "optical only"
-        text = (f"{self.name} {self.version}: {sar}, {self.num_blocks} blocks x {self.num_features} "
-                f"features, receptive field {self.receptive_field_radius} px; loss {self.loss}; "
+        if self.architecture == PIX2PIX:
+            network = f"pix2pix U-Net of {self.num_blocks} levels from {self.num_features} features"
+        else:
+            network = f"{self.num_blocks} blocks x {self.num_features} features"
+        if self.blended:
+            tiling = (f"tiles of multiples of {self.tile_multiple} px, overlapping by {self.blend_overlap} px "
+                      "and feathered together")
+        else:
+            tiling = f"receptive field {self.receptive_field_radius} px"
+        text = (f"{self.name} {self.version}: {sar}, {network}, {tiling}; loss {self.loss}; "
                 f"trained on {self.training_data}")
         if self.source_checkpoint:
             text += f"; from {self.source_checkpoint}"
@@ -145,14 +180,19 @@ class ModelInfo:
         return text
 
 
-#: Largest receptive-field radius a model may declare, px (DSen2-CR's full network: 34).
+#: Largest receptive-field radius a model may declare, px (DSen2-CR's full network: 34; pix2pix: 511).
 MAX_RECEPTIVE_FIELD = 1024
+#: Largest tile multiple a model may declare, px (pix2pix: 256).
+MAX_TILE_MULTIPLE = 1024
+#: Largest blend overlap a model may declare, px (pix2pix: 64).
+MAX_BLEND_OVERLAP = 1024
 #: The JSON type each metadata key must have: "int", "number", "bool", "text", "range" (two numbers),
 #: "texts" (a list of text) or "ranges" (a mapping of text to ranges).
 _EXPECTED = {
     "name": "text", "version": "text", "optical_bands": "texts", "sar_bands": "texts", "optical_clip_dn": "range",
     "optical_scale": "number", "sar_clip_db": "ranges", "sar_scale_max": "number", "receptive_field_radius": "int",
-    "num_blocks": "int", "num_features": "int", "loss": "text", "training_data": "text", "created": "text",
+    "num_blocks": "int", "num_features": "int", "architecture": "text", "tile_multiple": "int",
+    "blend_overlap": "int", "loss": "text", "training_data": "text", "created": "text",
     "source_checkpoint": "text", "demo": "bool", "description": "text",
 }
 

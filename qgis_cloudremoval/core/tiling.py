@@ -53,10 +53,22 @@ class Window:
 
 @dataclass(frozen=True)
 class Tile:
-    """One network run: read ``read`` (scene pixels), write ``core`` (scene pixels)."""
+    """One network run: read ``read`` (scene pixels), run the network on ``network`` (within ``read``;
+    the same window unless the tile is blended, :mod:`.blending`), write ``core`` (scene pixels)."""
 
     read: Window
     core: Window
+    network: Optional[Window] = None
+
+    def __post_init__(self) -> None:
+        if self.network is None:
+            object.__setattr__(self, "network", self.read)
+
+    @property
+    def network_in_read(self) -> Tuple[slice, slice]:
+        """(row slice, column slice) of the network window inside an array of the read window."""
+        top, left = self.network.y - self.read.y, self.network.x - self.read.x
+        return slice(top, top + self.network.height), slice(left, left + self.network.width)
 
     @property
     def core_in_read(self) -> Tuple[slice, slice]:
@@ -123,14 +135,14 @@ def margin_share(tiles: List[Tile]) -> float:
 
 
 def group_by_shape(tiles: List[Tile], batch_size: int) -> List[List[Tile]]:
-    """Batches of at most ``batch_size`` tiles whose read windows share one shape.
+    """Batches of at most ``batch_size`` tiles whose network windows share one shape.
 
     Order within a shape follows the scene's row-major order, so reading
     stays roughly sequential.
     """
     by_shape: Dict[Tuple[int, int], List[Tile]] = {}
     for tile in tiles:
-        by_shape.setdefault((tile.read.height, tile.read.width), []).append(tile)
+        by_shape.setdefault((tile.network.height, tile.network.width), []).append(tile)
     batches = []
     for group in by_shape.values():
         batches.extend(group[i:i + batch_size] for i in range(0, len(group), batch_size))
