@@ -7,7 +7,7 @@ keep each torchrun launch to a few seconds.
 """
 
 import os
-import socket
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +20,7 @@ from osgeo import gdal, osr
 from qgis_cloudremoval.core import blending, engine
 from qgis_cloudremoval.core.model_info import read_model_info
 from qgis_cloudremoval.core.request import RemovalRequest
+from torchrun_runs import free_port, torchrun
 from sen12mscr_release import _smooth_field, make_release
 from training import evaluate as ev
 from training import pix2pix, train
@@ -27,7 +28,6 @@ from training.checkpoint import load_checkpoint
 from training.reformat import main as reformat_main
 
 REPO = Path(__file__).resolve().parents[1]
-TORCHRUN = Path(sys.executable).with_name("torchrun")
 TINY = ["unet_depth=4", "num_features=8", "crop=32", "batch_size=2", "num_workers=0", "val_patches=1",
         "log_every_steps=1", "max_steps=5", "checkpoint_every_steps=2", "debug_save_rank_params=true"]
 
@@ -37,19 +37,6 @@ def _settings(data: Path, out_dir: Path, *extra: str):
     for item in TINY + [f"data={data}", f"out_dir={out_dir}", *extra]:
         args += ["--set", item]
     return args
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _torchrun(args, timeout=180):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    command = [str(TORCHRUN), "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-               "-m", "training.train", *args]
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +52,19 @@ def dataset(tmp_path_factory) -> Path:
 def uninterrupted(dataset, tmp_path_factory) -> Path:
     """5 steps on 2 processes: 3 steps per epoch (6 training patches, 2 ranks x 1), so it crosses an epoch."""
     out_dir = tmp_path_factory.mktemp("pix2pix_full")
-    result = _torchrun(_settings(dataset, out_dir))
+    result = torchrun(_settings(dataset, out_dir))
     assert result.returncode == 0, result.stderr[-3000:]
     return out_dir
+
+
+@pytest.fixture(scope="module")
+def dsen2cr_checkpoint(dataset, tmp_path_factory) -> Path:
+    """A tiny DSen2-CR trained one step on the same data, to compare with and to resume the wrong way."""
+    out_dir = tmp_path_factory.mktemp("dsen2cr_run")
+    assert train.main(["--set", f"data={dataset}", "--set", f"out_dir={out_dir}", "--set", "num_blocks=1",
+                       "--set", "num_features=8", "--set", "crop=32", "--set", "batch_size=2", "--set",
+                       "num_workers=0", "--set", "max_steps=1", "--device", "cpu"]) == 0
+    return out_dir / "checkpoints" / "last.pt"
 
 
 def _params(path: Path):
@@ -103,10 +100,10 @@ def test_two_ranks_train_both_networks_identically_and_log_every_loss(uninterrup
 
 def test_killed_and_resumed_run_ends_with_the_same_generator_and_discriminator(dataset, uninterrupted, tmp_path):
     settings = _settings(dataset, tmp_path)
-    killed = _torchrun(settings + ["--set", "debug_kill_after_step=2"])
+    killed = torchrun(settings + ["--set", "debug_kill_after_step=2"])
     assert killed.returncode != 0
     assert not (tmp_path / "rank0_params.pt").exists()
-    resumed = _torchrun(settings + ["--resume", str(tmp_path / "checkpoints" / "last.pt")])
+    resumed = torchrun(settings + ["--resume", str(tmp_path / "checkpoints" / "last.pt")])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     expected = _params(uninterrupted / "rank0_params.pt")
     for rank in (0, 1):
@@ -116,14 +113,10 @@ def test_killed_and_resumed_run_ends_with_the_same_generator_and_discriminator(d
             assert torch.equal(got[key], expected[key]), (rank, key)
 
 
-def test_evaluate_prints_pix2pix_beside_dsen2cr_on_the_official_split(dataset, uninterrupted, tmp_path, capsys):
-    dsen2cr = tmp_path / "dsen2cr"
-    assert train.main(["--set", f"data={dataset}", "--set", f"out_dir={dsen2cr}", "--set", "num_blocks=1",
-                       "--set", "num_features=8", "--set", "crop=32", "--set", "batch_size=2", "--set",
-                       "num_workers=0", "--set", "max_steps=1", "--device", "cpu"]) == 0
-    capsys.readouterr()
+def test_evaluate_prints_pix2pix_beside_dsen2cr_on_the_official_split(
+        dataset, uninterrupted, dsen2cr_checkpoint, capsys):
     checkpoint = uninterrupted / "checkpoints" / "last.pt"
-    assert ev.main([str(checkpoint), str(dsen2cr / "checkpoints" / "last.pt"), "--data", str(dataset),
+    assert ev.main([str(checkpoint), str(dsen2cr_checkpoint), "--data", str(dataset),
                     "--label", "pix2pix tiny", "--label", "DSen2-CR tiny"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ")]
@@ -265,11 +258,11 @@ def test_keep_clear_runs_only_where_it_matters_and_equals_the_full_computation(e
     gdal.Translate(str(cloudy), s2_path)
     dataset = gdal.Open(str(cloudy), gdal.GA_Update)
     data = dataset.ReadAsArray()
-    data[:, 30:50, 20:40] = 7000  # one thick cloud in the first tile column
+    data[:, 30:50, 45:55] = 7000  # one thick cloud in the core of the second tile column (x 34..67)
     dataset.WriteArray(data)
     dataset = None
     given = np.zeros((100, 200), np.uint8)
-    given[30:50, 20:40] = 1  # the cloud, as a mask the user gives (no detector in the way)
+    given[30:50, 45:55] = 1  # the cloud, as a mask the user gives (no detector in the way)
     mask = _write(tmp_path / "given_mask.tif", given[None], gdal.GDT_Byte)
     runs = {}
     for name, keep_clear in (("kept", True), ("full", False)):
@@ -277,7 +270,8 @@ def test_keep_clear_runs_only_where_it_matters_and_equals_the_full_computation(e
                                                          s1_path, tile_size=64, keep_clear=keep_clear,
                                                          cloud_mask_path=str(mask), output_type="float32"))
     assert runs["kept"].tiles == 5 * 2
-    # Only the windows that reach the feathered cloud (x 12..47) ran: columns starting at 0 and 34, in both rows.
+    # The windows that reach the feathered cloud (x 37..62) ran: columns 0 and 34, in both rows. The first
+    # column runs although the cloud is outside its core (x 0..33): its window feeds the blend there.
     assert runs["kept"].network_tiles == 2 * 2
     kept = gdal.Open(runs["kept"].output_path).ReadAsArray() * 10000
     full = gdal.Open(runs["full"].output_path).ReadAsArray() * 10000
@@ -335,7 +329,8 @@ def test_tile_sizes_the_u_net_cannot_take_are_refused_with_the_multiple(exported
     assert blending.tile_size_problem(0, "cpu", read_model_info(str(exported))) is None
 
 
-def test_unknown_model_and_wrong_architecture_on_resume_are_explained(dataset, uninterrupted, tmp_path, capsys):
+def test_unknown_model_and_wrong_architecture_on_resume_are_explained(dataset, uninterrupted, dsen2cr_checkpoint,
+                                                                      tmp_path, capsys):
     assert train.main(["--model", "unet"]) == 1
     assert capsys.readouterr().err.strip() == "error: model must be one of dsen2cr, pix2pix, not 'unet'"
     pix2pix_checkpoint = uninterrupted / "checkpoints" / "last.pt"
@@ -344,12 +339,6 @@ def test_unknown_model_and_wrong_architecture_on_resume_are_explained(dataset, u
     assert capsys.readouterr().err.strip() == (
         f"error: Cannot resume from {pix2pix_checkpoint}: it holds a pix2pix network, but this run trains DSen2-CR; "
         "resume it with --model pix2pix (model: pix2pix in the config), or start a new run without --resume")
-    dsen2cr = tmp_path / "dsen2cr"
-    assert train.main(["--set", f"data={dataset}", "--set", f"out_dir={dsen2cr}", "--set", "num_blocks=1",
-                       "--set", "num_features=8", "--set", "crop=32", "--set", "batch_size=2", "--set",
-                       "num_workers=0", "--set", "max_steps=1", "--device", "cpu"]) == 0
-    capsys.readouterr()
-    dsen2cr_checkpoint = dsen2cr / "checkpoints" / "last.pt"
     assert train.main(_settings(dataset, tmp_path / "b") + ["--resume", str(dsen2cr_checkpoint)]) == 1
     assert capsys.readouterr().err.strip() == (
         f"error: Cannot resume from {dsen2cr_checkpoint}: it holds a DSen2-CR network, but this run trains pix2pix; "
@@ -387,7 +376,7 @@ def _readme_block(heading: str):
     return [line for line in block.splitlines() if line and not line.startswith("#")]
 
 
-def test_the_readme_pix2pix_commands_run_as_written(dataset, tmp_path):
+def test_the_readme_pix2pix_commands_run_as_written(dataset, dsen2cr_checkpoint, tmp_path):
     """The README's three pix2pix lines, run from a fresh folder as a user would; only the dataset path, the
     process count and the network's size are made small (the data is tiny, the machine has 2 cores)."""
     import shlex
@@ -395,9 +384,8 @@ def test_the_readme_pix2pix_commands_run_as_written(dataset, tmp_path):
     assert [shlex.split(line)[0:3] for line in commands] == [
         [".venv/bin/torchrun", "--nproc_per_node=4", "-m"], [".venv/bin/python", "-m", "training.evaluate"],
         [".venv/bin/python", "-m", "training.export_onnx"]]
-    assert train.main(["--set", f"data={dataset}", "--set", f"out_dir={tmp_path / 'runs' / 'dsen2cr_carl'}",
-                       "--set", "num_blocks=1", "--set", "num_features=8", "--set", "crop=32", "--set",
-                       "batch_size=2", "--set", "num_workers=0", "--set", "max_steps=1", "--device", "cpu"]) == 0
+    (tmp_path / "runs" / "dsen2cr_carl" / "checkpoints").mkdir(parents=True)
+    shutil.copy(dsen2cr_checkpoint, tmp_path / "runs" / "dsen2cr_carl" / "checkpoints" / "last.pt")
     small = [item for setting in TINY[:-1] + ["epochs=1"] for item in ("--set", setting)]
     outputs = []
     for line in commands:
@@ -405,7 +393,7 @@ def test_the_readme_pix2pix_commands_run_as_written(dataset, tmp_path):
                  .replace("training/configs/", f"{REPO}/training/configs/").replace("/data/sen12mscr", str(dataset))
                  for word in shlex.split(line)]
         if words[1] == "--nproc_per_node=4":
-            words[1:2] = ["--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={_free_port()}"]
+            words[1:2] = ["--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={free_port()}"]
             words += small
         result = subprocess.run(words, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                                 env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO)))

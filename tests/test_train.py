@@ -6,14 +6,13 @@ three torchrun launches to a few seconds each.
 """
 
 import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from torchrun_runs import TORCHRUN, free_port, torchrun
 from sen12mscr_release import make_release
 from training import train
 from training.checkpoint import load_checkpoint
@@ -21,7 +20,6 @@ from training.model import DSen2CR
 from training.reformat import reformat
 
 REPO = Path(__file__).resolve().parents[1]
-TORCHRUN = Path(sys.executable).with_name("torchrun")
 TINY = ["num_blocks=1", "num_features=8", "crop=32", "batch_size=2", "num_workers=0", "val_patches=1",
         "log_every_steps=1"]
 
@@ -46,19 +44,6 @@ def _settings(dataset: Path, out_dir: Path, *extra: str):
     return args
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _torchrun(args, timeout=120):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    command = [str(TORCHRUN), "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-               "-m", "training.train", *args]
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 def _params(path: Path):
     return torch.load(path, weights_only=True)
 
@@ -67,8 +52,8 @@ def _params(path: Path):
 def uninterrupted(dataset, tmp_path_factory) -> Path:
     """5 steps without interruption: 3 steps per epoch (6 patches, 2 ranks x 1), so it crosses an epoch."""
     out_dir = tmp_path_factory.mktemp("run_full")
-    result = _torchrun(_settings(dataset, out_dir, "max_steps=5", "checkpoint_every_steps=2",
-                                 "debug_save_rank_params=true"))
+    result = torchrun(_settings(dataset, out_dir, "max_steps=5", "checkpoint_every_steps=2",
+                                "debug_save_rank_params=true"))
     assert result.returncode == 0, result.stderr[-3000:]
     return out_dir
 
@@ -97,13 +82,13 @@ def test_two_ranks_hold_identical_parameters_after_training(uninterrupted):
 
 def test_killed_and_resumed_run_ends_with_the_same_parameters(dataset, uninterrupted, tmp_path):
     settings = _settings(dataset, tmp_path, "max_steps=5", "checkpoint_every_steps=2", "debug_save_rank_params=true")
-    killed = _torchrun(settings + ["--set", "debug_kill_after_step=2"])
+    killed = torchrun(settings + ["--set", "debug_kill_after_step=2"])
     assert killed.returncode != 0
     assert not (tmp_path / "rank0_params.pt").exists()
     _, _, extra = load_checkpoint(str(tmp_path / "checkpoints" / "last.pt"))
     assert (extra["step"], extra["epoch"], extra["batch_in_epoch"]) == (2, 0, 2)  # mid-epoch
 
-    resumed = _torchrun(settings + ["--resume", str(tmp_path / "checkpoints" / "last.pt")])
+    resumed = torchrun(settings + ["--resume", str(tmp_path / "checkpoints" / "last.pt")])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     expected = _params(uninterrupted / "rank0_params.pt")
     for rank in (0, 1):
@@ -117,7 +102,7 @@ def test_two_nodes_rendezvous_and_train_like_one_node_with_two_processes(dataset
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     settings = _settings(dataset, tmp_path, "max_steps=5", "checkpoint_every_steps=2", "debug_save_rank_params=true")
     command = [str(TORCHRUN), "--nnodes=2", "--nproc_per_node=1", "--rdzv-backend=c10d", "--rdzv-id=two-nodes",
-               f"--rdzv-endpoint=127.0.0.1:{_free_port()}", "-m", "training.train", *settings]
+               f"--rdzv-endpoint=127.0.0.1:{free_port()}", "-m", "training.train", *settings]
     agents = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True) for _ in range(2)]
     outputs = [agent.communicate(timeout=180)[0] for agent in agents]
