@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from . import tiling
-from .model_info import ModelInfo
+from .model_info import ARCHITECTURE_LABELS, ModelInfo
 from .tiling import Tile, Window
 
 #: Feature maps (of the first level's width, per pixel) onnxruntime keeps alive in the pix2pix U-Net:
@@ -58,7 +58,8 @@ def tile_size_problem(tile_size: int, device_kind: str, info: ModelInfo) -> Opti
     """Why a user's ``tile_size`` cannot run a blended model on ``device_kind``, or None (0: automatic)."""
     if tile_size == 0:
         return None
-    multiple, label = info.tile_multiple, f"this {info.name} model"
+    multiple = info.tile_multiple
+    label = f"this {ARCHITECTURE_LABELS.get(info.architecture, info.architecture)} model"
     if tile_size % multiple:
         below, above = tile_size // multiple * multiple, _round_up(tile_size, multiple)
         nearest = f"{below} or {above} px" if below else f"{above} px"
