@@ -335,3 +335,14 @@ def test_rerun_over_an_old_output_drops_its_stale_statistics(tmp_path, model):
     assert os.path.exists(request.output_path + ".aux.xml")
     engine.remove_clouds(request)
     assert gdal.Open(request.output_path).GetRasterBand(1).GetMetadataItem("STATISTICS_MAXIMUM") is None
+
+
+def test_the_keep_clear_feather_is_the_euclidean_distance_of_scipy_without_scipy():
+    """Exact against scipy.ndimage's Euclidean distance transform, on masks sparse, dense and at the edges."""
+    from scipy import ndimage
+    rng = np.random.default_rng(4)
+    for shape, share in (((100, 130), 0.01), ((64, 64), 0.3), ((20, 300), 0.002)):
+        mask = rng.random(shape) < share
+        mask[0, -1] = True  # a cloud pixel in a corner
+        reference = np.clip(1 - ndimage.distance_transform_edt(~mask) / engine.FEATHER_PX, 0, 1)
+        np.testing.assert_allclose(engine._feather_weight(mask), reference, rtol=0, atol=1e-6)

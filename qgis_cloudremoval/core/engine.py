@@ -55,7 +55,6 @@ from .progress import SILENT, CoreError, Reporter
 from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
 from .gdal_io import files_behind
 from .writer import BLOCK_SIZE, GeoTiffWriter, check_output_path, discard_partial
-from .dependencies import ndimage
 
 #: Pixels over which the prediction fades into the kept clear input (keep-clear option).
 FEATHER_PX = 8
@@ -194,11 +193,27 @@ def _network_input(window, info: ModelInfo, tile: tiling.Tile) -> np.ndarray:
 
 
 def _feather_weight(cloud_or_shadow: np.ndarray) -> np.ndarray:
-    """1 on cloud and shadow, falling linearly to 0 at :data:`FEATHER_PX` px outside, ``(h, w)`` float32."""
+    """1 on cloud and shadow, falling linearly to 0 at :data:`FEATHER_PX` px outside, ``(h, w)`` float32.
+
+    The Euclidean distance to the nearest cloud or shadow pixel matters only up to :data:`FEATHER_PX`, so
+    it is found exactly in two passes of shifts (squared distance along each row, then the least
+    ``dy**2 + row distance**2`` over the rows within reach), without SciPy: keep-clear with the
+    analyst's own mask runs where SciPy is not installed.
+    """
     if not cloud_or_shadow.any():
         return np.zeros(cloud_or_shadow.shape, dtype=np.float32)
-    distance = ndimage().distance_transform_edt(~cloud_or_shadow)
-    return np.clip(1.0 - distance / FEATHER_PX, 0.0, 1.0).astype(np.float32)
+    height, width = cloud_or_shadow.shape
+    reach = FEATHER_PX
+    beyond = np.float32((reach + 1) ** 2)  # farther than any distance that gets weight
+    padded = np.pad(cloud_or_shadow, reach)
+    along_row = np.full((height + 2 * reach, width), beyond, np.float32)
+    for dx in range(-reach, reach + 1):
+        hit = padded[:, reach + dx:reach + dx + width]
+        np.minimum(along_row, np.where(hit, np.float32(dx * dx), beyond), out=along_row)
+    squared = np.full((height, width), beyond, np.float32)
+    for dy in range(-reach, reach + 1):
+        np.minimum(squared, along_row[reach + dy:reach + dy + height] + np.float32(dy * dy), out=squared)
+    return np.clip(1.0 - np.sqrt(squared) / FEATHER_PX, 0.0, 1.0).astype(np.float32)
 
 
 class _Run:
