@@ -36,7 +36,7 @@ MIN_TILE_OVERLAPS = 4
 
 def bytes_per_pixel(info: ModelInfo) -> int:
     """Approximate float32 working memory per pixel of a tile in one run of a blended model."""
-    return 4 * (LIVE_FEATURE_MAPS_UNET * info.num_features + 2 * info.input_channels)
+    return tiling.working_bytes(LIVE_FEATURE_MAPS_UNET, info.num_features, info.input_channels)
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -49,9 +49,8 @@ def smallest_tile(info: ModelInfo) -> int:
 
 
 def _largest_fitting(device_kind: str, info: ModelInfo) -> int:
-    memory = tiling.available_memory() if device_kind == "cpu" else tiling.ACTIVATION_BUDGET["gpu"] * 4
-    side = int(math.sqrt(tiling.MEMORY_SHARE * memory / bytes_per_pixel(info)))
-    return max(min(side, tiling.MAX_TILE[device_kind]) // info.tile_multiple * info.tile_multiple, smallest_tile(info))
+    side = tiling.fitting_side(device_kind, bytes_per_pixel(info))
+    return max(side // info.tile_multiple * info.tile_multiple, smallest_tile(info))
 
 
 def tile_size_problem(tile_size: int, device_kind: str, info: ModelInfo) -> Optional[str]:
@@ -69,27 +68,13 @@ def tile_size_problem(tile_size: int, device_kind: str, info: ModelInfo) -> Opti
     if tile_size < smallest:
         return (f"Tile size {tile_size} px is too small for {label}: its tiles overlap by {info.blend_overlap} px, "
                 f"so use at least {smallest} px, or 0 to choose automatically")
-    if tile_size > tiling.MAX_TILE[device_kind]:
-        return (f"Tile size {tile_size} px is above the largest allowed on the {device_kind.upper()}, "
-                f"{tiling.MAX_TILE[device_kind]} px; use 0 to choose automatically")
-    if device_kind == "cpu":
-        fitting = _largest_fitting(device_kind, info)
-        if tile_size > fitting:
-            need = tile_size * tile_size * bytes_per_pixel(info)
-            return (f"Tile size {tile_size} px needs about {need / 2**30:.1f} GB for this model, more than this "
-                    f"machine can spare ({tiling.available_memory() / 2**30:.1f} GB available); use at most "
-                    f"{fitting} px, or 0 to choose automatically")
-    return None
+    return tiling.size_limit_problem(tile_size, device_kind, _largest_fitting(device_kind, info), bytes_per_pixel(info))
 
 
 def auto_tile_size(device_kind: str, info: ModelInfo) -> int:
     """A tile side for a blended model: a multiple of its ``tile_multiple`` within the activation budget, at
     least :data:`MIN_TILE_OVERLAPS` overlaps wide and no larger than :data:`.tiling.MAX_AUTO_TILE`."""
-    budget = tiling.ACTIVATION_BUDGET[device_kind]
-    if device_kind == "cpu":
-        budget = min(budget, tiling.available_memory() // 4)
-    side = min(int(math.sqrt(budget / bytes_per_pixel(info))), tiling.MAX_AUTO_TILE[device_kind])
-    side = side // info.tile_multiple * info.tile_multiple
+    side = tiling.budget_side(device_kind, bytes_per_pixel(info)) // info.tile_multiple * info.tile_multiple
     return max(side, _round_up(MIN_TILE_OVERLAPS * info.blend_overlap, info.tile_multiple), info.tile_multiple)
 
 

@@ -178,11 +178,39 @@ def largest_fitting_tile(device_kind: str, margin: int, num_features: int, input
     """The largest tile side (a multiple of :data:`TILE_ALIGN`, within :data:`MAX_TILE`) whose network
     run takes at most :data:`MEMORY_SHARE` of ``memory`` (default: :func:`available_memory` on CPU,
     the GPU budget on GPU); never below :func:`min_tile_size`."""
+    side = fitting_side(device_kind, bytes_per_pixel(num_features, input_channels, winograd), memory)
+    return max(side // TILE_ALIGN * TILE_ALIGN, min_tile_size(margin))
+
+
+def fitting_side(device_kind: str, per_pixel: int, memory: Optional[int] = None) -> int:
+    """The largest tile side (within :data:`MAX_TILE`) whose run at ``per_pixel`` bytes takes at most
+    :data:`MEMORY_SHARE` of ``memory`` (default: :func:`available_memory` on CPU, the GPU budget on GPU)."""
     if memory is None:
         memory = available_memory() if device_kind == "cpu" else ACTIVATION_BUDGET["gpu"] * 4
-    per_pixel = bytes_per_pixel(num_features, input_channels, winograd)
-    side = int(math.sqrt(MEMORY_SHARE * memory / per_pixel)) // TILE_ALIGN * TILE_ALIGN
-    return max(min(side, MAX_TILE[device_kind]), min_tile_size(margin))
+    return min(int(math.sqrt(MEMORY_SHARE * memory / per_pixel)), MAX_TILE[device_kind])
+
+
+def budget_side(device_kind: str, per_pixel: int) -> int:
+    """The tile side an automatic choice starts from: :data:`ACTIVATION_BUDGET` (capped at a quarter of
+    the available RAM on CPU) at ``per_pixel`` bytes, within :data:`MAX_AUTO_TILE`."""
+    budget = ACTIVATION_BUDGET[device_kind]
+    if device_kind == "cpu":
+        budget = min(budget, available_memory() // 4)
+    return min(int(math.sqrt(budget / per_pixel)), MAX_AUTO_TILE[device_kind])
+
+
+def size_limit_problem(tile_size: int, device_kind: str, fitting: int, per_pixel: int) -> Optional[str]:
+    """Why ``tile_size`` is too large for ``device_kind`` (:data:`MAX_TILE`, and on CPU the ``fitting`` side
+    the memory allows at ``per_pixel`` bytes), or None."""
+    if tile_size > MAX_TILE[device_kind]:
+        return (f"Tile size {tile_size} px is above the largest allowed on the {device_kind.upper()}, "
+                f"{MAX_TILE[device_kind]} px; use 0 to choose automatically")
+    if device_kind == "cpu" and tile_size > fitting:
+        need = tile_size * tile_size * per_pixel
+        return (f"Tile size {tile_size} px needs about {need / 2**30:.1f} GB for this model, more than this "
+                f"machine can spare ({available_memory() / 2**30:.1f} GB available); use at most {fitting} px, "
+                "or 0 to choose automatically")
+    return None
 
 
 def tile_size_problem(tile_size: int, device_kind: str, margin: int, num_features: int, input_channels: int,
@@ -194,23 +222,18 @@ def tile_size_problem(tile_size: int, device_kind: str, margin: int, num_feature
     if tile_size < smallest:
         return (f"Tile size {tile_size} px is too small for this model: it needs at least {smallest} px (two "
                 f"{margin} px margins and a {MIN_CORE} px core); use 0 to choose automatically")
-    if tile_size > MAX_TILE[device_kind]:
-        return (f"Tile size {tile_size} px is above the largest allowed on the {device_kind.upper()}, "
-                f"{MAX_TILE[device_kind]} px; use 0 to choose automatically")
-    if device_kind == "cpu":
-        fitting = largest_fitting_tile(device_kind, margin, num_features, input_channels, winograd)
-        need = tile_size * tile_size * bytes_per_pixel(num_features, input_channels, winograd)
-        if tile_size > fitting:
-            return (f"Tile size {tile_size} px needs about {need / 2**30:.1f} GB for this model, more than this "
-                    f"machine can spare ({available_memory() / 2**30:.1f} GB available); use at most {fitting} px, "
-                    "or 0 to choose automatically")
-    return None
+    fitting = largest_fitting_tile(device_kind, margin, num_features, input_channels, winograd)
+    return size_limit_problem(tile_size, device_kind, fitting, bytes_per_pixel(num_features, input_channels, winograd))
 
 
 def bytes_per_pixel(num_features: int, input_channels: int, winograd: bool = False) -> int:
-    """Approximate float32 working memory per pixel of a tile in one network run."""
-    live = LIVE_FEATURE_MAPS_WINOGRAD if winograd else LIVE_FEATURE_MAPS
-    return 4 * (live * num_features + 2 * input_channels)
+    """Approximate float32 working memory per pixel of a tile in one DSen2-CR run."""
+    return working_bytes(LIVE_FEATURE_MAPS_WINOGRAD if winograd else LIVE_FEATURE_MAPS, num_features, input_channels)
+
+
+def working_bytes(live_maps: float, num_features: int, input_channels: int) -> int:
+    """Float32 bytes per pixel of ``live_maps`` feature maps of ``num_features`` plus the input and output."""
+    return int(4 * (live_maps * num_features + 2 * input_channels))
 
 
 def auto_tile_size(device_kind: str, margin: int, num_features: int, input_channels: int, align: int = 1,
@@ -222,11 +245,7 @@ def auto_tile_size(device_kind: str, margin: int, num_features: int, input_chann
     is a multiple of ``align``; otherwise the side is a multiple of
     :data:`TILE_ALIGN` with a core of at least :data:`MIN_CORE` px.
     """
-    budget = ACTIVATION_BUDGET[device_kind]
-    if device_kind == "cpu":
-        budget = min(budget, available_memory() // 4)
-    per_pixel = bytes_per_pixel(num_features, input_channels, winograd)
-    side = min(int(math.sqrt(budget / per_pixel)), MAX_AUTO_TILE[device_kind])
+    side = budget_side(device_kind, bytes_per_pixel(num_features, input_channels, winograd))
     if align > 1 and side - 2 * margin >= align:
         return (side - 2 * margin) // align * align + 2 * margin
     smallest = -(-(2 * margin + MIN_CORE) // TILE_ALIGN) * TILE_ALIGN
