@@ -158,10 +158,11 @@ def evaluate(model_path: str, data: str, split: str = "test", data_format: str =
              ) -> Dict[str, float]:
     """Mean Table 1 metrics of ``model_path`` on ``split`` of ``data`` (full 256 px patches)."""
     from .datasets import DatasetError, open_split
+    from .reformat import PATCH_SIZE
     predict, info = load_predictor(model_path, device)
-    if 256 % info.tile_multiple:
+    if PATCH_SIZE % info.tile_multiple:
         raise EvaluationError(f"{Path(model_path).name} takes images whose sides are multiples of "
-                              f"{info.tile_multiple} px, and SEN12MS-CR patches are 256 px")
+                              f"{info.tile_multiple} px, and SEN12MS-CR patches are {PATCH_SIZE} px")
     try:
         dataset = open_split(data, split, data_format, crop=None, use_sar=info.uses_sar, info=info)
     except DatasetError as exc:

@@ -43,7 +43,7 @@ from .config import ConfigError, TrainConfig, load_config
 from .datasets import DatasetError, collate, open_split
 from .losses import compute_loss
 from .model import OPTICAL_CHANNELS
-from .networks import ARCHITECTURES, architecture_of, build, describe
+from .networks import ARCHITECTURES, CONFIG_KEYS, architecture_of, build, describe
 
 
 class TrainError(CoreError):
@@ -144,11 +144,7 @@ def set_rng_state(state: Dict) -> None:
 
 def architecture(config: TrainConfig) -> Dict:
     """The ``model_config`` of the network ``config`` trains (what its checkpoints record)."""
-    if config.model == pix2pix.ARCHITECTURE:
-        return {"architecture": pix2pix.ARCHITECTURE, "unet_depth": config.unet_depth,
-                "num_features": config.num_features, "use_sar": config.use_sar}
-    return {"architecture": DSEN2CR, "num_blocks": config.num_blocks, "num_features": config.num_features,
-            "use_sar": config.use_sar}
+    return {"architecture": config.model, **{key: getattr(config, key) for key in CONFIG_KEYS[config.model]}}
 
 
 #: Training state a checkpoint must hold to be resumed, per architecture.
