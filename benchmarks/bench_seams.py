@@ -8,8 +8,8 @@
    (``tests/sen12mscr_release.py``), ``training.reformat``, then
    ``training.train --model pix2pix`` for ``--steps`` steps. The U-Net has the
    paper's 8 levels (tiles are multiples of 256 px and every output pixel sees
-   the whole tile) but ``--features`` features in its first level, not 64:
-   the paper's size trains about 9x slower on a CPU. ``--checkpoint`` skips
+   the whole tile) but ``--features`` features in its first level, not 64,
+   to keep the training short (the discriminator keeps its 64). ``--checkpoint`` skips
    this step with a pix2pix checkpoint trained before (the run prints where
    it kept its own).
 2. Exports it once per overlap in ``--overlaps`` (``--blend-overlap``).
