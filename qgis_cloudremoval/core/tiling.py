@@ -71,6 +71,12 @@ class Tile:
         return slice(top, top + self.network.height), slice(left, left + self.network.width)
 
     @property
+    def core_in_network(self) -> Tuple[slice, slice]:
+        """(row slice, column slice) of the core inside an array of the network window."""
+        top, left = self.core.y - self.network.y, self.core.x - self.network.x
+        return slice(top, top + self.core.height), slice(left, left + self.core.width)
+
+    @property
     def core_in_read(self) -> Tuple[slice, slice]:
         """(row slice, column slice) of the core inside an array of the read window."""
         top = self.core.y - self.read.y
