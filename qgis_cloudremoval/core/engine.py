@@ -42,12 +42,12 @@ from collections import deque
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal
 
-from . import blending, cloudmask, detectors, inputs, runtime, scaling, tiling, winograd
+from . import blending, cloudmask, detectors, inputs, network_pieces, runtime, scaling, tiling, winograd
 from .bands import DN_PER_REFLECTANCE
 from .cloudmask import MASK_CATEGORIES, MASK_NO_S1, MASK_NODATA
 from .model_info import ARCHITECTURE_LABELS, ModelInfo, read_model_info
@@ -87,6 +87,7 @@ class RemovalResult:
     warnings: List[str] = field(default_factory=list)
     model_info: Optional[ModelInfo] = None
     network_tiles: int = 0  # tiles the network ran on; the others kept their input (keep-clear) or were nodata
+    network_share: float = 1.0  # pixels the network computed, over those it computes on every whole tile
 
 
 @dataclass
@@ -94,13 +95,27 @@ class _Prepared:
     """One tile's arrays, made in the reader thread."""
 
     tile: tiling.Tile
-    network_input: Optional[np.ndarray]  # (C, h, w) float32; None where the network does not run
+    #: The network's runs: the tile itself, or (keep-clear) pieces of it (:mod:`.network_pieces`), each with
+    #: its (C, h, w) float32 input; empty where the network does not run.
+    runs: List[Tuple[tiling.Tile, np.ndarray]]
     s2_dn: Optional[np.ndarray]  # (13, h, w) float32, offset removed; kept only for masking and keep-clear
     s2_valid: np.ndarray  # (h, w) bool
     s1_valid: Optional[np.ndarray]  # (h, w) bool, None for no-SAR models
     mask: Optional[np.ndarray] = None  # (h, w) uint8 detector classes, when a mask or keep-clear is asked for
     weight: Optional[np.ndarray] = None  # (h, w) float32 keep-clear blend weight of the prediction
     needs_network: bool = True  # False: the core is nodata, or (keep-clear) holds no prediction at all
+
+    def prediction(self, outputs: List[np.ndarray], channels: int) -> np.ndarray:
+        """The ``(channels, core h, core w)`` prediction of the core from each run's output (cores of the
+        runs, pasted where the tile ran in pieces: elsewhere keep-clear's weight is 0, so 0 stands in)."""
+        if len(self.runs) == 1 and self.runs[0][0].core == self.tile.core:
+            return outputs[0]
+        core = self.tile.core
+        whole = np.zeros((channels, core.height, core.width), np.float32)
+        for (piece, _), output in zip(self.runs, outputs):
+            top, left = piece.core.y - core.y, piece.core.x - core.x
+            whole[:, top:top + piece.core.height, left:left + piece.core.width] = output
+        return whole
 
 
 def _option_problems(request: RemovalRequest, info: ModelInfo, kind: str, winograd_layers: bool = False) -> List[str]:
@@ -226,6 +241,7 @@ class _Run:
         self.valid_pixels = 0
         self.s1_missing_pixels = 0
         self.network_tiles = 0
+        self.network_pixels = 0
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -236,7 +252,7 @@ class _Run:
         prepared = []
         for tile in tiles:
             window = scene.read(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
-            item = _Prepared(tile, None, window.s2_dn if detector else None, window.s2_valid,
+            item = _Prepared(tile, [], window.s2_dn if detector else None, window.s2_valid,
                              window.s1_valid if info.uses_sar else None)
             # A blended tile also serves its neighbours' cores where their windows overlap, so it runs
             # wherever its network window needs a prediction (every tile covering such a pixel runs).
@@ -244,11 +260,16 @@ class _Run:
             item.needs_network = bool(window.s2_valid[serves].any())
             if detector is not None:
                 item.mask = detector.window_mask(scene, tile.read, window.s2_dn, window.s2_valid)
+            runs = [tile]
             if self.request.keep_clear:
                 item.weight = _feather_weight(cloudmask.binary_cloud_shadow(item.mask))
                 item.needs_network &= bool(item.weight[serves].any())
+                if item.needs_network and not info.blended:  # a U-Net's output depends on its whole window
+                    used = (item.weight[tile.core_in_read] > 0) & window.s2_valid[tile.core_in_read]
+                    runs = network_pieces.plan_pieces(used, tile, info.receptive_field_radius)
+                    item.needs_network = bool(runs)
             if item.needs_network:  # prepared only for the tiles the network runs on
-                item.network_input = _network_input(window, info, tile)
+                item.runs = [(run, _network_input(window, info, run)) for run in runs]
             prepared.append(item)
         return prepared
 
@@ -426,17 +447,20 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
         run.warn(f"{100 * s1_missing_fraction:.1f}% of the valid pixels have no Sentinel-1 coverage; they were "
                  "processed without radar (SAR input at its lower clip bound)"
                  + (f" and are marked {MASK_NO_S1}+ in the mask" if request.mask_path else ""))
+    network_share = run.network_pixels / sum(tile.network.area for tile in tiles)
     if request.keep_clear:
-        reporter.log(f"the network ran on {run.network_tiles} of {len(tiles)} tiles; the others hold no cloud or "
-                     f"shadow within {FEATHER_PX} px of their core (or no data) and keep the input")
+        reporter.log(f"the network ran on {run.network_tiles} of {len(tiles)} tiles, near cloud and shadow only "
+                     f"({100 * network_share:.0f}% of the pixels it computes over the whole scene); the rest holds "
+                     f"no cloud or shadow within {FEATHER_PX} px (or no data) and keeps the input")
     seconds = time.perf_counter() - started
     reporter.set_progress(1.0)
     reporter.log(f"wrote {output_path} in {seconds:.1f} s ({megapixels / seconds:.2f} Mpx/s, {session.provider})")
     return RemovalResult(output_path, mask_path, session.provider, tile_size, len(tiles), seconds,
-                         megapixels / seconds, s1_missing_fraction, run.warnings, info, run.network_tiles)
+                         megapixels / seconds, s1_missing_fraction, run.warnings, info, run.network_tiles,
+                         network_share)
 
 
-def _run_network(session, stacked: np.ndarray, items: List[_Prepared], tile_size: int, smallest: int) -> np.ndarray:
+def _run_network(session, stacked: np.ndarray, runs: List[tiling.Tile], tile_size: int, smallest: int) -> np.ndarray:
     """The network's output for a batch; out of memory and non-finite output become :class:`CoreError`.
 
     ``smallest``: the smallest tile side the model takes (the advice on running out of memory).
@@ -448,13 +472,38 @@ def _run_network(session, stacked: np.ndarray, items: List[_Prepared], tile_size
         smaller = max(tile_size // 2 // tiling.TILE_ALIGN * tiling.TILE_ALIGN, smallest)
         advice = (f"set the tile size to {smaller} px or less" if smaller < tile_size else
                   "close other programs or use a machine with more memory (the tiles are already small)")
-        raise CoreError(f"Out of memory running {name} on {session.provider} with {len(items)} tile(s) of "
+        raise CoreError(f"Out of memory running {name} on {session.provider} with {len(runs)} tile(s) of "
                         f"{stacked.shape[3]} x {stacked.shape[2]} px ({exc}); {advice}") from None
     if not np.isfinite(predictions).all():
-        window = items[0].tile.read
+        window = runs[0].network
         raise CoreError(f"The model {name} gave non-finite values (NaN or infinity) for the tile at x {window.x}, "
                         f"y {window.y}; the model is broken: re-export or retrain it (no output was written)")
     return predictions
+
+
+def _run_pieces(session, items: List[_Prepared], batch_size: int, tile_size: int, smallest: int,
+                blended: bool) -> List[List[np.ndarray]]:
+    """Each item's run outputs, in order: its network window's output for a blended model, else its core's.
+
+    Runs of one input shape go through the network together, at most ``batch_size`` at a time.
+    """
+    runs = [(index, order, piece, network_input) for index, item in enumerate(items)
+            for order, (piece, network_input) in enumerate(item.runs)]
+    by_shape = {}
+    for entry in runs:
+        by_shape.setdefault(entry[3].shape, []).append(entry)
+    outputs = [[None] * len(item.runs) for item in items]
+    for group in by_shape.values():
+        for start in range(0, len(group), batch_size):
+            batch = group[start:start + batch_size]
+            stacked = np.stack([network_input for _, _, _, network_input in batch])
+            predictions = _run_network(session, stacked, [piece for _, _, piece, _ in batch], tile_size, smallest)
+            for (index, order, piece, _), prediction in zip(batch, predictions):
+                network = piece.network
+                prediction = prediction[:, :network.height, :network.width]  # without the padding
+                outputs[index][order] = prediction if blended else prediction[(slice(None),) + piece.core_in_network]
+            del stacked, predictions
+    return outputs
 
 
 def _process(run: _Run, scene, session, info, tiles, batch_size, detector, output, mask) -> None:
@@ -499,25 +548,22 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, detector, outpu
                 reads.append(read_thread.submit(run.read, scene, next_batch, info, detector))
             to_run = [item for item in prepared if item.needs_network]
             run.network_tiles += len(to_run)
+            outputs = _run_pieces(session, to_run, batch_size, tile_size, smallest, info.blended)
+            run.network_pixels += sum(piece.network.area for item in to_run for piece, _ in item.runs)
             predictions = {}
-            if to_run:
-                stacked = np.stack([item.network_input for item in to_run])
-                outputs = _run_network(session, stacked, to_run, tile_size, smallest)
-                for item, output_window in zip(to_run, outputs):
-                    network = item.tile.network
-                    output_window = output_window[:, :network.height, :network.width]  # without the padding
-                    if blender is not None:
-                        blender.add(item.tile, output_window)
-                    else:
-                        predictions[id(item)] = output_window[(slice(None),) + item.tile.core_in_read]
-                del stacked, outputs
+            for item, item_outputs in zip(to_run, outputs):
+                if blender is not None:
+                    blender.add(item.tile, item_outputs[0])
+                else:
+                    predictions[id(item)] = item.prediction(item_outputs, info.output_channels)
+            del outputs
             if blender is not None:
                 for item in prepared:
                     core = blender.take(item.tile)  # every tile's, so the blender frees what it holds for it
                     if item.needs_network:
                         predictions[id(item)] = core
             for item in prepared:
-                item.network_input = None  # memory stays at a few tiles' worth
+                item.runs = []  # memory stays at a few tiles' worth
             for item in prepared:
                 while len(writes) >= WRITE_BEHIND * len(prepared):
                     writes.popleft().result()
