@@ -373,8 +373,8 @@ def test_plugin_loads_without_onnxruntime_and_says_how_to_install_it(scene, opti
 
 
 def test_plugin_loads_without_scipy_and_only_what_needs_it_says_so(scene, optical_model, tmp_path):
-    """Debian's python3-qgis does not pull in SciPy: the network itself runs, and so does keep-clear (its
-    feather needs no SciPy) with the learned detector or the analyst's own mask; the paper's rule names the
+    """Debian's python3-qgis does not pull in SciPy: the network runs, and so does keep-clear (its feather needs
+    no SciPy) with either detector or the analyst's own mask, and the detector alone; the metrics name the
     package."""
     grid = gdal.Open(str(scene["s2"]))
     own = np.zeros((grid.RasterYSize, grid.RasterXSize), np.uint8)
@@ -395,19 +395,23 @@ def test_plugin_loads_without_scipy_and_only_what_needs_it_says_so(scene, optica
                                        "DETECTOR": 1, "OUTPUT": str(tmp_path / "kept_learned.tif")}),
         ("cloudremoval:removeclouds", {"S2": str(scene["s2"]), "MODEL": str(optical_model), "KEEP_CLEAR": True,
                                        "CLOUD_MASK": str(tmp_path / "own.tif"),
-                                       "OUTPUT": str(tmp_path / "own_kept.tif")})], tmp_path)
-    assert lines.count("OK cloudremoval:removeclouds") == 3 and (tmp_path / "plain.tif").exists()
+                                       "OUTPUT": str(tmp_path / "own_kept.tif")}),
+        ("cloudremoval:evaluate", {"PREDICTION": str(tmp_path / "plain.tif"),
+                                   "REFERENCE": str(tmp_path / "kept_learned.tif"),
+                                   "OUTPUT_TABLE": str(tmp_path / "metrics.csv")})], tmp_path)
+    assert lines.count("OK cloudremoval:removeclouds") == 4 and "OK cloudremoval:cloudmask" in lines
+    assert (tmp_path / "plain.tif").exists() and (tmp_path / "mask.tif").exists()
     kept, source = gdal.Open(str(tmp_path / "own_kept.tif")).ReadAsArray(), grid.ReadAsArray()
     kept = np.delete(kept, S2_BANDS.index("B10"), axis=0)  # the 12-band Level-2A input has no B10
     assert np.array_equal(kept[:, 60:, 60:], source[:, 60:, 60:])  # far from the own mask's cloud: the input
     assert not np.array_equal(kept[:, 10:30, 10:30], source[:, 10:30, 10:30])
     errors = [line for line in lines if line.startswith("ERROR")]
-    assert len(errors) == 2, lines
-    for error in errors:
-        assert "The Python package scipy is not installed in this Python" in error
-        assert "'sudo apt install python3-scipy' on Debian and Ubuntu" in error
-    assert not (tmp_path / "mask.tif").exists() and not (tmp_path / "kept_rule.tif").exists()
-    assert (tmp_path / "kept_learned.tif").exists()
+    assert len(errors) == 1 and errors[0].startswith("ERROR cloudremoval:evaluate "), lines
+    assert "The Python package scipy is not installed in this Python" in errors[0]
+    assert "needed for the metrics" in errors[0]
+    assert "'sudo apt install python3-scipy' on Debian and Ubuntu" in errors[0]
+    assert not (tmp_path / "metrics.csv").exists()
+    assert (tmp_path / "kept_learned.tif").exists() and (tmp_path / "kept_rule.tif").exists()
 
 
 def test_removeclouds_on_sen12mscr_l1c_with_all_options_passed_on(provider, sen12mscr_dir, sar_model, tmp_path):

@@ -130,3 +130,23 @@ def test_empty_statistics_give_no_shadow(clear_land):
 def test_wrong_band_count_is_refused():
     with pytest.raises(ValueError, match=r"needs a \(13, height, width\) Sentinel-2 stack .* got an array of shape"):
         cloudmask.detect(np.zeros((4, 8, 8), dtype=np.uint16))
+
+
+@pytest.mark.parametrize("shape", [(130, 150), (3, 3), (1, 200), (7, 1), (1, 1)])
+def test_the_rules_numpy_filters_equal_scipy_ndimage(shape):
+    """The detector needs no SciPy (keep-clear is on by default), yet filters bit for bit as scipy.ndimage does,
+    with its "reflect" border, down to windows smaller than the filters."""
+    from scipy import ndimage
+    rng = np.random.default_rng(sum(shape))
+    stack = rng.uniform(0.0, 0.6, (13,) + shape).astype(np.float32)
+    score = cloudmask.raw_cloud_score(stack)
+    closed = ndimage.grey_closing(score, size=(5, 5), mode="reflect")
+    ones = np.ones(7)
+    boxed = ndimage.correlate1d(ndimage.correlate1d(closed, ones, axis=0, mode="reflect"), ones, axis=1,
+                                mode="reflect")
+    np.testing.assert_array_equal(cloudmask.cloud_score(stack), np.clip(boxed / 49.0, 0, 1).astype(np.float32))
+    dark = (rng.random(shape) < 0.5).astype(np.uint8)
+    ones = np.ones(5)
+    counted = ndimage.correlate1d(ndimage.correlate1d(dark, ones, axis=0, mode="reflect"), ones, axis=1,
+                                  mode="reflect")
+    np.testing.assert_array_equal(cloudmask._box_sum(dark, 5), counted)

@@ -21,15 +21,19 @@ i.e. half a DN, so the result does not depend on the window order or size).
 Pass two masks each window read with :data:`MASK_HALO` pixels of context on
 every side where the scene has them; the window's centre then equals the
 whole-scene mask exactly. At the true scene edge the window is not padded by
-the caller: the filters extend the data by reflection (``scipy.ndimage``
-mode ``"reflect"``) at the window border, which is the scene border there, so
-edges come out the same as in a whole-scene run. (The authors zero-padded the
+the caller: the filters extend the data by reflection (``d c b a | a b c d``,
+``scipy.ndimage``'s mode ``"reflect"``, numpy's ``"symmetric"``) at the window
+border, which is the scene border there, so edges come out the same as in a
+whole-scene run. (The authors zero-padded the
 box and median filters, which thins clouds and shadows in the outer 3 px; that
 is the only intended difference from their code.) Local statistics per window
 were rejected: they make the mask depend on the tiling.
 
-Filters use direct weighted sums (``correlate1d``), not running sums, so each
-output pixel is computed in the same order whatever window it falls in.
+Filters use direct sums of shifted copies, not running sums, so each output
+pixel is computed in the same order whatever window it falls in. They are
+numpy only, equal to ``scipy.ndimage``'s ``correlate1d`` and ``grey_closing``
+(tested): the detector runs in a QGIS without SciPy, as keep-clear, on by
+default, needs it to.
 
 Nodata (``valid == False``) pixels score 0, are never shadow, are left out of
 the statistics and come out as 0 (clear) in the mask.
@@ -41,7 +45,6 @@ from typing import Iterable, Optional, Tuple, Union
 import numpy as np
 
 from .bands import DN_PER_REFLECTANCE, S2_BANDS
-from .dependencies import ndimage
 
 #: Default cloud-score threshold of the paper.
 CLOUD_THRESHOLD = 0.2
@@ -59,7 +62,7 @@ MASK_CATEGORIES = ["clear", "cloud", "shadow", "", "clear, no S1", "cloud, no S1
 _CLOSING_SIZE = 5
 _BOX_SIZE = 7
 _MEDIAN_SIZE = 5
-_BOUNDARY_MODE = "reflect"
+_BOUNDARY_MODE = "symmetric"  # numpy's name of scipy.ndimage's "reflect"
 
 #: Pixels of context a window needs on each side for its centre to equal the whole-scene mask:
 #: the cloud chain is a closing (dilation then erosion, each of radius 2) then a box of radius 3;
@@ -105,10 +108,38 @@ def _normalized_difference(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return (first - second) / total
 
 
+def _shifted(values: np.ndarray, size: int, axis: int):
+    """Views of ``values`` shifted by ``-size // 2 .. size // 2`` along ``axis`` (0 or 1), the border
+    extended by reflection."""
+    radius = size // 2
+    widths = ((radius, radius), (0, 0)) if axis == 0 else ((0, 0), (radius, radius))
+    padded = np.pad(values, widths, mode=_BOUNDARY_MODE)
+    length = values.shape[axis]
+    for offset in range(size):
+        yield padded[offset:offset + length] if axis == 0 else padded[:, offset:offset + length]
+
+
 def _box_sum(values: np.ndarray, size: int) -> np.ndarray:
-    weights = np.ones(size, dtype=np.float64)
-    summed = ndimage().correlate1d(values, weights, axis=0, mode=_BOUNDARY_MODE)
-    return ndimage().correlate1d(summed, weights, axis=1, mode=_BOUNDARY_MODE)
+    """``(H, W)`` sums over ``size`` x ``size`` windows, in ``values``' dtype (accumulated in float64, as
+    SciPy does)."""
+    for axis in (0, 1):
+        total = np.zeros(values.shape, np.float64)
+        for shifted in _shifted(values, size, axis):
+            total += shifted
+        values = total.astype(values.dtype)
+    return values
+
+
+def _grey_closing(values: np.ndarray, size: int) -> np.ndarray:
+    """``(H, W)`` grey closing with a flat ``size`` x ``size`` square: the window maximum, then the minimum."""
+    for reduce in (np.maximum, np.minimum):
+        for axis in (0, 1):
+            shifted = _shifted(values, size, axis)
+            result = next(shifted).copy()
+            for other in shifted:
+                reduce(result, other, out=result)
+            values = result
+    return values
 
 
 def raw_cloud_score(s2_reflectance: np.ndarray) -> np.ndarray:
@@ -140,7 +171,7 @@ def cloud_score(s2_reflectance: np.ndarray, valid: Optional[np.ndarray] = None) 
     """
     score = raw_cloud_score(s2_reflectance)
     score[~_valid_or_all(s2_reflectance, valid)] = 0.0
-    score = ndimage().grey_closing(score, size=(_CLOSING_SIZE, _CLOSING_SIZE), mode=_BOUNDARY_MODE)
+    score = _grey_closing(score, _CLOSING_SIZE)
     score = _box_sum(score, _BOX_SIZE) / float(_BOX_SIZE * _BOX_SIZE)
     return np.clip(score, 0.0, 1.0).astype(np.float32)
 

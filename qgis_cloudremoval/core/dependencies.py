@@ -62,7 +62,7 @@ def install_command(packages: Sequence[str] = RUNTIME_PACKAGES) -> str:
     return " ".join(f'"{word}"' if " " in word else word for word in words)
 
 
-#: SciPy (the paper's cloud detector, metrics) comes with QGIS on Windows and macOS; Debian's python3-qgis
+#: SciPy (the metrics) comes with QGIS on Windows and macOS; Debian's python3-qgis
 #: does not depend on it, so the plugin loads without it and the algorithms that need it say so.
 SCIPY_INSTALL = ("SciPy: 'sudo apt install python3-scipy' on Debian and Ubuntu, elsewhere "
                  f"'{install_command(('scipy',))}'")
@@ -93,6 +93,6 @@ def ndimage():
     try:
         from scipy import ndimage as module
     except ImportError:
-        raise CoreError(missing_package_message("scipy", "for the paper's cloud detector and the metrics")) \
+        raise CoreError(missing_package_message("scipy", "for the metrics")) \
             from None
     return module
