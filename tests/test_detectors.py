@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from osgeo import gdal
+from osgeo import gdal, osr
 
-from qgis_cloudremoval.core import cloudmask, detectors, engine
+from qgis_cloudremoval.core import cloudmask, detectors, engine, inputs
 from qgis_cloudremoval.core.dependencies import install_command
 from qgis_cloudremoval.core.progress import CoreError, Reporter
 from qgis_cloudremoval.core.request import RemovalRequest
@@ -80,8 +80,9 @@ def test_keep_clear_on_a_clear_patch_runs_no_network_and_returns_the_input(sen12
                                                  tile_size=96, output_path=str(tmp_path / "out.tif")),
                                   Reporter(info=messages.append))
     assert result.tiles > 1 and result.network_tiles == 0
-    assert (f"the network ran on 0 of {result.tiles} tiles; the others hold no cloud or shadow within "
-            f"{engine.FEATHER_PX} px of their core (or no data) and keep the input") in messages
+    assert (f"the network ran on 0 of {result.tiles} tiles, near cloud and shadow only (0% of the pixels it "
+            f"computes over the whole scene); the rest holds no cloud or shadow within {engine.FEATHER_PX} px (or "
+            "no data) and keeps the input") in messages
     np.testing.assert_array_equal(_dn(result.output_path), _dn(s2))
 
 
@@ -140,3 +141,40 @@ def test_an_own_cloud_mask_drives_keep_clear_and_is_checked_against_the_grid(sen
         engine.remove_clouds(RemovalRequest(s2_path=str(s2), model_path=str(model), keep_clear=True,
                                             cloud_mask_path=str(shifted), output_path=str(tmp_path / "o2.tif")))
     assert not (tmp_path / "o2.tif").exists()
+
+
+@needs_learned
+def test_learned_masks_of_small_tiles_equal_the_whole_scene_mask_and_classify_each_piece_once(tmp_path):
+    """A 1000 x 1500 px scene (2 x 3 pieces of the 256 px model at 30 m) in 100 px tiles: each window's mask
+    is the whole-array mask there, and the model runs once per piece, not once per tile."""
+    rng = np.random.default_rng(3)
+    rows, columns = np.mgrid[0:1000, 0:1500]
+    dn = 1200 + 300 * np.sin(columns / 40.0)[None] * np.cos(rows / 55.0)[None] + rng.normal(0, 60, (13, 1000, 1500))
+    dn[:, 100:400, 150:500] += 5000  # bright clouds ...
+    dn[:, 600:900, 700:1100] += 4000
+    dn = np.round(np.clip(dn, 1, 20000)).astype(np.float32)
+    path = tmp_path / "scene.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 1500, 1000, 13, gdal.GDT_UInt16)
+    dataset.SetGeoTransform((399960.0, 10.0, 0.0, 5000040.0, 0.0, -10.0))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    dataset.SetProjection(srs.ExportToWkt())
+    dataset.WriteArray(dn.astype(np.uint16))
+    dataset = None
+    from qgis_cloudremoval.core import cloudmask_raster, tiling
+    detector = detectors.LearnedDetector("cpu")
+    runs = []
+    session_run = detector.session.run
+    detector.session.run = lambda *args: runs.append(1) or session_run(*args)
+    whole = detector.mask(dn, np.ones(dn.shape[1:], bool))
+    assert len(runs) == 2 * 3 and set(np.unique(whole)) >= {cloudmask.CLEAR, cloudmask.CLOUD}
+    request = cloudmask_raster.mask_request(str(path), str(tmp_path / "mask.tif"))
+    with inputs.open_scene(request, cloudmask_raster.OPTICAL_ONLY, Reporter()) as scene:
+        detector.prepare(scene, [], Reporter())
+        runs.clear()
+        for tile in tiling.plan_tiles(1500, 1000, 100, 0):
+            window = tile.read
+            s2_dn, valid = scene.read_s2(window.x, window.y, window.width, window.height)
+            np.testing.assert_array_equal(detector.window_mask(scene, window, s2_dn, valid),
+                                          whole[window.y:window.y + window.height, window.x:window.x + window.width])
+    assert len(runs) == 2 * 3

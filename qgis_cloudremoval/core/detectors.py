@@ -7,12 +7,13 @@ so the engine and the cloud-mask raster call either tile by tile.
 * :class:`LearnedDetector` runs the 6-band L1C U-Net of ``ukis-csmask`` (DLR,
   Wieland et al. 2019, Apache-2.0; an optional dependency whose wheel ships
   the ONNX model and its normalisation) on B2, B3, B4, B8, B11 and B12 at
-  the 30 m it was trained for: the window is averaged over 3 x 3 pixels
-  aligned to the scene, classified in 256 px (7.68 km) pieces with overlap,
-  and the classes are repeated back onto the 10 m grid. A window smaller
-  than one piece is classified within :data:`LEARNED_CONTEXT` px of the
-  scene around it (padding would invent the rest), so the mask of a tile
-  does not depend on the tile size. It needs no scene statistics.
+  the 30 m it was trained for: the scene is averaged over 3 x 3 pixels,
+  classified in 256 px (7.68 km) pieces on a grid of the scene with overlap
+  (their class probabilities summed), and the classes are repeated back onto
+  the 10 m grid. A window's mask comes from the pieces it touches, each
+  classified once and kept while the tiles around it need it, so every
+  window equals the whole-scene mask whatever the tile size. It needs no
+  scene statistics.
 * :class:`RuleDetector` is the paper's detector (:mod:`.cloudmask`), whose
   shadow test compares pixels with statistics of the whole scene and so
   needs a first pass over it (:func:`statistics_pass`). It marks much clear
@@ -30,7 +31,8 @@ a mask file when one is given) and says which in the log.
 import importlib.util
 import json
 import os
-from typing import List, Optional
+from collections import OrderedDict
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -55,8 +57,8 @@ LEARNED_FACTOR = 3
 #: The model's fixed input side, 30 m pixels, and the overlap of the pieces a larger window is cut into.
 LEARNED_SIZE = 256
 LEARNED_OVERLAP = 64
-#: Scene pixels (10 m) the learned detector looks at around a smaller window: one model piece.
-LEARNED_CONTEXT = LEARNED_SIZE * LEARNED_FACTOR
+#: Rows of pieces the learned detector keeps (tiles go row by row; a tile touches at most two rows).
+LEARNED_CACHED_ROWS = 3
 LEARNED_MISSING_MESSAGE = (
     "The learned cloud detector needs the Python package ukis-csmask, which is not installed in this Python. "
     f"Install it with: {install_command(('ukis-csmask',))}, or choose the paper's rule as detector")
@@ -113,21 +115,60 @@ class LearnedDetector:
         self.session, self.provider = runtime.plain_session(model_path, device, gpu_index=gpu_index)
         self.input_name = self.session.get_inputs()[0].name
         self.name = f"ukis-csmask {description['model']['version']} (learned, 30 m, {self.provider})"
+        self._pieces: "OrderedDict[Tuple[int, int, int], np.ndarray]" = OrderedDict()
 
     def prepare(self, scene, tiles, reporter) -> None:
-        """Nothing to gather: the network looks at the window and its context only."""
+        """Nothing to gather ahead: pieces are classified as the tiles reach them."""
+        self._pieces.clear()
 
     def window_mask(self, scene, window: tiling.Window, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """The mask of ``window`` of ``scene``, classified with at least :data:`LEARNED_CONTEXT` px of context."""
-        context = _context(window, scene.width, scene.height)
-        if context == window:
-            return self.mask(s2_dn, valid)
-        context_dn, context_valid = scene.read_s2(context.x, context.y, context.width, context.height)
-        rows = slice(window.y - context.y, window.y - context.y + window.height)
-        columns = slice(window.x - context.x, window.x - context.x + window.width)
-        return self.mask(context_dn, context_valid)[rows, columns]
+        """The mask of ``window`` of ``scene``: the whole-scene mask there, from the scene's pieces."""
+        factor = LEARNED_FACTOR
+        coarse_height, coarse_width = -(-scene.height // factor), -(-scene.width // factor)
+        first_row, first_col = window.y // factor, window.x // factor
+        end_row = -(-(window.y + window.height) // factor)
+        end_col = -(-(window.x + window.width) // factor)
+        scores = np.zeros((3, end_row - first_row, end_col - first_col), np.float32)
+        for row in _starts(max(coarse_height, LEARNED_SIZE), LEARNED_SIZE):
+            if row >= end_row or row + LEARNED_SIZE <= first_row:
+                continue
+            for col in _starts(max(coarse_width, LEARNED_SIZE), LEARNED_SIZE):
+                if col >= end_col or col + LEARNED_SIZE <= first_col:
+                    continue
+                piece = self._piece_scores(scene, row, col)
+                top, left = max(row, first_row), max(col, first_col)
+                bottom, right = min(row + piece.shape[1], end_row), min(col + piece.shape[2], end_col)
+                scores[:, top - first_row:bottom - first_row, left - first_col:right - first_col] += \
+                    piece[:, top - row:bottom - row, left - col:right - col]
+        classes = np.argmax(scores, axis=0).astype(np.uint8).repeat(factor, axis=0).repeat(factor, axis=1)
+        top, left = window.y - first_row * factor, window.x - first_col * factor
+        mask = classes[top:top + window.height, left:left + window.width]
+        mask[~valid] = cloudmask.CLEAR
+        return mask
 
-    def mask(self, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    def _piece_scores(self, scene, row: int, col: int) -> np.ndarray:
+        """Class probabilities ``(3, h, w)`` of the scene's piece at 30 m ``row``, ``col`` (cached)."""
+        key = (id(scene), row, col)
+        if key in self._pieces:
+            self._pieces.move_to_end(key)
+            return self._pieces[key]
+        factor, size = LEARNED_FACTOR, LEARNED_SIZE
+        x, y = col * factor, row * factor
+        width, height = min(size * factor, scene.width - x), min(size * factor, scene.height - y)
+        s2_dn, valid = scene.read_s2(x, y, width, height)
+        image = self._coarse(s2_dn, valid)
+        coarse_height, coarse_width = image.shape[1:]
+        image = np.pad(image, ((0, 0), (0, size - coarse_height), (0, size - coarse_width)), mode="symmetric")
+        scores = self._probabilities(image)[:, :coarse_height, :coarse_width]
+        self._pieces[key] = scores
+        per_row = len(_starts(max(-(-scene.width // factor), size), size))
+        while len(self._pieces) > LEARNED_CACHED_ROWS * per_row:
+            self._pieces.popitem(last=False)
+        return scores
+
+    def _coarse(self, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """The model's normalised ``(6, h / 3, w / 3)`` 30 m input from 10 m DN (nodata as 0, the last
+        partial cells padded with their edge)."""
         height, width = valid.shape
         factor = LEARNED_FACTOR
         coarse_height, coarse_width = -(-height // factor), -(-width // factor)
@@ -136,10 +177,21 @@ class LearnedDetector:
         padded = np.pad(reflectance, ((0, 0), (0, coarse_height * factor - height), (0, coarse_width * factor - width)),
                         mode="edge")
         coarse = padded.reshape(len(self.band_index), coarse_height, factor, coarse_width, factor).mean(axis=(2, 4))
-        classes = self._classify((coarse - self.mean) / self.std)
-        mask = classes.repeat(factor, axis=0).repeat(factor, axis=1)[:height, :width]
+        return (coarse - self.mean) / self.std
+
+    def mask(self, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """The mask of a whole ``(13, H, W)`` DN array (a scene of its own)."""
+        height, width = valid.shape
+        classes = self._classify(self._coarse(s2_dn, valid))
+        mask = classes.repeat(LEARNED_FACTOR, axis=0).repeat(LEARNED_FACTOR, axis=1)[:height, :width]
         mask[~valid] = cloudmask.CLEAR
         return mask
+
+    def _probabilities(self, piece: np.ndarray) -> np.ndarray:
+        """Softmax class probabilities ``(3, 256, 256)`` of one normalised ``(6, 256, 256)`` piece."""
+        logits = self.session.run(None, {self.input_name: np.ascontiguousarray(piece[None], dtype=np.float32)})[0][0]
+        probabilities = np.exp(logits - logits.max(axis=0))
+        return probabilities / probabilities.sum(axis=0)
 
     def _classify(self, image: np.ndarray) -> np.ndarray:
         """Classes ``(H, W)`` of a normalised ``(6, H, W)`` 30 m image, in overlapping model-sized pieces."""
@@ -150,10 +202,8 @@ class LearnedDetector:
         scores = np.zeros((3, padded_height, padded_width), np.float32)
         for row in _starts(padded_height, size):
             for col in _starts(padded_width, size):
-                piece = np.ascontiguousarray(image[None, :, row:row + size, col:col + size], dtype=np.float32)
-                logits = self.session.run(None, {self.input_name: piece})[0][0]
-                probabilities = np.exp(logits - logits.max(axis=0))
-                scores[:, row:row + size, col:col + size] += probabilities / probabilities.sum(axis=0)
+                piece = image[:, row:row + size, col:col + size]
+                scores[:, row:row + size, col:col + size] += self._probabilities(piece)
         return np.argmax(scores[:, :height, :width], axis=0).astype(np.uint8)
 
 
@@ -186,21 +236,6 @@ class MaskFileDetector:
         mask[known & (category == cloudmask.SHADOW)] = cloudmask.SHADOW
         mask[~valid] = cloudmask.CLEAR
         return mask
-
-
-def _context(window: tiling.Window, scene_width: int, scene_height: int) -> tiling.Window:
-    """``window`` grown to :data:`LEARNED_CONTEXT` px where it is smaller, inside the scene, on the 30 m grid."""
-    def span(start, length, scene_length):
-        if length >= LEARNED_CONTEXT or length == scene_length:
-            return start, length
-        side = min(LEARNED_CONTEXT, scene_length)
-        first = min(max(start + length // 2 - side // 2, 0), scene_length - side)
-        first -= first % LEARNED_FACTOR  # the 3 x 3 averaging stays on the scene's own 30 m grid
-        last = min(max(first + side, start + length), scene_length)
-        return first, last - first
-    x, width = span(window.x, window.width, scene_width)
-    y, height = span(window.y, window.height, scene_height)
-    return tiling.Window(x, y, width, height)
 
 
 def _starts(length: int, size: int) -> List[int]:
