@@ -44,9 +44,11 @@ def main(argv=None) -> int:
         qgis = QgisProcess(Path(profile), REPO)
         print("2/4 qgis_process run cloudremoval:removeclouds")
         result_path, mask_path = str(out / "cloud_free.tif"), str(out / "cloud_mask.tif")
+        # Keep-clear (the default) with the example's own cloud mask: the learned detector, made for 30 m
+        # L1C scenes, sees nothing on this small Level-2A patch (see the README's cloud detectors).
         removal = qgis.run("cloudremoval:removeclouds", {"S2": example.s2_cloudy, "S1": example.s1,
-                                                         "MODEL": args.model, "OUTPUT": result_path,
-                                                         "OUTPUT_MASK": mask_path})
+                                                         "CLOUD_MASK": example.truth_mask, "MODEL": args.model,
+                                                         "OUTPUT": result_path, "OUTPUT_MASK": mask_path})
         log = removal["log"]
         for line in log.get("info", []) + ["warning: " + text for text in log.get("warning", [])]:
             if line.startswith(("model:", "onnxruntime provider", "warning", "Ran on")):

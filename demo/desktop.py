@@ -77,7 +77,9 @@ def load_layers():
 
 def parameters(run):
     project = QgsProject.instance()
-    values = {"S2": state["s2"].id(), "S1": state["s1"].id(),
+    # The example's own cloud mask, as an analyst gives the product's: the learned detector, made for
+    # 30 m L1C scenes, sees nothing on this small Level-2A patch, and keep-clear would keep it all.
+    values = {"S2": state["s2"].id(), "S1": state["s1"].id(), "CLOUD_MASK": CONFIG["mask"],
               "OUTPUT": QgsProcessingOutputLayerDefinition(os.path.join(CONFIG["out"], f"cloud_free_{run}.tif"),
                                                            project),
               "OUTPUT_MASK": QgsProcessingOutputLayerDefinition(os.path.join(CONFIG["out"], f"cloud_mask_{run}.tif"),
@@ -202,7 +204,8 @@ def main(argv=None) -> int:
             qgis_process = QgisProcess(Path(profile), REPO)  # the plugin linked into a private profile, enabled
             startup = Path(profile) / "startup.py"
             startup.write_text(STARTUP % {"config": json.dumps(
-                {"s2": example.s2_cloudy, "s1": example.s1, "out": str(out), "model": args.model})})
+                {"s2": example.s2_cloudy, "s1": example.s1, "mask": example.truth_mask, "out": str(out),
+                 "model": args.model})})
             environment.update(QGIS_CUSTOM_CONFIG_PATH=profile, PYTHONPATH=qgis_process.env["PYTHONPATH"])
             environment.pop("QT_QPA_PLATFORM", None)
             print(f"starting the QGIS desktop on display {environment['DISPLAY']}")

@@ -59,7 +59,8 @@ def _add_scene_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--s1-bands", type=int, nargs=2, default=DEFAULTS.s1_bands, metavar=("VV", "VH"))
     parser.add_argument("--s1-units", choices=S1_UNITS, default=DEFAULTS.s1_units)
     parser.add_argument("--keep-clear", action=argparse.BooleanOptionalAction, default=DEFAULTS.keep_clear,
-                        help="keep the input where the detector finds no cloud or shadow")
+                        help="keep the input where the detector finds no cloud or shadow (default); "
+                        "--no-keep-clear: the network's output everywhere, as in the paper")
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULTS.detector)
     parser.add_argument("--baseline-offset", choices=BASELINE_OFFSET, default=DEFAULTS.baseline_offset)
     parser.add_argument("--device", choices=DEVICES, default=DEFAULTS.device)

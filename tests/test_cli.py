@@ -32,6 +32,18 @@ def test_remove_gives_the_plugins_result_without_qgis(provider, scene, sar_model
         assert scenes.grid(ours) == scenes.grid(theirs)
         np.testing.assert_array_equal(scenes.read(ours), scenes.read(theirs))
     assert scenes.read(tmp_path / "cli.tif").shape[0] == 13
+    # --no-keep-clear, the paper's way: the network's output everywhere, as the plugin's KEEP_CLEAR=False.
+    done = cli("remove", "--s2", scene["cloudy"], "--s1", scene["s1"], "--model", sar_model, "-o",
+               tmp_path / "everywhere.tif", "--tile-size", 64, "--no-keep-clear")
+    assert done.returncode == 0, done.stderr
+    plugin = processing.run("cloudremoval:removeclouds", {
+        "S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model), "TILE_SIZE": 64,
+        "KEEP_CLEAR": False, "OUTPUT": str(tmp_path / "plugin_everywhere.tif")})
+    everywhere = scenes.read(tmp_path / "everywhere.tif")
+    np.testing.assert_array_equal(everywhere, scenes.read(plugin["OUTPUT"]))
+    kept = scenes.read(tmp_path / "cli.tif")
+    clear = scenes.read(tmp_path / "cli_mask.tif")[0] == 0
+    assert not np.array_equal(everywhere[:, clear], kept[:, clear])  # the default keeps clear pixels; this does not
 
 
 def test_remove_says_what_is_wrong_in_the_plugins_words(scene, sar_model, tmp_path):

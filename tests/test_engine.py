@@ -77,7 +77,9 @@ def whole_image_prediction(model_path, s2_dn, s1_db=None):
 
 
 def request_for(tmp_path, s2, s1, model, **options):
+    """A request for ``model``; keep-clear off unless asked (the network everywhere, as one bare run computes)."""
     options.setdefault("output_path", str(tmp_path / "out.tif"))
+    options.setdefault("keep_clear", False)
     return RemovalRequest(s2_path=s2, s1_path=s1, model_path=str(model), **options)
 
 
@@ -201,6 +203,34 @@ def test_keep_clear_keeps_clear_input_and_stays_seamless(tmp_path, model):
     np.testing.assert_allclose(tiled_output[:, inside], reference[:, inside] * 0.2, atol=1e-5)
 
 
+def test_keep_clear_runs_the_network_near_clouds_only_and_equals_the_full_computation(tmp_path, model):
+    """Pieces around two small clouds: the output is the whole-image prediction blended over the input."""
+    s2_path, s1_path, s2, s1 = synthetic_scene(tmp_path, width=300, height=260, seed=8, nodata_block=False)
+    own = np.zeros((260, 300), np.uint8)
+    own[30:50, 40:60] = cloudmask.CLOUD
+    own[200:215, 220:250] = cloudmask.SHADOW
+    mask_path = write_geotiff(tmp_path / "own.tif", own.astype(np.uint16)[None])
+    messages = []
+    runs = {}
+    for tile_size in (512, 128):  # one tile; tiles whose cores the clouds straddle
+        runs[tile_size] = engine.remove_clouds(
+            request_for(tmp_path, s2_path, s1_path, model, keep_clear=True, cloud_mask_path=mask_path,
+                        tile_size=tile_size, output_type="float32", output_path=str(tmp_path / f"{tile_size}.tif")),
+            Reporter(info=messages.append))
+    reference, _ = whole_image_prediction(model, s2, s1)
+    from scipy import ndimage
+    weight = np.clip(1 - ndimage.distance_transform_edt(own == 0) / engine.FEATHER_PX, 0, 1).astype(np.float32)
+    expected = weight * reference * 0.2 + (1 - weight) * s2 / np.float32(10000)
+    for result in runs.values():
+        np.testing.assert_allclose(read_all(result.output_path)[1], expected, atol=1e-5, rtol=0)
+    whole, tiled = runs[512], runs[128]
+    assert whole.tiles == whole.network_tiles == 1 and 0 < whole.network_share < 0.2
+    assert tiled.tiles > tiled.network_tiles > 0 and tiled.network_share < 0.5
+    assert (f"the network ran on 1 of 1 tiles, near cloud and shadow only ({100 * whole.network_share:.0f}% of the "
+            f"pixels it computes over the whole scene); the rest holds no cloud or shadow within {engine.FEATHER_PX} "
+            "px (or no data) and keeps the input") in messages
+
+
 def test_cancel_after_the_first_tile_leaves_no_file(tmp_path, model):
     s2_path, s1_path, _, _ = synthetic_scene(tmp_path)
     progress = []
@@ -297,7 +327,7 @@ def test_bigearthnet_band_files_with_a_filled_b10(tmp_path, model, bigearthnet_p
     s1_stack = stack_bands([pair["vv"], pair["vh"]])
     warnings = []
     request = RemovalRequest(s2_path="", s2_band_paths=dict(pair["s2"]), s1_path=s1_stack, model_path=str(model),
-                             output_path=str(tmp_path / "out.tif"), tile_size=64)
+                             output_path=str(tmp_path / "out.tif"), tile_size=64, keep_clear=False)
     try:
         result = engine.remove_clouds(request, Reporter(warning=warnings.append))
     finally:

@@ -87,7 +87,8 @@ def test_exported_onnx_scores_like_its_checkpoint_and_runs_through_the_engine(se
     output = root / "cloudfree.tif"
     result = remove_clouds(RemovalRequest(s2_path=str(data / "s2_cloudy" / name), s1_path=str(data / "s1" / name),
                                           model_path=str(onnx_path), output_path=str(output), device="cpu",
-                                          baseline_offset="none", s1_units="db", output_type="float32"))
+                                          baseline_offset="none", s1_units="db", output_type="float32",
+                                          keep_clear=False))
     assert result.output_path == str(output)
     produced, source = gdal.Open(str(output)), gdal.Open(str(data / "s2_cloudy" / name))
     assert produced.RasterCount == 13

@@ -76,7 +76,7 @@ def test_removeclouds_end_to_end_on_real_sentinel_1_and_2(qgis, scene, tmp_path)
     # The documented S2_BANDS syntax: 13 numbers in B1..B12 order, 0 for the band the layer lacks (B10).
     explicit = qgis.run("cloudremoval:removeclouds", {
         "S2": scene["s2"], "S2_BANDS": "1;2;3;4;5;6;7;8;9;10;0;11;12", "S1": scene["s1"], "MODEL": model,
-        "OUTPUT": tmp_path / "explicit.tif"})
+        "DETECTOR": 2, "OUTPUT": tmp_path / "explicit.tif"})
     np.testing.assert_array_equal(scenes.read(explicit["results"]["OUTPUT"]), scenes.read(output))
 
 

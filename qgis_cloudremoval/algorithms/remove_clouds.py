@@ -15,7 +15,8 @@ from ..settings import (DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, DEMO_FALLBACK_MESS
 from .base import DETECTOR_HELP, S2_BANDS_HELP, CloudRemovalAlgorithm
 from .styles import mask_palette, true_colour
 
-DEFAULT_S1_BANDS = RemovalRequest(s2_path="", model_path="", output_path="").s1_bands  # VV, VH
+DEFAULTS = RemovalRequest(s2_path="", model_path="", output_path="")
+DEFAULT_S1_BANDS = DEFAULTS.s1_bands  # VV, VH
 DEMO_WARNING = ("This is a DEMO model (small, trained on a few simulated clouds): its results show how the "
                 "tool works, not what DSen2-CR achieves. Use the authors' weights or a fully trained model "
                 "for real work.")
@@ -64,9 +65,10 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             "default model; Models > Import DSen2-CR Keras weights sets it). Without either, the bundled demo "
             "model runs, and the log says so first. The log shows the model's file, name, inputs and "
             "provenance.<br>"
-            "<b>Keep clear pixels</b>: keep the input where the cloud detector finds no cloud or shadow "
-            "(with a feathered seam); the network then runs only on tiles near cloud or shadow, so a mostly "
-            "clear scene takes a fraction of the time. Off: every pixel is the network's output.<br>"
+            "<b>Keep clear pixels</b> (on by default): keep the input where the cloud detector finds no cloud or "
+            "shadow (with a feathered seam); the network then runs only near cloud or shadow, so a mostly clear "
+            "scene takes a fraction of the time, and the log says how much of the scene it ran on. Off: every "
+            "pixel is the network's output, as in the paper.<br>"
             + DETECTOR_HELP + "<br>"
             "<b>Own cloud mask</b> (optional): a mask you trust (from the product, Fmask, or a corrected "
             "'Detect clouds and shadows' output) on the Sentinel-2 grid, 0 clear, 1 cloud, 2 shadow; it "
@@ -103,7 +105,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             self.MODEL, self.tr("Model (.onnx; empty = default)"), extension="onnx",
             optional=True))
         self.declare(QgsProcessingParameterBoolean(
-            self.KEEP_CLEAR, self.tr("Keep clear pixels"), defaultValue=False))
+            self.KEEP_CLEAR, self.tr("Keep clear pixels"), defaultValue=DEFAULTS.keep_clear))
         self.add_detector_parameter()
         self.declare(QgsProcessingParameterRasterLayer(
             self.CLOUD_MASK, self.tr("Own cloud mask (instead of the detector)"), optional=True))

@@ -7,6 +7,8 @@ and hand it to :func:`qgis_cloudremoval.core.engine.remove_clouds`.
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from .cloudmask import CLOUD_THRESHOLD
+
 #: Accepted values of the choice-like fields, in the order the plugin lists them.
 S1_UNITS = ("auto", "db", "linear")
 BASELINE_OFFSET = ("auto", "none", "subtract")
@@ -38,13 +40,13 @@ class RemovalRequest:
     s1_bands: List[int] = field(default_factory=lambda: [1, 2])
     s1_units: str = "auto"
     baseline_offset: str = "auto"
-    keep_clear: bool = False
+    keep_clear: bool = True  # keep the input where the detector finds no cloud or shadow; False: the network everywhere
     device: str = "auto"
     tile_size: int = 0  # 0: chosen for the provider and memory
     fast_convolutions: bool = True  # Winograd 3x3 convolutions on the CPU (core.winograd); False: direct
     output_type: str = "uint16"
     mask_path: Optional[str] = None
-    cloud_threshold: float = 0.2  # the paper's rule only
+    cloud_threshold: float = CLOUD_THRESHOLD  # the paper's rule only
     detector: str = "auto"  # cloud detector for keep-clear and the mask: "auto", "learned" or "rule" (core.detectors)
     cloud_mask_path: Optional[str] = None  # a mask on the S2 grid (0 clear, 1 cloud, 2 shadow) instead of a detector
     gpu_index: int = 0  # the CUDA device the networks run on (a batch worker with several GPUs gives each its own)
