@@ -79,6 +79,15 @@ def test_removeclouds_end_to_end_on_real_sentinel_1_and_2(qgis, scene, tmp_path)
         "DETECTOR": 2, "OUTPUT": tmp_path / "explicit.tif"})
     np.testing.assert_array_equal(scenes.read(explicit["results"]["OUTPUT"]), scenes.read(output))
 
+    # KEEP_CLEAR=false, as the README writes it: the paper's network everywhere.
+    everywhere = qgis.run("cloudremoval:removeclouds", {
+        "S2": scene["s2"], "S1": scene["s1"], "MODEL": model, "KEEP_CLEAR": "false", "OUTPUT": tmp_path / "all.tif"})
+    direct = engine.remove_clouds(RemovalRequest(
+        s2_path=scene["s2"], s1_path=scene["s1"], model_path=str(model), output_path=str(tmp_path / "direct_all.tif"),
+        s2_bands={band: number for number, band in enumerate(L2A_BANDS, start=1)}, keep_clear=False))
+    np.testing.assert_array_equal(scenes.read(everywhere["results"]["OUTPUT"]), scenes.read(direct.output_path))
+    assert not np.array_equal(scenes.read(direct.output_path), scenes.read(output))
+
 
 def test_bad_input_gives_one_plain_message(qgis, scene, tmp_path):
     run = qgis.call(["run", "cloudremoval:removeclouds", "--", f"S2={scene['s2']}",
