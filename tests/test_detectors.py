@@ -178,3 +178,20 @@ def test_learned_masks_of_small_tiles_equal_the_whole_scene_mask_and_classify_ea
             np.testing.assert_array_equal(detector.window_mask(scene, window, s2_dn, valid),
                                           whole[window.y:window.y + window.height, window.x:window.x + window.width])
     assert len(runs) == 2 * 3
+
+
+@needs_learned
+def test_a_scene_too_small_for_the_learned_detector_is_said(tmp_path):
+    """Keep-clear is on by default: on a small clip the learned detector can see nothing, so the run says so."""
+    from test_engine import synthetic_scene
+    s2_path, _, _, _ = synthetic_scene(tmp_path, width=200, height=300)
+    model = make_tiny_model(use_sar=False, num_blocks=1, num_features=4, seed=2)
+    result = engine.remove_clouds(RemovalRequest(s2_path=s2_path, model_path=str(model),
+                                                 output_path=str(tmp_path / "out.tif")))
+    assert result.warnings == [
+        "The scene (200 x 300 px) is small for the learned cloud detector, which looks at 768 px at a time: under "
+        "256 px it can miss clouds. Check the cloud mask output, or give your own cloud mask, or choose the "
+        "paper's rule as detector"]
+    rule = engine.remove_clouds(RemovalRequest(s2_path=s2_path, model_path=str(model), detector="rule",
+                                               output_path=str(tmp_path / "rule.tif")))
+    assert rule.warnings == []

@@ -57,6 +57,11 @@ LEARNED_FACTOR = 3
 #: The model's fixed input side, 30 m pixels, and the overlap of the pieces a larger window is cut into.
 LEARNED_SIZE = 256
 LEARNED_OVERLAP = 64
+#: Scene pixels (10 m) of one model piece.
+LEARNED_WINDOW = LEARNED_SIZE * LEARNED_FACTOR
+#: A scene narrower than this (10 m px, a third of a piece) gives the model too little to see: on the
+#: bundled 120 px example it finds no cloud at all. Such runs warn.
+LEARNED_SMALL_SCENE = LEARNED_SIZE
 #: Rows of pieces the learned detector keeps (tiles go row by row; a tile touches at most two rows).
 LEARNED_CACHED_ROWS = 3
 LEARNED_MISSING_MESSAGE = (
@@ -118,8 +123,10 @@ class LearnedDetector:
         self._pieces: "OrderedDict[Tuple[int, int, int], np.ndarray]" = OrderedDict()
 
     def prepare(self, scene, tiles, reporter) -> None:
-        """Nothing to gather ahead: pieces are classified as the tiles reach them."""
+        """Nothing to gather ahead (pieces are classified as the tiles reach them); warns of a small scene."""
         self._pieces.clear()
+        if min(scene.width, scene.height) < LEARNED_SMALL_SCENE:
+            reporter.warn(small_scene_warning(scene.width, scene.height))
 
     def window_mask(self, scene, window: tiling.Window, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """The mask of ``window`` of ``scene``: the whole-scene mask there, from the scene's pieces."""
@@ -236,6 +243,12 @@ class MaskFileDetector:
         mask[known & (category == cloudmask.SHADOW)] = cloudmask.SHADOW
         mask[~valid] = cloudmask.CLEAR
         return mask
+
+
+def small_scene_warning(width: int, height: int) -> str:
+    return (f"The scene ({width} x {height} px) is small for the learned cloud detector, which looks at "
+            f"{LEARNED_WINDOW} px at a time: under {LEARNED_SMALL_SCENE} px it can miss clouds. Check the cloud "
+            "mask output, or give your own cloud mask, or choose the paper's rule as detector")
 
 
 def _starts(length: int, size: int) -> List[int]:

@@ -41,7 +41,7 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -421,7 +421,7 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
         if request.keep_clear or request.mask_path:
             detector = detectors.choose_detector(request.detector, request.cloud_threshold, request.device, reporter,
                                                  request.cloud_mask_path, scene, gpu_index=request.gpu_index)
-            detector.prepare(scene, tiles, reporter)
+            detector.prepare(scene, tiles, replace(reporter, warning=run.warn))  # its warnings are the run's
         output = mask = output_path = None
         try:
             output, mask = _open_writers(request, scene, info)
