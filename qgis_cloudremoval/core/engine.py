@@ -113,8 +113,7 @@ class _Prepared:
         core = self.tile.core
         whole = np.zeros((channels, core.height, core.width), np.float32)
         for (piece, _), output in zip(self.runs, outputs):
-            top, left = piece.core.y - core.y, piece.core.x - core.x
-            whole[:, top:top + piece.core.height, left:left + piece.core.width] = output
+            whole[(slice(None),) + piece.core.within(core)] = output
         return whole
 
 

@@ -50,6 +50,11 @@ class Window:
     def area(self) -> int:
         return self.width * self.height
 
+    def within(self, outer: "Window") -> Tuple[slice, slice]:
+        """(row slice, column slice) of this window inside an array of ``outer``."""
+        top, left = self.y - outer.y, self.x - outer.x
+        return slice(top, top + self.height), slice(left, left + self.width)
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -67,21 +72,17 @@ class Tile:
     @property
     def network_in_read(self) -> Tuple[slice, slice]:
         """(row slice, column slice) of the network window inside an array of the read window."""
-        top, left = self.network.y - self.read.y, self.network.x - self.read.x
-        return slice(top, top + self.network.height), slice(left, left + self.network.width)
+        return self.network.within(self.read)
 
     @property
     def core_in_network(self) -> Tuple[slice, slice]:
         """(row slice, column slice) of the core inside an array of the network window."""
-        top, left = self.core.y - self.network.y, self.core.x - self.network.x
-        return slice(top, top + self.core.height), slice(left, left + self.core.width)
+        return self.core.within(self.network)
 
     @property
     def core_in_read(self) -> Tuple[slice, slice]:
         """(row slice, column slice) of the core inside an array of the read window."""
-        top = self.core.y - self.read.y
-        left = self.core.x - self.read.x
-        return slice(top, top + self.core.height), slice(left, left + self.core.width)
+        return self.core.within(self.read)
 
 
 def _spans(length: int, tile: int, margin: int, align: int) -> List[Tuple[int, int, int, int]]:
