@@ -5,6 +5,7 @@ import pytest
 from osgeo import gdal, osr
 
 from qgis_cloudremoval.core import cloudmask, detectors, engine, inputs
+from qgis_cloudremoval.core.bands import S2_BANDS
 from qgis_cloudremoval.core.dependencies import install_command
 from qgis_cloudremoval.core.progress import CoreError, Reporter
 from qgis_cloudremoval.core.request import RemovalRequest
@@ -143,18 +144,35 @@ def test_an_own_cloud_mask_drives_keep_clear_and_is_checked_against_the_grid(sen
     assert not (tmp_path / "o2.tif").exists()
 
 
+def _whole_scene_classes(detector, dn):
+    """The learned detector's classes of a whole ``(13, H, W)`` DN scene, computed here on their own: 3 x 3
+    means (300 x 500 px at 30 m, divisible), 256 px pieces every 192 px (a 64 px overlap) and one at the far
+    end of each axis, softmax probabilities summed, argmax, back to 10 m."""
+    bands = dn[[S2_BANDS.index(band) for band in ("B2", "B3", "B4", "B8", "B11", "B12")]] / np.float32(10000)
+    height, width = dn.shape[1] // 3, dn.shape[2] // 3
+    coarse = (bands.reshape(6, height, 3, width, 3).mean(axis=(2, 4)) - detector.mean) / detector.std
+    total = np.zeros((3, height, width), np.float32)
+    for row in (0, height - 256):
+        for col in (0, 192, width - 256):
+            piece = np.ascontiguousarray(coarse[None, :, row:row + 256, col:col + 256], dtype=np.float32)
+            logits = detector.session.run(None, {detector.input_name: piece})[0][0]
+            odds = np.exp(logits - logits.max(axis=0))
+            total[:, row:row + 256, col:col + 256] += odds / odds.sum(axis=0)
+    return np.argmax(total, axis=0).astype(np.uint8).repeat(3, axis=0).repeat(3, axis=1)
+
+
 @needs_learned
 def test_learned_masks_of_small_tiles_equal_the_whole_scene_mask_and_classify_each_piece_once(tmp_path):
-    """A 1000 x 1500 px scene (2 x 3 pieces of the 256 px model at 30 m) in 100 px tiles: each window's mask
-    is the whole-array mask there, and the model runs once per piece, not once per tile."""
+    """A 900 x 1500 px scene (2 x 3 pieces of the 256 px model at 30 m) in 100 px tiles: each window's mask
+    is the whole-scene mask there, and the model runs once per piece, not once per tile."""
     rng = np.random.default_rng(3)
     rows, columns = np.mgrid[0:1000, 0:1500]
     dn = 1200 + 300 * np.sin(columns / 40.0)[None] * np.cos(rows / 55.0)[None] + rng.normal(0, 60, (13, 1000, 1500))
     dn[:, 100:400, 150:500] += 5000  # bright clouds ...
     dn[:, 600:900, 700:1100] += 4000
-    dn = np.round(np.clip(dn, 1, 20000)).astype(np.float32)
+    dn = np.round(np.clip(dn, 1, 20000)).astype(np.float32)[:, :900]  # 300 rows at 30 m: pieces at 0 and 44
     path = tmp_path / "scene.tif"
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 1500, 1000, 13, gdal.GDT_UInt16)
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 1500, 900, 13, gdal.GDT_UInt16)
     dataset.SetGeoTransform((399960.0, 10.0, 0.0, 5000040.0, 0.0, -10.0))
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(32633)
@@ -166,13 +184,16 @@ def test_learned_masks_of_small_tiles_equal_the_whole_scene_mask_and_classify_ea
     runs = []
     session_run = detector.session.run
     detector.session.run = lambda *args: runs.append(1) or session_run(*args)
-    whole = detector.mask(dn, np.ones(dn.shape[1:], bool))
-    assert len(runs) == 2 * 3 and set(np.unique(whole)) >= {cloudmask.CLEAR, cloudmask.CLOUD}
+    whole = _whole_scene_classes(detector, dn)
+    assert set(np.unique(whole)) >= {cloudmask.CLEAR, cloudmask.CLOUD}
+    runs.clear()
+    np.testing.assert_array_equal(detector.mask(dn, np.ones(dn.shape[1:], bool)), whole)
+    assert len(runs) == 2 * 3
     request = cloudmask_raster.mask_request(str(path), str(tmp_path / "mask.tif"))
     with inputs.open_scene(request, cloudmask_raster.OPTICAL_ONLY, Reporter()) as scene:
         detector.prepare(scene, [], Reporter())
         runs.clear()
-        for tile in tiling.plan_tiles(1500, 1000, 100, 0):
+        for tile in tiling.plan_tiles(1500, 900, 100, 0):
             window = tile.read
             s2_dn, valid = scene.read_s2(window.x, window.y, window.width, window.height)
             np.testing.assert_array_equal(detector.window_mask(scene, window, s2_dn, valid),

@@ -120,26 +120,27 @@ class LearnedDetector:
         self.session, self.provider = runtime.plain_session(model_path, device, gpu_index=gpu_index)
         self.input_name = self.session.get_inputs()[0].name
         self.name = f"ukis-csmask {description['model']['version']} (learned, 30 m, {self.provider})"
-        self._pieces: "OrderedDict[Tuple[int, int, int], np.ndarray]" = OrderedDict()
+        self._scene = None  # the scene whose pieces are cached (held, so it is never mistaken for another)
+        self._pieces: "OrderedDict[Tuple[int, int], np.ndarray]" = OrderedDict()
 
     def prepare(self, scene, tiles, reporter) -> None:
         """Nothing to gather ahead (pieces are classified as the tiles reach them); warns of a small scene."""
-        self._pieces.clear()
+        self._use(scene)
         if min(scene.width, scene.height) < LEARNED_SMALL_SCENE:
             reporter.warn(small_scene_warning(scene.width, scene.height))
 
     def window_mask(self, scene, window: tiling.Window, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """The mask of ``window`` of ``scene``: the whole-scene mask there, from the scene's pieces."""
+        self._use(scene)
         factor = LEARNED_FACTOR
-        coarse_height, coarse_width = -(-scene.height // factor), -(-scene.width // factor)
         first_row, first_col = window.y // factor, window.x // factor
         end_row = -(-(window.y + window.height) // factor)
         end_col = -(-(window.x + window.width) // factor)
         scores = np.zeros((3, end_row - first_row, end_col - first_col), np.float32)
-        for row in _starts(max(coarse_height, LEARNED_SIZE), LEARNED_SIZE):
+        for row in self._rows:
             if row >= end_row or row + LEARNED_SIZE <= first_row:
                 continue
-            for col in _starts(max(coarse_width, LEARNED_SIZE), LEARNED_SIZE):
+            for col in self._columns:
                 if col >= end_col or col + LEARNED_SIZE <= first_col:
                     continue
                 piece = self._piece_scores(scene, row, col)
@@ -153,9 +154,18 @@ class LearnedDetector:
         mask[~valid] = cloudmask.CLEAR
         return mask
 
+    def _use(self, scene) -> None:
+        """Cache pieces of ``scene`` from now on: its grid of pieces, at 30 m (starts along each axis)."""
+        if scene is self._scene:
+            return
+        self._scene = scene
+        self._pieces.clear()
+        self._rows = _starts(max(-(-scene.height // LEARNED_FACTOR), LEARNED_SIZE), LEARNED_SIZE)
+        self._columns = _starts(max(-(-scene.width // LEARNED_FACTOR), LEARNED_SIZE), LEARNED_SIZE)
+
     def _piece_scores(self, scene, row: int, col: int) -> np.ndarray:
         """Class probabilities ``(3, h, w)`` of the scene's piece at 30 m ``row``, ``col`` (cached)."""
-        key = (id(scene), row, col)
+        key = (row, col)
         if key in self._pieces:
             self._pieces.move_to_end(key)
             return self._pieces[key]
@@ -168,8 +178,7 @@ class LearnedDetector:
         image = np.pad(image, ((0, 0), (0, size - coarse_height), (0, size - coarse_width)), mode="symmetric")
         scores = self._probabilities(image)[:, :coarse_height, :coarse_width]
         self._pieces[key] = scores
-        per_row = len(_starts(max(-(-scene.width // factor), size), size))
-        while len(self._pieces) > LEARNED_CACHED_ROWS * per_row:
+        while len(self._pieces) > LEARNED_CACHED_ROWS * len(self._columns):
             self._pieces.popitem(last=False)
         return scores
 
@@ -189,10 +198,7 @@ class LearnedDetector:
     def mask(self, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """The mask of a whole ``(13, H, W)`` DN array (a scene of its own)."""
         height, width = valid.shape
-        classes = self._classify(self._coarse(s2_dn, valid))
-        mask = classes.repeat(LEARNED_FACTOR, axis=0).repeat(LEARNED_FACTOR, axis=1)[:height, :width]
-        mask[~valid] = cloudmask.CLEAR
-        return mask
+        return self.window_mask(_ArrayScene(s2_dn, valid), tiling.Window(0, 0, width, height), s2_dn, valid)
 
     def _probabilities(self, piece: np.ndarray) -> np.ndarray:
         """Softmax class probabilities ``(3, 256, 256)`` of one normalised ``(6, 256, 256)`` piece."""
@@ -200,18 +206,16 @@ class LearnedDetector:
         probabilities = np.exp(logits - logits.max(axis=0))
         return probabilities / probabilities.sum(axis=0)
 
-    def _classify(self, image: np.ndarray) -> np.ndarray:
-        """Classes ``(H, W)`` of a normalised ``(6, H, W)`` 30 m image, in overlapping model-sized pieces."""
-        height, width = image.shape[1:]
-        size = LEARNED_SIZE
-        image = np.pad(image, ((0, 0), (0, max(size - height, 0)), (0, max(size - width, 0))), mode="symmetric")
-        padded_height, padded_width = image.shape[1:]
-        scores = np.zeros((3, padded_height, padded_width), np.float32)
-        for row in _starts(padded_height, size):
-            for col in _starts(padded_width, size):
-                piece = image[:, row:row + size, col:col + size]
-                scores[:, row:row + size, col:col + size] += self._probabilities(piece)
-        return np.argmax(scores[:, :height, :width], axis=0).astype(np.uint8)
+
+class _ArrayScene:
+    """An in-memory ``(13, H, W)`` DN array and its validity, read like an opened scene."""
+
+    def __init__(self, s2_dn: np.ndarray, valid: np.ndarray) -> None:
+        self.s2_dn, self.valid = s2_dn, valid
+        self.height, self.width = valid.shape
+
+    def read_s2(self, x: int, y: int, width: int, height: int):
+        return self.s2_dn[:, y:y + height, x:x + width], self.valid[y:y + height, x:x + width]
 
 
 class MaskFileDetector:
