@@ -23,8 +23,9 @@ from .tiling import Tile, Window
 CELL = 16
 #: At most this many cells along a core side (larger cores use larger cells: the cut search stays fast).
 MAX_CELLS = 32
-#: A network run's fixed cost, in pixels of computation. Measured on CPU for the full network (2026-12-02,
-#: 16 blocks of 256 features): 112 to 127 us per pixel from 84 to 452 px windows, about 0.1 s a run.
+#: A network run's fixed cost, in pixels of computation. From a one-off timing on this project's 2-core CPU
+#: (2026-12-02, full network of 16 blocks x 256 features, not a benchmark script): 112 to 127 us per pixel
+#: for 84 to 452 px windows, so about 0.1 s a run beyond the pixels.
 RUN_OVERHEAD_PX = 1024
 
 _Region = Tuple[int, int, int, int]  # cell rows [r0, r1), cell columns [c0, c1)
