@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 from . import cloudmask, inputs, tiling
 # The engine's statistics pass and mask values, so both masks agree to the pixel.
 from .cloudmask import MASK_CATEGORIES, MASK_NODATA
-from .detectors import STATISTICS_SHARE, choose_detector
+from .detectors import STATISTICS_SHARE, choose_detector, window_mask
 from .model_info import ModelInfo
 from .progress import SILENT, Reporter
 from .request import RemovalRequest
@@ -66,7 +66,7 @@ def write_cloud_mask(request: RemovalRequest, reporter: Reporter = SILENT) -> st
             for index, tile in enumerate(tiles):
                 reporter.check_cancelled()
                 s2_dn, s2_valid = scene.read_s2(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
-                mask = detector.window_mask(scene, tile.read, s2_dn, s2_valid)
+                mask = window_mask(detector, scene, tile.read, s2_dn, s2_valid)
                 mask[~s2_valid] = MASK_NODATA
                 output.write(mask[tile.core_in_read], tile.core.x, tile.core.y)
                 reporter.set_progress(first + (1 - first) * (index + 1) / len(tiles))

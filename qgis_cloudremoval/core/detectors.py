@@ -114,6 +114,8 @@ class LearnedDetector:
         except (OSError, ValueError) as exc:
             raise CoreError(f"The ukis-csmask installation in {folder} is incomplete ({exc}); reinstall it") from None
         statistics = description["data"]["dataset_statistics"]
+        #: Scored classes; their indices are the mask codes (clear, cloud, shadow).
+        self.classes = int(description["data"]["classes"])
         self.mean = np.array(statistics["img"][0], np.float32)[:, None, None]
         self.std = np.array(statistics["img"][1], np.float32)[:, None, None]
         self.band_index = [S2_BANDS.index(band) for band in LEARNED_BANDS]
@@ -175,8 +177,11 @@ class LearnedDetector:
         s2_dn, valid = scene.read_s2(x, y, width, height)
         image = self._coarse(s2_dn, valid)
         coarse_height, coarse_width = image.shape[1:]
-        image = np.pad(image, ((0, 0), (0, size - coarse_height), (0, size - coarse_width)), mode="symmetric")
-        scores = self._probabilities(image)[:, :coarse_height, :coarse_width]
+        if valid.any():
+            image = np.pad(image, ((0, 0), (0, size - coarse_height), (0, size - coarse_width)), mode="symmetric")
+            scores = self._probabilities(image)[:, :coarse_height, :coarse_width]
+        else:  # outside the product's footprint: every pixel it covers is nodata, whatever the scores
+            scores = np.zeros((self.classes, coarse_height, coarse_width), np.float32)
         self._pieces[key] = scores
         while len(self._pieces) > LEARNED_CACHED_ROWS * len(self._columns):
             self._pieces.popitem(last=False)
@@ -247,6 +252,17 @@ class MaskFileDetector:
         mask[known & (category == cloudmask.SHADOW)] = cloudmask.SHADOW
         mask[~valid] = cloudmask.CLEAR
         return mask
+
+
+def window_mask(detector, scene, window: tiling.Window, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``detector.window_mask``, or all clear without asking it where no pixel is valid.
+
+    Every detector calls nodata clear; skipping it there spares the reads of
+    its context (the learned one's 7.68 km pieces) over a product's empty part.
+    """
+    if not valid.any():
+        return np.full(valid.shape, cloudmask.CLEAR, np.uint8)
+    return detector.window_mask(scene, window, s2_dn, valid)
 
 
 def small_scene_warning(width: int, height: int) -> str:

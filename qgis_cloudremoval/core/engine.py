@@ -258,7 +258,7 @@ class _Run:
             serves = tile.network_in_read if info.blended else tile.core_in_read
             item.needs_network = bool(window.s2_valid[serves].any())
             if detector is not None:
-                item.mask = detector.window_mask(scene, tile.read, window.s2_dn, window.s2_valid)
+                item.mask = detectors.window_mask(detector, scene, tile.read, window.s2_dn, window.s2_valid)
             runs = [tile]
             if self.request.keep_clear:
                 item.weight = _feather_weight(cloudmask.binary_cloud_shadow(item.mask))

@@ -10,13 +10,14 @@ reads window by window.
 import os
 import uuid
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape
 
 import numpy as np
 from osgeo import gdal, osr
 
 from .gdal_io import InputError, gdal_errors, is_virtual, open_raster, read_array
+from .nodata import band_nodata, valid_pixels
 
 __all__ = ["InputError", "open_raster"]  # re-exported: the readers take both from here
 
@@ -24,6 +25,12 @@ __all__ = ["InputError", "open_raster"]  # re-exported: the readers take both fr
 SAMPLE_SIZE = 256
 #: Without overviews the sample is this many windows per side, each SAMPLE_SIZE / SAMPLE_WINDOWS px wide.
 SAMPLE_WINDOWS = 16
+#: A decimated sample with fewer valid pixels than this is taken again inside the extent of the data.
+MIN_VALID_SAMPLE = 1024
+#: The extent of the data is looked for on every EXTENT_STEP-th pixel: a sliver narrower than this may be missed.
+EXTENT_STEP = 4
+#: Rows of the decimated buffer read at once while looking for the extent of the data.
+EXTENT_STRIP_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -173,34 +180,103 @@ def stack_bands(paths: Sequence[str], role: str = "Sentinel-1 raster") -> str:
 
 
 def decimated_sample(dataset: gdal.Dataset, band_numbers: Sequence[int], size: int = SAMPLE_SIZE,
-                     role: str = "raster", path: Optional[str] = None) -> np.ndarray:
-    """A ``(bands, h, w)`` float32 sample spread over the whole raster, ``h, w <= size``.
+                     role: str = "raster", path: Optional[str] = None,
+                     window: Optional[Tuple[int, int, int, int]] = None) -> np.ndarray:
+    """A ``(bands, h, w)`` float32 sample spread over the raster, ``h, w <= size``.
 
-    Where the first band has overviews (GeoTIFF overviews, JPEG 2000
-    resolution levels) it is one nearest-neighbour decimated read through
-    them. Without overviews a decimated read would decode every block of a
-    large raster (about 2 s per band for a 10980 x 10980 DEFLATE GeoTIFF
-    here), so a grid of small windows is read instead.
+    ``window`` (``x0, y0, width, height`` in pixels; default the whole
+    raster) limits the sample to part of it. Where the first band has
+    overviews (GeoTIFF overviews, JPEG 2000 resolution levels) it is one
+    nearest-neighbour decimated read through them. Without overviews a
+    decimated read would decode every block of a large raster (about 2 s per
+    band for a 10980 x 10980 DEFLATE GeoTIFF here), so a grid of small
+    windows is read instead.
     """
-    width, height = dataset.RasterXSize, dataset.RasterYSize
+    x_off, y_off, width, height = window or (0, 0, dataset.RasterXSize, dataset.RasterYSize)
     numbers = list(band_numbers)
     path = path or dataset.GetDescription()
     if max(width, height) <= size or dataset.GetRasterBand(numbers[0]).GetOverviewCount() > 0:
         scale = max(width, height) / float(size)
         out_width = max(1, min(width, int(round(width / max(scale, 1.0)))))
         out_height = max(1, min(height, int(round(height / max(scale, 1.0)))))
-        sample = read_array(dataset, path, role, 0, 0, width, height, buf_xsize=out_width,
+        sample = read_array(dataset, path, role, x_off, y_off, width, height, buf_xsize=out_width,
                             buf_ysize=out_height, buf_type=gdal.GDT_Float32, band_list=numbers)
         return sample.reshape(len(numbers), out_height, out_width)
-    cells, window = SAMPLE_WINDOWS, max(1, size // SAMPLE_WINDOWS)
-    window_x, window_y = min(window, width), min(window, height)
+    cells, cell = SAMPLE_WINDOWS, max(1, size // SAMPLE_WINDOWS)
+    window_x, window_y = min(cell, width), min(cell, height)
     sample = np.empty((len(numbers), cells * window_y, cells * window_x), np.float32)
     for row in range(cells):
         y0 = min(height - window_y, int((row + 0.5) * height / cells - window_y / 2))
         for column in range(cells):
             x0 = min(width - window_x, int((column + 0.5) * width / cells - window_x / 2))
-            block = read_array(dataset, path, role, max(0, x0), max(0, y0), window_x,
+            block = read_array(dataset, path, role, x_off + max(0, x0), y_off + max(0, y0), window_x,
                                window_y, buf_type=gdal.GDT_Float32, band_list=numbers)
             sample[:, row * window_y:(row + 1) * window_y, column * window_x:(column + 1) * window_x] = \
                 block.reshape(len(numbers), window_y, window_x)
     return sample
+
+
+def valid_sample(dataset: gdal.Dataset, band_numbers: Sequence[int],
+                 is_valid: Callable[[np.ndarray], np.ndarray], role: str, path: str) -> np.ndarray:
+    """``(bands, n)`` float32 values of the valid pixels of a sample spread over the raster's data.
+
+    ``is_valid`` maps a ``(bands, h, w)`` sample to ``(h, w)`` bool. A scene
+    whose data covers a small part of the raster (a Sentinel-2 tile at the
+    edge of an orbit's swath, a radar scene larger than the optical one)
+    can put few or no valid pixels in the decimated sample; then the sample
+    is taken again inside the extent of the data (:func:`data_extent`). An
+    empty result means the raster holds no data.
+    """
+    sample = decimated_sample(dataset, band_numbers, role=role, path=path)
+    values = sample[:, is_valid(sample)]
+    if values.shape[1] >= MIN_VALID_SAMPLE or sample.shape[1:] == (dataset.RasterYSize, dataset.RasterXSize):
+        return values
+    extent = data_extent(dataset, band_numbers[0], role, path)
+    if extent is None:
+        return values
+    sample = decimated_sample(dataset, band_numbers, role=role, path=path, window=extent)
+    inside = sample[:, is_valid(sample)]
+    return inside if inside.shape[1] > values.shape[1] else values
+
+
+def data_extent(dataset: gdal.Dataset, band_number: int, role: str,
+                path: str) -> Optional[Tuple[int, int, int, int]]:
+    """``(x0, y0, width, height)`` around the pixels of one band that hold data, or None when none does.
+
+    Data is where :func:`data_pixels` says so, looked for on every
+    :data:`EXTENT_STEP`-th pixel (through overviews where the raster has
+    them), strip by strip so that memory stays small.
+    """
+    width, height = dataset.RasterXSize, dataset.RasterYSize
+    band = dataset.GetRasterBand(band_number)
+    holds_data = data_pixels(dataset, [band_number])
+    step = EXTENT_STEP
+    strip = step * EXTENT_STRIP_ROWS
+    columns: List[int] = []
+    rows: List[int] = []
+    for y0 in range(0, height, strip):
+        rows_here = min(strip, height - y0)
+        buffer_x, buffer_y = max(1, -(-width // step)), max(1, -(-rows_here // step))
+        values = read_array(band, path, role, 0, y0, width, rows_here, buf_xsize=buffer_x, buf_ysize=buffer_y,
+                            buf_type=gdal.GDT_Float32)
+        found_rows, found_columns = np.nonzero(holds_data(values[None]))
+        if found_rows.size:
+            scale_y = rows_here / buffer_y
+            rows += [y0 + int(found_rows.min() * scale_y), y0 + int(np.ceil((found_rows.max() + 1) * scale_y))]
+            columns += [int(found_columns.min() * width / buffer_x),
+                        int(np.ceil((found_columns.max() + 1) * width / buffer_x))]
+    if not rows:
+        return None
+    x0, y0 = max(0, min(columns) - step), max(0, min(rows) - step)
+    x1, y1 = min(width, max(columns) + step), min(height, max(rows) + step)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def data_pixels(dataset: gdal.Dataset, band_numbers: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
+    """``(bands, h, w) -> (h, w)`` bool: valid (:func:`.nodata.valid_pixels`) and not 0 in any band.
+
+    0 is the fill of Sentinel-1 products outside the swath, and of Sentinel-2
+    products outside their footprint.
+    """
+    nodata = band_nodata(dataset, band_numbers)
+    return lambda stack: valid_pixels(stack, nodata) & np.all(stack != 0, axis=0)
