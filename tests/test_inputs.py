@@ -8,7 +8,11 @@ bands as JPEG 2000 granule files.
 import hashlib
 import os
 import re
+import shlex
+import shutil
+import subprocess
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +24,7 @@ from qgis_cloudremoval.core.inputs import InputError, check_inputs, open_scene, 
 from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.raster_source import decimated_sample
 from qgis_cloudremoval.core.request import RemovalRequest
+from qgis_cloudremoval.core.sentinel1 import STACK_COMMAND
 from qgis_cloudremoval.core.sentinel2 import baseline_has_offset, parse_product_metadata
 
 SAR = ModelInfo()
@@ -177,7 +182,7 @@ def test_nodata_zero_in_all_bands_and_band_nodata_value(sen12, tmp_path):
 
 def test_all_nodata_s2_is_refused_before_work(sen12, tmp_path):
     path = write_like(tmp_path / "empty.tif", sen12["s2"], np.zeros((13, 64, 64)), gdal.GDT_UInt16)
-    message = (f"Sentinel-2 raster {path} holds no valid pixels (every sampled pixel is nodata or 0 in all bands); "
+    message = (f"Sentinel-2 raster {path} holds no valid pixels (every pixel is nodata or 0 in all bands); "
                "check that it is the right file")
     assert check_inputs(request(path), OPTICAL) == [message]
     with pytest.raises(InputError) as error:
@@ -220,6 +225,42 @@ def test_sample_without_overviews_spreads_over_the_whole_raster(sen12, tmp_path)
             assert cell_row * 700 / 16 <= centre_row < (cell_row + 1) * 700 / 16
             assert cell_column * 900 / 16 <= centre_column < (cell_column + 1) * 900 / 16
             np.testing.assert_array_equal(np.diff(block[1], axis=1), 1)  # contiguous windows
+
+
+def sparse_raster(path, size, count, dtype, corner=None, corner_at=(0, 0)):
+    """A ``size`` px square UTM raster, tiled and sparse: only ``corner`` (bands, h, w) is written, at ``corner_at``."""
+    out = gdal.GetDriverByName("GTiff").Create(str(path), size, size, count, dtype,
+                                               options=["TILED=YES", "SPARSE_OK=TRUE", "COMPRESS=DEFLATE"])
+    reference = osr.SpatialReference()
+    reference.ImportFromEPSG(32633)
+    out.SetGeoTransform((300000.0, 10.0, 0.0, 5100000.0, 0.0, -10.0))
+    out.SetProjection(reference.ExportToWkt())
+    if corner is not None:
+        out.WriteArray(corner, xoff=corner_at[0], yoff=corner_at[1])
+    out = None
+    return str(path)
+
+
+def test_data_in_a_small_part_of_a_large_raster_is_found(tmp_path):
+    """A tile at the edge of a swath: data in 90 x 90 px of 6000 x 6000 px, which the decimated sample misses."""
+    rng = np.random.default_rng(3)
+    optical = rng.integers(500, 3000, (13, 90, 90)).astype(np.uint16)
+    s2 = sparse_raster(tmp_path / "s2.tif", 6000, 13, gdal.GDT_UInt16, optical, corner_at=(5900, 3000))
+    radar = np.stack([np.full((90, 90), -12.0), np.full((90, 90), -19.0)]).astype(np.float32)
+    s1 = sparse_raster(tmp_path / "s1.tif", 6000, 2, gdal.GDT_Float32, radar, corner_at=(5900, 3000))
+    dataset = gdal.Open(s2)
+    sample = decimated_sample(dataset, [1])
+    assert dataset.GetRasterBand(1).GetOverviewCount() == 0 and not sample.any()
+    with open_scene(request(s2, s1_path=s1), SAR) as scene:
+        assert "Sentinel-1 values detected as dB (100% of sampled values are negative); set the Sentinel-1 units " \
+            "option to override" in scene.warnings
+        window = scene.read(5900, 3000, 90, 90)
+        np.testing.assert_array_equal(window.s2_dn, optical)
+        np.testing.assert_allclose(window.s1_db[:, 1:-1, 1:-1], radar[:, 1:-1, 1:-1])
+    empty = sparse_raster(tmp_path / "empty.tif", 6000, 13, gdal.GDT_UInt16)
+    assert check_inputs(request(empty, s1_path=s1), SAR) == [
+        f"Sentinel-2 raster {empty} holds no valid pixels (every pixel is nodata or 0 in all bands); check that "
+        "it is the right file"]
 
 
 def test_raster_located_by_gcps_only_is_refused(sen12, tmp_path):
@@ -437,12 +478,28 @@ def test_s1_not_overlapping_s2_gives_both_extents(sen12, tmp_path):
     assert str(error.value) == expected
 
 
+def test_the_stack_command_the_message_gives_stacks_vv_and_vh(pair, s1_stack, tmp_path):
+    """The command of the message and the README, run as written on real separate VV and VH files."""
+    assert f"`{STACK_COMMAND}`" in (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shutil.copy(pair["vv"], tmp_path / "VV.tif")
+    shutil.copy(pair["vh"], tmp_path / "VH.tif")
+    subprocess.run(shlex.split(STACK_COMMAND), cwd=tmp_path, check=True, capture_output=True)
+    windows = []
+    for s1 in (str(tmp_path / "s1.vrt"), s1_stack):
+        with open_scene(request(s2_band_paths=pair["s2"], s1_path=s1), SAR) as scene:
+            windows.append(scene.read(0, 0, 120, 120).s1_db)
+    np.testing.assert_array_equal(windows[0], windows[1])
+    vv, vh = read(pair["vv"]), read(pair["vh"])
+    assert windows[0].shape == (2, 120, 120) and np.isfinite(windows[0]).all()
+    assert abs(float(windows[0][0].mean()) - float(vv.mean())) < abs(float(windows[0][0].mean()) - float(vh.mean()))
+
+
 def test_s1_band_and_presence_errors(sen12, pair):
     with pytest.raises(InputError) as error:
         open_scene(request(sen12["s2"], s1_path=pair["vv"]), SAR)
     assert str(error.value) == (
-        f"Sentinel-1 band VH is set to band 2, but {pair['vv']} has only 1 band; for VV and VH in separate files "
-        "stack them first (stack_bands / a two-band VRT)")
+        f"Sentinel-1 band VH is set to band 2, but {pair['vv']} has only 1 band; the model needs VV and VH: for "
+        "polarisations in separate files stack them first, e.g. gdalbuildvrt -separate s1.vrt VV.tif VH.tif")
     assert check_inputs(request(sen12["s2"]), SAR) == [
         "The model uses Sentinel-1 (VV, VH) but no Sentinel-1 raster was given; add one, or use a model trained "
         "without SAR"]

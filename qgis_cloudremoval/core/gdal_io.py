@@ -129,11 +129,16 @@ def is_virtual(path: str) -> bool:
     return path.startswith("/vsi") or re.match(r"^[A-Z][A-Z0-9_]+:", path) is not None
 
 
-def open_raster(path: str, role: str) -> gdal.Dataset:
+#: How a message about a file GDAL cannot open ends, unless the caller knows better.
+NOT_A_RASTER_ADVICE = "give a GeoTIFF, a VRT or another GDAL raster"
+
+
+def open_raster(path: str, role: str, advice: str = NOT_A_RASTER_ADVICE) -> gdal.Dataset:
     """Open ``path`` read-only, or raise :class:`InputError` naming the file.
 
     ``role`` says what the file is for ("Sentinel-2 raster", ...) so the
-    message tells the user which input to fix.
+    message tells the user which input to fix; ``advice`` ends a message
+    about an unreadable file.
     """
     if not path:
         raise InputError(f"No {role} given; choose a file")
@@ -141,8 +146,7 @@ def open_raster(path: str, role: str) -> gdal.Dataset:
         raise InputError(f"{role} not found: {path}; check the path")
 
     def not_a_raster(reason: str) -> InputError:
-        return InputError(f"{role} {path} is not a raster GDAL can read ({reason}); "
-                          "give a GeoTIFF, a VRT or another GDAL raster")
+        return InputError(f"{role} {path} is not a raster GDAL can read ({reason}); {advice}")
 
     with gdal_errors(not_a_raster) as messages:
         dataset = gdal.Open(path, gdal.GA_ReadOnly)

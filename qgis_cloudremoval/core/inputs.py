@@ -15,10 +15,9 @@ import numpy as np
 
 from .model_info import ModelInfo
 from .progress import SILENT, Reporter
-from .raster_source import InputError, open_raster, stack_bands
+from .raster_source import InputError, stack_bands
 from .request import RemovalRequest
-from .sentinel1 import ROLE as S1_ROLE
-from .sentinel1 import UNITS_DETECTED, Sentinel1Source, check_band_numbers, open_sentinel1
+from .sentinel1 import UNITS_DETECTED, Sentinel1Source, check_band_numbers, open_s1_raster, open_sentinel1
 from .sentinel2 import Sentinel2Source, check_has_data, offset_hint, open_sentinel2
 
 __all__ = ["InputError", "Scene", "SceneWindow", "check_inputs", "open_scene", "stack_bands"]
@@ -167,7 +166,7 @@ def check_inputs(request: RemovalRequest, info: ModelInfo) -> List[str]:
             if s2 is not None and not problems:
                 open_sentinel1(request, info, s2.grid).close()
             else:
-                dataset = open_raster(request.s1_path, S1_ROLE)
+                dataset = open_s1_raster(request.s1_path)
                 check_band_numbers(request.s1_bands, info, dataset, request.s1_path)
     except InputError as exc:
         problems.append(str(exc))

@@ -11,6 +11,7 @@ says which; the reader always returns dB.
 """
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import List, Tuple
 
@@ -19,7 +20,7 @@ from osgeo import gdal, osr
 
 from .model_info import ModelInfo
 from .gdal_io import gdal_errors, read_array
-from .raster_source import Grid, InputError, decimated_sample, open_raster, vsimem_path
+from .raster_source import Grid, InputError, data_pixels, open_raster, valid_sample, vsimem_path
 from .request import S1_UNITS, RemovalRequest
 from .scaling import linear_to_db
 from .text import count as count_of
@@ -31,6 +32,10 @@ UNITS_MAJORITY = 0.5
 RESAMPLING = "bilinear"
 #: Start of the note that states the detected units (the scene also lists it among its warnings).
 UNITS_DETECTED = "Sentinel-1 values detected as"
+#: VV and VH in two files, stacked into the one two-band raster the reader takes (GDAL's own tool).
+STACK_COMMAND = "gdalbuildvrt -separate s1.vrt VV.tif VH.tif"
+#: A Sentinel-1 product as ESA distributes it (``.SAFE`` folder, its ``manifest.safe`` or its ``.zip``).
+RADAR_PRODUCT = re.compile(r"^S1[A-D]_[A-Z0-9]{2}_(?P<type>GRD|SLC|RAW|OCN)[A-Z_]_\w*(\.SAFE|\.zip)$", re.IGNORECASE)
 
 
 @dataclass
@@ -75,7 +80,7 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
     overlap S2, or values that are neither dB nor linear power.
     """
     path = request.s1_path
-    dataset = open_raster(path, ROLE)
+    dataset = open_s1_raster(path)
     if request.s1_units not in S1_UNITS:
         raise InputError(f"Unknown Sentinel-1 units '{request.s1_units}'; use one of {', '.join(S1_UNITS)}")
     band_numbers = check_band_numbers(request.s1_bands, info, dataset, path)
@@ -102,6 +107,20 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
     return Sentinel1Source(warped, units, fill, notes, [selected], path)
 
 
+def open_s1_raster(path: str) -> gdal.Dataset:
+    """Open the Sentinel-1 raster ``path``; a product in radar geometry is refused with what to do instead."""
+    parts = os.path.normpath(path or "").split(os.sep)
+    name = parts[-2] if parts[-1].lower() == "manifest.safe" and len(parts) > 1 else parts[-1]
+    product = RADAR_PRODUCT.match(name)
+    if product:
+        raise InputError(
+            f"{ROLE} {path} is a Sentinel-1 {product.group('type').upper()} product as ESA distributes it, in "
+            "radar geometry and uncalibrated; the model needs calibrated backscatter (sigma0, dB or linear) "
+            "on a map grid: process it first (in SNAP: Apply Orbit File, Calibration to sigma0, Range Doppler "
+            "Terrain Correction, export as GeoTIFF) or use an analysis-ready Sentinel-1 product")
+    return open_raster(path, ROLE)
+
+
 def check_band_numbers(numbers: List[int], info: ModelInfo, dataset: gdal.Dataset, path: str) -> List[int]:
     wanted = list(info.sar_bands)
     if len(numbers) != len(wanted):
@@ -114,8 +133,8 @@ def check_band_numbers(numbers: List[int], info: ModelInfo, dataset: gdal.Datase
     for name, number in zip(wanted, numbers):
         if not 1 <= int(number) <= count:
             raise InputError(f"Sentinel-1 band {name} is set to band {number}, but {path} has only {count} "
-                             f"band{'s' if count != 1 else ''}; for VV and VH in separate files stack them "
-                             "first (stack_bands / a two-band VRT)")
+                             f"band{'s' if count != 1 else ''}; the model needs {' and '.join(wanted)}: for "
+                             f"polarisations in separate files stack them first, e.g. {STACK_COMMAND}")
     return [int(n) for n in numbers]
 
 
@@ -163,12 +182,7 @@ def detect_units(dataset: gdal.Dataset, band_number: int, path: str) -> Tuple[st
     power is positive and mostly at most 1. Zeros, nodata and non-finite
     values are left out (0 marks no data in linear S1 products).
     """
-    sample = decimated_sample(dataset, [band_number], role=ROLE, path=path)[0]
-    nodata = dataset.GetRasterBand(band_number).GetNoDataValue()
-    keep = np.isfinite(sample) & (sample != 0)
-    if nodata is not None and not np.isnan(nodata):
-        keep &= sample != np.float32(nodata)
-    values = sample[keep]
+    values = valid_sample(dataset, [band_number], data_pixels(dataset, [band_number]), ROLE, path)[0]
     if values.size == 0:
         raise InputError(f"{ROLE} {path} has no valid pixels in band {band_number} (all nodata or 0); "
                          "check that it is the right file and band")

@@ -25,10 +25,10 @@ import numpy as np
 from osgeo import gdal
 
 from . import bands
-from .gdal_io import gdal_errors, open_vrt_text, read_array, read_error
+from .gdal_io import NOT_A_RASTER_ADVICE, gdal_errors, open_vrt_text, read_array, read_error
 from .model_info import ModelInfo
 from .nodata import band_nodata, valid_s2_pixels
-from .raster_source import (BandSource, Grid, InputError, band_sources, decimated_sample, grid_vrt_xml,
+from .raster_source import (BandSource, Grid, InputError, band_sources, grid_vrt_xml, valid_sample,
                             open_raster, same_crs)
 from .request import BASELINE_OFFSET, FILL_RULES, RemovalRequest
 from .text import count as count_of
@@ -147,6 +147,10 @@ class Sentinel2Source:
         self.dataset = None
 
 
+#: A Sentinel-2 product as ESA distributes it: its ``.SAFE`` folder or ``.zip``.
+PRODUCT_NAME = re.compile(r"^S2[A-D]_MSIL(1C|2A)_\w*\.(SAFE|zip)$", re.IGNORECASE)
+INCOMPLETE_PRODUCT = ("the Sentinel-2 product looks incomplete or damaged: download it again (and unzip it "
+                      "whole), or give its bands as one GeoTIFF")
 #: A Sentinel-2 product's subdataset name as GDAL and QGIS write it.
 SUBDATASET = re.compile(r"^SENTINEL2_L[12][AC]:(?P<product>.+):(?:10m|20m|60m|TCI):EPSG_\d+$")
 
@@ -171,7 +175,9 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
                                    "it is given for")
     else:
         product_xml = product_metadata_path(request.s2_path)
-        dataset = open_raster(product_xml or request.s2_path, ROLE)
+        named_product = PRODUCT_NAME.match(os.path.basename(os.path.normpath(request.s2_path or "")))
+        advice = INCOMPLETE_PRODUCT if product_xml or named_product else NOT_A_RASTER_ADVICE
+        dataset = open_raster(product_xml or request.s2_path, ROLE, advice)
         if dataset.GetDriver().ShortName == "SENTINEL2":
             source = _open_safe(request.s2_path, dataset, model_bands)
         else:
@@ -363,8 +369,10 @@ def _plan_offset(source: Sentinel2Source, setting: str) -> None:
             for index, name in enumerate(source.model_bands):
                 source.offset_dn[index] = from_metadata.get(name, 0.0)
             amounts = sorted({float(v) for v in source.offset_dn})
-            source.notes.append(f"Processing baseline {product.processing_baseline or 'unknown'}: subtracting "
-                                f"{' / '.join(f'{a:g}' for a in amounts)} DN (from the product metadata)")
+            baseline = f"Processing baseline {product.processing_baseline or 'unknown'}"
+            source.notes.append(f"{baseline}: subtracting {' / '.join(f'{a:g}' for a in amounts)} DN (from the "
+                                "product metadata)" if from_metadata else
+                                f"{baseline}: no offset to subtract (the product metadata gives none)")
             return
     if setting == "subtract":
         source.offset_dn[:] = bands.BASELINE_OFFSET_DN
@@ -379,12 +387,10 @@ def check_has_data(source: Sentinel2Source, path: str) -> np.ndarray:
     input) or the values are reflectance in 0..1 rather than DN.
     """
     numbers = [source.band_numbers[b] for b in source.mapped_bands]
-    sample = decimated_sample(source.dataset, numbers, role=ROLE, path=path)
-    valid = source.valid_mask(sample)
-    if not valid.any():
-        raise InputError(f"{ROLE} {path} holds no valid pixels (every sampled pixel is nodata or 0 in all "
+    values = valid_sample(source.dataset, numbers, source.valid_mask, ROLE, path)
+    if values.shape[1] == 0:
+        raise InputError(f"{ROLE} {path} holds no valid pixels (every pixel is nodata or 0 in all "
                          "bands); check that it is the right file")
-    values = sample[:, valid]
     high = float(np.percentile(values, 99))
     if high <= REFLECTANCE_MAX:
         raise InputError(f"{ROLE} {path} looks like reflectance in 0..1 (99th percentile {high:.3g}), but the model "
