@@ -56,7 +56,9 @@ def _add_scene_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help=f"DSen2-CR .onnx (default: ${DEFAULT_MODEL_ENV}, else the bundled demo)")
     parser.add_argument("--s2-bands", help="the layer's band for each of B1..B12, e.g. '1;2;3;4;5;6;7;8;9;10;0;11;12' "
                                            "(0: missing); default: by band names, 13 bands as L1C, 12 as L2A")
-    parser.add_argument("--s1-bands", type=int, nargs=2, default=DEFAULTS.s1_bands, metavar=("VV", "VH"))
+    parser.add_argument("--s1-bands", type=int, nargs=2, default=DEFAULTS.s1_bands, metavar=("VV", "VH"),
+                        help="band numbers of VV and VH (default 1 2); refused where the band names or values "
+                        "say they are the other way round")
     parser.add_argument("--s1-units", choices=S1_UNITS, default=DEFAULTS.s1_units)
     parser.add_argument("--keep-clear", action=argparse.BooleanOptionalAction, default=DEFAULTS.keep_clear,
                         help="keep the input where the detector finds no cloud or shadow (default); "

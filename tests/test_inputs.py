@@ -494,6 +494,34 @@ def test_the_stack_command_the_message_gives_stacks_vv_and_vh(pair, s1_stack, tm
     assert abs(float(windows[0][0].mean()) - float(vv.mean())) < abs(float(windows[0][0].mean()) - float(vh.mean()))
 
 
+def test_swapped_polarisations_are_refused_by_values_and_by_descriptions(pair, tmp_path):
+    vv, vh = read(pair["vv"]), read(pair["vh"])
+    assert np.median(vv) > np.median(vh)  # the real pair: VV is the brighter
+    swapped = stack_bands([pair["vh"], pair["vv"]])
+    try:
+        with pytest.raises(InputError) as error:
+            open_scene(request(s2_band_paths=pair["s2"], s1_path=swapped), SAR)
+        assert str(error.value) == (
+            f"In Sentinel-1 raster {swapped} the band set as VV (band 1, median {np.median(vh):.3g}) is darker than "
+            f"the band set as VH (band 2, median {np.median(vv):.3g}); VV backscatter is stronger than VH almost "
+            "everywhere, so the two look swapped: set the Sentinel-1 bands VV, VH to 2, 1")
+        with open_scene(request(s2_band_paths=pair["s2"], s1_path=swapped, s1_bands=[2, 1]), SAR) as scene:
+            np.testing.assert_allclose(scene.read(0, 0, 120, 120).s1_db[0], vv, atol=1e-4)
+        # Bands named as SNAP and Earth Engine name them: the description decides before the values are read.
+        described = str(tmp_path / "described.tif")
+        gdal.Translate(described, swapped)
+        dataset = gdal.Open(described, gdal.GA_Update)
+        dataset.GetRasterBand(1).SetDescription("Sigma0_VH_db")
+        dataset.GetRasterBand(2).SetDescription("Sigma0_VV_db")
+        dataset = None
+        assert check_inputs(request(s2_band_paths=pair["s2"], s1_path=described), SAR) == [
+            f"Sentinel-1 band 1 of {described} is described as 'Sigma0_VH_db', but it is set as VV; set the "
+            "Sentinel-1 bands VV, VH to 2, 1"]
+        assert check_inputs(request(s2_band_paths=pair["s2"], s1_path=described, s1_bands=[2, 1]), SAR) == []
+    finally:
+        gdal.Unlink(swapped)
+
+
 def test_s1_band_and_presence_errors(sen12, pair):
     with pytest.raises(InputError) as error:
         open_scene(request(sen12["s2"], s1_path=pair["vv"]), SAR)

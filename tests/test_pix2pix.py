@@ -178,7 +178,8 @@ def _scene(folder: Path, width: int, height: int, seed: int = 0):
     """A Sentinel-2/1 pair of smooth random land (the engine's arithmetic, not realism): S2 DN and both paths."""
     rng = np.random.default_rng(seed)
     s2 = np.stack([500 + 3000 * _smooth_field(rng, (height, width), 16) for _ in range(13)]).astype(np.uint16)
-    s1 = np.stack([-20 + 15 * _smooth_field(rng, (height, width), 16) for _ in range(2)]).astype(np.float32)
+    # VV about 7 dB above VH, as radar has it (swapped-looking bands are refused).
+    s1 = np.stack([offset + 10 * _smooth_field(rng, (height, width), 16) for offset in (-13, -20)]).astype(np.float32)
     s2_path, s1_path = _write(folder / "s2.tif", s2, gdal.GDT_UInt16), _write(folder / "s1.tif", s1, gdal.GDT_Float32)
     return s2, [str(s2_path), str(s1_path)]
 

@@ -18,6 +18,7 @@ from typing import List, Tuple
 import numpy as np
 from osgeo import gdal, osr
 
+from . import bands
 from .model_info import ModelInfo
 from .gdal_io import gdal_errors, read_array
 from .raster_source import Grid, InputError, data_pixels, open_raster, valid_sample, vsimem_path
@@ -34,6 +35,8 @@ RESAMPLING = "bilinear"
 UNITS_DETECTED = "Sentinel-1 values detected as"
 #: VV and VH in two files, stacked into the one two-band raster the reader takes (GDAL's own tool).
 STACK_COMMAND = "gdalbuildvrt -separate s1.vrt VV.tif VH.tif"
+#: A polarisation named in a band description ("VV", "Sigma0_VH_db", "gamma0_vv" upper-cased).
+POLARISATION = re.compile(r"(?<![A-Z0-9])(VV|VH|HH|HV)(?![A-Z0-9])")
 #: A Sentinel-1 product as ESA distributes it (``.SAFE`` folder, its ``manifest.safe`` or its ``.zip``).
 RADAR_PRODUCT = re.compile(r"^S1[A-D]_[A-Z0-9]{2}_(?P<type>GRD|SLC|RAW|OCN)[A-Z_]_\w*(\.SAFE|\.zip)$", re.IGNORECASE)
 
@@ -86,6 +89,7 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
     band_numbers = check_band_numbers(request.s1_bands, info, dataset, path)
     s1_grid = Grid.of(dataset, ROLE, path)
     check_overlap(s1_grid, s2_grid, path)
+    check_polarisation_order(dataset, band_numbers, info, path)
     notes = []
     if request.s1_units == "auto":
         units, why = detect_units(dataset, band_numbers[0], path)
@@ -135,7 +139,49 @@ def check_band_numbers(numbers: List[int], info: ModelInfo, dataset: gdal.Datase
             raise InputError(f"Sentinel-1 band {name} is set to band {number}, but {path} has only {count} "
                              f"band{'s' if count != 1 else ''}; the model needs {' and '.join(wanted)}: for "
                              f"polarisations in separate files stack them first, e.g. {STACK_COMMAND}")
-    return [int(n) for n in numbers]
+    numbers = [int(n) for n in numbers]
+    check_descriptions(dataset, numbers, wanted, path)
+    return numbers
+
+
+def check_descriptions(dataset: gdal.Dataset, numbers: List[int], wanted: List[str], path: str) -> None:
+    """Refuse band numbers that the bands' own descriptions contradict ("VH" set as VV)."""
+    described = {}
+    for number in range(1, dataset.RasterCount + 1):
+        found = set(POLARISATION.findall((dataset.GetRasterBand(number).GetDescription() or "").upper()))
+        if len(found) == 1:
+            described[number] = found.pop()
+    for name, number in zip(wanted, numbers):
+        if described.get(number, name) == name:
+            continue
+        by_description = {polarisation: n for n, polarisation in described.items()}
+        fix = (f"set the Sentinel-1 bands {', '.join(wanted)} to {', '.join(str(by_description[w]) for w in wanted)}"
+               if all(w in by_description for w in wanted) and len(set(described.values())) == len(described)
+               else f"give the band numbers of {', '.join(wanted)}")
+        description = dataset.GetRasterBand(number).GetDescription()
+        raise InputError(f"Sentinel-1 band {number} of {path} is described as '{description}', but it is set as "
+                         f"{name}; {fix}")
+
+
+def check_polarisation_order(dataset: gdal.Dataset, numbers: List[int], info: ModelInfo, path: str) -> None:
+    """Refuse VV and VH that look swapped: the band given as VV darker than the one given as VH.
+
+    Co-polarised (VV) backscatter exceeds cross-polarised (VH) over land and
+    water alike, typically by 5 to 10 dB, so a scene whose VV median is below
+    its VH median has its bands the wrong way round. Medians compare the same
+    way in dB and in linear power.
+    """
+    if list(info.sar_bands) != list(bands.S1_BANDS):
+        return
+    values = valid_sample(dataset, numbers, data_pixels(dataset, numbers), ROLE, path)
+    if values.shape[1] == 0:
+        return
+    vv, vh = (float(np.median(v)) for v in values)
+    if vv < vh:
+        raise InputError(
+            f"In {ROLE} {path} the band set as VV (band {numbers[0]}, median {vv:.3g}) is darker than the band set "
+            f"as VH (band {numbers[1]}, median {vh:.3g}); VV backscatter is stronger than VH almost everywhere, so "
+            f"the two look swapped: set the Sentinel-1 bands VV, VH to {numbers[1]}, {numbers[0]}")
 
 
 def s1_bounds_in(s1_grid: Grid, s2_grid: Grid) -> Tuple[float, float, float, float]:
