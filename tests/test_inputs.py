@@ -502,9 +502,17 @@ def test_swapped_polarisations_are_refused_by_values_and_by_descriptions(pair, t
         with pytest.raises(InputError) as error:
             open_scene(request(s2_band_paths=pair["s2"], s1_path=swapped), SAR)
         assert str(error.value) == (
-            f"In Sentinel-1 raster {swapped} the band set as VV (band 1, median {np.median(vh):.3g}) is darker than "
-            f"the band set as VH (band 2, median {np.median(vv):.3g}); VV backscatter is stronger than VH almost "
+            f"In Sentinel-1 raster {swapped} the band set as VV (band 1) is {np.median(vv) - np.median(vh):.1f} dB "
+            "darker than the band set as VH (band 2) in the median; VV backscatter is stronger than VH almost "
             "everywhere, so the two look swapped: set the Sentinel-1 bands VV, VH to 2, 1")
+        # The same in linear power; and two bands of one distribution (VV 1 dB below VH) pass.
+        linear = str(tmp_path / "linear.tif")
+        write_like(linear, pair["vv"], 10 ** (np.stack([vh, vv]) / 10))
+        assert check_inputs(request(s2_band_paths=pair["s2"], s1_path=linear), SAR)[0].startswith(
+            f"In Sentinel-1 raster {linear} the band set as VV (band 1) is {np.median(vv) - np.median(vh):.1f} dB")
+        close = str(tmp_path / "close.tif")
+        write_like(close, pair["vv"], np.stack([vv - 1, vv]))
+        assert check_inputs(request(s2_band_paths=pair["s2"], s1_path=close), SAR) == []
         with open_scene(request(s2_band_paths=pair["s2"], s1_path=swapped, s1_bands=[2, 1]), SAR) as scene:
             np.testing.assert_allclose(scene.read(0, 0, 120, 120).s1_db[0], vv, atol=1e-4)
         # Bands named as SNAP and Earth Engine name them: the description decides before the values are read.

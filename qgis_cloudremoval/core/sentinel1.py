@@ -35,6 +35,8 @@ RESAMPLING = "bilinear"
 UNITS_DETECTED = "Sentinel-1 values detected as"
 #: VV and VH in two files, stacked into the one two-band raster the reader takes (GDAL's own tool).
 STACK_COMMAND = "gdalbuildvrt -separate s1.vrt VV.tif VH.tif"
+#: VV this many dB below VH in the scene's median, and the bands are taken to be swapped.
+SWAP_MARGIN_DB = 2.0
 #: A polarisation named in a band description ("VV", "Sigma0_VH_db", "gamma0_vv" upper-cased).
 POLARISATION = re.compile(r"(?<![A-Z0-9])(VV|VH|HH|HV)(?![A-Z0-9])")
 #: A Sentinel-1 product as ESA distributes it (``.SAFE`` folder, its ``manifest.safe`` or its ``.zip``).
@@ -89,7 +91,6 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
     band_numbers = check_band_numbers(request.s1_bands, info, dataset, path)
     s1_grid = Grid.of(dataset, ROLE, path)
     check_overlap(s1_grid, s2_grid, path)
-    check_polarisation_order(dataset, band_numbers, info, path)
     notes = []
     if request.s1_units == "auto":
         units, why = detect_units(dataset, band_numbers[0], path)
@@ -99,6 +100,7 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
         units = request.s1_units
         check_stated_units(dataset, band_numbers[0], path, units)
         notes.append(f"Sentinel-1 values taken as {'dB' if units == 'db' else 'linear power'} (user setting)")
+    check_polarisation_order(dataset, band_numbers, units, info, path)
     selected = vsimem_path("s1_bands")
     with gdal_errors(lambda reason: InputError(f"Could not select bands {band_numbers} of {ROLE} {path} "
                                                f"({reason}); check the band numbers")):
@@ -163,13 +165,15 @@ def check_descriptions(dataset: gdal.Dataset, numbers: List[int], wanted: List[s
                          f"{name}; {fix}")
 
 
-def check_polarisation_order(dataset: gdal.Dataset, numbers: List[int], info: ModelInfo, path: str) -> None:
-    """Refuse VV and VH that look swapped: the band given as VV darker than the one given as VH.
+def check_polarisation_order(dataset: gdal.Dataset, numbers: List[int], units: str, info: ModelInfo,
+                             path: str) -> None:
+    """Refuse VV and VH that look swapped: the band given as VV well below the one given as VH.
 
     Co-polarised (VV) backscatter exceeds cross-polarised (VH) over land and
-    water alike, typically by 5 to 10 dB, so a scene whose VV median is below
-    its VH median has its bands the wrong way round. Medians compare the same
-    way in dB and in linear power.
+    water alike, typically by 5 to 10 dB, so a scene whose VV median is more
+    than :data:`SWAP_MARGIN_DB` below its VH median has its bands the wrong
+    way round. The margin keeps two bands of one distribution (synthetic
+    data) from tripping it.
     """
     if list(info.sar_bands) != list(bands.S1_BANDS):
         return
@@ -177,10 +181,16 @@ def check_polarisation_order(dataset: gdal.Dataset, numbers: List[int], info: Mo
     if values.shape[1] == 0:
         return
     vv, vh = (float(np.median(v)) for v in values)
-    if vv < vh:
+    if units == "db":
+        vh_above_vv = vh - vv
+    elif vv > 0 and vh > 0:
+        vh_above_vv = 10.0 * float(np.log10(vh / vv))
+    else:
+        return
+    if vh_above_vv > SWAP_MARGIN_DB:
         raise InputError(
-            f"In {ROLE} {path} the band set as VV (band {numbers[0]}, median {vv:.3g}) is darker than the band set "
-            f"as VH (band {numbers[1]}, median {vh:.3g}); VV backscatter is stronger than VH almost everywhere, so "
+            f"In {ROLE} {path} the band set as VV (band {numbers[0]}) is {vh_above_vv:.1f} dB darker than the band "
+            f"set as VH (band {numbers[1]}) in the median; VV backscatter is stronger than VH almost everywhere, so "
             f"the two look swapped: set the Sentinel-1 bands VV, VH to {numbers[1]}, {numbers[0]}")
 
 
