@@ -302,6 +302,12 @@ def test_product_metadata_parsing():
     metadata = parse_product_metadata(text.encode())
     assert metadata.processing_baseline == "05.09" and metadata.product_type == "S2MSI1C"
     assert metadata.radio_add_offset == {"B1": -1000.0, "B8A": -900.0}
+    level_2a = parse_product_metadata(b"""<n1:Level-2A_User_Product
+xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd"><n1:General_Info>
+<Product_Info><PRODUCT_TYPE>S2MSI2A</PRODUCT_TYPE><PROCESSING_BASELINE>05.10</PROCESSING_BASELINE></Product_Info>
+<Product_Image_Characteristics><BOA_ADD_OFFSET_VALUES_LIST><BOA_ADD_OFFSET band_id="3">-1000</BOA_ADD_OFFSET>
+</BOA_ADD_OFFSET_VALUES_LIST></Product_Image_Characteristics></n1:General_Info></n1:Level-2A_User_Product>""")
+    assert level_2a.product_type == "S2MSI2A" and level_2a.radio_add_offset == {"B4": -1000.0}
     assert baseline_has_offset("04.00") and baseline_has_offset("05.11")
     assert not baseline_has_offset("02.09") and not baseline_has_offset("03.01") and not baseline_has_offset(None)
 

@@ -47,12 +47,12 @@ class ProductMetadata:
 
     processing_baseline: Optional[str] = None
     product_type: str = ""
-    #: Band name -> RADIO_ADD_OFFSET in DN (negative: -1000 from baseline 04.00).
+    #: Band name -> RADIO_ADD_OFFSET (L2A: BOA_ADD_OFFSET) in DN (negative: -1000 from baseline 04.00).
     radio_add_offset: Dict[str, float] = field(default_factory=dict)
 
 
 def parse_product_metadata(xml_text: bytes) -> ProductMetadata:
-    """Read baseline, product type and RADIO_ADD_OFFSET from ``MTD_MSIL1C.xml`` text.
+    """Read baseline, product type and RADIO_ADD_OFFSET from ``MTD_MSIL1C.xml`` text (or L2A's BOA_ADD_OFFSET).
 
     ``RADIO_ADD_OFFSET band_id`` counts bands in ESA order B1..B8, B8A, B9..B12,
     which is :data:`bands.S2_BANDS`.
@@ -70,7 +70,7 @@ def parse_product_metadata(xml_text: bytes) -> ProductMetadata:
             metadata.processing_baseline = text
         elif tag == "PRODUCT_TYPE":
             metadata.product_type = text
-        elif tag == "RADIO_ADD_OFFSET":
+        elif tag in ("RADIO_ADD_OFFSET", "BOA_ADD_OFFSET"):  # L1C's, and L2A's own name for it
             band_id = int(element.get("band_id", "-1"))
             if 0 <= band_id < len(bands.S2_BANDS):
                 metadata.radio_add_offset[bands.S2_BANDS[band_id]] = float(text)
