@@ -3,10 +3,12 @@
 A pixel is valid where every band is finite (NaN and infinities are never
 data, declared or not) and no band is at its declared nodata value. Sentinel-2
 DN add one rule of their own: 0 in every band is the fill outside a product's
-footprint, so such a pixel is nodata too (:func:`valid_s2_pixels`).
+footprint, so such a pixel is nodata too (:func:`valid_s2_pixels`). Scene
+statistics look for data with 0 in any band counted out (:func:`data_pixels`),
+the fill of Sentinel-1 outside its swath.
 """
 
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
@@ -30,3 +32,13 @@ def valid_pixels(stack: np.ndarray, nodata: Sequence[Optional[float]]) -> np.nda
 def valid_s2_pixels(stack: np.ndarray, nodata: Sequence[Optional[float]]) -> np.ndarray:
     """:func:`valid_pixels` of Sentinel-2 DN, with 0 in all bands counted as nodata as well."""
     return valid_pixels(stack, nodata) & np.any(stack != 0, axis=0)
+
+
+def data_pixels(dataset, band_numbers: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
+    """For bands of a GDAL dataset, ``(bands, h, w) -> (h, w)`` bool: valid (:func:`valid_pixels`) and no band 0.
+
+    0 is the fill of Sentinel-1 products outside the swath, and of Sentinel-2
+    products outside their footprint.
+    """
+    nodata = band_nodata(dataset, band_numbers)
+    return lambda stack: valid_pixels(stack, nodata) & np.all(stack != 0, axis=0)

@@ -17,7 +17,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .gdal_io import InputError, gdal_errors, is_virtual, open_raster, read_array
-from .nodata import band_nodata, valid_pixels
+from .nodata import data_pixels
 
 __all__ = ["InputError", "open_raster"]  # re-exported: the readers take both from here
 
@@ -243,7 +243,7 @@ def data_extent(dataset: gdal.Dataset, band_number: int, role: str,
                 path: str) -> Optional[Tuple[int, int, int, int]]:
     """``(x0, y0, width, height)`` around the pixels of one band that hold data, or None when none does.
 
-    Data is where :func:`data_pixels` says so, looked for on every
+    Data is where :func:`.nodata.data_pixels` says so, looked for on every
     :data:`EXTENT_STEP`-th pixel (through overviews where the raster has
     them), strip by strip so that memory stays small.
     """
@@ -270,13 +270,3 @@ def data_extent(dataset: gdal.Dataset, band_number: int, role: str,
     x0, y0 = max(0, min(columns) - step), max(0, min(rows) - step)
     x1, y1 = min(width, max(columns) + step), min(height, max(rows) + step)
     return x0, y0, x1 - x0, y1 - y0
-
-
-def data_pixels(dataset: gdal.Dataset, band_numbers: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
-    """``(bands, h, w) -> (h, w)`` bool: valid (:func:`.nodata.valid_pixels`) and not 0 in any band.
-
-    0 is the fill of Sentinel-1 products outside the swath, and of Sentinel-2
-    products outside their footprint.
-    """
-    nodata = band_nodata(dataset, band_numbers)
-    return lambda stack: valid_pixels(stack, nodata) & np.all(stack != 0, axis=0)

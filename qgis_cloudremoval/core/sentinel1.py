@@ -21,7 +21,8 @@ from osgeo import gdal, osr
 from . import bands
 from .model_info import ModelInfo
 from .gdal_io import gdal_errors, read_array
-from .raster_source import Grid, InputError, data_pixels, open_raster, valid_sample, vsimem_path
+from .nodata import data_pixels
+from .raster_source import Grid, InputError, open_raster, valid_sample, vsimem_path
 from .request import S1_UNITS, RemovalRequest
 from .scaling import linear_to_db
 from .text import count as count_of
