@@ -14,18 +14,13 @@ import numpy as np
 from osgeo import gdal
 
 from qgis_cloudremoval.core.model_info import ModelInfo
-from qgis_cloudremoval.core.writer import SIDECAR
 
 
 def checksums(folder: Path) -> Dict[str, str]:
-    """SHA-256 of every file under ``folder`` by relative path, QGIS's statistics sidecars left out.
-
-    QGIS caches statistics of every raster it loads in a GDAL sidecar (Processing loads each input layer in
-    its own parameter check); a new sidecar changes no byte of the input.
-    """
+    """SHA-256 of every file under ``folder`` by relative path, GDAL's ``.aux.xml`` sidecars included."""
     result = {}
     for path in sorted(Path(folder).rglob("*")):
-        if path.is_file() and not path.name.endswith(SIDECAR):
+        if path.is_file():
             result[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return result
 

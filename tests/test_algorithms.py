@@ -417,8 +417,7 @@ def test_plugin_loads_without_scipy_and_only_what_needs_it_says_so(scene, optica
 def test_removeclouds_on_sen12mscr_l1c_with_all_options_passed_on(provider, sen12mscr_dir, sar_model, tmp_path):
     """A real 13-band L1C SEN12MS-CR patch and its S1: parameters reach the engine unchanged."""
     name = sorted(path.name for path in (sen12mscr_dir / "s1").glob("*.tif"))[0]
-    # Copies: QGIS saves the histograms it computes for a layer's default style beside the file
-    # (GDAL .aux.xml), and the shared samples must stay as they are.
+    # Copies: the shared samples must stay as they are whatever a run under test does to its inputs.
     s2, s1 = (str(shutil.copy(sen12mscr_dir / folder / name, tmp_path / f"{folder}.tif"))
               for folder in ("s2_cloudFree", "s1"))
     feedback = RecordingFeedback()

@@ -1,12 +1,15 @@
 """The packaged plugin in a fresh profile, driven by qgis_process on real Sentinel-1/2 data."""
 
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 from osgeo import gdal
 
 import qgis_scenes as scenes
+from hostile import checksums
 from qgis_cloudremoval.core.band_mapping import L2A_BANDS
 from qgis_cloudremoval.core import engine
 from qgis_cloudremoval.core.model_info import read_model_info
@@ -118,3 +121,33 @@ def test_importkeras_with_a_pip_h5py_says_which_h5py_to_install(qgis, tmp_path):
     assert "'sudo apt install python3-h5py' on Debian and Ubuntu" in output
     assert "Traceback" not in output
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_inputs_are_left_byte_for_byte_as_they_were_vrts_included(qgis, bigearthnet_pairs, tmp_path):
+    """No byte written into the inputs, and no sidecar beside them, by any algorithm.
+
+    qgis_process loads each raster input in the parameter's own check, before the algorithm's. With QGIS's
+    default style that computes a histogram, which GDAL saves inside a VRT input and beside a GeoTIFF one.
+    """
+    pair, inputs, out = bigearthnet_pairs[2], tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    out.mkdir()
+    bands = [shutil.copy(pair["s2"][band], inputs) for band in L2A_BANDS]
+    gdal.BuildVRT(str(inputs / "s2.vrt"), bands, separate=True, resolution="highest")
+    vv, vh = (shutil.copy(pair[polarisation], inputs) for polarisation in ("vv", "vh"))
+    subprocess.run(["gdalbuildvrt", "-q", "-separate", str(inputs / "s1.vrt"), vv, vh], check=True)
+    cloudy = scenes.add_cloud_and_shadow(scenes.s2_stack(pair, tmp_path), inputs / "cloudy.tif")
+    before = checksums(inputs)
+
+    model = make_tiny_model(use_sar=True)
+    qgis.run("cloudremoval:removeclouds", {"S2": inputs / "s2.vrt", "S1": inputs / "s1.vrt", "MODEL": model,
+                                           "OUTPUT": out / "clear.tif", "OUTPUT_MASK": out / "mask.tif"})
+    shutil.copy(out / "mask.tif", inputs / "mask.tif")
+    before["mask.tif"] = checksums(inputs)["mask.tif"]
+    qgis.run("cloudremoval:removeclouds", {"S2": cloudy, "S1": inputs / "s1.vrt", "MODEL": model,
+                                           "CLOUD_MASK": inputs / "mask.tif", "OUTPUT": out / "masked.tif"})
+    qgis.run("cloudremoval:cloudmask", {"S2": inputs / "s2.vrt", "OUTPUT": out / "detected.tif"})
+    qgis.run("cloudremoval:composite", {"S2": inputs / "s2.vrt", "OUTPUT": out / "rgb.tif"})
+    qgis.run("cloudremoval:evaluate", {"PREDICTION": cloudy, "REFERENCE": inputs / "s2.vrt",
+                                       "CLOUDY": cloudy, "MASK": inputs / "mask.tif", "OUTPUT_TABLE": out / "m.csv"})
+    assert checksums(inputs) == before

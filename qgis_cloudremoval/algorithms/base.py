@@ -7,7 +7,7 @@ turning core errors into Processing errors, and styling loaded outputs.
 from typing import Dict, List, Optional
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterEnum, QgsProcessingParameterNumber,
                        QgsProcessingParameterString, QgsRasterLayer)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -18,7 +18,7 @@ from ..core.dependencies import install_command
 from ..core.detectors import DETECTORS
 from ..core.progress import Reporter
 from . import boundary
-from .input_layers import preload_file_inputs
+from .input_layers import RasterInput
 from ..core.request import BASELINE_OFFSET
 from ..core.band_mapping import parse_band_list, s2_band_mapping
 from .styles import StylePostProcessor, save_style
@@ -90,7 +90,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     # Parameters shared by several algorithms -------------------------------------------------
 
     def add_s2_parameters(self, description="Sentinel-2 image"):
-        self.declare(QgsProcessingParameterRasterLayer(self.S2, self.tr(description)))
+        self.declare(RasterInput(self.S2, self.tr(description)))
         self.declare(QgsProcessingParameterString(
             self.S2_BANDS, self.tr("Sentinel-2 bands B1…B12 (0 = missing)"), optional=True))
 
@@ -150,7 +150,6 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     # Checks before the run -------------------------------------------------------------------
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
-        boundary.call(preload_file_inputs, self, parameters, context)
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message

@@ -2,13 +2,13 @@
 
 import os
 
-from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterRasterLayer)
+from qgis.core import QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterFileDestination
 
 from ..core.metrics import AREAS as METRIC_AREAS
 from ..core.metrics import METRIC_NAMES as METRICS
 from ..core.metrics import evaluate_rasters, write_metrics_table
 from .base import CloudRemovalAlgorithm
+from .input_layers import RasterInput
 
 #: Output-name suffix and description of each area of the core's metrics (the paper's words).
 AREA_OUTPUTS = {"all": ("", "whole image"), "clear": ("_REPRODUCTION", "reproduction, clear pixels"),
@@ -47,11 +47,10 @@ class EvaluateAlgorithm(CloudRemovalAlgorithm):
             "without a mask or cloudy input).")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
-        self.declare(QgsProcessingParameterRasterLayer(self.PREDICTION, self.tr("Cloud-free result")))
-        self.declare(QgsProcessingParameterRasterLayer(self.REFERENCE, self.tr("Cloud-free reference")))
-        self.declare(QgsProcessingParameterRasterLayer(self.CLOUDY, self.tr("Cloudy input"), optional=True))
-        self.declare(QgsProcessingParameterRasterLayer(self.MASK, self.tr("Cloud and shadow mask"),
-                                                       optional=True))
+        self.declare(RasterInput(self.PREDICTION, self.tr("Cloud-free result")))
+        self.declare(RasterInput(self.REFERENCE, self.tr("Cloud-free reference")))
+        self.declare(RasterInput(self.CLOUDY, self.tr("Cloudy input"), optional=True))
+        self.declare(RasterInput(self.MASK, self.tr("Cloud and shadow mask"), optional=True))
         self.declare(QgsProcessingParameterFileDestination(
             self.OUTPUT_TABLE, self.tr("Metrics table"), fileFilter="CSV files (*.csv);;HTML files (*.html)"))
         for _, suffix, area in AREAS:

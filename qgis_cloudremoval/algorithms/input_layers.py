@@ -1,12 +1,13 @@
-"""Loading a run's input files into QGIS without QGIS writing into them.
+"""Raster-layer inputs that QGIS loads without writing into the user's files.
 
-Processing loads every raster-layer input given as a file path (in its
-parameter check) and gives it a default renderer. For that renderer QGIS
+Processing loads every raster-layer input given as a file path, in the
+parameter's own check (``qgis_process`` runs that check before the
+algorithm's), and gives the layer a default renderer. For that renderer QGIS
 computes a histogram, and GDAL stores it: in a ``.aux.xml`` beside a
 GeoTIFF, and inside the file itself for a VRT, so the user's VRT is
-rewritten. Loading the inputs here first, with QGIS's default contrast
-enhancement switched off for the moment of loading, leaves them untouched;
-Processing then finds the loaded layers in the run's context and uses them.
+rewritten. :class:`RasterInput` loads the file first, with QGIS's default
+contrast enhancement switched off for the moment of loading; Processing then
+finds the loaded layer in the run's context and uses it.
 """
 
 import os
@@ -39,23 +40,39 @@ def no_default_statistics():
                 settings.setValue(key, value)  # noqa: QGS202 (QSettings, no success flag)
 
 
-def preload_file_inputs(algorithm, parameters, context) -> None:
-    """Load the raster files ``parameters`` name into ``context`` before Processing does (see the module doc).
+def load_file_input(value, context) -> None:
+    """Load the raster file ``value`` names into ``context``'s layer store, computing no statistics.
 
-    Layers of the project and layers the context already holds are left alone.
+    Anything else (a layer, a layer id, a file that is not a raster) and files the project or the
+    context already hold are left to Processing.
     """
+    if context is None or not isinstance(value, str) or not os.path.isfile(value):
+        return
+    if QgsProcessingUtils.mapLayerFromString(value, context, False) is not None:
+        return
     options = QgsRasterLayer.LayerOptions()
     options.loadDefaultStyle = False  # as Processing loads layers
     options.skipCrsValidation = True
-    for definition in algorithm.parameterDefinitions():
-        if not isinstance(definition, QgsProcessingParameterRasterLayer):
-            continue
-        value = parameters.get(definition.name())
-        if not isinstance(value, str) or not os.path.isfile(value):
-            continue
-        if QgsProcessingUtils.mapLayerFromString(value, context, False) is not None:
-            continue
-        with no_default_statistics():
-            layer = QgsRasterLayer(value, os.path.basename(value), "gdal", options)
-        if layer.isValid() and context.temporaryLayerStore().addMapLayer(layer) is None:
-            raise RuntimeError(f"the run's layer store refused {value}")
+    with no_default_statistics():
+        layer = QgsRasterLayer(value, os.path.basename(value), "gdal", options)
+    if layer.isValid():
+        context.temporaryLayerStore().addMapLayer(layer)  # noqa: QGS202 (refused: Processing loads it itself)
+
+
+class RasterInput(QgsProcessingParameterRasterLayer):
+    """A raster-layer parameter whose check loads a file input first, without statistics (see the module doc)."""
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802 (QGIS's name)
+        try:
+            load_file_input(value, context)
+        except Exception:  # noqa: BLE001 (called from C++: Processing's own loading is the fallback)
+            pass
+        return super().checkValueIsAcceptable(value, context)
+
+    def clone(self):
+        copy = RasterInput(self.name(), self.description(), self.defaultValue(),
+                           bool(self.flags() & self.FlagOptional))
+        copy.setFlags(self.flags())
+        copy.setHelp(self.help())
+        copy.setMetadata(self.metadata())
+        return copy

@@ -3,7 +3,7 @@
 from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingOutputString,
                        QgsProcessingParameterBand, QgsProcessingParameterBoolean,
                        QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
+                       QgsProcessingParameterRasterDestination)
 
 from ..core import engine
 from ..core.cloudmask import MASK_NO_S1, MASK_NODATA
@@ -13,6 +13,7 @@ from ..core.request import DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalR
 from ..settings import (DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, DEMO_FALLBACK_MESSAGE, NO_DEFAULT_MODEL_MESSAGE,
                         default_model_is_demo, default_model_path)
 from .base import DETECTOR_HELP, S2_BANDS_HELP, CloudRemovalAlgorithm
+from .input_layers import RasterInput
 from .styles import mask_palette, true_colour
 
 DEFAULTS = RemovalRequest(s2_path="", model_path="", output_path="")
@@ -94,7 +95,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         self.add_s2_parameters()
-        self.declare(QgsProcessingParameterRasterLayer(
+        self.declare(RasterInput(
             self.S1, self.tr("Sentinel-1 image (VV, VH)"), optional=True))
         self.declare(QgsProcessingParameterBand(
             self.S1_BANDS, self.tr("Sentinel-1 bands VV, VH"), DEFAULT_S1_BANDS, self.S1, optional=True,
@@ -108,7 +109,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         self.declare(QgsProcessingParameterBoolean(
             self.KEEP_CLEAR, self.tr("Keep clear pixels"), defaultValue=DEFAULTS.keep_clear))
         self.add_detector_parameter()
-        self.declare(QgsProcessingParameterRasterLayer(
+        self.declare(RasterInput(
             self.CLOUD_MASK, self.tr("Own cloud mask (instead of the detector)"), optional=True))
         self.add_baseline_offset_parameter()
         advanced = [
