@@ -4,9 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from osgeo import gdal
+from osgeo import gdal, osr
 
 from qgis_cloudremoval.core import cloudmask, metrics
+from qgis_cloudremoval.core.bands import S2_BANDS
 from qgis_cloudremoval.core.progress import CoreError, Reporter
 
 LAND = "ROIs1158_spring_15_p30"
@@ -77,6 +78,12 @@ def test_ssim_of_constant_images_is_the_luminance_term():
     c1 = 0.01 ** 2
     expected = (2 * 0.2 * 0.3 + c1) / (0.2 ** 2 + 0.3 ** 2 + c1)
     assert metrics.compute_metrics(prediction, reference)["all"]["SSIM"] == pytest.approx(expected, rel=1e-6)
+
+
+def _utm_wkt() -> str:
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32631)
+    return srs.ExportToWkt()
 
 
 def _land(sen12mscr_dir):
@@ -226,6 +233,44 @@ def test_a_one_band_raster_is_said_to_have_1_band(tmp_path):
     for path, bands in ((one, 1), (reference, 13)):
         dataset = gdal.GetDriverByName("GTiff").Create(str(path), 8, 8, bands, gdal.GDT_UInt16)
         dataset.SetGeoTransform((500000, 10, 0, 4000000, 0, -10))
+        dataset.SetProjection(_utm_wkt())
         dataset = None
-    with pytest.raises(CoreError, match=r"^The prediction raster .*one\.tif has 1 band, expected 13$"):
+    with pytest.raises(CoreError, match=r"^The prediction raster .*one\.tif has 1 band but the reference "
+                                        r".*reference\.tif has 13: give rasters with the same Sentinel-2 bands "
+                                        r"\(13, or 12 without B10 for Level-2A\)$"):
         metrics.evaluate_rasters(str(one), str(reference))
+    with pytest.raises(CoreError, match=r"^The mask raster .*reference\.tif has 13 bands, expected 1: give the "
+                                        r"one-band mask that 'Detect clouds and shadows' or the cloud-removal "
+                                        r"run's cloud mask output writes$"):
+        metrics.evaluate_rasters(str(reference), str(reference), mask_path=str(reference))
+
+
+def test_a_13_band_result_is_scored_against_a_level2a_reference_without_b10(triplet, sen12mscr_dir, tmp_path):
+    reference, cloudy, prediction = triplet
+    source = _land(sen12mscr_dir)
+    b10 = S2_BANDS.index("B10")
+    reference_l2a = np.delete(reference, b10, axis=0)
+    prediction[b10] = 0.9   # a B10 the scores must not see
+    _write_like(source, tmp_path / "reference_l2a.tif", reference_l2a, gdal.GDT_Float32)
+    _write_like(source, tmp_path / "prediction.tif", prediction, gdal.GDT_Float32)
+    expected = metrics.compute_metrics(np.delete(prediction, b10, axis=0), reference_l2a)["all"]
+    logged = []
+    for prediction_name, reference_name, note in (
+            ("prediction.tif", "reference_l2a.tif", "the reference has 12 bands (Level-2A): scoring the "
+                                                    "prediction without its B10"),
+            ("reference_l2a.tif", "prediction.tif", "the prediction has 12 bands (Level-2A): scoring it "
+                                                    "against the reference without its B10")):
+        result = metrics.evaluate_rasters(tmp_path / prediction_name, tmp_path / reference_name, tile_size=100,
+                                          reporter=Reporter(info=logged.append))["all"]
+        assert logged[-1] == note
+        assert result["pixels"] == 256 * 256
+        for name in ("MAE", "RMSE", "SSIM"):   # symmetric in prediction and reference
+            assert result[name] == pytest.approx(expected[name], rel=1e-9), name
+
+    _write_like(source, tmp_path / "cloudy_l2a.tif", np.delete(cloudy, b10, axis=0), gdal.GDT_Float32)
+    with pytest.raises(CoreError, match=r"^The cloudy raster .*cloudy_l2a\.tif has 12 bands, expected 13: the "
+                                        r"cloud detector needs the 13 Level-1C bands \(B10 among them\); for a "
+                                        r"Level-2A input give the cloud mask output of the cloud-removal run as "
+                                        r"the mask instead$"):
+        metrics.evaluate_rasters(tmp_path / "prediction.tif", tmp_path / "reference_l2a.tif",
+                                 cloudy_path=tmp_path / "cloudy_l2a.tif")

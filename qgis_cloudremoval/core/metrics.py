@@ -34,7 +34,7 @@ import html
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from osgeo import gdal
@@ -44,7 +44,8 @@ from .gdal_io import read_array
 from .nodata import band_nodata, valid_pixels
 from .output_files import atomic_output
 from .raster_source import Grid, open_raster, same_crs
-from .bands import DN_PER_REFLECTANCE
+from .band_mapping import L2A_MISSING_BAND
+from .bands import DN_PER_REFLECTANCE, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
 from .text import count
 from .dependencies import ndimage
@@ -237,6 +238,45 @@ def _reflectance_divisor(dataset: gdal.Dataset, role: str, path, reporter: Repor
     return 1.0
 
 
+#: What to do when an optional raster has the wrong band count, by role.
+BAND_COUNT_ADVICE = {
+    "mask": ": give the one-band mask that 'Detect clouds and shadows' or the cloud-removal run's "
+            "cloud mask output writes",
+    "cloudy": f": the cloud detector needs the {len(S2_BANDS)} Level-1C bands ({L2A_MISSING_BAND} among them); "
+              f"for a Level-2A input give the cloud mask output of the cloud-removal run as the mask instead",
+}
+
+
+def compared_bands(prediction: gdal.Dataset, reference: gdal.Dataset, prediction_path,
+                   reference_path) -> Tuple[List[int], List[int], str]:
+    """The 1-based bands of prediction and reference that are scored against each other, pairwise.
+
+    Rasters with the same band count are compared band for band. A 13-band
+    raster (the model's band order, as a cloud-removal result is written) and
+    a 12-band Level-2A one are compared on the 12 bands both hold: the 13-band
+    one's B10 is left out, since Level-2A products drop it.
+
+    Returns:
+        (prediction bands, reference bands, a note for the log, empty when all bands are compared).
+    """
+    counts = prediction.RasterCount, reference.RasterCount
+    if counts[0] == counts[1]:
+        every = list(range(1, counts[0] + 1))
+        return every, every, ""
+    without_b10 = [number for number, name in enumerate(S2_BANDS, 1) if name != L2A_MISSING_BAND]
+    all_twelve = list(range(1, len(without_b10) + 1))
+    if counts == (len(S2_BANDS), len(without_b10)):
+        return without_b10, all_twelve, (f"the reference has {len(without_b10)} bands (Level-2A): scoring the "
+                                         f"prediction without its {L2A_MISSING_BAND}")
+    if counts == (len(without_b10), len(S2_BANDS)):
+        return all_twelve, without_b10, (f"the prediction has {len(without_b10)} bands (Level-2A): scoring it "
+                                         f"against the reference without its {L2A_MISSING_BAND}")
+    raise CoreError(
+        f"The prediction raster {prediction_path} has {count(counts[0], 'band')} but the reference "
+        f"{reference_path} has {counts[1]}: give rasters with the same Sentinel-2 bands ({len(S2_BANDS)}, or "
+        f"{len(without_b10)} without {L2A_MISSING_BAND} for Level-2A)")
+
+
 def _check_same_grid(dataset: gdal.Dataset, reference: gdal.Dataset, role: str, path, bands: Optional[int]) -> None:
     size = (dataset.RasterXSize, dataset.RasterYSize)
     reference_size = (reference.RasterXSize, reference.RasterYSize)
@@ -244,7 +284,8 @@ def _check_same_grid(dataset: gdal.Dataset, reference: gdal.Dataset, role: str, 
         raise CoreError(f"The {role} raster {path} is {size[0]} x {size[1]} px but the reference is "
                         f"{reference_size[0]} x {reference_size[1]} px; give rasters on the same grid")
     if bands is not None and dataset.RasterCount != bands:
-        raise CoreError(f"The {role} raster {path} has {count(dataset.RasterCount, 'band')}, expected {bands}")
+        raise CoreError(f"The {role} raster {path} has {count(dataset.RasterCount, 'band')}, expected {bands}"
+                        + (BAND_COUNT_ADVICE.get(role, "")))
     grid = Grid.of(dataset, f"The {role} raster", str(path))
     reference_grid = Grid.of(reference, "The reference raster", reference.GetDescription())
     if not same_crs(grid, reference_grid):
@@ -282,7 +323,10 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
     """
     reference = _open(reference_path, "reference")
     prediction = _open(prediction_path, "prediction")
-    _check_same_grid(prediction, reference, "prediction", prediction_path, reference.RasterCount)
+    band_lists = compared_bands(prediction, reference, prediction_path, reference_path)
+    _check_same_grid(prediction, reference, "prediction", prediction_path, None)
+    if band_lists[2]:
+        reporter.log(band_lists[2])
     width, height = reference.RasterXSize, reference.RasterYSize
     divisors = [_reflectance_divisor(dataset, role, path, reporter)
                 for dataset, role, path in ((prediction, "prediction", prediction_path),
@@ -315,10 +359,10 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
     for done, (col, row, w, h) in enumerate(tiles):
         reporter.check_cancelled()
         (read_col, read_row, read_w, read_h), core = cloudmask.halo_window(col, row, w, h, width, height, halo)
-        stacks = [read_array(dataset, str(path), f"{role} raster", read_col, read_row, read_w, read_h).astype(
-            np.float32).reshape(dataset.RasterCount, read_h, read_w)
-            for dataset, path, role in ((prediction, prediction_path, "prediction"),
-                                        (reference, reference_path, "reference"))]
+        stacks = [read_array(dataset, str(path), f"{role} raster", read_col, read_row, read_w, read_h,
+                             band_list=bands).astype(np.float32).reshape(len(bands), read_h, read_w)
+                  for dataset, path, role, bands in ((prediction, prediction_path, "prediction", band_lists[0]),
+                                                     (reference, reference_path, "reference", band_lists[1]))]
         valid = valid_pixels(stacks[0], nodata[0]) & valid_pixels(stacks[1], nodata[1])
         mask = None
         if mask_dataset is not None:
