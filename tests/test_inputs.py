@@ -557,3 +557,55 @@ def test_window_outside_the_scene_is_refused(sen12):
     with open_scene(request(sen12["s2"]), OPTICAL) as scene:
         with pytest.raises(ValueError, match=r"^Window x 200, y 0, 100 x 10 px is not inside the 256 x 256 px"):
             scene.read(200, 0, 100, 10)
+
+
+def _stack_on(path: Path, epsg: int, origin, pixel) -> Path:
+    """A 64 x 64 px, 13-band UInt16 stack of land-like DN on the given grid."""
+    reference = osr.SpatialReference()
+    reference.ImportFromEPSG(epsg)
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 64, 64, 13, gdal.GDT_UInt16)
+    dataset.SetGeoTransform((origin[0], pixel, 0, origin[1], 0, -pixel))
+    dataset.SetProjection(reference.ExportToWkt())
+    dataset.WriteRaster(0, 0, 64, 64, np.random.default_rng(epsg).integers(
+        800, 3000, (13, 64, 64), dtype=np.uint16).tobytes())
+    dataset = None
+    return path
+
+
+def _size_warnings(path: Path) -> list:
+    with open_scene(request(str(path)), OPTICAL) as scene:
+        return [warning for warning in scene.warnings if "on the ground" in warning]
+
+
+@pytest.mark.parametrize("epsg, origin, pixel, size, reprojection", [
+    (32631, (500000, 5650000), 20, "20 m", ""),
+    (4326, (3.0, 51.0), 0.0005, "35 x 55.7 m", "-t_srs EPSG:32631 "),   # square degrees at 51 N
+])
+def test_pixels_far_from_10_m_are_warned_with_the_gdalwarp_that_fixes_them(
+        tmp_path, epsg, origin, pixel, size, reprojection):
+    source = _stack_on(tmp_path / "s2.tif", epsg, origin, pixel)
+    target = tmp_path / "s2_10m.tif"
+    assert _size_warnings(source) == [
+        f"The Sentinel-2 raster has pixels of {size} on the ground, but the network and the cloud detectors were "
+        f"trained on 10 m pixels: clouds, shadows and their surroundings look another size to them, and the "
+        f"result can be worse; resample it first, e.g. gdalwarp {reprojection}-tr 10 10 -r bilinear {source} "
+        f"{target}"]
+    commands = [(_size_warnings(source)[0].split("e.g. ")[1], None)]
+    if not reprojection:   # the README's example: the same command with names relative to the folder
+        readme_command = "gdalwarp -tr 10 10 -r bilinear s2.tif s2_10m.tif"
+        assert f"`{readme_command}`" in (Path(__file__).resolve().parents[1] / "README.md").read_text()
+        commands.append((readme_command, tmp_path))
+    for command, folder in commands:
+        target.unlink(missing_ok=True)
+        subprocess.run(shlex.split(command), cwd=folder, check=True, capture_output=True)
+        assert _size_warnings(target) == []
+        resampled = gdal.Open(str(target))
+        assert resampled.GetGeoTransform()[1] == 10 and resampled.RasterCount == 13
+        assert osr.SpatialReference(resampled.GetProjection()).GetAuthorityCode(None) == "32631"
+        resampled = None
+
+
+@pytest.mark.parametrize("epsg, origin, pixel", [(32631, (500000, 5650000), 10), (32631, (500000, 5650000), 12),
+                                                 (4326, (10.0, 0.5), 0.00009)])   # about 10 m at the equator
+def test_pixels_near_10_m_give_no_size_warning(tmp_path, epsg, origin, pixel):
+    assert _size_warnings(_stack_on(tmp_path / "s2.tif", epsg, origin, pixel)) == []

@@ -15,6 +15,9 @@ S2_RESOLUTION_M = {
     "B8": 10, "B8A": 20, "B9": 60, "B10": 60, "B11": 20, "B12": 20,
 }
 
+#: Ground pixel size of the grid DSen2-CR is trained on (SEN12MS-CR: every band on the 10 m grid), metres.
+TRAINING_PIXEL_SIZE_M = 10.0
+
 #: Central wavelength of each Sentinel-2 band, nanometres (Sentinel-2A, ESA MSI spectral response).
 #: Used to fill a missing input band from its nearest neighbour in wavelength.
 S2_CENTRAL_WAVELENGTH_NM = {

@@ -18,7 +18,7 @@ from .progress import SILENT, Reporter
 from .raster_source import InputError, stack_bands
 from .request import RemovalRequest
 from .sentinel1 import UNITS_DETECTED, Sentinel1Source, check_band_numbers, open_s1_raster, open_sentinel1
-from .sentinel2 import Sentinel2Source, check_has_data, offset_hint, open_sentinel2
+from .sentinel2 import Sentinel2Source, check_has_data, offset_hint, open_sentinel2, resolution_warning
 
 __all__ = ["InputError", "Scene", "SceneWindow", "check_inputs", "open_scene", "stack_bands"]
 
@@ -125,9 +125,9 @@ def open_scene(request: RemovalRequest, info: ModelInfo, reporter: Reporter = SI
     try:
         valid_sample = check_has_data(s2, _s2_name(request))
         warnings, notes = list(s2.warnings), list(s2.notes)
-        hint = offset_hint(s2, valid_sample) if request.baseline_offset == "auto" else None
-        if hint:
-            warnings.append(hint)
+        hints = [resolution_warning(s2.grid, request.s2_path),
+                 offset_hint(s2, valid_sample) if request.baseline_offset == "auto" else None]
+        warnings.extend(hint for hint in hints if hint)
         reporter.check_cancelled()
         if info.uses_sar:
             _require_s1(request, info)

@@ -7,6 +7,7 @@ Nothing here copies a full scene: every assembled raster is a VRT that GDAL
 reads window by window.
 """
 
+import math
 import os
 import uuid
 from dataclasses import dataclass
@@ -62,6 +63,22 @@ class Grid:
     @property
     def pixel_size(self) -> float:
         return abs(self.geotransform[1])
+
+    def ground_pixel_size_m(self) -> Tuple[float, float]:
+        """``(width, height)`` of a pixel on the ground, metres.
+
+        In a projected CRS, the pixel size in the CRS's linear unit; in a
+        geographic one, along the parallel and the meridian at the grid's centre.
+        """
+        reference = self.srs()
+        width, height = abs(self.geotransform[1]), abs(self.geotransform[5])
+        if not reference.IsGeographic():
+            metres = reference.GetLinearUnits() or 1.0
+            return width * metres, height * metres
+        metres_per_unit = reference.GetSemiMajor() * reference.GetAngularUnits()
+        _, ymin, _, ymax = self.bounds()
+        latitude = math.radians((ymin + ymax) / 2 * math.degrees(reference.GetAngularUnits()))
+        return width * metres_per_unit * math.cos(latitude), height * metres_per_unit
 
     def bounds(self) -> Tuple[float, float, float, float]:
         """``(xmin, ymin, xmax, ymax)`` in the grid's CRS units."""

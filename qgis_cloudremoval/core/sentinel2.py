@@ -15,8 +15,10 @@ pixels, which is also what Earth Engine's default resampling gives.
 Nothing is copied; a virtual raster (VRT) is read window by window.
 """
 
+import math
 import os
 import re
+import shlex
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -397,6 +399,39 @@ def check_has_data(source: Sentinel2Source, path: str) -> np.ndarray:
                          "expects digital numbers (reflectance x 10000); multiply it by 10000 first "
                          "(e.g. with gdal_calc.py or the QGIS raster calculator)")
     return values
+
+
+#: Ratio of the input's pixel size to the training grid's beyond which a run warns.
+PIXEL_SIZE_TOLERANCE = 1.25
+
+
+def resampling_command(grid: Grid, path: str) -> str:
+    """A ``gdalwarp`` command that puts the raster at ``path`` on a 10 m grid (in its UTM zone if geographic)."""
+    size = f"{bands.TRAINING_PIXEL_SIZE_M:g}"
+    target = os.path.splitext(path)[0] + f"_{size}m.tif"
+    reproject = []
+    if grid.srs().IsGeographic():
+        xmin, ymin, xmax, ymax = grid.bounds()
+        zone = min(60, int(((xmin + xmax) / 2 + 180) // 6) + 1)
+        reproject = ["-t_srs", f"EPSG:{(32600 if ymin + ymax >= 0 else 32700) + zone}"]
+    return shlex.join(["gdalwarp", *reproject, "-tr", size, size, "-r", "bilinear", path, target])
+
+
+def resolution_warning(grid: Grid, path: Optional[str]) -> Optional[str]:
+    """A warning when the Sentinel-2 pixels are far from the training grid's 10 m; None when close.
+
+    ``path``: the raster, named in the ``gdalwarp`` command that fixes it; None for one file per band.
+    """
+    width, height = grid.ground_pixel_size_m()
+    if all(1 / PIXEL_SIZE_TOLERANCE <= side / bands.TRAINING_PIXEL_SIZE_M <= PIXEL_SIZE_TOLERANCE
+           for side in (width, height)):
+        return None
+    size = f"{width:.3g} m" if math.isclose(width, height, rel_tol=0.01) else f"{width:.3g} x {height:.3g} m"
+    return (f"The {ROLE} has pixels of {size} on the ground, but the network and the cloud detectors were "
+            f"trained on {bands.TRAINING_PIXEL_SIZE_M:g} m pixels: clouds, shadows and their surroundings look "
+            f"another size to them, and the result can be worse; resample "
+            + (f"it first, e.g. {resampling_command(grid, path)}" if path else
+               f"the bands to {bands.TRAINING_PIXEL_SIZE_M:g} m first"))
 
 
 def offset_hint(source: Sentinel2Source, valid_sample: np.ndarray) -> Optional[str]:
