@@ -7,12 +7,15 @@ Starts the QGIS desktop (``/usr/bin/qgis``) on a virtual screen (Debian's
 private profile, and does what a user does: loads the bundled example's
 cloudy Sentinel-2 and Sentinel-1 layers, opens *Remove clouds (DSen2-CR)*
 from Processing with those layers chosen and "Open output file after
-running" ticked, runs it, runs it again, and quits. It saves
-``dialog.png`` (the dialog before the first run) and ``map.png`` (QGIS's
-window after the second run: the result loaded and styled, the mask above
-it), and ``report.json``: each run's success, the loaded layers and their
-renderers, and every critical message QGIS logged. It exits 1 when a run
-failed, an output was not loaded and styled, or QGIS logged an error.
+running" ticked, runs it, runs it again, reloads the plugin as the Plugin
+Manager does when a new version is installed, runs it a third time from a
+fresh dialog, and quits. It saves ``dialog.png`` (the dialog before the
+first run) and ``map.png`` (QGIS's window after the last run: the results
+loaded and styled, each mask under its result), and ``report.json``: each
+run's success, the loaded layers and their renderers, and every critical
+message QGIS logged. It exits 1 when a run failed, an output was not loaded
+and styled, the reload left the plugin's modules or provider behind, or
+QGIS logged an error.
 """
 
 import json
@@ -26,13 +29,15 @@ from pathlib import Path
 
 from .cli import demo_arguments
 from .example import DEMO_SCENE, bigearthnet_pairs, write_example
-from .qgis_process import QgisProcess
+from .qgis_process import PLUGIN_NAME, QgisProcess
 
 REPO = Path(__file__).resolve().parents[1]
 QGIS = "/usr/bin/qgis"
 SCREEN = "1440x900x24"
-#: The desktop gets this long for both runs before it is stopped.
-TIMEOUT_S = 180
+#: Runs from the dialog: all but the last one after another, then the plugin is reloaded and the last runs.
+RUNS = 3
+#: The desktop gets this long for all runs before it is stopped.
+TIMEOUT_S = 240
 
 #: Runs inside QGIS (``qgis --code``): the user's steps, one Qt timer tick after another.
 STARTUP = r'''
@@ -42,6 +47,8 @@ from qgis.PyQt.QtCore import QTimer
 from qgis.utils import iface
 
 CONFIG = json.loads(%(config)r)
+PLUGIN = CONFIG["plugin"]
+RUNS = CONFIG["runs"]
 report = {"runs": [], "critical": [], "errors": []}
 state = {}
 
@@ -72,7 +79,7 @@ def load_layers():
     state["s1"].setOpacity(0.0)
     iface.setActiveLayer(state["s2"])
     iface.mapCanvas().setExtent(state["s2"].extent())
-    later(open_dialog, 1500)
+    later(lambda: open_dialog(1), 1500)
 
 
 def parameters(run):
@@ -89,13 +96,32 @@ def parameters(run):
     return values
 
 
-def open_dialog():
+def open_dialog(number):
     import processing
-    dialog = processing.createAlgorithmDialog("cloudremoval:removeclouds", parameters(1))
+    dialog = processing.createAlgorithmDialog("cloudremoval:removeclouds", parameters(number))
     dialog.algorithmFinished.connect(finished)
     dialog.show()
     state["dialog"] = dialog
-    later(lambda: (dialog.grab().save(os.path.join(CONFIG["out"], "dialog.png")), run(1)), 1500)
+    if number == 1:
+        later(lambda: (dialog.grab().save(os.path.join(CONFIG["out"], "dialog.png")), run(1)), 1500)
+    else:
+        later(lambda: run(number), 1500)
+
+
+def reload_plugin():
+    # What the Plugin Manager does when a newer version is installed (and Plugin Reloader on each edit):
+    # unload, drop the plugin's modules, import them again, start. A fresh dialog then runs the new code.
+    import sys
+    import qgis.utils
+    state["dialog"].close()
+    before = sys.modules[PLUGIN + ".qgis_cloudremoval.provider"]
+    qgis.utils.reloadPlugin(PLUGIN)
+    report["modules_reimported"] = sys.modules[PLUGIN + ".qgis_cloudremoval.provider"] is not before
+    registry = QgsApplication.processingRegistry()
+    report["providers_after_reload"] = [provider.id() for provider in registry.providers()].count(PLUGIN)
+    new_provider = sys.modules[PLUGIN + ".qgis_cloudremoval.provider"].CloudRemovalProvider
+    report["new_provider_registered"] = type(registry.providerById(PLUGIN)) is new_provider
+    later(lambda: open_dialog(RUNS), 1000)
 
 
 def run(number):
@@ -112,8 +138,10 @@ def finished(ok, results):
     report["runs"].append({"run": state["run"], "ok": ok, "outputs": {key: str(value) for key, value in
                                                                       results.items() if key.startswith("OUTPUT")},
                            "layers": layers, "tree": tree})
-    if state["run"] == 1:
-        later(lambda: run(2), 1000)
+    if state["run"] < RUNS - 1:
+        later(lambda: run(state["run"] + 1), 1000)
+    elif state["run"] == RUNS - 1:
+        later(reload_plugin, 1000)
     else:
         later(screenshot_map, 1000)
 
@@ -168,11 +196,18 @@ def _start_display(out: Path):
 
 
 def check(report: dict) -> list:
-    """What went wrong, from the desktop's report; [] when both runs loaded and styled their outputs."""
+    """What went wrong, from the desktop's report; [] when every run loaded and styled its outputs."""
     problems = [f"QGIS logged: {message}" for message in report["critical"]]
     problems += [f"error in the desktop script: {error}" for error in report["errors"]]
-    if [entry["run"] for entry in report["runs"]] != [1, 2]:
-        problems.append(f"expected two finished runs, got {len(report['runs'])}")
+    if [entry["run"] for entry in report["runs"]] != list(range(1, RUNS + 1)):
+        problems.append(f"expected {RUNS} finished runs, got {len(report['runs'])}")
+    if not report.get("modules_reimported"):
+        problems.append("reloading the plugin did not import its modules again")
+    if not report.get("new_provider_registered"):
+        problems.append("after reloading the plugin, the registered provider is not the reloaded one")
+    if report.get("providers_after_reload") != 1:
+        problems.append(f"after reloading the plugin, {report.get('providers_after_reload')} providers "
+                        f"'{PLUGIN_NAME}' are registered, expected 1")
     for entry in report["runs"]:
         if not entry["ok"]:
             problems.append(f"run {entry['run']} failed")
@@ -205,7 +240,7 @@ def main(argv=None) -> int:
             startup = Path(profile) / "startup.py"
             startup.write_text(STARTUP % {"config": json.dumps(
                 {"s2": example.s2_cloudy, "s1": example.s1, "mask": example.truth_mask, "out": str(out),
-                 "model": args.model})})
+                 "model": args.model, "plugin": PLUGIN_NAME, "runs": RUNS})})
             environment.update(QGIS_CUSTOM_CONFIG_PATH=profile, PYTHONPATH=qgis_process.env["PYTHONPATH"])
             environment.pop("QT_QPA_PLATFORM", None)
             print(f"starting the QGIS desktop on display {environment['DISPLAY']}")
