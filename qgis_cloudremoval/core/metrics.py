@@ -318,8 +318,9 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
         tile_size: window side in pixels; memory grows with its square, not the scene.
 
     Returns:
-        as :func:`compute_metrics`. Pixels that are nodata in the prediction or reference
-        are left out.
+        as :func:`compute_metrics`, with the ``clear`` and ``cloudy`` areas only where a
+        mask or a cloudy input says which pixels they are (``{"all": ...}`` alone otherwise).
+        Pixels that are nodata in the prediction or reference are left out.
     """
     reference = _open(reference_path, "reference")
     prediction = _open(prediction_path, "prediction")
@@ -377,7 +378,9 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
         accumulator.update(stacks[0] / np.float32(divisors[0]), stacks[1] / np.float32(divisors[1]),
                            mask, valid, core)
         reporter.set_progress((done + 1 + (passes - 1) * len(tiles)) / (len(tiles) * passes))
-    return accumulator.result()
+    result = accumulator.result()
+    # Without a mask nothing says which pixels were cloudy: only the whole-image scores mean something.
+    return result if mask_dataset is not None or cloudy is not None else {"all": result["all"]}
 
 
 def _table_rows(metrics: Metrics):
