@@ -24,7 +24,7 @@ from qgis_cloudremoval.core.inputs import InputError, check_inputs, open_scene, 
 from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.raster_source import decimated_sample
 from qgis_cloudremoval.core.request import RemovalRequest
-from qgis_cloudremoval.core.sentinel1 import STACK_COMMAND
+from qgis_cloudremoval.core.sentinel1 import IMPOSSIBLE_BELOW_DB, STACK_COMMAND
 from qgis_cloudremoval.core.sentinel2 import baseline_has_offset, parse_product_metadata
 
 SAR = ModelInfo()
@@ -609,3 +609,45 @@ def test_pixels_far_from_10_m_are_warned_with_the_gdalwarp_that_fixes_them(
                                                  (4326, (10.0, 0.5), 0.00009)])   # about 10 m at the equator
 def test_pixels_near_10_m_give_no_size_warning(tmp_path, epsg, origin, pixel):
     assert _size_warnings(_stack_on(tmp_path / "s2.tif", epsg, origin, pixel)) == []
+
+
+def test_an_undeclared_fill_in_sentinel1_is_taken_as_nodata_exactly_where_it_is(pair, tmp_path):
+    values = np.stack([read(pair["vv"]), read(pair["vh"])])
+    values[:, :, :30] = -9999   # a fill (SNAP and other tools write one) without a declared nodata value
+    s1 = write_like(tmp_path / "s1_fill.tif", pair["vv"], values)
+    with open_scene(request(s2_band_paths=pair["s2"], s1_path=s1), SAR) as scene:
+        sampled = [w for w in scene.warnings if "declares no nodata value" in w]
+        window = scene.read(0, 0, scene.width, scene.height)
+    assert len(sampled) == 1 and re.fullmatch(
+        rf"Sentinel-1 raster {re.escape(s1)} declares no nodata value but holds -9999 in \d+% of the sampled "
+        r"pixels, a value no backscatter takes: taken as nodata \(no Sentinel-1 there\)", sampled[0])
+    # the radar is on the Sentinel-2 grid: no coverage left of column 30, coverage right of it (bilinear
+    # reaches one pixel across the edge), and no -9999 ever reaches the network's input
+    assert not window.s1_valid[:, :29].any() and window.s1_valid[:, 31:].all()
+    assert window.s1_db.min() > IMPOSSIBLE_BELOW_DB
+
+
+def test_backscatter_scaled_by_100_is_refused_with_what_to_do(pair, tmp_path):
+    values = np.stack([read(pair["vv"]), read(pair["vh"])]) * 100
+    s1 = write_like(tmp_path / "s1_x100.tif", pair["vv"], np.round(values), gdal.GDT_Int16)
+    median = float(np.median(values[0][values[0] != 0]))
+    with pytest.raises(InputError) as error:
+        open_scene(request(s2_band_paths=pair["s2"], s1_path=s1), SAR)
+    assert re.fullmatch(
+        rf"Sentinel-1 band 1 of {re.escape(s1)} has a median of (-\d+(\.\d+)?) dB, outside the -45 to 10 dB that "
+        r"calibrated backscatter has over a scene; if its values are scaled \(dB x 100 stored as integers, say\), "
+        r"divide them by the scale first \(e\.g\. with the QGIS raster calculator\); otherwise give calibrated "
+        r"sigma0 or gamma0", str(error.value))
+    assert float(re.search(r"median of (\S+) dB", str(error.value)).group(1)) == pytest.approx(median, rel=0.02)
+
+
+def test_an_8_bit_export_is_refused_as_sentinel2(tmp_path):
+    source = _stack_on(tmp_path / "s2.tif", 32631, (500000, 5650000), 10)
+    byte = tmp_path / "s2_byte.tif"
+    gdal.Translate(str(byte), str(source), outputType=gdal.GDT_Byte, scaleParams=[[0, 3000, 0, 255]])
+    expected = (f"Sentinel-2 raster {byte} is 8-bit (Byte), as colour composites, quicklooks and display exports "
+                "are; the model needs the product's digital numbers (reflectance x 10000, 16-bit in Level-1C "
+                "products), which 8 bits cannot hold: give the original bands")
+    assert check_inputs(request(str(byte)), OPTICAL) == [expected]
+    with pytest.raises(InputError, match=re.escape(expected)):
+        open_scene(request(str(byte)), OPTICAL)

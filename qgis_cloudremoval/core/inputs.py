@@ -132,7 +132,7 @@ def open_scene(request: RemovalRequest, info: ModelInfo, reporter: Reporter = SI
         if info.uses_sar:
             _require_s1(request, info)
             s1 = open_sentinel1(request, info, s2.grid)
-            warnings.extend(n for n in s1.notes if n.startswith(UNITS_DETECTED))
+            warnings.extend([n for n in s1.notes if n.startswith(UNITS_DETECTED)] + s1.warnings)
             notes.extend(s1.notes)
         elif request.s1_path:
             warnings.append("The model is optical-only; the Sentinel-1 raster is not used")

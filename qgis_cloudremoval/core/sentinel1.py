@@ -10,10 +10,11 @@ Values in dB or linear power are detected from a sample unless the user
 says which; the reader always returns dB.
 """
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
@@ -21,7 +22,7 @@ from osgeo import gdal, osr
 from . import bands
 from .model_info import ModelInfo
 from .gdal_io import gdal_errors, read_array
-from .nodata import data_pixels
+from .nodata import band_nodata, data_pixels
 from .raster_source import Grid, InputError, open_raster, valid_sample, vsimem_path
 from .request import S1_UNITS, RemovalRequest
 from .scaling import linear_to_db
@@ -36,6 +37,10 @@ RESAMPLING = "bilinear"
 UNITS_DETECTED = "Sentinel-1 values detected as"
 #: VV and VH in two files, stacked into the one two-band raster the reader takes (GDAL's own tool).
 STACK_COMMAND = "gdalbuildvrt -separate s1.vrt VV.tif VH.tif"
+#: No backscatter lies below this (the radar's noise floor is near -30 dB), dB: a value there is a fill.
+IMPOSSIBLE_BELOW_DB = -100.0
+#: Where the median of calibrated backscatter (sigma0, gamma0; about -25 to 0 dB) over a scene lies, dB.
+PLAUSIBLE_MEDIAN_DB = (-45.0, 10.0)
 #: VV this many dB below VH in the scene's median, and the bands are taken to be swapped.
 SWAP_MARGIN_DB = 2.0
 #: A polarisation named in a band description ("VV", "Sigma0_VH_db", "gamma0_vv" upper-cased).
@@ -54,6 +59,7 @@ class Sentinel1Source:
     notes: List[str] = field(default_factory=list)
     temporary_files: List[str] = field(default_factory=list)
     path: str = ""  # the user's file, for messages
+    warnings: List[str] = field(default_factory=list)
 
     def read(self, x0: int, y0: int, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
         """``(s1_db, s1_valid)``: ``(bands, h, w)`` float32 dB and ``(h, w)`` bool coverage.
@@ -101,17 +107,27 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
         units = request.s1_units
         check_stated_units(dataset, band_numbers[0], path, units)
         notes.append(f"Sentinel-1 values taken as {'dB' if units == 'db' else 'linear power'} (user setting)")
-    check_polarisation_order(dataset, band_numbers, units, info, path)
+    sample = valid_sample(dataset, band_numbers, data_pixels(dataset, band_numbers), ROLE, path)
+    fill_value = undeclared_fill(dataset, band_numbers, sample, units)
+    warnings = []
+    if fill_value is not None:
+        share = float(np.mean((sample == fill_value).any(axis=0)))
+        sample = sample[:, ~(sample == fill_value).any(axis=0)]
+        warnings.append(f"{ROLE} {path} declares no nodata value but holds {fill_value:g} in {share:.0%} of the "
+                        f"sampled pixels, a value no backscatter takes: taken as nodata (no Sentinel-1 there)")
+    check_backscatter_range(sample, band_numbers, units, path)
+    check_polarisation_order(sample, band_numbers, units, info, path)
     selected = vsimem_path("s1_bands")
     with gdal_errors(lambda reason: InputError(f"Could not select bands {band_numbers} of {ROLE} {path} "
                                                f"({reason}); check the band numbers")):
-        gdal.Translate(selected, dataset, options=gdal.TranslateOptions(format="VRT", bandList=band_numbers))
+        gdal.Translate(selected, dataset, options=gdal.TranslateOptions(format="VRT", bandList=band_numbers,
+                                                                        noData=fill_value))
     warped = warp_to_grid(selected, s2_grid, path)
     fill = np.array([info.sar_clip_db[b][0] for b in info.sar_bands], dtype=np.float32)
     notes.append(f"Sentinel-1: {path} bands {band_numbers} as {', '.join(info.sar_bands)}, "
                  f"{s1_grid.crs_name()}, pixel size {s1_grid.pixel_size:g}, warped window by window onto the "
                  f"Sentinel-2 grid ({RESAMPLING})")
-    return Sentinel1Source(warped, units, fill, notes, [selected], path)
+    return Sentinel1Source(warped, units, fill, notes, [selected], path, warnings)
 
 
 def open_s1_raster(path: str) -> gdal.Dataset:
@@ -166,7 +182,49 @@ def check_descriptions(dataset: gdal.Dataset, numbers: List[int], wanted: List[s
                          f"{name}; {fix}")
 
 
-def check_polarisation_order(dataset: gdal.Dataset, numbers: List[int], units: str, info: ModelInfo,
+def _median_db(values: np.ndarray, units: str) -> float:
+    median = float(np.median(values))
+    if units == "db":
+        return median
+    return 10.0 * math.log10(median) if median > 0 else -math.inf
+
+
+def undeclared_fill(dataset: gdal.Dataset, numbers: List[int], values: np.ndarray, units: str) -> Optional[float]:
+    """The one fill value (-9999, say) that bands without a declared nodata value hold where they have no data.
+
+    A value no backscatter takes (below :data:`IMPOSSIBLE_BELOW_DB` in dB, negative
+    in linear power), the same wherever it occurs, is a fill. Returns None where
+    the bands declare nodata or hold no such value (or several: noise, not a fill).
+
+    Args:
+        values: ``(bands, n)`` valid sampled values of ``numbers`` (1-based), in ``units``.
+    """
+    if any(value is not None for value in band_nodata(dataset, numbers)):
+        return None
+    impossible = np.unique(values[values < (IMPOSSIBLE_BELOW_DB if units == "db" else 0.0)])
+    return float(impossible[0]) if impossible.size == 1 else None
+
+
+def check_backscatter_range(values: np.ndarray, numbers: List[int], units: str, path: str) -> None:
+    """Refuse bands whose median is no backscatter (dB x 100 stored as integers, amplitudes, a wrong band).
+
+    Args:
+        values: ``(bands, n)`` valid sampled values of ``numbers`` (1-based), in ``units``.
+    """
+    low, high = PLAUSIBLE_MEDIAN_DB
+    for number, band_values in zip(numbers, values):
+        if band_values.size == 0:
+            continue
+        median = _median_db(band_values, units)
+        if not low <= median <= high:
+            raise InputError(
+                f"Sentinel-1 band {number} of {path} has a median of {median:.4g} dB, outside the {low:g} to "
+                f"{high:g} dB that calibrated backscatter has over a scene; if its values are scaled (dB x 100 "
+                "stored as integers, say), divide them by the scale first (e.g. with the QGIS raster "
+                "calculator); otherwise give calibrated sigma0 or gamma0")
+
+
+def check_polarisation_order(values: np.ndarray, numbers: List[int], units: str, info: ModelInfo,
                              path: str) -> None:
     """Refuse VV and VH that look swapped: the band given as VV well below the one given as VH.
 
@@ -176,18 +234,12 @@ def check_polarisation_order(dataset: gdal.Dataset, numbers: List[int], units: s
     way round. The margin keeps two bands of one distribution (synthetic
     data) from tripping it.
     """
-    if list(info.sar_bands) != list(bands.S1_BANDS):
+    if list(info.sar_bands) != list(bands.S1_BANDS) or values.shape[1] == 0:
         return
-    values = valid_sample(dataset, numbers, data_pixels(dataset, numbers), ROLE, path)
-    if values.shape[1] == 0:
+    vv, vh = (_median_db(v, units) for v in values)
+    if not (math.isfinite(vv) and math.isfinite(vh)):
         return
-    vv, vh = (float(np.median(v)) for v in values)
-    if units == "db":
-        vh_above_vv = vh - vv
-    elif vv > 0 and vh > 0:
-        vh_above_vv = 10.0 * float(np.log10(vh / vv))
-    else:
-        return
+    vh_above_vv = vh - vv
     if vh_above_vv > SWAP_MARGIN_DB:
         raise InputError(
             f"In {ROLE} {path} the band set as VV (band {numbers[0]}) is {vh_above_vv:.1f} dB darker than the band "

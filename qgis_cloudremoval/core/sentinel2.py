@@ -385,10 +385,15 @@ def _plan_offset(source: Sentinel2Source, setting: str) -> None:
 def check_has_data(source: Sentinel2Source, path: str) -> np.ndarray:
     """Raw DN ``(mapped bands, n)`` of the valid pixels in a decimated sample.
 
-    Raises :class:`InputError` when no sampled pixel is valid (an all-nodata
-    input) or the values are reflectance in 0..1 rather than DN.
+    Raises :class:`InputError` for 8-bit bands (a display export, not DN), when no
+    sampled pixel is valid (an all-nodata input) or the values are reflectance in
+    0..1 rather than DN.
     """
     numbers = [source.band_numbers[b] for b in source.mapped_bands]
+    if all(source.dataset.GetRasterBand(number).DataType == gdal.GDT_Byte for number in numbers):
+        raise InputError(f"{ROLE} {path} is 8-bit (Byte), as colour composites, quicklooks and display exports "
+                         "are; the model needs the product's digital numbers (reflectance x 10000, 16-bit in "
+                         "Level-1C products), which 8 bits cannot hold: give the original bands")
     values = valid_sample(source.dataset, numbers, source.valid_mask, ROLE, path)
     if values.shape[1] == 0:
         raise InputError(f"{ROLE} {path} holds no valid pixels (every pixel is nodata or 0 in all "
