@@ -114,13 +114,13 @@ def reload_plugin():
     import sys
     import qgis.utils
     state["dialog"].close()
-    before = sys.modules[PLUGIN + ".qgis_cloudremoval.provider"]
+    module = PLUGIN + ".qgis_cloudremoval.provider"
+    before = sys.modules[module]
     qgis.utils.reloadPlugin(PLUGIN)
-    report["modules_reimported"] = sys.modules[PLUGIN + ".qgis_cloudremoval.provider"] is not before
+    report["modules_reimported"] = sys.modules[module] is not before
     registry = QgsApplication.processingRegistry()
     report["providers_after_reload"] = [provider.id() for provider in registry.providers()].count(PLUGIN)
-    new_provider = sys.modules[PLUGIN + ".qgis_cloudremoval.provider"].CloudRemovalProvider
-    report["new_provider_registered"] = type(registry.providerById(PLUGIN)) is new_provider
+    report["new_provider_registered"] = type(registry.providerById(PLUGIN)) is sys.modules[module].CloudRemovalProvider
     later(lambda: open_dialog(RUNS), 1000)
 
 

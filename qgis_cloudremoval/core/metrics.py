@@ -324,10 +324,10 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
     """
     reference = _open(reference_path, "reference")
     prediction = _open(prediction_path, "prediction")
-    band_lists = compared_bands(prediction, reference, prediction_path, reference_path)
+    prediction_bands, reference_bands, note = compared_bands(prediction, reference, prediction_path, reference_path)
     _check_same_grid(prediction, reference, "prediction", prediction_path, None)
-    if band_lists[2]:
-        reporter.log(band_lists[2])
+    if note:
+        reporter.log(note)
     width, height = reference.RasterXSize, reference.RasterYSize
     divisors = [_reflectance_divisor(dataset, role, path, reporter)
                 for dataset, role, path in ((prediction, "prediction", prediction_path),
@@ -362,8 +362,8 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
         (read_col, read_row, read_w, read_h), core = cloudmask.halo_window(col, row, w, h, width, height, halo)
         stacks = [read_array(dataset, str(path), f"{role} raster", read_col, read_row, read_w, read_h,
                              band_list=bands).astype(np.float32).reshape(len(bands), read_h, read_w)
-                  for dataset, path, role, bands in ((prediction, prediction_path, "prediction", band_lists[0]),
-                                                     (reference, reference_path, "reference", band_lists[1]))]
+                  for dataset, path, role, bands in ((prediction, prediction_path, "prediction", prediction_bands),
+                                                     (reference, reference_path, "reference", reference_bands))]
         valid = valid_pixels(stacks[0], nodata[0]) & valid_pixels(stacks[1], nodata[1])
         mask = None
         if mask_dataset is not None:

@@ -77,7 +77,7 @@ class Grid:
             return width * metres, height * metres
         metres_per_unit = reference.GetSemiMajor() * reference.GetAngularUnits()
         _, ymin, _, ymax = self.bounds()
-        latitude = math.radians((ymin + ymax) / 2 * math.degrees(reference.GetAngularUnits()))
+        latitude = (ymin + ymax) / 2 * reference.GetAngularUnits()  # radians per unit of the CRS
         return width * metres_per_unit * math.cos(latitude), height * metres_per_unit
 
     def bounds(self) -> Tuple[float, float, float, float]:

@@ -111,8 +111,9 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
     fill_value = undeclared_fill(dataset, band_numbers, sample, units)
     warnings = []
     if fill_value is not None:
-        share = float(np.mean((sample == fill_value).any(axis=0)))
-        sample = sample[:, ~(sample == fill_value).any(axis=0)]
+        filled = (sample == fill_value).any(axis=0)
+        share = float(np.mean(filled))
+        sample = sample[:, ~filled]
         warnings.append(f"{ROLE} {path} declares no nodata value but holds {fill_value:g} in {share:.0%} of the "
                         f"sampled pixels, a value no backscatter takes: taken as nodata (no Sentinel-1 there)")
     check_backscatter_range(sample, band_numbers, units, path)
@@ -183,10 +184,8 @@ def check_descriptions(dataset: gdal.Dataset, numbers: List[int], wanted: List[s
 
 
 def _median_db(values: np.ndarray, units: str) -> float:
-    median = float(np.median(values))
-    if units == "db":
-        return median
-    return 10.0 * math.log10(median) if median > 0 else -math.inf
+    median = np.median(values)
+    return float(median if units == "db" else linear_to_db(np.asarray(median)))
 
 
 def undeclared_fill(dataset: gdal.Dataset, numbers: List[int], values: np.ndarray, units: str) -> Optional[float]:
