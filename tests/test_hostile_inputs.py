@@ -411,6 +411,39 @@ def test_out_of_memory_names_a_tile_size_that_fits(mode, wide_scene, tmp_path):
     assert hostile.leftovers(tmp_path) == []
 
 
+ABORT_CHILD = """
+import sys
+import numpy as np
+from osgeo import gdal
+gdal.UseExceptions() if sys.argv.pop() == "exceptions" else gdal.DontUseExceptions()
+from qgis_cloudremoval.core.writer import GeoTiffWriter
+writer = GeoTiffWriter(sys.argv[1], 1024, 1024, 13, "uint16", (500000, 10, 0, 4500000, 0, -10), "", ["B"] * 13)
+pixels = np.random.default_rng(0).integers(0, 10000, (13, 300, 300), dtype=np.uint16)
+writer.write(pixels, 100, 100)  # blocks left half written in GDAL's cache: closing must compress them
+address_space = []
+size = 1 << 30
+while size >= 1 << 16:  # take every byte of address space left, as a network that ran out of memory does
+    try:
+        address_space.append(np.empty(size, np.uint8))
+    except MemoryError:
+        size //= 2
+writer.abort()
+print("aborted")
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_output_aborted_once_memory_has_run_out_is_deleted(mode, tmp_path):
+    """Under an address-space limit (ulimit -v), GDAL 3.6 spins forever when it cannot start the compression
+    threads of an output; in the out-of-memory test above, the abort of its output hung that way in CI.
+    """
+    done = subprocess.run([sys.executable, "-c", ABORT_CHILD, str(tmp_path / "out.tif"), mode],
+                          capture_output=True, text=True, cwd=REPO, timeout=120,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)))
+    assert (done.returncode, done.stdout) == (0, "aborted\n"), done.stderr
+    assert hostile.leftovers(tmp_path) == []
+
+
 SIGTERM_CHILD = """
 import sys, time
 from qgis_cloudremoval.core.command_line import run_cli

@@ -42,6 +42,22 @@ COMPRESSION = _preferred_compression()
 COMPRESSION_LEVEL = {"ZSTD": "ZSTD_LEVEL=1", "DEFLATE": "ZLEVEL=1"}
 
 
+def _compression_threads() -> str:
+    """GDAL's ``NUM_THREADS`` for compressing an output: all cores, or one where the address space is limited.
+
+    GDAL (3.6 at least) starts a dataset's compression threads when it compresses its first block, and
+    spins forever if it cannot start them. Under an address-space limit (``ulimit -v``, common on compute
+    clusters) that happens as soon as memory runs out, for example when a half-written output is closed
+    after the network ran out of memory. One thread compresses within the writing thread and fails cleanly.
+    """
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return "ALL_CPUS"
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return "ALL_CPUS" if soft == resource.RLIM_INFINITY else "1"
+
+
 #: File names the GeoTIFF outputs may have.
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -105,7 +121,7 @@ class GeoTiffWriter:
         gdal_type, predictor = DATA_TYPES[data_type]
         options = [f"COMPRESS={COMPRESSION}", COMPRESSION_LEVEL[COMPRESSION], f"PREDICTOR={predictor}", "TILED=YES",
                    f"BLOCKXSIZE={BLOCK_SIZE}", f"BLOCKYSIZE={BLOCK_SIZE}", "BIGTIFF=IF_SAFER",
-                   "INTERLEAVE=BAND", "NUM_THREADS=ALL_CPUS"]
+                   "INTERLEAVE=BAND", f"NUM_THREADS={_compression_threads()}"]
         try:  # from the moment the file may exist: a failure or an interrupt (Ctrl+C) removes it
             with gdal_errors(write_error(self.path)) as messages:
                 self.dataset = gdal.GetDriverByName("GTiff").Create(
