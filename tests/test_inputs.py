@@ -627,6 +627,22 @@ def test_an_undeclared_fill_in_sentinel1_is_taken_as_nodata_exactly_where_it_is(
     assert window.s1_db.min() > IMPOSSIBLE_BELOW_DB
 
 
+def test_linear_power_mostly_under_an_undeclared_fill_is_still_linear(pair, tmp_path):
+    """-9999 is negative: counted in the units vote, a fill over most of the scene made linear power "dB"."""
+    linear = 10.0 ** (np.stack([read(pair["vv"]), read(pair["vh"])]) / 10.0)
+    width = linear.shape[2]
+    linear[:, :, :width * 2 // 3] = -9999
+    s1 = write_like(tmp_path / "s1_linear_fill.tif", pair["vv"], linear)
+    with open_scene(request(s2_band_paths=pair["s2"], s1_path=s1), SAR) as scene:
+        assert scene.s1_units == "linear"
+        assert [w for w in scene.warnings if "declares no nodata value" in w] == [
+            f"Sentinel-1 raster {s1} declares no nodata value but holds -9999 in 67% of the sampled pixels, a "
+            "value no backscatter takes: taken as nodata (no Sentinel-1 there)"]
+        window = scene.read(0, 0, scene.width, scene.height)
+    right = slice(width * 2 // 3 + 1, None)
+    np.testing.assert_allclose(window.s1_db[:, :, right], 10 * np.log10(linear[:, :, right]), atol=1e-3)
+
+
 def test_backscatter_scaled_by_100_is_refused_with_what_to_do(pair, tmp_path):
     values = np.stack([read(pair["vv"]), read(pair["vh"])]) * 100
     s1 = write_like(tmp_path / "s1_x100.tif", pair["vv"], np.round(values), gdal.GDT_Int16)

@@ -238,6 +238,7 @@ def test_single_polarisation_scene_names_the_stack_command(metadata, sen12mscr_d
 
 def test_real_geocoded_vv_scene_reads_as_db(metadata):
     """The real processed VV scene: detected as dB from its values (-26.7 to 1.4 dB)."""
-    from qgis_cloudremoval.core.sentinel1 import detect_units
+    from qgis_cloudremoval.core.sentinel1 import backscatter_sample, detect_units
     path = str(metadata / "s1_grd" / VV_ONLY)
-    assert detect_units(gdal.Open(path), 1, path) == ("db", "100% of sampled values are negative")
+    vv_values = backscatter_sample(gdal.Open(path), [1], path)[0]
+    assert detect_units(vv_values, [1], path) == ("db", "100% of sampled values are negative")

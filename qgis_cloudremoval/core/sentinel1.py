@@ -98,16 +98,16 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
     band_numbers = check_band_numbers(request.s1_bands, info, dataset, path)
     s1_grid = Grid.of(dataset, ROLE, path)
     check_overlap(s1_grid, s2_grid, path)
+    sample = backscatter_sample(dataset, band_numbers, path)
     notes = []
     if request.s1_units == "auto":
-        units, why = detect_units(dataset, band_numbers[0], path)
+        units, why = detect_units(sample[0], band_numbers, path)
         notes.append(f"{UNITS_DETECTED} {'dB' if units == 'db' else 'linear power'} ({why}); "
                      "set the Sentinel-1 units option to override")
     else:
         units = request.s1_units
-        check_stated_units(dataset, band_numbers[0], path, units)
+        check_stated_units(sample[0], band_numbers, path, units)
         notes.append(f"Sentinel-1 values taken as {'dB' if units == 'db' else 'linear power'} (user setting)")
-    sample = valid_sample(dataset, band_numbers, data_pixels(dataset, band_numbers), ROLE, path)
     fill_value = undeclared_fill(dataset, band_numbers, sample, units)
     warnings = []
     if fill_value is not None:
@@ -200,8 +200,13 @@ def undeclared_fill(dataset: gdal.Dataset, numbers: List[int], values: np.ndarra
     """
     if any(value is not None for value in band_nodata(dataset, numbers)):
         return None
-    impossible = np.unique(values[values < (IMPOSSIBLE_BELOW_DB if units == "db" else 0.0)])
-    return float(impossible[0]) if impossible.size == 1 else None
+    return _single_value_below(values, IMPOSSIBLE_BELOW_DB if units == "db" else 0.0)
+
+
+def _single_value_below(values: np.ndarray, threshold: float) -> Optional[float]:
+    """The value below ``threshold``, where all of ``values`` below it are that one value (a fill), else None."""
+    below = np.unique(values[values < threshold])
+    return float(below[0]) if below.size == 1 else None
 
 
 def check_backscatter_range(values: np.ndarray, numbers: List[int], units: str, path: str) -> None:
@@ -270,10 +275,21 @@ def _extent_text(bounds: Tuple[float, float, float, float]) -> str:
     return f"x {xmin:.1f} to {xmax:.1f}, y {ymin:.1f} to {ymax:.1f}"
 
 
-def check_stated_units(dataset: gdal.Dataset, band_number: int, path: str, units: str) -> None:
-    """Refuse a units setting that the values plainly contradict (the radar would be dropped or distorted)."""
+def backscatter_sample(dataset: gdal.Dataset, band_numbers: List[int], path: str) -> np.ndarray:
+    """``(bands, n)`` values of sampled pixels that hold data in every band of ``band_numbers`` (1-based).
+
+    One sample serves every check of the values: the units, the fill, the range and the polarisations.
+    """
+    return valid_sample(dataset, band_numbers, data_pixels(dataset, band_numbers), ROLE, path)
+
+
+def check_stated_units(vv_values: np.ndarray, band_numbers: List[int], path: str, units: str) -> None:
+    """Refuse a units setting that the values plainly contradict (the radar would be dropped or distorted).
+
+    ``vv_values``: sampled values of the VV band, as for :func:`detect_units`.
+    """
     try:
-        detected, why = detect_units(dataset, band_number, path)
+        detected, why = detect_units(vv_values, band_numbers, path)
     except InputError:  # values that look like neither: the user's setting decides
         return
     if detected != units:
@@ -283,26 +299,35 @@ def check_stated_units(dataset: gdal.Dataset, band_number: int, path: str, units
                          f"units to {found} or auto")
 
 
-def detect_units(dataset: gdal.Dataset, band_number: int, path: str) -> Tuple[str, str]:
-    """``("db" | "linear", reason)`` from a decimated sample of one band.
+def detect_units(vv_values: np.ndarray, band_numbers: List[int], path: str) -> Tuple[str, str]:
+    """``("db" | "linear", reason)`` from sampled values of the VV band.
 
     Calibrated backscatter in dB is mostly negative (about -30 to 0); linear
-    power is positive and mostly at most 1. Zeros, nodata and non-finite
-    values are left out (0 marks no data in linear S1 products).
+    power is positive and mostly at most 1.
+
+    Args:
+        vv_values: ``(n,)`` VV values of the sampled pixels valid in every band of ``band_numbers``
+            (no zero, nodata or non-finite value: 0 marks no data in linear S1 products).
+        band_numbers: the bands sampled (1-based), for the message when none holds data.
     """
-    values = valid_sample(dataset, [band_number], data_pixels(dataset, [band_number]), ROLE, path)[0]
-    if values.size == 0:
-        raise InputError(f"{ROLE} {path} has no valid pixels in band {band_number} (all nodata or 0); "
-                         "check that it is the right file and band")
-    negative = float(np.mean(values < 0))
+    # A fill below any backscatter (-9999 without a declared nodata) is negative, and would vote for dB
+    # whatever the units; it is taken as nodata once the units are known (:func:`undeclared_fill`).
+    fill_value = _single_value_below(vv_values, IMPOSSIBLE_BELOW_DB)
+    if fill_value is not None:
+        vv_values = vv_values[vv_values != fill_value]
+    if vv_values.size == 0:
+        bands = ", ".join(str(number) for number in band_numbers)
+        raise InputError(f"{ROLE} {path} has no valid pixels in band{'s' if len(band_numbers) > 1 else ''} {bands} "
+                         "(all nodata, 0 or a fill); check that it is the right file and bands")
+    negative = float(np.mean(vv_values < 0))
     if negative >= UNITS_MAJORITY:
         return "db", f"{negative:.0%} of sampled values are negative"
-    unit_range = float(np.mean((values > 0) & (values <= 1)))
+    unit_range = float(np.mean((vv_values > 0) & (vv_values <= 1)))
     if unit_range >= UNITS_MAJORITY:
         return "linear", f"{unit_range:.0%} of sampled values lie in (0, 1]"
     raise InputError(
         f"{ROLE} {path} holds values that look neither like dB (mostly negative) nor like linear power "
-        f"(mostly in (0, 1]): median {float(np.median(values)):.3g}; give calibrated backscatter (sigma0 or "
+        f"(mostly in (0, 1]): median {float(np.median(vv_values)):.3g}; give calibrated backscatter (sigma0 or "
         "gamma0) or set the Sentinel-1 units option")
 
 
