@@ -17,7 +17,7 @@ from qgis_cloudremoval.core import cloudmask, cloudmask_raster, default_model, e
 from qgis_cloudremoval.core.bands import S2_BANDS
 from qgis_cloudremoval.core.dependencies import GPU_RUNTIME_PACKAGES, install_command
 from qgis_cloudremoval.core.metrics import evaluate_rasters
-from qgis_cloudremoval.core.model_info import ORT_MISSING_MESSAGE
+from qgis_cloudremoval.core.dependencies import ORT_MISSING_MESSAGE
 from qgis_cloudremoval.core.progress import CoreError
 from qgis_cloudremoval.core.request import RemovalRequest
 from qgis_cloudremoval import settings as plugin_settings
@@ -319,10 +319,10 @@ def test_cancel_after_first_progress_leaves_no_output(provider, scene, sar_model
 
 BLOCKED_MODULE = """
 import json, sys
-class Blocker:
+class Blocker:  # as Python reports a module that is not installed
     def find_spec(self, name, path=None, target=None):
         if name == {blocked!r} or name.startswith({blocked!r} + "."):
-            raise ImportError("No module named " + repr(name) + " (blocked by the test)")
+            raise ModuleNotFoundError("No module named " + repr(name) + " (blocked by the test)", name=name)
 sys.meta_path.insert(0, Blocker())
 sys.path[:0] = [{repo!r}, {tests!r}, "/usr/share/qgis/python/plugins"]
 from qgis.core import QgsApplication, QgsProcessingException

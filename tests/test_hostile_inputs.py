@@ -371,16 +371,25 @@ def test_checkpoints_with_code_or_random_bytes_are_refused_never_run(mode, tmp_p
 
 
 OOM_CHILD = """
-import sys
+import resource, sys
 from osgeo import gdal
 gdal.UseExceptions() if sys.argv.pop() == "exceptions" else gdal.DontUseExceptions()
 from qgis_cloudremoval.core.command_line import run_cli
 from qgis_cloudremoval.core.engine import remove_clouds
+from qgis_cloudremoval.core.progress import Reporter
 from qgis_cloudremoval.core.request import RemovalRequest
-s2, s1, model, output, tile = sys.argv[1:]
+s2, s1, model, output, tile, limit_after_check = sys.argv[1:]
+
+def log(message):
+    # Once the tiles are planned (the tile size checked against the memory left), the memory shrinks, as
+    # when other programs take it: the network's allocation itself fails.
+    if message.startswith("1024 x 1024 px in") and limit_after_check != "0":
+        limit = int(limit_after_check)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
 request = RemovalRequest(s2_path=s2, s1_path=s1, model_path=model, output_path=output, tile_size=int(tile),
                          device="cpu")
-sys.exit(run_cli(lambda argv: remove_clouds(request) and 0))
+sys.exit(run_cli(lambda argv: remove_clouds(request, Reporter(info=log)) and 0))
 """
 
 
@@ -394,21 +403,34 @@ def wide_scene(tmp_path_factory):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_out_of_memory_names_a_tile_size_that_fits(mode, wide_scene, tmp_path):
-    """Under a 3 GB address-space limit, 768 px tiles of a 256-feature network cannot be allocated.
-
-    768 px (about 5 GB by the engine's estimate) passes the check against the memory available on any
-    machine with 11 GB free, so the allocation itself fails, whatever else runs beside the tests (1024 px
-    was refused by that check when two test runs shared this machine). The first network run is a
-    644 px piece around the clouds, and the advice halves it.
+    """768 px tiles of a 256-feature network (about 5 GB by the engine's estimate) pass the check against the
+    memory available on any machine with 11 GB free; then the address space shrinks to 3 GB, and the
+    allocation itself fails. The first network run is a 644 px piece around the clouds, and the advice halves it.
     """
     s2, s1, wide = wide_scene
-    done = subprocess.run([sys.executable, "-c", OOM_CHILD, s2, s1, wide, str(tmp_path / "out.tif"), "768", mode],
-                          capture_output=True, text=True, cwd=REPO, timeout=600,
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)))
+    done = subprocess.run([sys.executable, "-c", OOM_CHILD, s2, s1, wide, str(tmp_path / "out.tif"), "768",
+                           str(3 << 30), mode], capture_output=True, text=True, cwd=REPO, timeout=600)
     line = _one_line_error(done)
     assert re.match(r"error: Out of memory running wide\.onnx on CPUExecutionProvider with 1 tile\(s\) of "
                     r"644 x 644 px \(.+\); set the tile size to 320 px or less$", line), line
     assert hostile.leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_automatic_tiles_fit_under_an_address_space_limit(mode, wide_scene, tmp_path):
+    """A cluster job under ulimit -v 1.5 GB: automatic tiles follow what the limit leaves, not the machine's
+    free memory, and the run completes (sized by the machine, 260 px tiles ran out of memory)."""
+    s2, s1, wide = wide_scene
+    output = tmp_path / "out.tif"
+    done = subprocess.run([sys.executable, "-c", OOM_CHILD, s2, s1, wide, str(output), "0", "0", mode],
+                          capture_output=True, text=True, cwd=REPO, timeout=600,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29)))
+    assert done.returncode == 0, done.stderr
+    written = gdal.Open(str(output))
+    assert (written.RasterXSize, written.RasterYSize, written.RasterCount) == (1024, 1024, 13)
+    assert written.GetGeoTransform() == gdal.Open(s2).GetGeoTransform()
+    written = None
+    assert hostile.leftovers(tmp_path) == ["out.tif"]
 
 
 ABORT_CHILD = """

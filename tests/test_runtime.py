@@ -9,7 +9,7 @@ from tiny_models import make_tiny_model
 
 from qgis_cloudremoval.core.dependencies import GPU_RUNTIME_PACKAGES, install_command
 from qgis_cloudremoval.core import runtime
-from qgis_cloudremoval.core.model_info import ORT_MISSING_MESSAGE
+from qgis_cloudremoval.core.dependencies import ORT_MISSING_MESSAGE
 from qgis_cloudremoval.core.progress import CoreError
 
 HAS_GPU = any(p in runtime.import_onnxruntime().get_available_providers() for p in runtime.GPU_PROVIDERS)

@@ -15,7 +15,8 @@ import sys
 import sysconfig
 from typing import Sequence
 
-from .progress import CoreError
+from .memory import LIMIT_ADVICE
+from .progress import CoreError, first_line
 
 #: Keeps QGIS's numpy: its compiled bindings (and GDAL's) are built against numpy 1.x.
 NUMPY_PIN = "numpy<2"
@@ -96,3 +97,25 @@ def ndimage():
         raise CoreError(missing_package_message("scipy", "for the metrics")) \
             from None
     return module
+
+
+ORT_MISSING_MESSAGE = (
+    f"onnxruntime is not installed in this Python ({python_executable()}). Install it into QGIS's Python with: "
+    f"{install_command(RUNTIME_PACKAGES)} (on a machine with an NVIDIA GPU: {install_command(GPU_RUNTIME_PACKAGES)}, "
+    "with the CUDA and cuDNN versions that release requires), then restart QGIS.")
+#: Words of the loader's message when a library could not be mapped into memory.
+NO_MEMORY_TO_LOAD = ("failed to map segment", "cannot allocate memory")
+
+
+def import_onnxruntime():
+    """The onnxruntime module; a :class:`CoreError` with the pip command where it is not installed, and with what
+    stops it where it is installed but cannot be loaded (no memory left to map its library, a broken copy)."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "onnxruntime":
+            raise CoreError(ORT_MISSING_MESSAGE) from None
+        if any(words in str(exc).lower() for words in NO_MEMORY_TO_LOAD):
+            raise CoreError(f"Not enough memory to load onnxruntime ({first_line(exc)}); {LIMIT_ADVICE}") from None
+        raise CoreError(unloadable_package_message("onnxruntime", exc)) from None
+    return onnxruntime

@@ -40,14 +40,13 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import List, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal
 
-from . import blending, cloudmask, detectors, inputs, network_pieces, runtime, scaling, tiling, winograd
+from . import blending, cloudmask, detectors, inputs, network_pieces, runtime, scaling, tiling, winograd, workers
 from .bands import DN_PER_REFLECTANCE
 from .cloudmask import MASK_CATEGORIES, MASK_NO_S1, MASK_NODATA
 from .model_info import ARCHITECTURE_LABELS, ModelInfo, read_model_info
@@ -518,8 +517,12 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, detector, outpu
     total_pixels = sum(tile.core.area for tile in tiles)
     done_pixels = 0
     first = detectors.STATISTICS_SHARE if detector is not None and detector.needs_statistics else 0.0
-    read_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudremoval-read")
-    write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudremoval-write")
+    read_thread = workers.started_pool("cloudremoval-read")
+    try:
+        write_thread = workers.started_pool("cloudremoval-write")
+    except CoreError:
+        read_thread.shutdown(wait=True)
+        raise
     reads = deque()
     writes = deque()
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Tuple
 
 from . import bands
-from .dependencies import GPU_RUNTIME_PACKAGES, RUNTIME_PACKAGES, install_command, python_executable
+from .dependencies import import_onnxruntime
 from .progress import CoreError, first_line
 
 #: Written into every model; a file without it is not a DSen2-CR export.
@@ -234,9 +234,9 @@ def _read_onnx_metadata_props(path: str) -> Dict[str, str]:
     # onnxruntime parses the protobuf for us; the weights are loaded too,
     # which is acceptable because callers go on to run the model anyway.
     try:
-        import onnxruntime
-    except ImportError:
-        raise ModelInfoError(ORT_MISSING_MESSAGE) from None
+        onnxruntime = import_onnxruntime()
+    except CoreError as exc:
+        raise ModelInfoError(str(exc)) from None
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     try:
@@ -244,9 +244,3 @@ def _read_onnx_metadata_props(path: str) -> Dict[str, str]:
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelInfoError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line(exc)}") from None
     return dict(session.get_modelmeta().custom_metadata_map)
-
-
-ORT_MISSING_MESSAGE = (
-    f"onnxruntime is not installed in this Python ({python_executable()}). Install it into QGIS's Python with: "
-    f"{install_command(RUNTIME_PACKAGES)} (on a machine with an NVIDIA GPU: {install_command(GPU_RUNTIME_PACKAGES)}, "
-    "with the CUDA and cuDNN versions that release requires), then restart QGIS.")

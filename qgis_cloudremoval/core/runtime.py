@@ -20,9 +20,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from . import winograd
-from .dependencies import GPU_RUNTIME_PACKAGES, install_command, python_executable
-from .model_info import ORT_MISSING_MESSAGE, ModelInfo
+from . import winograd, workers
+from .dependencies import GPU_RUNTIME_PACKAGES, import_onnxruntime, install_command, python_executable
+from .memory import LIMIT_ADVICE
+from .model_info import ModelInfo
 from .progress import CoreError, first_line
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -39,6 +40,13 @@ SESSION_IDLE_SECONDS = 300
 OUT_OF_MEMORY_WORDS = ("out of memory", "failed to allocate", "bad_alloc", "cudaerrormemoryallocation",
                        "cublas_status_alloc_failed", "cudnn_status_alloc_failed", "available memory")
 
+LOAD_OUT_OF_MEMORY_MESSAGE = "Not enough memory to load {model} on {provider} ({reason}); " + LIMIT_ADVICE
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an onnxruntime or CUDA error says an allocation failed (by :data:`OUT_OF_MEMORY_WORDS`)."""
+    return any(words in str(exc).lower() for words in OUT_OF_MEMORY_WORDS)
+
 
 class OutOfMemory(CoreError):
     """onnxruntime could not allocate memory for a run; the engine names a tile size that fits."""
@@ -54,15 +62,6 @@ GPU_FAILED_MESSAGE = (
     "Device 'gpu' was requested and onnxruntime offers {wanted}, but it fell back to {actual} "
     "(the CUDA or cuDNN libraries could not be loaded); check the NVIDIA driver and the CUDA and cuDNN "
     "versions your onnxruntime-gpu release requires, or choose device 'cpu'")
-
-
-def import_onnxruntime():
-    """The onnxruntime module, or a :class:`CoreError` with the pip command to install it."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise CoreError(ORT_MISSING_MESSAGE) from None
-    return onnxruntime
 
 
 def choose_providers(device: str) -> List[str]:
@@ -186,7 +185,7 @@ class ModelSession:
             raise OutOfMemory("the Python process ran out of memory") from None
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, RuntimeException, ...)
             first = first_line(exc)
-            if any(words in str(exc).lower() for words in OUT_OF_MEMORY_WORDS):
+            if is_out_of_memory(exc):
                 raise OutOfMemory(first[:200]) from None
             raise CoreError(f"The model {os.path.basename(self.path)} failed to run on {self.provider}: "
                             f"{first[:300]}; check that it is a DSen2-CR export") from None
@@ -294,6 +293,9 @@ def _create_session(ort, model, options, providers: List[str], device: str, path
         session = ort.InferenceSession(model, options,
                                        providers=[(name, _provider_options(name, gpu_index)) for name in providers])
     except Exception as exc:  # onnxruntime raises its own exception types
+        if isinstance(exc, MemoryError) or is_out_of_memory(exc):
+            raise CoreError(LOAD_OUT_OF_MEMORY_MESSAGE.format(model=os.path.basename(path), provider=providers[0],
+                                                              reason=first_line(exc)[:200])) from None
         raise CoreError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line(exc)}") from None
     actual = session.get_providers()[0]
     if device == "gpu" and actual not in GPU_PROVIDERS:
@@ -328,8 +330,14 @@ def _used_now() -> None:
     _last_used = time.monotonic()
     with _cache_lock:
         if _idle_watch is None or not _idle_watch.is_alive():
-            _idle_watch = threading.Thread(target=_release_when_idle, name="cloudremoval-idle-sessions", daemon=True)
-            _idle_watch.start()
+            watch = threading.Thread(target=_release_when_idle, name="cloudremoval-idle-sessions", daemon=True)
+            try:
+                watch.start()
+            except RuntimeError as exc:  # at a memory or thread limit: the sessions stay until the next run
+                if not workers.is_thread_start_failure(exc):
+                    raise
+            else:
+                _idle_watch = watch
 
 
 def _release_when_idle() -> None:

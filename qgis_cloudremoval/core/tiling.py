@@ -10,9 +10,10 @@ write. The cores partition the scene exactly.
 """
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
+
+from .memory import available_memory
 
 #: Tile sizes are multiples of this (friendly to convolution kernels and GeoTIFF blocks).
 TILE_ALIGN = 32
@@ -159,25 +160,6 @@ def group_by_shape(tiles: List[Tile], batch_size: int) -> List[List[Tile]]:
 def min_tile_size(margin: int) -> int:
     """Smallest tile side for ``margin``: two margins and a core of :data:`MIN_CORE` px."""
     return 2 * margin + MIN_CORE
-
-
-def available_memory() -> int:
-    """Bytes the system can give without swapping: ``MemAvailable`` (free pages plus reclaimable cache).
-
-    Free pages alone would count the page cache as used, and a machine that
-    has been reading files for a while looks full although it is not.
-    """
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not Linux: assume a modest machine
-        return 4 << 30
 
 
 def largest_fitting_tile(device_kind: str, margin: int, num_features: int, input_channels: int,
