@@ -416,6 +416,40 @@ def test_out_of_memory_names_a_tile_size_that_fits(mode, wide_scene, tmp_path):
     assert hostile.leftovers(tmp_path) == []
 
 
+RETRY_CHILD = """
+import re, resource, sys
+from qgis_cloudremoval.core.engine import remove_clouds
+from qgis_cloudremoval.core.progress import CoreError, Reporter
+from qgis_cloudremoval.core.request import RemovalRequest
+s2, s1, model, output = sys.argv[1:]
+
+def log(message):  # the address space shrinks once the tile size has been checked (see OOM_CHILD)
+    if message.startswith("1024 x 1024 px in"):
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))
+
+try:
+    remove_clouds(RemovalRequest(s2_path=s2, s1_path=s1, model_path=model, output_path=output, tile_size=768,
+                                 device="cpu"), Reporter(info=log))
+except CoreError as exc:
+    advised = int(re.search(r"set the tile size to (\\d+) px or less", str(exc)).group(1))
+remove_clouds(RemovalRequest(s2_path=s2, s1_path=s1, model_path=model, output_path=output, tile_size=advised,
+                             device="cpu"), Reporter(info=log))
+print("retried at", advised)
+"""
+
+
+def test_the_advised_tile_size_runs_in_the_same_session(wide_scene, tmp_path):
+    """As in QGIS, where the session outlives a run: after running out of memory the user retries with the tile
+    size the message names. The failed run's arena went with its session (cached, it left no room)."""
+    s2, s1, wide = wide_scene
+    output = tmp_path / "out.tif"
+    done = subprocess.run([sys.executable, "-c", RETRY_CHILD, s2, s1, wide, str(output)], capture_output=True,
+                          text=True, cwd=REPO, timeout=600)
+    assert (done.returncode, done.stdout) == (0, "retried at 320\n"), done.stderr
+    assert gdal.Open(str(output)).RasterCount == 13
+    assert hostile.leftovers(tmp_path) == ["out.tif"]
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_automatic_tiles_fit_under_an_address_space_limit(mode, wide_scene, tmp_path):
     """A cluster job under ulimit -v 1.5 GB: automatic tiles follow what the limit leaves, not the machine's

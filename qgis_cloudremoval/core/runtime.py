@@ -182,15 +182,25 @@ class ModelSession:
         try:
             output = self.session.run([self.output_name], {self.input_name: feed})[0]
         except MemoryError:
+            self._forget()
             raise OutOfMemory("the Python process ran out of memory") from None
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, RuntimeException, ...)
             first = first_line(exc)
             if is_out_of_memory(exc):
+                self._forget()
                 raise OutOfMemory(first[:200]) from None
             raise CoreError(f"The model {os.path.basename(self.path)} failed to run on {self.provider}: "
                             f"{first[:300]}; check that it is a DSen2-CR export") from None
         _used_now()
         return output.astype(np.float32, copy=False)
+
+    def _forget(self) -> None:
+        """Leave the cache: after running out of memory the session's arena holds what the failed run took,
+        and the run the user retries with smaller tiles would find that memory gone. It is freed with the
+        session, when the failed run lets go of it."""
+        with _cache_lock:
+            for key in [key for key, cached in _cache.items() if cached is self]:
+                del _cache[key]
 
 
 _cache: "OrderedDict[Tuple, ModelSession]" = OrderedDict()
