@@ -76,6 +76,7 @@ from qgis_cloudremoval.core import memory, tiling
 mapped = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
 print(memory.address_space_headroom(), mapped, memory.available_memory(),
       tiling.largest_fitting_tile("cpu", 34, 256, 15, winograd=True))
+print(tiling.tile_size_problem(4096, "cpu", 34, 256, 15, winograd=True))
 """
 
 
@@ -85,14 +86,18 @@ def _address_space_child(limit=None):
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     done = subprocess.run([sys.executable, "-c", ADDRESS_SPACE_CHILD], capture_output=True, text=True, cwd=REPO,
                           preexec_fn=set_limit, check=True, timeout=120)
-    return [int(value) if value != "None" else None for value in done.stdout.split()]
+    numbers, problem = done.stdout.splitlines()
+    return [int(value) if value != "None" else None for value in numbers.split()] + [problem]
 
 
 def test_under_ulimit_v_a_run_may_take_what_the_address_space_leaves():
-    headroom, mapped, available, largest_tile = _address_space_child(3 * GIB)
+    headroom, mapped, available, largest_tile, problem = _address_space_child(3 * GIB)
+    assert re.fullmatch(r"Tile size 4096 px needs about \d+\.\d GB for this model, more than the (\d\.\d) GB left "
+                        r"under this process's address-space limit \(ulimit -v\); use at most \d+ px, or 0 to choose "
+                        r"automatically", problem), problem
     assert abs(headroom - (3 * GIB - mapped)) < 16 << 20
     assert available <= 3 * GIB - mapped + (16 << 20)
-    unlimited_headroom, _, _, unlimited_tile = _address_space_child()
+    unlimited_headroom, _, _, unlimited_tile, _ = _address_space_child()
     assert unlimited_headroom is None
     assert largest_tile < unlimited_tile  # the tile size follows the limit
 

@@ -8,7 +8,7 @@ automatic tile size sized by the machine alone would not fit.
 """
 
 import os
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 MEMINFO = "/proc/meminfo"
 PROC_CGROUP = "/proc/self/cgroup"
@@ -27,8 +27,22 @@ UNKNOWN_MACHINE = 4 << 30
 def available_memory() -> int:
     """Bytes a run may allocate: the least of :func:`system_available`, :func:`cgroup_headroom` and
     :func:`address_space_headroom` (those that apply)."""
-    limits = [system_available(), cgroup_headroom(), address_space_headroom()]
-    return max(0, min(limit for limit in limits if limit is not None))
+    return binding_limit()[0]
+
+
+def binding_limit() -> Tuple[int, str]:
+    """:func:`available_memory` and what sets it, in words for a message ("free on this machine", ...)."""
+    limits = [(system_available(), "free on this machine"),
+              (cgroup_headroom(), "left under this process's memory limit (its control group)"),
+              (address_space_headroom(), "left under this process's address-space limit (ulimit -v)")]
+    available, reason = min((limit for limit in limits if limit[0] is not None), key=lambda limit: limit[0])
+    return max(0, available), reason
+
+
+def available_text() -> str:
+    """What a run may allocate, for a message: "2.5 GB left under this process's address-space limit (ulimit -v)"."""
+    available, reason = binding_limit()
+    return f"{available / 2**30:.1f} GB {reason}"
 
 
 def system_available() -> int:

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from .memory import available_memory
+from .memory import available_memory, available_text
 
 #: Tile sizes are multiples of this (friendly to convolution kernels and GeoTIFF blocks).
 TILE_ALIGN = 32
@@ -196,8 +196,8 @@ def size_limit_problem(tile_size: int, device_kind: str, fitting: int, per_pixel
                 f"{MAX_TILE[device_kind]} px; use 0 to choose automatically")
     if device_kind == "cpu" and tile_size > fitting:
         need = tile_size * tile_size * per_pixel
-        return (f"Tile size {tile_size} px needs about {need / 2**30:.1f} GB for this model, more than this "
-                f"machine can spare ({available_memory() / 2**30:.1f} GB available); use at most {fitting} px, "
+        return (f"Tile size {tile_size} px needs about {need / 2**30:.1f} GB for this model, more than the "
+                f"{available_text()}; use at most {fitting} px, "
                 "or 0 to choose automatically")
     return None
 
