@@ -15,6 +15,7 @@ import numpy as np
 from osgeo import gdal
 
 from .gdal_io import WriteError, close_dataset, gdal_errors, write_error
+from .memory import address_space_headroom
 from .output_files import partial_path
 
 #: GeoTIFF block side, pixels; the engine aligns tile cores to it (smaller blocks allow
@@ -50,12 +51,7 @@ def _compression_threads() -> str:
     clusters) that happens as soon as memory runs out, for example when a half-written output is closed
     after the network ran out of memory. One thread compresses within the writing thread and fails cleanly.
     """
-    try:
-        import resource  # POSIX only
-    except ImportError:
-        return "ALL_CPUS"
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    return "ALL_CPUS" if soft == resource.RLIM_INFINITY else "1"
+    return "ALL_CPUS" if address_space_headroom() is None else "1"
 
 
 #: File names the GeoTIFF outputs may have.
