@@ -1,5 +1,6 @@
 """What a run may allocate: the machine's MemAvailable, control-group limits and ulimit -v, least first."""
 
+import os
 import re
 import resource
 import subprocess
@@ -103,6 +104,7 @@ def test_under_ulimit_v_a_run_may_take_what_the_address_space_leaves():
 
 
 LOAD_CHILD = """
+import os
 import re
 import resource
 from osgeo import gdal
@@ -162,3 +164,54 @@ def test_at_the_memory_limit_reads_and_threads_say_so(mode, tmp_path):
     assert re.fullmatch(rf"Not enough memory to read the Sentinel-2 raster {re.escape(path)} \(.+\); "
                         + re.escape(memory.LIMIT_ADVICE), read), done.stdout + done.stderr
     assert thread == workers.THREAD_LIMIT_MESSAGE
+
+
+def _own_group_folder():
+    """Where a child control group with a memory limit can be made for this test, with the files to use:
+    (folder, limit file, procs file), or None (not root, or no writable memory controller)."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            folder = Path(memory.CGROUP_ROOT) / "memory" / path.lstrip("/")
+            limit = "memory.limit_in_bytes"
+        elif hierarchy == "0" and controllers == "":
+            folder = Path(memory.CGROUP_ROOT) / path.lstrip("/")
+            subtree = folder / "cgroup.subtree_control"
+            if not (subtree.exists() and "memory" in subtree.read_text().split()):
+                continue
+            limit = "memory.max"
+        else:
+            continue
+        if folder.is_dir() and os.access(folder, os.W_OK):
+            return folder, limit
+    return None
+
+
+GROUP_CHILD = """
+from qgis_cloudremoval.core import memory
+print(memory.cgroup_headroom(), memory.available_text())
+"""
+
+
+def test_a_real_control_group_limit_is_read(tmp_path):
+    """The kernel's own files: this test's child runs in a new group limited to 2 GiB (needs root and a writable
+    memory controller, as on the development machine; skipped elsewhere)."""
+    found = _own_group_folder()
+    if found is None:
+        pytest.skip("no writable memory control group here (not root, or the controller is not delegated)")
+    parent, limit_file = found
+    group = parent / f"cloudremoval-test-{os.getpid()}"
+    try:
+        group.mkdir()
+        (group / limit_file).write_text(str(2 * GIB))
+    except OSError as exc:
+        pytest.skip(f"cannot make a control group here ({exc})")
+    try:
+        done = subprocess.run(["sh", "-c", f'echo $$ > "{group}/cgroup.procs" && exec "{sys.executable}" -c "$0"',
+                               GROUP_CHILD], capture_output=True, text=True, cwd=REPO, timeout=120, check=True)
+    finally:
+        group.rmdir()
+    headroom, text = done.stdout.split(" ", 1)
+    # 2 GiB less what the child itself uses (an interpreter and numpy: well under 200 MB)
+    assert 2 * GIB - (200 << 20) < int(headroom) <= 2 * GIB
+    assert re.fullmatch(r"[12]\.\d GB left under this process's memory limit \(its control group\)\n", text), text
