@@ -10,6 +10,8 @@ from qgis_cloudremoval.core import engine
 from qgis_cloudremoval.core.band_mapping import L2A_BANDS
 from qgis_cloudremoval.core.cloudmask_raster import mask_request, write_cloud_mask
 from qgis_cloudremoval.core.request import RemovalRequest
+from test_desktop_path import _loaded, assert_mask_palette, assert_rgb
+from test_desktop_path import project  # noqa: F401 (fixture)
 from tiny_models import make_tiny_model
 
 PAIRS = 3
@@ -34,7 +36,7 @@ def _set_row(panel, row, values, context):
             panel.wrappers[row][column].setParameterValue(value, context)
 
 
-def run_batch_dialog(algorithm, rows):
+def run_batch_dialog(algorithm, rows, load_layers=False):
     """Fill the real batch dialog with one row per parameter dict and press Run."""
     from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
     from processing.tools.dataobjects import createContext
@@ -46,7 +48,7 @@ def run_batch_dialog(algorithm, rows):
         context = createContext()
         for row, values in enumerate(rows):
             _set_row(panel, row, values, context)
-        panel.checkLoadLayersOnCompletion.setChecked(False)
+        panel.checkLoadLayersOnCompletion.setChecked(load_layers)
         assert panel.batchRowCount() == len(rows)
         dialog.runAlgorithm()
     finally:
@@ -82,3 +84,16 @@ def test_batch_dialog_detects_clouds_in_each_scene(provider, qgis_iface, batch_i
                                                s2_bands=L2A_MAPPING))
         assert scenes.grid(output) == scenes.grid(s2)
         np.testing.assert_array_equal(scenes.read(output), scenes.read(direct))
+
+
+def test_batch_dialog_loads_and_styles_every_result(provider, qgis_iface, batch_inputs, project,  # noqa: F811
+                                                    tmp_path):
+    """With "Load layers on completion" ticked, as the dialog offers: every row's outputs are loaded, styled."""
+    model = make_tiny_model(use_sar=True)
+    rows = [{"S2": str(s2), "S1": str(s1), "MODEL": str(model), "OUTPUT": str(tmp_path / f"clear_{index}.tif"),
+             "OUTPUT_MASK": str(tmp_path / f"mask_{index}.tif")} for index, (s2, s1) in enumerate(batch_inputs[:2])]
+    run_batch_dialog(provider.algorithm("removeclouds"), rows, load_layers=True)
+    for row in rows:
+        assert_rgb(_loaded(project, row["OUTPUT"]), (4, 3, 2), stretched=True)
+        assert_mask_palette(_loaded(project, row["OUTPUT_MASK"]))
+    assert len(project.mapLayers()) == 4
