@@ -15,7 +15,7 @@ import sys
 import sysconfig
 from typing import Sequence
 
-from .memory import LIMIT_ADVICE
+from .memory import cannot_load_message, says_out_of_memory
 from .progress import CoreError, first_line
 
 #: Keeps QGIS's numpy: its compiled bindings (and GDAL's) are built against numpy 1.x.
@@ -103,8 +103,6 @@ ORT_MISSING_MESSAGE = (
     f"onnxruntime is not installed in this Python ({python_executable()}). Install it into QGIS's Python with: "
     f"{install_command(RUNTIME_PACKAGES)} (on a machine with an NVIDIA GPU: {install_command(GPU_RUNTIME_PACKAGES)}, "
     "with the CUDA and cuDNN versions that release requires), then restart QGIS.")
-#: Words of the loader's message when a library could not be mapped into memory.
-NO_MEMORY_TO_LOAD = ("failed to map segment", "cannot allocate memory")
 
 
 def import_onnxruntime():
@@ -115,7 +113,7 @@ def import_onnxruntime():
     except ImportError as exc:
         if isinstance(exc, ModuleNotFoundError) and exc.name == "onnxruntime":
             raise CoreError(ORT_MISSING_MESSAGE) from None
-        if any(words in str(exc).lower() for words in NO_MEMORY_TO_LOAD):
-            raise CoreError(f"Not enough memory to load onnxruntime ({first_line(exc)}); {LIMIT_ADVICE}") from None
+        if says_out_of_memory(str(exc)):
+            raise CoreError(cannot_load_message("onnxruntime", first_line(exc))) from None
         raise CoreError(unloadable_package_message("onnxruntime", exc)) from None
     return onnxruntime

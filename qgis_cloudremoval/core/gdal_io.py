@@ -19,7 +19,7 @@ from typing import Callable, Iterator, List, Optional, Set
 import numpy as np
 from osgeo import gdal
 
-from .memory import LIMIT_ADVICE
+from .memory import LIMIT_ADVICE, says_out_of_memory
 from .progress import CoreError
 
 
@@ -35,9 +35,6 @@ DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 DISK_FULL_WORDS = ("no space", "file too large", "disk quota", "free disk space")
 #: Below this much free space in the output folder, a write error without a reason counts as a full disk.
 LOW_DISK_BYTES = 64 << 20
-#: Words of GDAL's and its codecs' messages when an allocation fails ("cannot allocate 131072 bytes",
-#: "CPLMalloc(): Out of memory", "ZSTD_compressStream(): Allocation error : not enough memory").
-OUT_OF_MEMORY_WORDS = ("cannot allocate", "out of memory", "not enough memory")
 #: What to do about an input that opened but cannot be read.
 UNREADABLE_ADVICE = ("the file may be truncated or damaged, or a file it refers to may be missing; "
                      "re-export or re-download it")
@@ -97,16 +94,10 @@ def close_dataset(owner, attribute: str, describe: Callable[[str], CoreError]) -
             sys.unraisablehook = previous
 
 
-def is_out_of_memory(reason: str) -> bool:
-    """Whether GDAL's (or a codec's) message says an allocation failed, not the file."""
-    lowered = reason.lower()
-    return any(words in lowered for words in OUT_OF_MEMORY_WORDS)
-
-
 def read_error(path: str, role: str) -> Callable[[str], InputError]:
     """The :class:`InputError` for an unreadable ``role`` file ``path``, given GDAL's reason."""
     def describe(reason: str) -> InputError:
-        if is_out_of_memory(reason):
+        if says_out_of_memory(reason):
             return InputError(f"Not enough memory to read the {role} {path} ({reason}); {LIMIT_ADVICE}")
         return InputError(f"Could not read the {role} {path} ({reason}); {UNREADABLE_ADVICE}")
     return describe
@@ -130,7 +121,7 @@ def write_error(final_path: str) -> Callable[[str], WriteError]:
     folder = os.path.dirname(os.path.abspath(final_path))
 
     def describe(reason: str) -> WriteError:
-        if is_out_of_memory(reason):
+        if says_out_of_memory(reason):
             return WriteError(f"Not enough memory to write {final_path} ({reason}); {LIMIT_ADVICE}")
         if is_disk_full(reason, folder):
             return WriteError(f"Not enough disk space to write {final_path}: free some space in {folder} "

@@ -20,8 +20,25 @@ NO_LIMIT = 1 << 60
 #: What to do when an allocation failed.
 LIMIT_ADVICE = ("close other programs, or raise this process's memory limit (ulimit -v, or a container's or "
                 "job's limit)")
+#: Words of the messages of a failed allocation: GDAL and its codecs ("cannot allocate 131072 bytes",
+#: "ZSTD_compressStream(): Allocation error : not enough memory"), onnxruntime and CUDA, and the
+#: dynamic loader that could not map a library ("failed to map segment from shared object").
+OUT_OF_MEMORY_WORDS = ("cannot allocate", "out of memory", "not enough memory", "failed to allocate", "bad_alloc",
+                       "cudaerrormemoryallocation", "cublas_status_alloc_failed", "cudnn_status_alloc_failed",
+                       "available memory", "failed to map segment")
 #: What a machine that does not say is assumed to have free, bytes.
 UNKNOWN_MACHINE = 4 << 30
+
+
+def says_out_of_memory(message: str) -> bool:
+    """Whether an error message says an allocation failed (:data:`OUT_OF_MEMORY_WORDS`), not the input."""
+    lowered = message.lower()
+    return any(words in lowered for words in OUT_OF_MEMORY_WORDS)
+
+
+def cannot_load_message(what: str, reason: str) -> str:
+    """One line: ``what`` (a library, a model) could not be loaded for lack of memory, and what to do."""
+    return f"Not enough memory to load {what} ({reason}); {LIMIT_ADVICE}"
 
 
 def available_memory() -> int:

@@ -18,6 +18,7 @@ from typing import Dict, List, Tuple
 
 from . import bands
 from .dependencies import import_onnxruntime
+from .memory import cannot_load_message, says_out_of_memory
 from .progress import CoreError, first_line
 
 #: Written into every model; a file without it is not a DSen2-CR export.
@@ -242,5 +243,7 @@ def _read_onnx_metadata_props(path: str) -> Dict[str, str]:
     try:
         session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
+        if isinstance(exc, MemoryError) or says_out_of_memory(str(exc)):
+            raise ModelInfoError(cannot_load_message(os.path.basename(path), first_line(exc)[:200])) from None
         raise ModelInfoError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line(exc)}") from None
     return dict(session.get_modelmeta().custom_metadata_map)

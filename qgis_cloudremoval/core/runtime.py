@@ -22,7 +22,7 @@ import numpy as np
 
 from . import winograd, workers
 from .dependencies import GPU_RUNTIME_PACKAGES, import_onnxruntime, install_command, python_executable
-from .memory import LIMIT_ADVICE
+from .memory import cannot_load_message, says_out_of_memory
 from .model_info import ModelInfo
 from .progress import CoreError, first_line
 
@@ -36,16 +36,6 @@ CUDA_PROVIDER_OPTIONS = {"prefer_nhwc": "1"}
 SESSION_CACHE_SIZE = 2
 #: Cached sessions unused for this long are released (their weights and memory arenas).
 SESSION_IDLE_SECONDS = 300
-#: Words of onnxruntime's and CUDA's messages when an allocation fails.
-OUT_OF_MEMORY_WORDS = ("out of memory", "failed to allocate", "bad_alloc", "cudaerrormemoryallocation",
-                       "cublas_status_alloc_failed", "cudnn_status_alloc_failed", "available memory")
-
-LOAD_OUT_OF_MEMORY_MESSAGE = "Not enough memory to load {model} on {provider} ({reason}); " + LIMIT_ADVICE
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether an onnxruntime or CUDA error says an allocation failed (by :data:`OUT_OF_MEMORY_WORDS`)."""
-    return any(words in str(exc).lower() for words in OUT_OF_MEMORY_WORDS)
 
 
 class OutOfMemory(CoreError):
@@ -186,7 +176,7 @@ class ModelSession:
             raise OutOfMemory("the Python process ran out of memory") from None
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, RuntimeException, ...)
             first = first_line(exc)
-            if is_out_of_memory(exc):
+            if says_out_of_memory(str(exc)):
                 self._forget()
                 raise OutOfMemory(first[:200]) from None
             raise CoreError(f"The model {os.path.basename(self.path)} failed to run on {self.provider}: "
@@ -303,9 +293,9 @@ def _create_session(ort, model, options, providers: List[str], device: str, path
         session = ort.InferenceSession(model, options,
                                        providers=[(name, _provider_options(name, gpu_index)) for name in providers])
     except Exception as exc:  # onnxruntime raises its own exception types
-        if isinstance(exc, MemoryError) or is_out_of_memory(exc):
-            raise CoreError(LOAD_OUT_OF_MEMORY_MESSAGE.format(model=os.path.basename(path), provider=providers[0],
-                                                              reason=first_line(exc)[:200])) from None
+        if isinstance(exc, MemoryError) or says_out_of_memory(str(exc)):
+            raise CoreError(cannot_load_message(f"{os.path.basename(path)} on {providers[0]}",
+                                                first_line(exc)[:200])) from None
         raise CoreError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line(exc)}") from None
     actual = session.get_providers()[0]
     if device == "gpu" and actual not in GPU_PROVIDERS:
