@@ -140,7 +140,7 @@ mapped = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") 
 room = mapped + (64 << 10)  # less than a thread's stack or one GDAL block takes
 resource.setrlimit(resource.RLIMIT_AS, (room, room))
 for attempt in (lambda: read_array(band, sys.argv[1], "Sentinel-2 raster", 0, 0, 4, 4),
-                lambda: workers.started_pool("test")):
+                lambda: workers.started_pools("test")):
     try:
         attempt()
         print("no error")
@@ -215,3 +215,34 @@ def test_a_real_control_group_limit_is_read(tmp_path):
     # 2 GiB less what the child itself uses (an interpreter and numpy: well under 200 MB)
     assert 2 * GIB - (200 << 20) < int(headroom) <= 2 * GIB
     assert re.fullmatch(r"[12]\.\d GB left under this process's memory limit \(its control group\)\n", text), text
+
+
+MODEL_LOAD_CHILD = """
+import resource, sys
+import onnxruntime  # loaded before the limit, as in a run
+from qgis_cloudremoval.core import runtime
+from qgis_cloudremoval.core.model_info import read_model_info
+from qgis_cloudremoval.core.progress import CoreError
+mapped = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+room = mapped + (1 << 20)  # far less than the model's weights
+resource.setrlimit(resource.RLIMIT_AS, (room, room))
+for attempt in (lambda: read_model_info(sys.argv[1]), lambda: runtime.open_session(sys.argv[1], "cpu")):
+    try:
+        attempt()
+        print("MESSAGE no error")
+    except CoreError as exc:
+        print("MESSAGE", exc)  # onnxruntime prints its own banners on stdout too
+"""
+
+
+def test_a_model_without_the_memory_to_load_is_not_called_unreadable():
+    """Reading the metadata and opening the session: "not a readable ONNX model" would blame a sound file."""
+    from tiny_models import make_tiny_model
+    model = make_tiny_model(num_blocks=2, num_features=256)  # about 9 MB of weights
+    done = subprocess.run([sys.executable, "-c", MODEL_LOAD_CHILD, str(model)], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    lines = [line[len("MESSAGE "):] for line in done.stdout.splitlines() if line.startswith("MESSAGE ")]
+    assert len(lines) == 2, done.stdout + done.stderr
+    for line, where in zip(lines, ("", " on CPUExecutionProvider")):
+        assert re.fullmatch(rf"Not enough memory to load {re.escape(model.name + where)} \(.+\); "
+                            + re.escape(memory.LIMIT_ADVICE), line), line

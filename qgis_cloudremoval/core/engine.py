@@ -517,12 +517,7 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, detector, outpu
     total_pixels = sum(tile.core.area for tile in tiles)
     done_pixels = 0
     first = detectors.STATISTICS_SHARE if detector is not None and detector.needs_statistics else 0.0
-    read_thread = workers.started_pool("cloudremoval-read")
-    try:
-        write_thread = workers.started_pool("cloudremoval-write")
-    except CoreError:
-        read_thread.shutdown(wait=True)
-        raise
+    read_thread, write_thread = workers.started_pools("cloudremoval-read", "cloudremoval-write")
     reads = deque()
     writes = deque()
 

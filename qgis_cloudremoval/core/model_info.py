@@ -243,7 +243,13 @@ def _read_onnx_metadata_props(path: str) -> Dict[str, str]:
     try:
         session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
-        if isinstance(exc, MemoryError) or says_out_of_memory(str(exc)):
-            raise ModelInfoError(cannot_load_message(os.path.basename(path), first_line(exc)[:200])) from None
-        raise ModelInfoError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line(exc)}") from None
+        raise ModelInfoError(unloadable_model_message(path, exc)) from None
     return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def unloadable_model_message(path: str, exc: BaseException, provider: str = "") -> str:
+    """Why onnxruntime could not open the model ``path`` (on ``provider``): no memory for it, or not ONNX."""
+    name = os.path.basename(path)
+    if isinstance(exc, MemoryError) or says_out_of_memory(str(exc)):
+        return cannot_load_message(f"{name} on {provider}" if provider else name, first_line(exc)[:200])
+    return f"{name} is not a readable ONNX model: {first_line(exc)}"

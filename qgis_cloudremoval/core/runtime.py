@@ -22,8 +22,8 @@ import numpy as np
 
 from . import winograd, workers
 from .dependencies import GPU_RUNTIME_PACKAGES, import_onnxruntime, install_command, python_executable
-from .memory import cannot_load_message, says_out_of_memory
-from .model_info import ModelInfo
+from .memory import says_out_of_memory
+from .model_info import ModelInfo, unloadable_model_message
 from .progress import CoreError, first_line
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -293,10 +293,7 @@ def _create_session(ort, model, options, providers: List[str], device: str, path
         session = ort.InferenceSession(model, options,
                                        providers=[(name, _provider_options(name, gpu_index)) for name in providers])
     except Exception as exc:  # onnxruntime raises its own exception types
-        if isinstance(exc, MemoryError) or says_out_of_memory(str(exc)):
-            raise CoreError(cannot_load_message(f"{os.path.basename(path)} on {providers[0]}",
-                                                first_line(exc)[:200])) from None
-        raise CoreError(f"{os.path.basename(path)} is not a readable ONNX model: {first_line(exc)}") from None
+        raise CoreError(unloadable_model_message(path, exc, providers[0])) from None
     actual = session.get_providers()[0]
     if device == "gpu" and actual not in GPU_PROVIDERS:
         raise CoreError(GPU_FAILED_MESSAGE.format(wanted=", ".join(providers[:-1]), actual=actual))

@@ -6,6 +6,7 @@ job's) a thread started in the middle of a run, once the network holds most of i
 """
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import List
 
 from .progress import CoreError
 
@@ -18,15 +19,18 @@ def is_thread_start_failure(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "start new thread" in str(exc)
 
 
-def started_pool(name: str) -> ThreadPoolExecutor:
-    """A one-thread pool whose thread runs already; :data:`THREAD_LIMIT_MESSAGE` as a :class:`CoreError`
-    where it cannot start."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+def started_pools(*names: str) -> List[ThreadPoolExecutor]:
+    """One one-thread pool per name, each thread running already; where one cannot start, those started are
+    shut down and :data:`THREAD_LIMIT_MESSAGE` is raised as a :class:`CoreError`."""
+    pools: List[ThreadPoolExecutor] = []
     try:
-        pool.submit(int).result()  # a pool starts its thread at the first task
+        for name in names:
+            pools.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix=name))
+            pools[-1].submit(int).result()  # a pool starts its thread at the first task
     except RuntimeError as exc:
-        pool.shutdown(wait=False)
+        for pool in pools:
+            pool.shutdown(wait=True)
         if is_thread_start_failure(exc):
             raise CoreError(THREAD_LIMIT_MESSAGE) from None
         raise
-    return pool
+    return pools
