@@ -25,6 +25,10 @@ def test_remove_gives_the_plugins_result_without_qgis(provider, scene, sar_model
                tmp_path / "cli.tif", "--mask", tmp_path / "cli_mask.tif", "--tile-size", 64)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == f"wrote {tmp_path / 'cli.tif'} and {tmp_path / 'cli_mask.tif'}"
+    said = (done.stdout + done.stderr).splitlines()
+    assert [line for line in said if "Sentinel-1 values detected as" in line] == [
+        "warning: Sentinel-1 values detected as dB (100% of sampled values are negative); "
+        "set the Sentinel-1 units option to override"]  # once, as a warning
     plugin = processing.run("cloudremoval:removeclouds", {
         "S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model), "TILE_SIZE": 64,
         "OUTPUT": str(tmp_path / "plugin.tif"), "OUTPUT_MASK": str(tmp_path / "plugin_mask.tif")})

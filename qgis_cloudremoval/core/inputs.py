@@ -132,8 +132,10 @@ def open_scene(request: RemovalRequest, info: ModelInfo, reporter: Reporter = SI
         if info.uses_sar:
             _require_s1(request, info)
             s1 = open_sentinel1(request, info, s2.grid)
-            warnings.extend([n for n in s1.notes if n.startswith(UNITS_DETECTED)] + s1.warnings)
-            notes.extend(s1.notes)
+            # The detected units are a warning (a wrong guess ruins the radar), so they are not also a note.
+            detected = [note for note in s1.notes if note.startswith(UNITS_DETECTED)]
+            warnings.extend(detected + s1.warnings)
+            notes.extend(note for note in s1.notes if note not in detected)
         elif request.s1_path:
             warnings.append("The model is optical-only; the Sentinel-1 raster is not used")
     except BaseException:
