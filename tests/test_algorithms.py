@@ -238,6 +238,43 @@ def test_bad_inputs_are_refused_before_work_with_plain_messages(provider, scene,
     assert list(tmp_path.glob("out*")) == []
 
 
+def test_an_fmask_is_refused_and_runs_once_reclassified_by_the_tool_the_message_names(
+        provider, scene, optical_model, tmp_path):
+    """The refusal's advice, followed in QGIS: Reclassify by table (in Raster analysis) maps Fmask's codes."""
+    grid = gdal.Open(str(scene["cloudy"]))
+    fmask = np.zeros((grid.RasterYSize, grid.RasterXSize), np.uint8)
+    fmask[:, 100:] = 1  # water
+    fmask[20:60, 20:60] = 4  # cloud: the scene's own cloud (qgis_scenes.add_cloud_and_shadow)
+    fmask[70:95, 70:95] = 2  # shadow
+    fmask[:5, :] = 3  # snow
+    path = tmp_path / "fmask.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), grid.RasterXSize, grid.RasterYSize, 1, gdal.GDT_Byte)
+    dataset.SetGeoTransform(grid.GetGeoTransform())
+    dataset.SetProjection(grid.GetProjection())
+    dataset.GetRasterBand(1).SetNoDataValue(255)
+    dataset.WriteArray(fmask)
+    dataset = None
+    base = {"S2": str(scene["cloudy"]), "MODEL": str(optical_model), "OUTPUT": str(tmp_path / "out.tif"),
+            "OUTPUT_MASK": str(tmp_path / "mask.tif")}
+    assert _failure(dict(base, CLOUD_MASK=str(path))) == (  # refused at the parameter check, as in the dialog
+        f"Unable to execute algorithm\nThe cloud mask {path} holds the values 3, 4, which a mask for this plugin "
+        "does not use: it must hold 0 clear, 1 cloud and 2 shadow (and its nodata value); reclassify it first "
+        "(Processing Toolbox > Raster analysis > Reclassify by table), e.g. a 0/255 mask to 0/1, or Fmask's cloud "
+        "(4) to 1, its shadow (2) to 2 and its other classes to 0")
+    assert sorted(os.listdir(tmp_path)) == ["fmask.tif"]
+    reclassify = QgsApplication.processingRegistry().algorithmById("native:reclassifybytable")
+    assert (reclassify.group(), reclassify.displayName()) == ("Raster analysis", "Reclassify by table")
+    # min <= value <= max: land, water and snow to clear, shadow to 2, cloud to 1.
+    table = [0, 1, 0, 2, 2, 2, 3, 3, 0, 4, 4, 1]
+    reclassified = processing.run("native:reclassifybytable", {
+        "INPUT_RASTER": str(path), "RASTER_BAND": 1, "TABLE": table, "RANGE_BOUNDARIES": 2,
+        "OUTPUT": str(tmp_path / "reclassified.tif")})["OUTPUT"]
+    results = processing.run("cloudremoval:removeclouds", dict(base, CLOUD_MASK=reclassified))
+    written = scenes.read(results["OUTPUT_MASK"])[0]
+    expected = np.select([fmask == 4, fmask == 2], [cloudmask.CLOUD, cloudmask.SHADOW], cloudmask.CLEAR)
+    np.testing.assert_array_equal(written, expected)
+
+
 @pytest.fixture
 def plain_onnx(tmp_path):
     """A valid ONNX model that is not a DSen2-CR export (no metadata)."""

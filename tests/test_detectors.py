@@ -7,7 +7,9 @@ from osgeo import gdal, osr
 from qgis_cloudremoval.core import cloudmask, detectors, engine, inputs
 from qgis_cloudremoval.core.bands import S2_BANDS
 from qgis_cloudremoval.core.dependencies import install_command
+from qgis_cloudremoval.core.mask_file import MaskFile, mark_mask_file
 from qgis_cloudremoval.core.progress import CoreError, Reporter
+from qgis_cloudremoval.core.raster_source import Grid
 from qgis_cloudremoval.core.request import RemovalRequest
 from tiny_models import make_tiny_model
 
@@ -122,6 +124,7 @@ def test_an_own_cloud_mask_drives_keep_clear_and_is_checked_against_the_grid(sen
     dataset.SetGeoTransform(grid.GetGeoTransform())
     dataset.SetProjection(grid.GetProjection())
     dataset.WriteArray(own)
+    mark_mask_file(dataset)  # as the plugin's own mask outputs are labelled
     dataset = None
     model = make_tiny_model(use_sar=False, num_blocks=1, num_features=4, seed=6)
     messages = []
@@ -142,6 +145,78 @@ def test_an_own_cloud_mask_drives_keep_clear_and_is_checked_against_the_grid(sen
         engine.remove_clouds(RemovalRequest(s2_path=str(s2), model_path=str(model), keep_clear=True,
                                             cloud_mask_path=str(shifted), output_path=str(tmp_path / "o2.tif")))
     assert not (tmp_path / "o2.tif").exists()
+
+
+def _mask_raster(path, values, like, data_type=gdal.GDT_Byte, nodata=None, marked=False):
+    grid = gdal.Open(str(like))
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), grid.RasterXSize, grid.RasterYSize, 1, data_type)
+    dataset.SetGeoTransform(grid.GetGeoTransform())
+    dataset.SetProjection(grid.GetProjection())
+    if nodata is not None:
+        dataset.GetRasterBand(1).SetNoDataValue(nodata)
+    dataset.WriteArray(values)
+    if marked:
+        mark_mask_file(dataset)
+    dataset = None
+    return str(path)
+
+
+REFUSED = ("which a mask for this plugin does not use: it must hold 0 clear, 1 cloud and 2 shadow (and its "
+           "nodata value); reclassify it first (Processing Toolbox > Raster analysis > Reclassify by table), e.g. "
+           "a 0/255 mask to 0/1, or Fmask's cloud (4) to 1, its shadow (2) to 2 and its other classes to 0")
+
+
+def test_a_mask_in_other_codes_is_refused_never_guessed(sen12mscr_dir, tmp_path):
+    """Fmask's 4 (cloud) is the plugin's "clear, no S1" and a painted mask's 255 its nodata: read as such, the
+    clouds of either would be called clear. Only the plugin's own masks, labelled inside the TIFF, use 4 to 6."""
+    s2 = sen12mscr_dir / "s2_cloudFree" / "ROIs1158_spring_15_p30.tif"
+    grid = Grid.of(gdal.Open(str(s2)), "Sentinel-2 raster", str(s2))
+    fmask = np.zeros((256, 256), np.uint8)
+    fmask[:, 200:] = 1  # water
+    fmask[10:40, 10:40] = 4  # cloud
+    fmask[50:60, 50:60] = 2  # shadow
+    fmask[250:, :] = 255  # no observation, declared
+    painted = np.where(fmask == 4, 255, 0).astype(np.uint8)
+    probability = np.linspace(0, 1, 256 * 256, dtype=np.float32).reshape(256, 256)
+    cases = {"fmask.tif": (fmask, gdal.GDT_Byte, 255, "holds the value 4, "),
+             "painted.tif": (painted, gdal.GDT_Byte, None, "holds the value 255, "),
+             "probability.tif": (probability, gdal.GDT_Float32, None, None)}
+    for name, (values, data_type, nodata, found) in cases.items():
+        path = _mask_raster(tmp_path / name, values, s2, data_type, nodata)
+        with pytest.raises(CoreError) as caught:
+            MaskFile(path, grid)
+        if found:
+            assert str(caught.value) == f"The cloud mask {path} {found}{REFUSED}"
+        else:
+            assert str(caught.value) == (
+                f"The cloud mask {path} holds fractional values (such as 1.526e-05), not classes: it must hold 0 "
+                "clear, 1 cloud and 2 shadow (and its nodata value); threshold it first (Raster > Raster "
+                'Calculator), e.g. "probability@1" > 0.5 for a cloud probability')
+    # A value the check-time sample misses (it reads 16 px windows spread over a large mask) is refused as the
+    # run reads it.
+    large = gdal.Translate(str(tmp_path / "large.tif"), _mask_raster(tmp_path / "clear.tif", fmask * 0, s2),
+                           width=1024, height=1024)
+    large.GetRasterBand(1).WriteArray(np.full((4, 4), 4, np.uint8), 2, 2)
+    large = None
+    mask = MaskFile(str(tmp_path / "large.tif"), Grid.of(gdal.Open(str(tmp_path / "large.tif")), "grid", ""))
+    assert (mask.read(100, 0, 924, 1024)[0] == cloudmask.CLEAR).all()
+    with pytest.raises(CoreError, match=r"large\.tif holds the value 4, which a mask"):
+        mask.read(0, 0, 100, 100)
+    # The plugin's own codes, from a file labelled as its mask, without its .aux.xml sidecar.
+    own = fmask.copy()
+    own[fmask == 4] = cloudmask.CLOUD + cloudmask.MASK_NO_S1
+    own[fmask == 2] = cloudmask.SHADOW + cloudmask.MASK_NO_S1
+    read, known = MaskFile(_mask_raster(tmp_path / "own.tif", own, s2, marked=True), grid).read(0, 0, 256, 256)
+    expected = np.where(fmask == 4, cloudmask.CLOUD, np.where(fmask == 2, cloudmask.SHADOW, cloudmask.CLEAR))
+    assert not (tmp_path / "own.tif.aux.xml").exists()
+    np.testing.assert_array_equal(read, np.where(fmask == 1, cloudmask.CLOUD, expected))
+    np.testing.assert_array_equal(known, fmask != 255)  # 255, the plugin's nodata, though not declared here
+    # A declared nodata of any value (here a float raster's -9999, as QGIS's raster calculator writes) is clear.
+    reclassified = np.where(fmask == 255, -9999, expected).astype(np.float32)
+    path = _mask_raster(tmp_path / "calculated.tif", reclassified, s2, gdal.GDT_Float32, -9999)
+    read, known = MaskFile(path, grid).read(0, 0, 256, 256)
+    np.testing.assert_array_equal(read, expected)
+    np.testing.assert_array_equal(known, fmask != 255)
 
 
 def _whole_scene_classes(detector, dn):

@@ -7,6 +7,7 @@ import pytest
 from osgeo import gdal, osr
 
 from qgis_cloudremoval.core import cloudmask, metrics
+from qgis_cloudremoval.core.mask_file import mark_mask_file
 from qgis_cloudremoval.core.bands import S2_BANDS
 from qgis_cloudremoval.core.progress import CoreError, Reporter
 
@@ -217,6 +218,9 @@ def test_evaluate_rasters_skips_engine_nodata_in_the_mask(triplet, sen12mscr_dir
     mask[:, 100:] = 1 + cloudmask.MASK_NO_S1       # cloud without S1: still reconstruction
     mask[:10] = cloudmask.MASK_NODATA               # nodata rows: in no area
     _write_like(source, tmp_path / "mask.tif", mask[None], gdal.GDT_Byte)
+    labelled = gdal.Open(str(tmp_path / "mask.tif"), gdal.GA_Update)
+    mark_mask_file(labelled)  # as the engine labels its mask output
+    labelled = None
     result = metrics.evaluate_rasters(tmp_path / "prediction.tif", tmp_path / "reference.tif",
                                       mask_path=tmp_path / "mask.tif")
     valid = np.ones(mask.shape, dtype=bool)
@@ -225,6 +229,11 @@ def test_evaluate_rasters_skips_engine_nodata_in_the_mask(triplet, sen12mscr_dir
     assert result["all"]["pixels"] == valid.sum()
     for area in metrics.AREAS:
         assert result[area]["MAE"] == pytest.approx(expected[area]["MAE"], rel=1e-9), area
+    # The same codes in a mask the plugin did not write (Fmask's 4 is cloud) are refused, never guessed.
+    _write_like(source, tmp_path / "other.tif", mask[None], gdal.GDT_Byte)
+    with pytest.raises(CoreError, match=r"^The cloud mask .*other\.tif holds the values 5, 255, which a mask"):
+        metrics.evaluate_rasters(tmp_path / "prediction.tif", tmp_path / "reference.tif",
+                                 mask_path=tmp_path / "other.tif")
 
 
 def test_a_one_band_raster_is_said_to_have_1_band(tmp_path):

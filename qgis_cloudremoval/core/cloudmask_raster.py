@@ -16,6 +16,7 @@ from . import cloudmask, inputs, tiling
 # The engine's statistics pass and mask values, so both masks agree to the pixel.
 from .cloudmask import MASK_CATEGORIES, MASK_NODATA
 from .detectors import STATISTICS_SHARE, choose_detector, window_mask
+from .mask_file import mark_mask_file
 from .model_info import ModelInfo
 from .progress import SILENT, Reporter
 from .request import RemovalRequest
@@ -63,6 +64,7 @@ def write_cloud_mask(request: RemovalRequest, reporter: Reporter = SILENT) -> st
         with GeoTiffWriter(request.output_path, scene.width, scene.height, 1, "byte", scene.geotransform,
                            scene.projection, ["cloud/shadow mask"], MASK_NODATA) as output:
             output.band(1).SetCategoryNames(MASK_CATEGORIES[:cloudmask.SHADOW + 1])
+            mark_mask_file(output.dataset)
             for index, tile in enumerate(tiles):
                 reporter.check_cancelled()
                 s2_dn, s2_valid = scene.read_s2(tile.read.x, tile.read.y, tile.read.width, tile.read.height)

@@ -21,8 +21,8 @@ so the engine and the cloud-mask raster call either tile by tile.
   the CARL loss, as the paper does.
 
 :class:`MaskFileDetector` reads a mask the analyst already has instead (the
-product's own, Fmask, a corrected output of this plugin) on the Sentinel-2
-grid.
+product's own, Fmask, a corrected output of this plugin), reclassified to
+this plugin's codes and on the Sentinel-2 grid (:mod:`.mask_file`).
 
 :func:`choose_detector` picks one ("auto": the learned one when installed;
 a mask file when one is given) and says which in the log.
@@ -40,8 +40,7 @@ from . import cloudmask, runtime, tiling
 from .bands import DN_PER_REFLECTANCE, S2_BANDS
 from .dependencies import install_command
 from .progress import CoreError, Reporter
-from .gdal_io import read_array
-from .raster_source import open_raster
+from .mask_file import MaskFile
 
 #: The DETECTOR choices, in the order the plugin lists them.
 DETECTORS = ("auto", "learned", "rule")
@@ -224,18 +223,12 @@ class _ArrayScene:
 
 
 class MaskFileDetector:
-    """A cloud mask raster on the Sentinel-2 grid: 0 clear, 1 cloud, 2 shadow (the engine's codes too)."""
+    """A cloud mask raster on the Sentinel-2 grid (:class:`.mask_file.MaskFile`: 0 clear, 1 cloud, 2 shadow)."""
 
     needs_statistics = False
 
     def __init__(self, path: str, scene) -> None:
-        self.dataset = open_raster(path, "cloud mask")
-        size = (self.dataset.RasterXSize, self.dataset.RasterYSize)
-        transform = tuple(round(value, 6) for value in self.dataset.GetGeoTransform())
-        if size != (scene.width, scene.height) or transform != tuple(round(v, 6) for v in scene.geotransform):
-            raise CoreError(f"The cloud mask {path} ({size[0]} x {size[1]} px) is not on the Sentinel-2 grid "
-                            f"({scene.width} x {scene.height} px, the same geotransform); warp it onto the "
-                            "Sentinel-2 image first (Raster > Projections > Warp, nearest neighbour)")
+        self.mask = MaskFile(path, scene.grid)
         self.path = path
         self.name = f"the cloud mask {path}"
 
@@ -243,13 +236,7 @@ class MaskFileDetector:
         """Nothing to gather: the mask is read window by window."""
 
     def window_mask(self, scene, window: tiling.Window, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        values = read_array(self.dataset.GetRasterBand(1), self.path, "cloud mask", window.x, window.y,
-                            window.width, window.height)
-        mask = np.zeros(values.shape, np.uint8)
-        category = values.astype(np.int64) & (cloudmask.MASK_NO_S1 - 1)
-        known = values != cloudmask.MASK_NODATA
-        mask[known & (category == cloudmask.CLOUD)] = cloudmask.CLOUD
-        mask[known & (category == cloudmask.SHADOW)] = cloudmask.SHADOW
+        mask, _ = self.mask.read(window.x, window.y, window.width, window.height)
         mask[~valid] = cloudmask.CLEAR
         return mask
 

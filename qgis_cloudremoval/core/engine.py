@@ -49,6 +49,7 @@ from osgeo import gdal
 from . import blending, cloudmask, detectors, inputs, network_pieces, runtime, scaling, tiling, winograd, workers
 from .bands import DN_PER_REFLECTANCE
 from .cloudmask import MASK_CATEGORIES, MASK_NO_S1, MASK_NODATA
+from .mask_file import mark_mask_file
 from .model_info import ARCHITECTURE_LABELS, ModelInfo, read_model_info
 from .progress import SILENT, CoreError, Reporter
 from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
@@ -353,6 +354,7 @@ def _open_writers(request: RemovalRequest, scene, info: ModelInfo):
         mask = GeoTiffWriter(request.mask_path, scene.width, scene.height, 1, "byte", scene.geotransform,
                              scene.projection, ["cloud/shadow mask"], MASK_NODATA)
         mask.band(1).SetCategoryNames(MASK_CATEGORIES)
+        mark_mask_file(mask.dataset)
     except BaseException:
         output.abort()
         raise

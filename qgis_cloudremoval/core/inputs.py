@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from .mask_file import MaskFile
 from .model_info import ModelInfo
 from .progress import SILENT, Reporter
 from .raster_source import InputError, stack_bands
@@ -51,6 +52,7 @@ class Scene:
     """Opened inputs of one run on the Sentinel-2 10 m grid. Use from one thread at a time.
 
     Attributes:
+        grid: the Sentinel-2 grid (:class:`.raster_source.Grid`).
         width, height: grid size in pixels.
         geotransform: GDAL geotransform of the grid.
         projection: CRS of the grid as WKT.
@@ -66,6 +68,7 @@ class Scene:
                  warnings: List[str], notes: List[str]):
         self._s2 = s2
         self._s1 = s1
+        self.grid = s2.grid
         self.width = s2.grid.width
         self.height = s2.grid.height
         self.geotransform = tuple(s2.grid.geotransform)
@@ -160,6 +163,8 @@ def check_inputs(request: RemovalRequest, info: ModelInfo) -> List[str]:
     try:
         s2 = open_sentinel2(request, info)
         check_has_data(s2, _s2_name(request))
+        if request.cloud_mask_path:
+            MaskFile(request.cloud_mask_path, s2.grid).close()
     except InputError as exc:
         problems.append(str(exc))
     try:

@@ -41,6 +41,7 @@ from osgeo import gdal
 
 from . import cloudmask
 from .gdal_io import read_array
+from .mask_file import MaskFile
 from .nodata import band_nodata, valid_pixels
 from .output_files import atomic_output
 from .raster_source import Grid, open_raster, same_crs
@@ -314,7 +315,7 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
         cloudy_path: the cloudy input (13 bands); when given without ``mask_path`` the
             cloud/shadow mask is detected on it (:mod:`cloudmask`, two passes).
         mask_path: a one-band cloud/shadow mask: 0 clear, 1 cloud, 2 shadow as ``cloudmask``
-            writes it; the engine's mask codes (4 to 6: no Sentinel-1, 255: nodata) are understood.
+            writes it, read as a removal's own cloud mask is (:class:`.mask_file.MaskFile`).
         tile_size: window side in pixels; memory grows with its square, not the scene.
 
     Returns:
@@ -334,10 +335,10 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
                                             (reference, "reference", reference_path))]
     nodata = [band_nodata(prediction), band_nodata(reference)]
 
-    mask_dataset = cloudy = stats = None
+    mask_file = cloudy = stats = None
     if mask_path is not None:
-        mask_dataset = _open(mask_path, "mask")
-        _check_same_grid(mask_dataset, reference, "mask", mask_path, 1)
+        _check_same_grid(_open(mask_path, "mask"), reference, "mask", mask_path, 1)
+        mask_file = MaskFile(str(mask_path), Grid.of(reference, "The reference raster", str(reference_path)))
     elif cloudy_path is not None:
         cloudy = _open(cloudy_path, "cloudy")
         _check_same_grid(cloudy, reference, "cloudy", cloudy_path, 13)
@@ -366,9 +367,9 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
                                                      (reference, reference_path, "reference", reference_bands))]
         valid = valid_pixels(stacks[0], nodata[0]) & valid_pixels(stacks[1], nodata[1])
         mask = None
-        if mask_dataset is not None:
-            mask = read_array(mask_dataset, str(mask_path), "mask raster", read_col, read_row, read_w, read_h)
-            valid &= mask != cloudmask.MASK_NODATA
+        if mask_file is not None:
+            mask, has_class = mask_file.read(read_col, read_row, read_w, read_h)
+            valid &= has_class
         elif cloudy is not None:
             window = read_array(cloudy, str(cloudy_path), "cloudy raster", read_col, read_row, read_w,
                                 read_h).astype(np.float32)
@@ -380,7 +381,7 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
         reporter.set_progress((done + 1 + (passes - 1) * len(tiles)) / (len(tiles) * passes))
     result = accumulator.result()
     # Without a mask nothing says which pixels were cloudy: only the whole-image scores mean something.
-    return result if mask_dataset is not None or cloudy is not None else {"all": result["all"]}
+    return result if mask_file is not None or cloudy is not None else {"all": result["all"]}
 
 
 def _table_rows(metrics: Metrics):

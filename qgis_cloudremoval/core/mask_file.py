@@ -1,0 +1,102 @@
+"""A cloud mask the analyst gives (``CLOUD_MASK``): its grid and its codes checked, then read window by window.
+
+A given mask holds 0 clear, 1 cloud and 2 shadow, plus its declared nodata.
+The plugin's own mask outputs add :data:`.cloudmask.MASK_NO_S1` (4 to 6) and
+:data:`.cloudmask.MASK_NODATA`; those codes are read only from files that say
+they are such a mask (:func:`mark_mask_file`), because other masks use the
+same numbers for other things: Fmask's 4 is cloud and its 1 water, a painted
+0/255 mask's 255 is cloud. Any other value is refused, never guessed, so a
+mask in someone else's codes cannot silently leave clouds in the result.
+"""
+
+from typing import Dict, Tuple
+
+import numpy as np
+from osgeo import gdal
+
+from .cloudmask import CLEAR, CLOUD, MASK_NO_S1, MASK_NODATA, SHADOW
+from .gdal_io import InputError, open_raster, read_array
+from .raster_source import Grid, decimated_sample
+
+#: TIFF metadata item (inside the file, so it survives a copy without the sidecar) of the plugin's masks.
+MASK_CODES_KEY = "CLOUDREMOVAL_MASK_CODES"
+MASK_CODES_TEXT = f"0 clear, 1 cloud, 2 shadow, +{MASK_NO_S1} without Sentinel-1, {MASK_NODATA} no data"
+#: Values a refusal lists before "...".
+LISTED_VALUES = 5
+CODES_NEEDED = "it must hold 0 clear, 1 cloud and 2 shadow (and its nodata value)"
+THRESHOLD_ADVICE = ("threshold it first (Raster > Raster Calculator), e.g. \"probability@1\" > 0.5 for a cloud "
+                    "probability")
+RECLASSIFY_ADVICE = ("reclassify it first (Processing Toolbox > Raster analysis > Reclassify by table), e.g. a 0/255 "
+                     "mask to 0/1, or Fmask's cloud (4) to 1, its shadow (2) to 2 and its other classes to 0")
+
+
+def mark_mask_file(dataset: gdal.Dataset) -> None:
+    """Label a mask the plugin writes, so that its codes above 2 are read back (:class:`MaskFile`)."""
+    dataset.SetMetadataItem(MASK_CODES_KEY, MASK_CODES_TEXT)
+
+
+class MaskFile:
+    """The cloud mask ``path`` on the Sentinel-2 ``grid``; its declared nodata (and 255 in the plugin's own masks)
+    has no class.
+
+    Raises:
+        InputError: the file cannot be read, is not on the grid, or a sample of it holds a value that is
+            not a mask code (the rest is checked as it is read, :meth:`read`).
+    """
+
+    def __init__(self, path: str, grid: Grid) -> None:
+        self.path = path
+        self.dataset = open_raster(path, "cloud mask")
+        size = (self.dataset.RasterXSize, self.dataset.RasterYSize)
+        transform = tuple(round(value, 6) for value in self.dataset.GetGeoTransform())
+        if size != (grid.width, grid.height) or transform != tuple(round(v, 6) for v in grid.geotransform):
+            raise InputError(f"The cloud mask {path} ({size[0]} x {size[1]} px) is not on the Sentinel-2 grid "
+                             f"({grid.width} x {grid.height} px, the same geotransform); warp it onto the "
+                             "Sentinel-2 image first (Raster > Projections > Warp, nearest neighbour)")
+        marked = bool(self.dataset.GetMetadataItem(MASK_CODES_KEY))
+        #: Mask value -> CLEAR, CLOUD or SHADOW.
+        self.categories: Dict[int, int] = {CLEAR: CLEAR, CLOUD: CLOUD, SHADOW: SHADOW}
+        if marked:
+            self.categories.update({code + MASK_NO_S1: code for code in (CLEAR, CLOUD, SHADOW)})
+        declared = self.dataset.GetRasterBand(1).GetNoDataValue()
+        self.nodata = [value for value in (declared, MASK_NODATA if marked else None) if value is not None]
+        self._check(decimated_sample(self.dataset, [1], role="cloud mask", path=path)[0])
+
+    def _nodata(self, values: np.ndarray) -> np.ndarray:
+        nodata = np.zeros(values.shape, bool)
+        for value in self.nodata:
+            if np.isnan(value):
+                nodata |= np.isnan(values)
+            else:  # a float32 raster stores its nodata value rounded to float32
+                nodata |= values == (np.float32(value) if values.dtype == np.float32 else value)
+        return nodata
+
+    def _check(self, values: np.ndarray) -> np.ndarray:
+        """``values`` that are neither nodata nor a mask code raise; returns where the values are nodata."""
+        nodata = self._nodata(values)
+        unknown = ~nodata & ~np.isin(values, list(self.categories))
+        if unknown.any():
+            found = np.unique(values[unknown])
+            fractions = found[found != np.round(found)]
+            if fractions.size:
+                raise InputError(f"The cloud mask {self.path} holds fractional values (such as {fractions[0]:.4g}), "
+                                 f"not classes: {CODES_NEEDED}; {THRESHOLD_ADVICE}")
+            listed = ", ".join(f"{value:g}" for value in found[:LISTED_VALUES].tolist())
+            more = ", ..." if found.size > LISTED_VALUES else ""
+            word = "value" if found.size == 1 else "values"
+            raise InputError(f"The cloud mask {self.path} holds the {word} {listed}{more}, which a mask for "
+                             f"this plugin does not use: {CODES_NEEDED}; {RECLASSIFY_ADVICE}")
+        return nodata
+
+    def read(self, x: int, y: int, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
+        """A window's ``(height, width)`` uint8 CLEAR, CLOUD or SHADOW (CLEAR at nodata), and where it has a class."""
+        values = read_array(self.dataset.GetRasterBand(1), self.path, "cloud mask", x, y, width, height)
+        nodata = self._check(values)
+        classes = np.zeros(values.shape, np.uint8)
+        for value, category in self.categories.items():
+            if category != CLEAR:
+                classes[(values == value) & ~nodata] = category
+        return classes, ~nodata
+
+    def close(self) -> None:
+        self.dataset = None
