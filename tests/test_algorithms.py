@@ -225,6 +225,9 @@ def test_bad_inputs_are_refused_before_work_with_plain_messages(provider, scene,
     not_onnx.write_text("not a model")
     assert "notes.onnx is not a readable ONNX model" in _failure(dict(base, MODEL=str(not_onnx)))
     assert "carries no DSen2-CR metadata" in _failure(dict(base, MODEL=str(plain_onnx)))
+    (tmp_path / "models").mkdir()
+    assert _failure(dict(base, MODEL=str(tmp_path / "models"))).endswith(
+        f"The model {tmp_path / 'models'} is a folder; choose the .onnx file")
     assert ("S2_BANDS asks for band 13 as B12, but the Sentinel-2 layer has only 12 bands"
             in _failure(dict(base, S2_BANDS=list(range(1, 14)))))
     assert "S2_BANDS lists 5 bands;" in _failure(dict(base, S2_BANDS=[1, 2, 3, 4, 5]))

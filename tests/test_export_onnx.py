@@ -205,3 +205,26 @@ def test_metadata_props_are_all_json(exported):
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert props == report["metadata"]
     assert {key: json.loads(value) for key, value in props.items() if key != "dsen2cr_format"}["uses_sar"] is True
+
+
+def test_a_checkpoint_given_as_the_model_names_the_export_that_runs_it(bigearthnet_pairs, tmp_path):
+    """A training checkpoint in --model (or the dialog's model field): the message's command, run as given."""
+    import qgis_scenes as scenes
+    scene = scenes.user_scene(bigearthnet_pairs[0], tmp_path)
+    save_checkpoint(str(tmp_path / "last.pt"), _tiny(), make_provenance(loss="l1"))
+    remove = ["remove", "--s2", scene["cloudy"], "--s1", scene["s1"], "-o", tmp_path / "out.tif"]
+    refused = _run_cli("qgis_cloudremoval.cli", *remove, "--model", tmp_path / "last.pt")
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        "error: last.pt is a PyTorch checkpoint, not an ONNX model; export it first, in the training environment: "
+        "python -m training.export_onnx last.pt -o model.onnx"]
+    command = refused.stderr.split(": ")[-1].split()
+    assert command[0] == "python"
+    # The training environment: the project's Python with the checkout importable, in the checkpoint's folder.
+    exported = subprocess.run([sys.executable, *command[1:]], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert exported.returncode == 0, exported.stderr
+    done = _run_cli("qgis_cloudremoval.cli", *remove, "--model", tmp_path / "model.onnx")
+    assert done.returncode == 0, done.stderr
+    assert read_model_info(str(tmp_path / "model.onnx")).loss == "l1"
+    assert scenes.grid(tmp_path / "out.tif") == scenes.grid(scene["cloudy"])

@@ -13,7 +13,8 @@ import numpy as np
 import onnxruntime
 import pytest
 from qgis import processing
-from qgis.core import QgsProcessingException, QgsSettings
+from osgeo import gdal
+from qgis.core import QgsApplication, QgsProcessingException, QgsSettings
 
 from qgis_cloudremoval.core import keras_import, runtime
 from qgis_cloudremoval.core.keras_import import import_keras, read_keras_checkpoint
@@ -217,3 +218,25 @@ def test_importkeras_refusal_is_a_processing_error(provider, tmp_path):
     with pytest.raises(QgsProcessingException, match=r"model\.hdf5 is not an HDF5 file \(11 bytes"):
         processing.run("cloudremoval:importkeras", {"INPUT": str(page), "OUTPUT": str(tmp_path / "m.onnx")})
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_authors_file_given_as_the_model_names_the_import_that_runs_it(
+        provider, sar_checkpoint, bigearthnet_pairs, clean_default_model, tmp_path):
+    """Picking the downloaded .hdf5 in Remove clouds' model field, as a new user will; then the advice, followed."""
+    import qgis_scenes as scenes
+    source, _, _ = sar_checkpoint
+    scene = scenes.user_scene(bigearthnet_pairs[0], tmp_path)
+    run = {"S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(source), "TILE_SIZE": 64,
+           "OUTPUT": str(tmp_path / "out.tif")}
+    with pytest.raises(QgsProcessingException) as caught:
+        processing.run("cloudremoval:removeclouds", run)
+    assert str(caught.value) == (
+        "Unable to execute algorithm\nmodel_SARcarl.hdf5 is a Keras checkpoint (as the authors publish DSen2-CR), "
+        "not an ONNX model; convert it first: Processing Toolbox > Cloud removal > Models > Import DSen2-CR Keras "
+        "weights, then choose the .onnx model it writes")
+    algorithm = QgsApplication.processingRegistry().algorithmById("cloudremoval:importkeras")
+    assert (provider.name(), algorithm.group(), algorithm.displayName()) == (
+        "Cloud removal", "Models", "Import DSen2-CR Keras weights")
+    processing.run(algorithm, {"INPUT": str(source), "OUTPUT": str(tmp_path / "model.onnx")})
+    result = processing.run("cloudremoval:removeclouds", dict(run, MODEL=str(tmp_path / "model.onnx")))
+    assert gdal.Open(result["OUTPUT"]).RasterCount == 13

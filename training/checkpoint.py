@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from training.networks import NetworkConfigError, build, describe
+from qgis_cloudremoval.core.model_info import PICKLE_START
 from qgis_cloudremoval.core.output_files import OutputError, atomic_output
 from qgis_cloudremoval.core.progress import first_line
 
@@ -167,10 +168,6 @@ def load_weights(model: torch.nn.Module, state_dict: Dict[str, torch.Tensor], so
 
 def _describe(model: torch.nn.Module) -> str:
     return describe(model.config()) if hasattr(model, "config") else type(model).__name__
-
-
-#: First byte of a pickle stream (protocol 2 and later): torch's legacy, non-zip format.
-PICKLE_START = b"\x80"
 
 
 def _read_pt(path: str) -> Dict:

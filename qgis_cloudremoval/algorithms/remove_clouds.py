@@ -105,7 +105,9 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             self.S1_UNITS, self.tr("Sentinel-1 units"), options=["Auto", "dB", "Linear power"],
             defaultValue=0))
         self.declare(QgsProcessingParameterFile(
-            self.MODEL, self.tr("Model (.onnx; empty = default)"), extension="onnx",
+            # A filter, not extension="onnx": QGIS would refuse another file as "Incorrect parameter value",
+            # where the check says what the file is (a Keras or PyTorch checkpoint) and how to convert it.
+            self.MODEL, self.tr("Model (.onnx; empty = default)"), fileFilter="ONNX model (*.onnx);;All files (*)",
             optional=True))
         self.declare(QgsProcessingParameterBoolean(
             self.KEEP_CLEAR, self.tr("Keep clear pixels"), defaultValue=DEFAULTS.keep_clear))

@@ -37,7 +37,7 @@ import numpy as np
 
 from .bands import S1_BANDS, S2_BANDS
 from .dependencies import missing_package_message, unloadable_package_message
-from .model_info import ModelInfo
+from .model_info import HDF5_SIGNATURE, ModelInfo
 from .output_files import atomic_output, check_output_folder
 from .progress import SILENT, CoreError, Reporter, first_line
 from .text import count as count_of
@@ -56,8 +56,6 @@ KNOWN_CHECKPOINTS = {
 #: Largest ONNX IR version and opset that onnxruntime 1.17 loads.
 IR_VERSION = 8
 OPSET = 17
-#: The first bytes of every HDF5 file (the superblock may also start at 512, 1024, ... bytes).
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class KerasFormatError(CoreError):

@@ -13,6 +13,7 @@ Models exported before these keys existed are DSen2-CR.
 import json
 import math
 import os
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, List, Tuple
 
@@ -21,6 +22,10 @@ from .dependencies import import_onnxruntime
 from .memory import cannot_load_message, says_out_of_memory
 from .progress import CoreError, first_line
 
+#: The first bytes of an HDF5 file (Keras 2 checkpoints; the superblock may also start at 512, 1024, ... bytes),
+#: and of a pickle of protocol 2 and later (torch's legacy, non-zip checkpoints).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+PICKLE_START = b"\x80"
 #: Written into every model; a file without it is not a DSen2-CR export.
 FORMAT_KEY = "dsen2cr_format"
 FORMAT_VERSION = "1"
@@ -225,6 +230,8 @@ def read_model_info(path: str) -> ModelInfo:
     Raises :class:`ModelInfoError` with a user-facing reason for a missing
     file, a non-ONNX file or an ONNX file without DSen2-CR metadata.
     """
+    if os.path.isdir(path):
+        raise ModelInfoError(f"The model {path} is a folder; choose the .onnx file")
     if not os.path.isfile(path):
         raise ModelInfoError(f"Model file not found: {path}")
     props = _read_onnx_metadata_props(path)
@@ -248,8 +255,33 @@ def _read_onnx_metadata_props(path: str) -> Dict[str, str]:
 
 
 def unloadable_model_message(path: str, exc: BaseException, provider: str = "") -> str:
-    """Why onnxruntime could not open the model ``path`` (on ``provider``): no memory for it, or not ONNX."""
+    """Why onnxruntime could not open the model ``path`` (on ``provider``): no memory for it, a checkpoint
+    that must be converted first, or not ONNX."""
     name = os.path.basename(path)
     if isinstance(exc, MemoryError) or says_out_of_memory(str(exc)):
         return cannot_load_message(f"{name} on {provider}" if provider else name, first_line(exc)[:200])
-    return f"{name} is not a readable ONNX model: {first_line(exc)}"
+    return checkpoint_message(path) or f"{name} is not a readable ONNX model: {first_line(exc)}"
+
+
+def checkpoint_message(path: str) -> str:
+    """What to do with ``path`` where it is a training checkpoint given as a model ("" otherwise).
+
+    The authors' weights are Keras HDF5 files and this project's training writes PyTorch checkpoints; both
+    are easily picked in the model field by mistake.
+    """
+    name = os.path.basename(path)
+    try:
+        with open(path, "rb") as stream:
+            start = stream.read(len(HDF5_SIGNATURE))
+        members = zipfile.ZipFile(path).namelist() if zipfile.is_zipfile(path) else []
+    except (OSError, zipfile.BadZipFile):
+        return ""
+    if start == HDF5_SIGNATURE or "config.json" in members:
+        return (f"{name} is a Keras checkpoint (as the authors publish DSen2-CR), not an ONNX model; convert it "
+                "first: Processing Toolbox > Cloud removal > Models > Import DSen2-CR Keras weights, then choose "
+                "the .onnx model it writes")
+    if start.startswith(PICKLE_START) or any(member.endswith("/data.pkl") for member in members) \
+            or name.lower().endswith(".safetensors"):
+        return (f"{name} is a PyTorch checkpoint, not an ONNX model; export it first, in the training "
+                f"environment: python -m training.export_onnx {name} -o model.onnx")
+    return ""
