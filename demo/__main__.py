@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from qgis_cloudremoval.core import render
+from qgis_cloudremoval.core.default_model import bundled_demo_model, is_demo_model, model_from_environment
 from qgis_cloudremoval.core.gdal_io import open_raster
 
 from .cli import demo_arguments
@@ -29,6 +30,12 @@ from .qgis_process import QgisProcess
 REPO = Path(__file__).resolve().parents[1]
 #: Pixels of the panel per pixel of the 120 px example.
 PANEL_ZOOM = 3
+
+
+def result_title(model: str) -> str:
+    """The result's title in the panel: it says when the bundled demo model, not DSen2-CR's weights, made it."""
+    running = model or model_from_environment() or bundled_demo_model()
+    return "DSen2-CR, demo model" if is_demo_model(running) else "DSen2-CR result"
 
 
 def main(argv=None) -> int:
@@ -67,7 +74,7 @@ def main(argv=None) -> int:
     limits = render.raster_limits(example.s2_clear)
     pictures = [("cloudy Sentinel-2", render.render_raster(example.s2_cloudy, limits=limits)),
                 ("Sentinel-1 VV, VH, ratio", render.render_raster(example.s1, render.SAR)),
-                ("DSen2-CR result", render.render_raster(result_path, limits=limits)),
+                (result_title(args.model), render.render_raster(result_path, limits=limits)),
                 ("clear truth", render.render_raster(example.s2_clear, limits=limits))]
     render.panel([(title, _enlarge(rgb)) for title, rgb in pictures], panel_path)
 

@@ -10,6 +10,7 @@ import pytest
 from osgeo import gdal
 
 from demo.build_model import DEFAULT_OUTPUT, REAL_CLOUDS
+from qgis_cloudremoval.core.default_model import DEFAULT_MODEL_ENV
 from qgis_cloudremoval.core.model_info import read_model_info
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +45,15 @@ def test_demo_writes_georeferenced_outputs_and_says_where(demo_output):
     panel = gdal.Open(str(out / "panel.png"))
     assert panel.RasterCount == 3 and panel.RasterXSize > 4 * cloudy.RasterXSize
     assert "DSen2-CR demo" in stdout and "DEMO" in stdout  # the model is named and flagged
+
+
+def test_the_panel_says_when_the_demo_model_made_the_result(monkeypatch, tmp_path):
+    from demo.__main__ import result_title
+    monkeypatch.delenv(DEFAULT_MODEL_ENV, raising=False)
+    assert result_title("") == result_title(str(DEFAULT_OUTPUT)) == "DSen2-CR, demo model"
+    assert result_title(str(tmp_path / "dsen2cr_sar_carl.onnx")) == "DSen2-CR result"
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(tmp_path / "dsen2cr_sar_carl.onnx"))
+    assert result_title("") == "DSen2-CR result"
 
 
 def test_demo_model_beats_leaving_the_clouds(demo_output):
