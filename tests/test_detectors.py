@@ -178,6 +178,7 @@ def test_a_mask_in_other_codes_is_refused_never_guessed(sen12mscr_dir, tmp_path)
     fmask[250:, :] = 255  # no observation, declared
     painted = np.where(fmask == 4, 255, 0).astype(np.uint8)
     probability = np.linspace(0, 1, 256 * 256, dtype=np.float32).reshape(256, 256)
+    probability[0, 0] = np.nan  # NaN is nodata, declared or not, and never reported as a value
     cases = {"fmask.tif": (fmask, gdal.GDT_Byte, 255, "holds the value 4, "),
              "painted.tif": (painted, gdal.GDT_Byte, None, "holds the value 255, "),
              "probability.tif": (probability, gdal.GDT_Float32, None, None)}
@@ -213,10 +214,12 @@ def test_a_mask_in_other_codes_is_refused_never_guessed(sen12mscr_dir, tmp_path)
     np.testing.assert_array_equal(known, fmask != 255)  # 255, the plugin's nodata, though not declared here
     # A declared nodata of any value (here a float raster's -9999, as QGIS's raster calculator writes) is clear.
     reclassified = np.where(fmask == 255, -9999, expected).astype(np.float32)
+    reclassified[100, 0] = np.nan  # undeclared, and nodata all the same
     path = _mask_raster(tmp_path / "calculated.tif", reclassified, s2, gdal.GDT_Float32, -9999)
     read, known = MaskFile(path, grid).read(0, 0, 256, 256)
+    expected[100, 0] = cloudmask.CLEAR
     np.testing.assert_array_equal(read, expected)
-    np.testing.assert_array_equal(known, fmask != 255)
+    np.testing.assert_array_equal(known, (fmask != 255) & np.isfinite(reclassified))
 
 
 def _whole_scene_classes(detector, dn):

@@ -16,6 +16,7 @@ from osgeo import gdal
 
 from .cloudmask import CLEAR, CLOUD, MASK_NO_S1, MASK_NODATA, SHADOW
 from .gdal_io import InputError, open_raster, read_array
+from .nodata import valid_pixels
 from .raster_source import Grid, decimated_sample
 
 #: TIFF metadata item (inside the file, so it survives a copy without the sidecar) of the plugin's masks.
@@ -63,13 +64,11 @@ class MaskFile:
         self._check(decimated_sample(self.dataset, [1], role="cloud mask", path=path)[0])
 
     def _nodata(self, values: np.ndarray) -> np.ndarray:
-        nodata = np.zeros(values.shape, bool)
-        for value in self.nodata:
-            if np.isnan(value):
-                nodata |= np.isnan(values)
-            else:  # a float32 raster stores its nodata value rounded to float32
-                nodata |= values == (np.float32(value) if values.dtype == np.float32 else value)
-        return nodata
+        """Where ``values`` are nodata by the project's one rule (NaN never is data), for each nodata value."""
+        valid = np.ones(values.shape, bool)
+        for value in self.nodata or [None]:
+            valid &= valid_pixels(values[np.newaxis], [value])
+        return ~valid
 
     def _check(self, values: np.ndarray) -> np.ndarray:
         """``values`` that are neither nodata nor a mask code raise; returns where the values are nodata."""
