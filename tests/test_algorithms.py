@@ -278,6 +278,23 @@ def test_an_fmask_is_refused_and_runs_once_reclassified_by_the_tool_the_message_
     np.testing.assert_array_equal(written, expected)
 
 
+def test_values_qgis_refuses_are_named_with_what_the_parameter_takes(provider, scene, sar_model, tmp_path):
+    """processing.run and qgis_process skip the dialog's spin boxes; QGIS alone says "Incorrect parameter value"."""
+    base = {"S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model),
+            "OUTPUT": str(tmp_path / "out.tif")}
+    prefix = "Unable to execute algorithm\n"
+    assert _failure(dict(base, THRESHOLD=5)) == \
+        prefix + "Cloud threshold (THRESHOLD) takes a number from 0 to 1, not 5"
+    assert _failure(dict(base, TILE_SIZE=-5, DEVICE=7)) == prefix + (
+        "Device (DEVICE) takes one of 0 (Auto), 1 (GPU), 2 (CPU), not 7\n"
+        "Tile size, px (0 = auto) (TILE_SIZE) takes a number from 0 to 8192, not -5")
+    assert _failure({key: value for key, value in base.items() if key != "S2"}) == \
+        prefix + "Sentinel-2 image (S2) is required; give a value"
+    assert _failure(dict(base, S2=12345)) == \
+        prefix + "Sentinel-2 image (S2): 12345 is not a value it takes; see the algorithm's help"
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.fixture
 def plain_onnx(tmp_path):
     """A valid ONNX model that is not a DSen2-CR export (no metadata)."""

@@ -40,6 +40,19 @@ DETECTOR_HELP = (
     f"water shadow; the learned one rarely does. Install it with: {install_command(('ukis-csmask',))}.")
 
 
+def unacceptable_value_message(definition: QgsProcessingParameterDefinition, value) -> str:
+    """What a parameter takes, for a value QGIS's own check refused (a number out of range, an unknown choice)."""
+    name = f"{definition.description()} ({definition.name()})"
+    if value is None or value == "":
+        return f"{name} is required; give a value"
+    if isinstance(definition, QgsProcessingParameterNumber):
+        return f"{name} takes a number from {definition.minimum():g} to {definition.maximum():g}, not {value!r}"
+    if isinstance(definition, QgsProcessingParameterEnum):
+        choices = ", ".join(f"{index} ({label})" for index, label in enumerate(definition.options()))
+        return f"{name} takes one of {choices}, not {value!r}"
+    return f"{name}: {value!r} is not a value it takes; see the algorithm's help"
+
+
 class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     """Base of the provider's algorithms; subclasses declare parameters and call one core function."""
 
@@ -152,7 +165,11 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
-            return ok, message
+            # QGIS says only "Incorrect parameter value for NAME"; say what the parameter takes.
+            unacceptable = [unacceptable_value_message(definition, parameters.get(definition.name()))
+                            for definition in self.parameterDefinitions()
+                            if not definition.checkValueIsAcceptable(parameters.get(definition.name()), context)]
+            return ok, "\n".join(unacceptable) or message
         try:
             problems = boundary.call(self.parameter_problems, parameters, context)
         except QgsProcessingException as exc:
