@@ -276,6 +276,23 @@ def test_an_fmask_is_refused_and_runs_once_reclassified_by_the_tool_the_message_
     written = scenes.read(results["OUTPUT_MASK"])[0]
     expected = np.select([fmask == 4, fmask == 2], [cloudmask.CLOUD, cloudmask.SHADOW], cloudmask.CLEAR)
     np.testing.assert_array_equal(written, expected)
+    # A cloud probability, thresholded with the raster calculator as its refusal says.
+    probability = tmp_path / "probability.tif"
+    gdal.Translate(str(probability), str(path), outputType=gdal.GDT_Float32, noData="none")
+    dataset = gdal.Open(str(probability), gdal.GA_Update)
+    dataset.WriteArray(np.where(fmask == 4, 0.9, 0.1).astype(np.float32))
+    dataset = None
+    message = _failure(dict(base, CLOUD_MASK=str(probability), OUTPUT=str(tmp_path / "p.tif")))
+    assert message.endswith('threshold it first (Raster > Raster Calculator), e.g. "probability@1" > 0.5 for a '
+                            'cloud probability')
+    thresholded = processing.run("qgis:rastercalculator", {
+        "EXPRESSION": '"probability@1" > 0.5', "LAYERS": [str(probability)],
+        "OUTPUT": str(tmp_path / "thresholded.tif")})["OUTPUT"]
+    results = processing.run("cloudremoval:removeclouds", dict(base, CLOUD_MASK=thresholded,
+                                                               OUTPUT=str(tmp_path / "p.tif"),
+                                                               OUTPUT_MASK=str(tmp_path / "p_mask.tif")))
+    np.testing.assert_array_equal(scenes.read(results["OUTPUT_MASK"])[0],
+                                  np.where(fmask == 4, cloudmask.CLOUD, cloudmask.CLEAR))
 
 
 def test_values_qgis_refuses_are_named_with_what_the_parameter_takes(provider, scene, sar_model, tmp_path):
