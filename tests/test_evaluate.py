@@ -126,7 +126,8 @@ def test_cli_writes_markdown_and_csv_beside_the_paper_rows(setup, tmp_path, caps
 def test_bad_model_and_split_are_explained(setup, tmp_path, capsys):
     _, data, checkpoint, _ = setup
     assert ev.main([str(tmp_path / "none.pt"), "--data", str(data)]) == 1
-    assert capsys.readouterr().err.strip().endswith(f"error: Model file not found: {tmp_path / 'none.pt'}")
+    # One line: the progress bar opens at the first patch, not before a refusal.
+    assert capsys.readouterr().err.strip() == f"error: Model file not found: {tmp_path / 'none.pt'}"
     (tmp_path / "model.h5").write_text("x")
     assert ev.main([str(tmp_path / "model.h5"), "--data", str(data)]) == 1
     assert capsys.readouterr().err.strip().endswith(

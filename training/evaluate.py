@@ -249,24 +249,27 @@ def main(argv=None) -> int:
     from tqdm import tqdm
     ours = {}
     for index, model in enumerate(args.model):
-        bar = tqdm(unit="patch", desc=Path(model).name)
+        bars = []  # opened at the first patch, so that a refused model or dataset prints its error alone
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+        def progress(done: int, total: int, name: str = Path(model).name) -> None:
+            if not bars:
+                bars.append(tqdm(unit="patch", desc=name, total=total))
+            bars[0].update(done - bars[0].n)
         try:
             row = evaluate(model, args.data, args.split, args.data_format, args.limit, args.device, progress)
         except CoreError as exc:
-            bar.close()
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        bar.close()
+        finally:
+            for bar in bars:
+                bar.close()
+        scored = bars[0].n if bars else 0
         label = args.label[index] if args.label else Path(model).name
-        ours[f"{label} ({args.split}, {bar.n} patches)"] = row
+        ours[f"{label} ({args.split}, {scored} patches)"] = row
     from .splits import read_split_record
     record = read_split_record(args.data)
     rows = table_rows(ours, record["kind"] if record else None)
-    text = split_line(str(args.data), args.split, bar.n) + "\n\n" + markdown(rows)
+    text = split_line(str(args.data), args.split, scored) + "\n\n" + markdown(rows)
     print(text, end="")
     if args.out:
         try:
