@@ -307,8 +307,10 @@ def test_values_qgis_refuses_are_named_with_what_the_parameter_takes(provider, s
         "Tile size, px (0 = auto) (TILE_SIZE) takes a number from 0 to 8192, not -5")
     assert _failure({key: value for key, value in base.items() if key != "S2"}) == \
         prefix + "Sentinel-2 image (S2) is required; give a value"
-    assert _failure(dict(base, S2=12345)) == \
-        prefix + "Sentinel-2 image (S2): 12345 is not a value it takes; see the algorithm's help"
+    assert _failure(dict(base, S2=12345)) == prefix + (
+        "Sentinel-2 image (S2): 12345 could not be loaded as a raster layer; give a GeoTIFF, a VRT or another "
+        "raster QGIS opens")
+    assert _failure(dict(base, OUTPUT=5)).startswith(prefix + "Cloud-free image (OUTPUT): 5 is not a value it takes")
     assert os.listdir(tmp_path) == []
 
 

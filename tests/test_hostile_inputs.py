@@ -118,8 +118,10 @@ def test_broken_rasters_are_refused_in_one_line(provider, gdal_mode, inputs, out
     dangling = _refused(_removal(files, out, S2=files["dangling"]), inputs, out)
     assert (f"Could not read the Sentinel-2 raster {files['dangling']} ({files['dangling'].parent}/moved_away.tif: "
             f"No such file or directory); {UNREADABLE}") in dangling
-    # A text file QGIS itself cannot load is refused by Processing's own parameter check.
-    assert "S2" in _refused(_removal(files, out, S2=files["text"]), inputs, out)
+    # A text file QGIS itself cannot load is refused by Processing's own parameter check, in our words.
+    assert _refused(_removal(files, out, S2=files["text"]), inputs, out) == (
+        f"Unable to execute algorithm\nSentinel-2 image (S2): {files['text']} could not be loaded as a raster "
+        "layer; give a GeoTIFF, a VRT or another raster QGIS opens")
 
 
 def test_an_output_over_a_file_behind_a_vrt_input_is_refused(provider, gdal_mode, inputs, out):

@@ -7,7 +7,7 @@ turning core errors into Processing errors, and styling loaded outputs.
 from typing import Dict, List, Optional
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterEnum, QgsProcessingParameterNumber,
+                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString, QgsRasterLayer)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -50,6 +50,9 @@ def unacceptable_value_message(definition: QgsProcessingParameterDefinition, val
     if isinstance(definition, QgsProcessingParameterEnum):
         choices = ", ".join(f"{index} ({label})" for index, label in enumerate(definition.options()))
         return f"{name} takes one of {choices}, not {value!r}"
+    if isinstance(definition, QgsProcessingParameterRasterLayer):
+        return (f"{name}: {value} could not be loaded as a raster layer; give a GeoTIFF, a VRT or another raster "
+                "QGIS opens")
     return f"{name}: {value!r} is not a value it takes; see the algorithm's help"
 
 
