@@ -83,6 +83,7 @@ def inputs(bigearthnet_pairs, tmp_path_factory):
                                                 optical_bands='["B1","B2","B3","B4","B5","B6","B7","B8","B8A","B9",'
                                                               '"B11","B12"]')
     files["utm34"] = hostile.relabelled(scene["s2"], folder / "utm34.tif", "EPSG:32634")
+    files["fmask"] = hostile.fmask_like(scene["cloudy"], folder / "fmask.tif")
     return {key: Path(value) for key, value in files.items()}, folder
 
 
@@ -129,6 +130,20 @@ def test_an_output_over_a_file_behind_a_vrt_input_is_refused(provider, gdal_mode
     message = _refused(_removal(files, out, S2=files["vrt"], OUTPUT=files["cloudy"]), inputs, out)
     assert message.endswith(f"The output {files['cloudy']} is one of the inputs or a file an input reads from; "
                             "choose another output file (inputs are never overwritten)")
+
+
+def test_a_cloud_mask_in_other_codes_is_refused_never_guessed(provider, gdal_mode, inputs, out):
+    """Fmask's 4 is cloud where the plugin's own masks mean "clear, no Sentinel-1": refused, in both modes."""
+    files, _ = inputs
+    message = _refused(_removal(files, out, CLOUD_MASK=files["fmask"], OUTPUT_MASK=out / "mask.tif"), inputs, out)
+    assert message.endswith(f"The cloud mask {files['fmask']} holds the value 4, which a mask for this plugin does "
+                            "not use: it must hold 0 clear, 1 cloud and 2 shadow (and its nodata value); reclassify "
+                            "it first (Processing Toolbox > Raster analysis > Reclassify by table), e.g. a 0/255 "
+                            "mask to 0/1, or Fmask's cloud (4) to 1, its shadow (2) to 2 and its other classes to 0")
+    evaluated = _refused({"PREDICTION": str(files["cloudy"]), "REFERENCE": str(files["s2"]),
+                          "MASK": str(files["fmask"]), "OUTPUT_TABLE": str(out / "metrics.csv")},
+                         inputs, out, "cloudremoval:evaluate")
+    assert "holds the value 4, which a mask for this plugin does not use" in evaluated
 
 
 def test_tiny_and_strip_scenes_run_on_their_own_grid(provider, gdal_mode, inputs, out):
