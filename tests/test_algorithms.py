@@ -235,6 +235,9 @@ def test_bad_inputs_are_refused_before_work_with_plain_messages(provider, scene,
     assert ("S2_BANDS must be band numbers separated by ';' or ',' (0 for a band the layer lacks), for example "
             "1;2;3;4;5;6;7;8;9;10;0;11;12; got 'B1;B2'") in _failure(dict(base, S2_BANDS="B1;B2"))
     assert "has 2 bands but the model needs 13" in _failure(dict(base, S2=str(scene["s1"])))
+    assert _failure(dict(base, S1=base["S2"])).endswith(
+        f"The Sentinel-1 raster is the Sentinel-2 raster ({scene['cloudy']}); choose the Sentinel-1 (radar, VV "
+        "and VH) layer of the same place")
     assert "does not use Sentinel-1" in _failure(dict(base, MODEL=str(make_tiny_model(use_sar=False))))
     assert "uses Sentinel-1" in _failure({key: value for key, value in base.items() if key != "S1"})
     assert "give OUTPUT a .tif name" in _failure(dict(base, OUTPUT=str(tmp_path / "out.png")))

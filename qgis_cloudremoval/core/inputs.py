@@ -8,6 +8,7 @@ as user-facing lines. See :mod:`.sentinel2` and :mod:`.sentinel1` for the
 accepted inputs.
 """
 
+import os
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -191,3 +192,6 @@ def _require_s1(request: RemovalRequest, info: ModelInfo) -> None:
     if not request.s1_path:
         raise InputError(f"The model uses Sentinel-1 ({', '.join(info.sar_bands)}) but no Sentinel-1 raster "
                          "was given; add one, or use a model trained without SAR")
+    if request.s2_path and os.path.realpath(request.s1_path) == os.path.realpath(request.s2_path):
+        raise InputError(f"The Sentinel-1 raster is the Sentinel-2 raster ({request.s1_path}); choose the "
+                         "Sentinel-1 (radar, VV and VH) layer of the same place")
