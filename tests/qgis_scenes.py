@@ -112,3 +112,25 @@ def register_provider():
         _PLUGINS.append(plugin)  # keeps the Python provider object (and its algorithms) alive
         provider = plugin.provider
     return provider
+
+
+def snap_product(pair, folder: Path, name: str = "S1A_IW_GRDH_1SDV_20170613T053000_Cal_TC") -> Path:
+    """The pair's VV and VH as SNAP writes a calibrated, terrain-corrected product in its own format
+    (BEAM-DIMAP): ``<name>.dim`` beside ``<name>.data/Sigma0_VV_db.img`` (ENVI) and ``Sigma0_VH_db.img``;
+    returns the ``.dim`` path."""
+    data = Path(folder) / f"{name}.data"
+    data.mkdir(parents=True, exist_ok=True)
+    for polarisation in ("VV", "VH"):
+        gdal.Translate(str(data / f"Sigma0_{polarisation}_db.img"), str(pair[polarisation.lower()]), format="ENVI")
+    dim = Path(folder) / f"{name}.dim"
+    dim.write_text(f'''<?xml version="1.0" encoding="ISO-8859-1"?>
+<Dimap_Document name="{name}.dim">
+    <Metadata_Id><METADATA_FORMAT version="2.12.1">DIMAP</METADATA_FORMAT>
+        <METADATA_PROFILE>BEAM-DATAMODEL-V1</METADATA_PROFILE></Metadata_Id>
+    <Data_Access><DATA_FILE_FORMAT>ENVI</DATA_FILE_FORMAT>
+        <Data_File><DATA_FILE_PATH href="{name}.data/Sigma0_VV_db.hdr" /><BAND_INDEX>0</BAND_INDEX></Data_File>
+        <Data_File><DATA_FILE_PATH href="{name}.data/Sigma0_VH_db.hdr" /><BAND_INDEX>1</BAND_INDEX></Data_File>
+    </Data_Access>
+</Dimap_Document>
+''')
+    return dim

@@ -317,6 +317,27 @@ def test_values_qgis_refuses_are_named_with_what_the_parameter_takes(provider, s
     assert os.listdir(tmp_path) == []
 
 
+def test_a_band_of_a_snap_product_loaded_in_qgis_brings_its_other_polarisation(
+        provider, scene, sar_model, bigearthnet_pairs, tmp_path):
+    """QGIS opens a SNAP product's .img files one band each; the layer of either gives VV and VH."""
+    data = scenes.snap_product(bigearthnet_pairs[0], tmp_path).with_suffix(".data")
+    layer = QgsRasterLayer(str(data / "Sigma0_VV_db.img"), "Sigma0_VV_db")
+    assert layer.isValid() and layer.bandCount() == 1
+    assert QgsProject.instance().addMapLayer(layer) is layer
+    try:
+        base = {"S2": str(scene["cloudy"]), "MODEL": str(sar_model), "TILE_SIZE": 64}
+        feedback = RecordingFeedback()
+        snap = processing.run("cloudremoval:removeclouds", dict(base, S1=layer.id(),
+                                                                OUTPUT=str(tmp_path / "snap.tif")), feedback=feedback)
+        stacked = processing.run("cloudremoval:removeclouds", dict(base, S1=str(scene["s1"]),
+                                                                   OUTPUT=str(tmp_path / "stacked.tif")))
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+    np.testing.assert_array_equal(scenes.read(snap["OUTPUT"]), scenes.read(stacked["OUTPUT"]))
+    assert any(line.startswith(f"Sentinel-1: SNAP product {data / 'Sigma0_VV_db.img'}: Sigma0_VV_db.img, "
+                               "Sigma0_VH_db.img as VV, VH") for line in feedback.infos), feedback.infos
+
+
 @pytest.fixture
 def plain_onnx(tmp_path):
     """A valid ONNX model that is not a DSen2-CR export (no metadata)."""

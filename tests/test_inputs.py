@@ -577,6 +577,34 @@ def _size_warnings(path: Path) -> list:
         return [warning for warning in scene.warnings if "on the ground" in warning]
 
 
+def test_a_snap_product_is_read_as_its_vv_and_vh_files(pair, s1_stack, tmp_path):
+    """SNAP's own format: GDAL cannot open the .dim, QGIS loads each .img as a one-band layer."""
+    import qgis_scenes as scenes
+    dim = scenes.snap_product(pair, tmp_path)
+    data = dim.with_suffix(".data")
+    s2 = pair["s2"]
+    with open_scene(request(s2_band_paths=s2, s1_path=s1_stack), SAR) as scene:
+        expected = scene.read(0, 0, 120, 120).s1_db
+    before = set(gdal.ReadDir("/vsimem/") or [])
+    for given in (dim, data / "Sigma0_VH_db.img", data / "Sigma0_VV_db.img"):
+        assert check_inputs(request(s2_band_paths=s2, s1_path=str(given)), SAR) == []
+        with open_scene(request(s2_band_paths=s2, s1_path=str(given)), SAR) as scene:
+            np.testing.assert_array_equal(scene.read(0, 0, 120, 120).s1_db, expected)
+            assert any(note.startswith(f"Sentinel-1: SNAP product {given}: Sigma0_VV_db.img, Sigma0_VH_db.img "
+                                       "as VV, VH, ") for note in scene.notes)
+    assert set(gdal.ReadDir("/vsimem/") or []) == before  # the stacks are freed
+    for band in data.glob("Sigma0_VH_db.*"):
+        band.unlink()
+    problems = check_inputs(request(s2_band_paths=s2, s1_path=str(dim)), SAR)
+    assert problems == [f"Sentinel-1 raster {dim} is a SNAP product without both a VV and a VH band (its .data "
+                        "folder holds Sigma0_VV_db.img); calibrate a dual-polarisation (VV+VH) product to sigma0 "
+                        "in SNAP"]
+    shutil.rmtree(data)
+    problems = check_inputs(request(s2_band_paths=s2, s1_path=str(dim)), SAR)
+    assert problems == [f"Sentinel-1 raster {dim} is a SNAP product without its data folder {data}; copy the "
+                        ".data folder beside the .dim, or export the product from SNAP as GeoTIFF"]
+
+
 @pytest.mark.parametrize("epsg, origin, pixel, size, reprojection", [
     (32631, (500000, 5650000), 20, "20 m", ""),
     (4326, (3.0, 51.0), 0.0005, "35 x 55.7 m", "-t_srs EPSG:32631 "),   # square degrees at 51 N

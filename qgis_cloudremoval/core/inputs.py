@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
+from osgeo import gdal
 
 from .mask_file import MaskFile
 from .model_info import ModelInfo
@@ -174,8 +175,13 @@ def check_inputs(request: RemovalRequest, info: ModelInfo) -> List[str]:
             if s2 is not None and not problems:
                 open_sentinel1(request, info, s2.grid).close()
             else:
-                dataset = open_s1_raster(request.s1_path)
-                check_band_numbers(request.s1_bands, info, dataset, request.s1_path)
+                dataset, temporary = open_s1_raster(request.s1_path)
+                try:
+                    check_band_numbers(request.s1_bands, info, dataset, request.s1_path)
+                finally:
+                    dataset = None
+                    for leftover in temporary:
+                        gdal.Unlink(leftover)
     except InputError as exc:
         problems.append(str(exc))
     finally:

@@ -14,7 +14,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
@@ -23,7 +23,7 @@ from . import bands
 from .model_info import ModelInfo
 from .gdal_io import gdal_errors, read_array
 from .nodata import band_nodata, data_pixels
-from .raster_source import Grid, InputError, open_raster, valid_sample, vsimem_path
+from .raster_source import Grid, InputError, open_raster, stack_bands, valid_sample, vsimem_path
 from .request import S1_UNITS, RemovalRequest
 from .scaling import linear_to_db
 from .text import count as count_of
@@ -45,6 +45,9 @@ PLAUSIBLE_MEDIAN_DB = (-45.0, 10.0)
 SWAP_MARGIN_DB = 2.0
 #: A polarisation named in a band description ("VV", "Sigma0_VH_db", "gamma0_vv" upper-cased).
 POLARISATION = re.compile(r"(?<![A-Z0-9])(VV|VH|HH|HV)(?![A-Z0-9])")
+#: A band file SNAP writes into a BEAM-DIMAP product's ``.data`` folder, and its calibrations in order of preference.
+SNAP_BAND_FILE = re.compile(r"^(?P<quantity>sigma0|gamma0|beta0)_(?P<pol>VV|VH)(?P<db>_db)?\.img$", re.IGNORECASE)
+SNAP_QUANTITIES = ("sigma0", "gamma0", "beta0")
 #: A Sentinel-1 product as ESA distributes it (``.SAFE`` folder, its ``manifest.safe`` or its ``.zip``).
 RADAR_PRODUCT = re.compile(r"^S1[A-D]_[A-Z0-9]{2}_(?P<type>GRD|SLC|RAW|OCN)[A-Z_]_\w*(\.SAFE|\.zip)$", re.IGNORECASE)
 
@@ -92,7 +95,19 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
     overlap S2, or values that are neither dB nor linear power.
     """
     path = request.s1_path
-    dataset = open_s1_raster(path)
+    dataset, temporary = open_s1_raster(path)
+    try:
+        return _open_sentinel1(request, info, s2_grid, dataset, temporary)
+    except BaseException:
+        dataset = None
+        for leftover in temporary:
+            gdal.Unlink(leftover)
+        raise
+
+
+def _open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid, dataset: gdal.Dataset,
+                    temporary: List[str]) -> Sentinel1Source:
+    path = request.s1_path
     if request.s1_units not in S1_UNITS:
         raise InputError(f"Unknown Sentinel-1 units '{request.s1_units}'; use one of {', '.join(S1_UNITS)}")
     band_numbers = check_band_numbers(request.s1_bands, info, dataset, path)
@@ -125,14 +140,20 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
                                                                         noData=fill_value))
     warped = warp_to_grid(selected, s2_grid, path)
     fill = np.array([info.sar_clip_db[b][0] for b in info.sar_bands], dtype=np.float32)
-    notes.append(f"Sentinel-1: {path} bands {band_numbers} as {', '.join(info.sar_bands)}, "
+    stacked = [os.path.basename(name) for name in dataset.GetFileList() if name.lower().endswith(".img")]
+    which = f"SNAP product {path}: {', '.join(stacked)}" if temporary else f"{path} bands {band_numbers}"
+    notes.append(f"Sentinel-1: {which} as {', '.join(info.sar_bands)}, "
                  f"{s1_grid.crs_name()}, pixel size {s1_grid.pixel_size:g}, warped window by window onto the "
                  f"Sentinel-2 grid ({RESAMPLING})")
-    return Sentinel1Source(warped, units, fill, notes, [selected], path, warnings)
+    return Sentinel1Source(warped, units, fill, notes, temporary + [selected], path, warnings)
 
 
-def open_s1_raster(path: str) -> gdal.Dataset:
-    """Open the Sentinel-1 raster ``path``; a product in radar geometry is refused with what to do instead."""
+def open_s1_raster(path: str) -> Tuple[gdal.Dataset, List[str]]:
+    """Open the Sentinel-1 raster ``path``, and the ``/vsimem/`` files it needs (free them after the dataset).
+
+    A SNAP product (:func:`snap_polarisations`) is read as the stack of its VV and VH files; a product in
+    radar geometry is refused with what to do instead.
+    """
     parts = os.path.normpath(path or "").split(os.sep)
     name = parts[-2] if parts[-1].lower() == "manifest.safe" and len(parts) > 1 else parts[-1]
     product = RADAR_PRODUCT.match(name)
@@ -142,7 +163,53 @@ def open_s1_raster(path: str) -> gdal.Dataset:
             "radar geometry and uncalibrated; the model needs calibrated backscatter (sigma0, dB or linear) "
             "on a map grid: process it first (in SNAP: Apply Orbit File, Calibration to sigma0, Range Doppler "
             "Terrain Correction, export as GeoTIFF) or use an analysis-ready Sentinel-1 product")
-    return open_raster(path, ROLE)
+    polarisations = snap_polarisations(path)
+    if polarisations is None:
+        return open_raster(path, ROLE), []
+    stacked = stack_bands(polarisations, ROLE)
+    try:
+        return open_raster(stacked, ROLE), [stacked]
+    except BaseException:
+        gdal.Unlink(stacked)
+        raise
+
+
+def snap_polarisations(path: str) -> Optional[List[str]]:
+    """The VV and VH files of a SNAP (BEAM-DIMAP) product given as its ``.dim`` or one of its band files.
+
+    SNAP writes each band of a product to ``<name>.data/<band>.img`` beside ``<name>.dim``, which GDAL
+    cannot open; QGIS loads the ``.img`` files one band each. Either way the product's VV and VH
+    (sigma0 before gamma0 and beta0, dB before linear, as SNAP names them) are stacked. None where
+    ``path`` is not such a product.
+    """
+    name = os.path.basename(path or "")
+    parent = os.path.dirname(os.path.abspath(path or ""))
+    given = SNAP_BAND_FILE.match(name)
+    if name.lower().endswith(".dim"):
+        folder = os.path.splitext(os.path.abspath(path))[0] + ".data"
+    elif given and parent.lower().endswith(".data"):
+        folder = parent
+    else:
+        return None
+    if not os.path.isdir(folder):
+        raise InputError(f"{ROLE} {path} is a SNAP product without its data folder {folder}; copy the .data "
+                         "folder beside the .dim, or export the product from SNAP as GeoTIFF")
+    groups: Dict[Tuple[int, int], Dict[str, str]] = {}
+    for entry in sorted(os.listdir(folder)):
+        match = SNAP_BAND_FILE.match(entry)
+        if match:
+            key = (SNAP_QUANTITIES.index(match.group("quantity").lower()), 0 if match.group("db") else 1)
+            groups.setdefault(key, {})[match.group("pol").upper()] = os.path.join(folder, entry)
+    complete = [key for key in sorted(groups) if {"VV", "VH"} <= set(groups[key])]
+    if given:  # the band file the user picked decides which of the product's calibrations is read
+        picked = (SNAP_QUANTITIES.index(given.group("quantity").lower()), 0 if given.group("db") else 1)
+        complete = [key for key in complete if key == picked] or complete
+    if not complete:
+        found = ", ".join(entry for entry in sorted(os.listdir(folder)) if entry.lower().endswith(".img"))
+        raise InputError(f"{ROLE} {path} is a SNAP product without both a VV and a VH band (its .data folder "
+                         f"holds {found or 'no .img file'}); calibrate a dual-polarisation (VV+VH) product to "
+                         "sigma0 in SNAP")
+    return [groups[complete[0]]["VV"], groups[complete[0]]["VH"]]
 
 
 def check_band_numbers(numbers: List[int], info: ModelInfo, dataset: gdal.Dataset, path: str) -> List[int]:
