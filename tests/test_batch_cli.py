@@ -270,6 +270,23 @@ def test_folders_pair_by_date_and_footprint(archive, bigearthnet_pairs, sar_mode
         assert scenes.read(out / f"{s2.stem}_mask.tif").shape == (1,) + scenes.read(s2).shape[1:]
 
 
+def test_a_snap_product_in_the_radar_folder_pairs_and_runs(bigearthnet_pairs, sar_model, tmp_path):
+    """SNAP's own format (a .dim beside its .data folder), as an analyst's radar folder holds it."""
+    pair = bigearthnet_pairs[4]
+    s2_folder, s1_folder = tmp_path / "s2", tmp_path / "s1"
+    s2_folder.mkdir()
+    s2 = scenes.s2_stack(pair, s2_folder)
+    acquired = re.search(r"\d{8}T\d{6}", pair["name"]).group(0)
+    dim = scenes.snap_product(pair, s1_folder, f"S1A_IW_GRDH_1SDV_{acquired}_Cal_TC")
+    (found,) = scene_pairing.pair_folders(str(s2_folder), str(s1_folder))
+    assert (found.s1, found.note) == (str(dim), f"{dim.name}: 0.0 days apart, covers 100%")
+    out = tmp_path / "out"
+    done = cli("batch", "--s2-folder", s2_folder, "--s1-folder", s1_folder, "--output-folder", out,
+               "--model", sar_model, "--tile-size", TILE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert scenes.grid(out / f"{s2.stem}_cloudfree.tif") == scenes.grid(s2)
+
+
 def test_tables_as_spreadsheets_write_them(tmp_path):
     """Semicolons, Excel's byte-order mark, any case, comments, relative paths from the table's folder."""
     table = tmp_path / "tables" / "scenes.csv"

@@ -16,16 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import List, Optional, Tuple
 
-from osgeo import osr
+from osgeo import gdal, osr
 
 from .gdal_io import gdal_errors, is_virtual, open_raster
 from .progress import CoreError
 from .raster_source import Grid, InputError
+from .sentinel1 import ROLE as S1_ROLE, open_s1_raster
 from .sentinel2 import product_metadata_path
 
 #: Products and rasters a folder may hold; other files (notes, sidecars, hidden partial outputs) are ignored.
 S2_SUFFIXES = (".safe", ".zip", ".tif", ".tiff", ".vrt")
-S1_SUFFIXES = (".tif", ".tiff", ".vrt")
+S1_SUFFIXES = (".tif", ".tiff", ".vrt", ".dim")  # .dim: a SNAP product
 #: Default largest gap between the two acquisitions, days (Sentinel-1 revisits every 6 or 12 days).
 MAX_DAYS = 7.0
 #: Smallest share of the Sentinel-2 footprint a Sentinel-1 file must cover to be paired.
@@ -98,14 +99,27 @@ def lonlat_box(grid: Grid) -> Tuple[float, float, float, float]:
 
 
 def read_acquisition(path: str, role: str) -> Acquisition:
-    """Date and footprint of a raster or a Sentinel-2 product (its first image subdataset); :class:`InputError`
-    when it cannot be read or has no georeferencing."""
+    """Date and footprint of a raster, a Sentinel-2 product (its first image subdataset) or a Sentinel-1
+    SNAP product; :class:`InputError` when it cannot be read or has no georeferencing."""
+    if role == S1_ROLE:
+        dataset, temporary = open_s1_raster(path)
+        try:
+            grid = Grid.of(dataset, role, path)
+            metadata = dataset.GetMetadata() or {}
+        finally:
+            dataset = None
+            for leftover in temporary:
+                gdal.Unlink(leftover)
+        return _acquisition(path, role, grid, metadata)
     product = product_metadata_path(path) if not is_virtual(path) else None
     dataset = open_raster(product or path, role)
     metadata = dataset.GetMetadata() or {}
     if dataset.RasterCount == 0 and dataset.GetSubDatasets():
         dataset = open_raster(dataset.GetSubDatasets()[0][0], role)
-    grid = Grid.of(dataset, role, path)
+    return _acquisition(path, role, Grid.of(dataset, role, path), metadata)
+
+
+def _acquisition(path: str, role: str, grid: Grid, metadata: dict) -> Acquisition:
     with gdal_errors(lambda reason: InputError(f"{role} {path}: its footprint cannot be found in longitude and "
                                                f"latitude ({reason}); check its CRS")):
         box = lonlat_box(grid)
@@ -153,7 +167,7 @@ def pair_folders(s2_folder: str, s1_folder: str, max_days: float = MAX_DAYS) -> 
     s1_files = []
     for path in folder_files(s1_folder, S1_SUFFIXES, "Sentinel-1"):
         try:
-            s1_files.append(read_acquisition(path, "Sentinel-1 raster"))
+            s1_files.append(read_acquisition(path, S1_ROLE))
         except CoreError:
             continue
     pairs = []
