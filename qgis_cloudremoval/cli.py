@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _s2_bands(path: str, text: Optional[str]):
     """The S2_BANDS mapping as the plugin builds it from the layer's band count (None: the core decides)."""
-    if os.path.isdir(path):  # a .SAFE folder: its bands are known by name
+    if os.path.isdir(path) or path.lower().endswith(".dim"):  # a .SAFE folder, a SNAP product: bands named
         return None
     band_count = open_raster(path, "Sentinel-2 raster").RasterCount
     return s2_band_mapping(parse_band_list(text, "--s2-bands"), band_count, "--s2-bands")

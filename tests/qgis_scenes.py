@@ -12,6 +12,7 @@ import numpy as np
 from osgeo import gdal
 
 from qgis_cloudremoval.core.band_mapping import L2A_BANDS
+from qgis_cloudremoval.core.bands import S2_BANDS
 
 gdal.UseExceptions()
 
@@ -133,4 +134,19 @@ def snap_product(pair, folder: Path, name: str = "S1A_IW_GRDH_1SDV_20170613T0530
     </Data_Access>
 </Dimap_Document>
 ''')
+    return dim
+
+
+def snap_s2_product(stack: Path, folder: Path, name: str = "S2A_MSIL1C_20170613T101031_resampled",
+                    bands=S2_BANDS) -> Path:
+    """A 13-band Sentinel-2 stack as SNAP writes a resampled product (BEAM-DIMAP): ``<name>.data/B1.img`` ...
+    (ENVI, SNAP's band names) beside ``<name>.dim``, with one of SNAP's angle bands; returns the ``.dim``."""
+    data = Path(folder) / f"{name}.data"
+    data.mkdir(parents=True, exist_ok=True)
+    for number, band in enumerate(S2_BANDS, start=1):
+        if band in bands:
+            gdal.Translate(str(data / f"{band}.img"), str(stack), format="ENVI", bandList=[number])
+    gdal.Translate(str(data / "view_zenith_mean.img"), str(stack), format="ENVI", bandList=[1])
+    dim = Path(folder) / f"{name}.dim"
+    dim.write_text(f'<?xml version="1.0" encoding="ISO-8859-1"?>\n<Dimap_Document name="{name}.dim"/>\n')
     return dim

@@ -338,6 +338,20 @@ def test_a_band_of_a_snap_product_loaded_in_qgis_brings_its_other_polarisation(
                                "Sigma0_VH_db.img as VV, VH") for line in feedback.infos), feedback.infos
 
 
+def test_a_band_of_a_snap_sentinel2_product_loaded_in_qgis_brings_all_13(
+        provider, sen12mscr_dir, sar_model, tmp_path):
+    name = "ROIs1158_spring_101_30.tif"
+    stack, s1 = sen12mscr_dir / "s2_cloudFree" / name, sen12mscr_dir / "s1" / name
+    band = scenes.snap_s2_product(stack, tmp_path).with_suffix(".data") / "B4.img"
+    base = {"S1": str(s1), "MODEL": str(sar_model), "KEEP_CLEAR": False, "TILE_SIZE": 128}
+    snap = processing.run("cloudremoval:removeclouds", dict(base, S2=str(band), OUTPUT=str(tmp_path / "snap.tif")))
+    whole = processing.run("cloudremoval:removeclouds", dict(base, S2=str(stack), OUTPUT=str(tmp_path / "tif.tif")))
+    np.testing.assert_array_equal(scenes.read(snap["OUTPUT"]), scenes.read(whole["OUTPUT"]))
+    ours, theirs = scenes.grid(snap["OUTPUT"]), scenes.grid(stack)
+    assert ours[1:] == theirs[1:]  # CRS and size; ENVI's header keeps the origin to 1e-9 m
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=0, atol=1e-6)
+
+
 @pytest.fixture
 def plain_onnx(tmp_path):
     """A valid ONNX model that is not a DSen2-CR export (no metadata)."""

@@ -605,6 +605,33 @@ def test_a_snap_product_is_read_as_its_vv_and_vh_files(pair, s1_stack, tmp_path)
                         ".data folder beside the .dim, or export the product from SNAP as GeoTIFF"]
 
 
+def test_a_snap_sentinel2_product_is_read_as_its_band_files(sen12, tmp_path):
+    """A resampled L1C in SNAP's format: the .dim, or one band loaded in QGIS, gives the 13 bands by name."""
+    import qgis_scenes as scenes
+    dim = scenes.snap_s2_product(sen12["s2"], tmp_path)
+    expected = read(sen12["s2"]).astype(np.float32)
+    for given in (dim, dim.with_suffix(".data") / "B4.img"):
+        assert check_inputs(request(str(given)), OPTICAL) == []
+        with open_scene(request(str(given)), OPTICAL) as scene:
+            np.testing.assert_array_equal(scene.read(0, 0, 256, 256).s2_dn, expected)
+            assert any(note.startswith(f"Sentinel-2: SNAP product {given} at 10 m") for note in scene.notes)
+    from cli_runs import cli
+    from tiny_models import make_tiny_model
+    done = cli("remove", "--s2", dim, "--model", make_tiny_model(use_sar=False), "-o", tmp_path / "out.tif")
+    assert done.returncode == 0, done.stderr
+    assert read(tmp_path / "out.tif").shape == expected.shape
+    without_b10 = scenes.snap_s2_product(sen12["s2"], tmp_path / "l2a", bands=[b for b in bands.S2_BANDS
+                                                                               if b != "B10"])
+    with open_scene(request(str(without_b10)), OPTICAL) as scene:
+        assert any("B10" in warning for warning in scene.warnings)  # filled, as for any product without it
+    angles_only = tmp_path / "angles"
+    scenes.snap_s2_product(sen12["s2"], angles_only, bands=[])
+    dim_without_bands = next(angles_only.glob("*.dim"))
+    assert check_inputs(request(str(dim_without_bands)), OPTICAL) == [
+        f"Sentinel-2 raster {dim_without_bands} is a SNAP product without Sentinel-2 bands named B1 ... B12 (its "
+        ".data folder holds view_zenith_mean.img); export the bands from SNAP as GeoTIFF"]
+
+
 @pytest.mark.parametrize("epsg, origin, pixel, size, reprojection", [
     (32631, (500000, 5650000), 20, "20 m", ""),
     (4326, (3.0, 51.0), 0.0005, "35 x 55.7 m", "-t_srs EPSG:32631 "),   # square degrees at 51 N

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from osgeo import gdal, osr
 
-from . import bands
+from . import bands, snap_product
 from .model_info import ModelInfo
 from .gdal_io import gdal_errors, read_array
 from .nodata import band_nodata, data_pixels
@@ -46,7 +46,7 @@ SWAP_MARGIN_DB = 2.0
 #: A polarisation named in a band description ("VV", "Sigma0_VH_db", "gamma0_vv" upper-cased).
 POLARISATION = re.compile(r"(?<![A-Z0-9])(VV|VH|HH|HV)(?![A-Z0-9])")
 #: A band file SNAP writes into a BEAM-DIMAP product's ``.data`` folder, and its calibrations in order of preference.
-SNAP_BAND_FILE = re.compile(r"^(?P<quantity>sigma0|gamma0|beta0)_(?P<pol>VV|VH)(?P<db>_db)?\.img$", re.IGNORECASE)
+SNAP_BAND_FILE = snap_product.is_band_file_pattern(r"(?P<quantity>sigma0|gamma0|beta0)_(?P<pol>VV|VH)(?P<db>_db)?")
 SNAP_QUANTITIES = ("sigma0", "gamma0", "beta0")
 #: A Sentinel-1 product as ESA distributes it (``.SAFE`` folder, its ``manifest.safe`` or its ``.zip``).
 RADAR_PRODUCT = re.compile(r"^S1[A-D]_[A-Z0-9]{2}_(?P<type>GRD|SLC|RAW|OCN)[A-Z_]_\w*(\.SAFE|\.zip)$", re.IGNORECASE)
@@ -175,41 +175,30 @@ def open_s1_raster(path: str) -> Tuple[gdal.Dataset, List[str]]:
 
 
 def snap_polarisations(path: str) -> Optional[List[str]]:
-    """The VV and VH files of a SNAP (BEAM-DIMAP) product given as its ``.dim`` or one of its band files.
-
-    SNAP writes each band of a product to ``<name>.data/<band>.img`` beside ``<name>.dim``, which GDAL
-    cannot open; QGIS loads the ``.img`` files one band each. Either way the product's VV and VH
-    (sigma0 before gamma0 and beta0, dB before linear, as SNAP names them) are stacked. None where
-    ``path`` is not such a product.
-    """
-    name = os.path.basename(path or "")
-    parent = os.path.dirname(os.path.abspath(path or ""))
-    given = SNAP_BAND_FILE.match(name)
-    if name.lower().endswith(".dim"):
-        folder = os.path.splitext(os.path.abspath(path))[0] + ".data"
-    elif given and parent.lower().endswith(".data"):
-        folder = parent
-    else:
+    """The VV and VH files of a SNAP product (:mod:`.snap_product`) given as its ``.dim`` or one of its band
+    files (sigma0 before gamma0 and beta0, dB before linear, as SNAP names them; the calibration of a band
+    file given decides); None where ``path`` is not such a product."""
+    files = snap_product.band_files(path, SNAP_BAND_FILE, ROLE)
+    if files is None:
         return None
-    if not os.path.isdir(folder):
-        raise InputError(f"{ROLE} {path} is a SNAP product without its data folder {folder}; copy the .data "
-                         "folder beside the .dim, or export the product from SNAP as GeoTIFF")
     groups: Dict[Tuple[int, int], Dict[str, str]] = {}
-    for entry in sorted(os.listdir(folder)):
-        match = SNAP_BAND_FILE.match(entry)
-        if match:
-            key = (SNAP_QUANTITIES.index(match.group("quantity").lower()), 0 if match.group("db") else 1)
-            groups.setdefault(key, {})[match.group("pol").upper()] = os.path.join(folder, entry)
+    for name, band_path in files.items():
+        groups.setdefault(_snap_calibration(name), {})[SNAP_BAND_FILE.match(name).group("pol").upper()] = band_path
     complete = [key for key in sorted(groups) if {"VV", "VH"} <= set(groups[key])]
-    if given:  # the band file the user picked decides which of the product's calibrations is read
-        picked = (SNAP_QUANTITIES.index(given.group("quantity").lower()), 0 if given.group("db") else 1)
-        complete = [key for key in complete if key == picked] or complete
+    given = os.path.basename(path)
+    if SNAP_BAND_FILE.match(given):
+        complete = [key for key in complete if key == _snap_calibration(given)] or complete
     if not complete:
-        found = ", ".join(entry for entry in sorted(os.listdir(folder)) if entry.lower().endswith(".img"))
         raise InputError(f"{ROLE} {path} is a SNAP product without both a VV and a VH band (its .data folder "
-                         f"holds {found or 'no .img file'}); calibrate a dual-polarisation (VV+VH) product to "
-                         "sigma0 in SNAP")
+                         f"holds {snap_product.images_in(path)}); calibrate a dual-polarisation (VV+VH) product "
+                         "to sigma0 in SNAP")
     return [groups[complete[0]]["VV"], groups[complete[0]]["VH"]]
+
+
+def _snap_calibration(name: str) -> Tuple[int, int]:
+    """Order of preference of a SNAP band file's calibration: its quantity, then dB before linear."""
+    match = SNAP_BAND_FILE.match(name)
+    return SNAP_QUANTITIES.index(match.group("quantity").lower()), 0 if match.group("db") else 1
 
 
 def check_band_numbers(numbers: List[int], info: ModelInfo, dataset: gdal.Dataset, path: str) -> List[int]:

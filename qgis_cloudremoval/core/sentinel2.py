@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from osgeo import gdal
 
-from . import bands
+from . import bands, snap_product
 from .gdal_io import NOT_A_RASTER_ADVICE, gdal_errors, open_vrt_text, read_array, read_error
 from .model_info import ModelInfo
 from .nodata import band_nodata, valid_s2_pixels
@@ -36,6 +36,8 @@ from .request import BASELINE_OFFSET, FILL_RULES, RemovalRequest
 from .text import count as count_of
 
 ROLE = "Sentinel-2 raster"
+#: A Sentinel-2 band file of a SNAP product (``B8A.img``, as SNAP names the bands).
+SNAP_BAND_FILE = snap_product.is_band_file_pattern(r"(?P<band>B\d{1,2}A?)")
 #: Bands whose low percentile reveals an un-removed +1000 DN offset (dark surfaces are dark there).
 OFFSET_HINT_BANDS = ("B2", "B3", "B4")
 OFFSET_HINT_PERCENTILE = 1.0
@@ -170,8 +172,10 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
         raise InputError(f"Unknown baseline offset setting '{request.baseline_offset}'; "
                          f"use one of {', '.join(BASELINE_OFFSET)}")
     model_bands = list(info.optical_bands)
-    if request.s2_band_paths:
-        source = _open_band_files(request.s2_band_paths, model_bands)
+    snap_bands = None if request.s2_band_paths else snap_product_bands(request.s2_path, model_bands)
+    if request.s2_band_paths or snap_bands:
+        source = _open_band_files(request.s2_band_paths or snap_bands, model_bands,
+                                  f"SNAP product {request.s2_path}" if snap_bands else "")
         if request.s2_bands:
             source.warnings.append("The band mapping is not used with one file per band: each file is the band "
                                    "it is given for")
@@ -259,7 +263,21 @@ def _numbers_from_descriptions(dataset: gdal.Dataset, model_bands: List[str]) ->
     return {name: number for number, name in enumerate(names, start=1)}
 
 
-def _open_band_files(paths: Dict[str, str], model_bands: List[str]) -> Sentinel2Source:
+def snap_product_bands(path: str, model_bands: List[str]) -> Optional[Dict[str, str]]:
+    """``{model band: file}`` of a SNAP product (:mod:`.snap_product`: its ``.dim``, or a band file such as
+    ``B4.img`` as QGIS loads it); None where ``path`` is not one."""
+    files = snap_product.band_files(path, SNAP_BAND_FILE, ROLE)
+    if files is None:
+        return None
+    bands = {SNAP_BAND_FILE.match(name).group("band").upper(): band_path for name, band_path in files.items()}
+    found = {band: bands[band] for band in model_bands if band in bands}
+    if not found:
+        raise InputError(f"{ROLE} {path} is a SNAP product without Sentinel-2 bands named B1 ... B12 (its .data "
+                         f"folder holds {snap_product.images_in(path)}); export the bands from SNAP as GeoTIFF")
+    return found
+
+
+def _open_band_files(paths: Dict[str, str], model_bands: List[str], product: str = "") -> Sentinel2Source:
     unknown = [b for b in paths if b not in model_bands]
     if unknown:
         raise InputError(f"Per-band files given for {', '.join(unknown)}, which the model does not use; "
@@ -273,7 +291,7 @@ def _open_band_files(paths: Dict[str, str], model_bands: List[str]) -> Sentinel2
             raise InputError(f"{ROLE} for band {name} ({path}) has no raster bands")
         sources.append(band_sources(os.path.abspath(path), dataset, f"{ROLE} for band {name}")[0])
     return _assemble(sources, names, model_bands, description=f"{len(names)} per-band files",
-                     note_prefix="Sentinel-2: one file per band")
+                     note_prefix=f"Sentinel-2: {product or 'one file per band'}")
 
 
 def _assemble(sources: List[BandSource], names: List[str], model_bands: List[str], description: str,
