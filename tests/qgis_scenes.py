@@ -138,12 +138,14 @@ def snap_product(pair, folder: Path, name: str = "S1A_IW_GRDH_1SDV_20170613T0530
 
 
 def snap_s2_product(stack: Path, folder: Path, name: str = "S2A_MSIL1C_20170613T101031_resampled",
-                    bands=S2_BANDS) -> Path:
-    """A 13-band Sentinel-2 stack as SNAP writes a resampled product (BEAM-DIMAP): ``<name>.data/B1.img`` ...
-    (ENVI, SNAP's band names) beside ``<name>.dim``, with one of SNAP's angle bands; returns the ``.dim``."""
+                    bands=S2_BANDS, band_count: int = 13) -> Path:
+    """A 13-band (or 12-band Level-2A) Sentinel-2 stack as SNAP writes a resampled product (BEAM-DIMAP):
+    ``<name>.data/B1.img`` ... (ENVI, SNAP's band names) beside ``<name>.dim``, with one of SNAP's angle
+    bands; returns the ``.dim``."""
     data = Path(folder) / f"{name}.data"
     data.mkdir(parents=True, exist_ok=True)
-    for number, band in enumerate(S2_BANDS, start=1):
+    order = S2_BANDS if band_count == 13 else L2A_BANDS  # a 12-band stack has no B10
+    for number, band in enumerate(order, start=1):
         if band in bands:
             gdal.Translate(str(data / f"{band}.img"), str(stack), format="ENVI", bandList=[number])
     gdal.Translate(str(data / "view_zenith_mean.img"), str(stack), format="ENVI", bandList=[1])

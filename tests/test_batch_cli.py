@@ -25,6 +25,7 @@ import qgis_scenes as scenes
 from cli_runs import REPO, cli, start_cli
 from qgis_cloudremoval import cli as command
 from qgis_cloudremoval.core import batch, scene_pairing
+from qgis_cloudremoval.core.bands import S2_BANDS
 from qgis_cloudremoval.core.command_line import run_cli
 from qgis_cloudremoval.core.progress import CoreError
 from qgis_cloudremoval.core.scene_list import read_rows
@@ -270,12 +271,14 @@ def test_folders_pair_by_date_and_footprint(archive, bigearthnet_pairs, sar_mode
         assert scenes.read(out / f"{s2.stem}_mask.tif").shape == (1,) + scenes.read(s2).shape[1:]
 
 
-def test_a_snap_product_in_the_radar_folder_pairs_and_runs(bigearthnet_pairs, sar_model, tmp_path):
-    """SNAP's own format (a .dim beside its .data folder), as an analyst's radar folder holds it."""
+def test_snap_products_in_both_folders_pair_and_run(bigearthnet_pairs, sar_model, tmp_path):
+    """SNAP's own format (a .dim beside its .data folder), as an analyst's folders hold it."""
     pair = bigearthnet_pairs[4]
     s2_folder, s1_folder = tmp_path / "s2", tmp_path / "s1"
     s2_folder.mkdir()
-    s2 = scenes.s2_stack(pair, s2_folder)
+    stack = scenes.s2_stack(pair, tmp_path)  # 12 bands (Level-2A), as SNAP would write them too
+    dim_s2 = scenes.snap_s2_product(stack, s2_folder, f"{pair['name']}_resampled",
+                                    bands=[band for band in S2_BANDS if band != "B10"], band_count=12)
     acquired = re.search(r"\d{8}T\d{6}", pair["name"]).group(0)
     dim = scenes.snap_product(pair, s1_folder, f"S1A_IW_GRDH_1SDV_{acquired}_Cal_TC")
     (found,) = scene_pairing.pair_folders(str(s2_folder), str(s1_folder))
@@ -284,7 +287,7 @@ def test_a_snap_product_in_the_radar_folder_pairs_and_runs(bigearthnet_pairs, sa
     done = cli("batch", "--s2-folder", s2_folder, "--s1-folder", s1_folder, "--output-folder", out,
                "--model", sar_model, "--tile-size", TILE)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert scenes.grid(out / f"{s2.stem}_cloudfree.tif") == scenes.grid(s2)
+    assert scenes.read(out / f"{dim_s2.stem}_cloudfree.tif").shape == (13,) + scenes.read(stack).shape[1:]
 
 
 def test_tables_as_spreadsheets_write_them(tmp_path):

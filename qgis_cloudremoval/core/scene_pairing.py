@@ -18,14 +18,15 @@ from typing import List, Optional, Tuple
 
 from osgeo import gdal, osr
 
+from .bands import S2_BANDS
 from .gdal_io import gdal_errors, is_virtual, open_raster
 from .progress import CoreError
 from .raster_source import Grid, InputError
 from .sentinel1 import ROLE as S1_ROLE, open_s1_raster
-from .sentinel2 import product_metadata_path
+from .sentinel2 import product_metadata_path, snap_product_bands
 
 #: Products and rasters a folder may hold; other files (notes, sidecars, hidden partial outputs) are ignored.
-S2_SUFFIXES = (".safe", ".zip", ".tif", ".tiff", ".vrt")
+S2_SUFFIXES = (".safe", ".zip", ".tif", ".tiff", ".vrt", ".dim")  # .dim: a SNAP product
 S1_SUFFIXES = (".tif", ".tiff", ".vrt", ".dim")  # .dim: a SNAP product
 #: Default largest gap between the two acquisitions, days (Sentinel-1 revisits every 6 or 12 days).
 MAX_DAYS = 7.0
@@ -99,8 +100,8 @@ def lonlat_box(grid: Grid) -> Tuple[float, float, float, float]:
 
 
 def read_acquisition(path: str, role: str) -> Acquisition:
-    """Date and footprint of a raster, a Sentinel-2 product (its first image subdataset) or a Sentinel-1
-    SNAP product; :class:`InputError` when it cannot be read or has no georeferencing."""
+    """Date and footprint of a raster, a Sentinel-2 product (its first image subdataset) or a SNAP product
+    (its first band file); :class:`InputError` when it cannot be read or has no georeferencing."""
     if role == S1_ROLE:
         dataset, temporary = open_s1_raster(path)
         try:
@@ -112,7 +113,8 @@ def read_acquisition(path: str, role: str) -> Acquisition:
                 gdal.Unlink(leftover)
         return _acquisition(path, role, grid, metadata)
     product = product_metadata_path(path) if not is_virtual(path) else None
-    dataset = open_raster(product or path, role)
+    snap = snap_product_bands(path, list(S2_BANDS)) if not product else None
+    dataset = open_raster(product or (next(iter(snap.values())) if snap else path), role)
     metadata = dataset.GetMetadata() or {}
     if dataset.RasterCount == 0 and dataset.GetSubDatasets():
         dataset = open_raster(dataset.GetSubDatasets()[0][0], role)
