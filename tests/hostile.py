@@ -163,13 +163,16 @@ def pickle_payload_checkpoint(path: Path, marker: Path) -> Path:
     return path
 
 
-def fmask_like(source: Path, output: Path) -> Path:
-    """A mask on the grid of ``source`` in Fmask's codes (0 land, 1 water, 2 shadow, 3 snow, 4 cloud, 255 fill)."""
+def fmask_like(source: Path, output: Path, snow: bool = False) -> Path:
+    """A mask on the grid of ``source`` in Fmask's codes (0 land, 1 water, 2 shadow, 3 snow, 4 cloud, 255 fill):
+    cloud and shadow where :func:`qgis_scenes.add_cloud_and_shadow` puts them, water over the right half."""
     grid = gdal.Open(str(source))
     codes = np.zeros((grid.RasterYSize, grid.RasterXSize), np.uint8)
     codes[:, grid.RasterXSize // 2:] = 1
     codes[20:60, 20:60] = 4
     codes[70:95, 70:95] = 2
+    if snow:
+        codes[:5, :] = 3
     dataset = gdal.GetDriverByName("GTiff").Create(str(output), grid.RasterXSize, grid.RasterYSize, 1, gdal.GDT_Byte)
     dataset.SetGeoTransform(grid.GetGeoTransform())
     dataset.SetProjection(grid.GetProjection())

@@ -11,6 +11,7 @@ from qgis import processing
 from qgis.core import (QgsApplication, QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer,
                        QgsSettings)
 
+import hostile
 import qgis_scenes as scenes
 from qgis_cloudremoval.core.band_mapping import s2_band_mapping
 from qgis_cloudremoval.core import cloudmask, cloudmask_raster, default_model, engine
@@ -247,19 +248,8 @@ def test_bad_inputs_are_refused_before_work_with_plain_messages(provider, scene,
 def test_an_fmask_is_refused_and_runs_once_reclassified_by_the_tool_the_message_names(
         provider, scene, optical_model, tmp_path):
     """The refusal's advice, followed in QGIS: Reclassify by table (in Raster analysis) maps Fmask's codes."""
-    grid = gdal.Open(str(scene["cloudy"]))
-    fmask = np.zeros((grid.RasterYSize, grid.RasterXSize), np.uint8)
-    fmask[:, 100:] = 1  # water
-    fmask[20:60, 20:60] = 4  # cloud: the scene's own cloud (qgis_scenes.add_cloud_and_shadow)
-    fmask[70:95, 70:95] = 2  # shadow
-    fmask[:5, :] = 3  # snow
-    path = tmp_path / "fmask.tif"
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), grid.RasterXSize, grid.RasterYSize, 1, gdal.GDT_Byte)
-    dataset.SetGeoTransform(grid.GetGeoTransform())
-    dataset.SetProjection(grid.GetProjection())
-    dataset.GetRasterBand(1).SetNoDataValue(255)
-    dataset.WriteArray(fmask)
-    dataset = None
+    path = hostile.fmask_like(scene["cloudy"], tmp_path / "fmask.tif", snow=True)
+    fmask = scenes.read(path)[0]
     base = {"S2": str(scene["cloudy"]), "MODEL": str(optical_model), "OUTPUT": str(tmp_path / "out.tif"),
             "OUTPUT_MASK": str(tmp_path / "mask.tif")}
     assert _failure(dict(base, CLOUD_MASK=str(path))) == (  # refused at the parameter check, as in the dialog
