@@ -209,6 +209,10 @@ def test_s2_bands_convention():
         s2_band_mapping([1, 2, 7] + [0] * 10, 4)
     with pytest.raises(CoreError, match="S2_BANDS marks every band as missing"):
         s2_band_mapping([0] * 13, 13)
+    with pytest.raises(CoreError, match=r"^S2_BANDS gives layer band 1 for B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9, "
+                                        r"B10, B11, B12; each Sentinel-2 band needs its own layer band \(0 for a "
+                                        r"band the layer lacks, which is then filled\)$"):
+        s2_band_mapping([1] * 13, 13)
 
 
 def _failure(parameters, algorithm="cloudremoval:removeclouds"):

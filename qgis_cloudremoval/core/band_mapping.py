@@ -79,4 +79,9 @@ def s2_band_mapping(selected: Sequence[int], band_count: int,
             mapping[name] = number
     if not mapping:
         raise CoreError(f"{parameter} marks every band as missing (0); choose the layer's bands")
+    for number in sorted(set(mapping.values())):
+        shared = [name for name, taken in mapping.items() if taken == number]
+        if len(shared) > 1:
+            raise CoreError(f"{parameter} gives layer band {number} for {', '.join(shared)}; each Sentinel-2 band "
+                            "needs its own layer band (0 for a band the layer lacks, which is then filled)")
     return mapping
