@@ -5,6 +5,8 @@ import os
 from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtWidgets import QAction, QFileDialog
 
+from .core.model_info import read_model_info
+from .core.progress import CoreError
 from .core.runtime import clear_session_cache
 from .provider import CloudRemovalProvider
 from .settings import DEFAULT_MODEL_ENV, default_model_path, set_default_model_path
@@ -44,6 +46,11 @@ class CloudRemovalPlugin:
         path, _ = QFileDialog.getOpenFileName(iface.mainWindow(), "Default DSen2-CR model",
                                               os.path.dirname(current), "ONNX models (*.onnx)")
         if path:
+            try:
+                read_model_info(path)  # a file that will not run is refused now, not at the next run
+            except CoreError as exc:
+                iface.messageBar().pushMessage("Cloud removal", f"Not set as the default model: {exc}", Qgis.Warning)
+                return
             set_default_model_path(path)
             message = f"Default model: {path}"
             if os.environ.get(DEFAULT_MODEL_ENV):

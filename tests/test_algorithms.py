@@ -549,21 +549,28 @@ def test_removeclouds_on_sen12mscr_l1c_with_all_options_passed_on(provider, sen1
     assert not np.array_equal(scenes.read(network_only["OUTPUT"]), scenes.read(results["OUTPUT"]))
 
 
-def test_plugin_menu_entry_stores_the_default_model(provider, qgis_iface, monkeypatch, tmp_path):
+def test_plugin_menu_entry_stores_the_default_model(provider, qgis_iface, plain_onnx, monkeypatch, tmp_path):
     from qgis.core import Qgis
     from qgis.PyQt.QtWidgets import QFileDialog
     from qgis_cloudremoval.plugin import CloudRemovalPlugin
     from qgis_cloudremoval.settings import default_model_path
 
     monkeypatch.delenv(DEFAULT_MODEL_ENV, raising=False)
-    chosen = str(tmp_path / "chosen.onnx")
-    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (chosen, "ONNX models (*.onnx)"))
+    chosen = str(make_tiny_model(tmp_path / "chosen.onnx", use_sar=True))
+    picked = [chosen]
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (picked[0], "ONNX models (*.onnx)"))
     plugin = CloudRemovalPlugin(qgis_iface)
     plugin.initGui()
     try:
         plugin.default_model_action.trigger()
         assert QgsSettings().value(DEFAULT_MODEL_KEY) == chosen == default_model_path()
         assert f"Cloud removal:Default model: {chosen}" in qgis_iface.messageBar().get_messages(Qgis.Info)
+        picked[0] = str(plain_onnx)  # an ONNX file that is no DSen2-CR export: refused, the setting kept
+        plugin.default_model_action.trigger()
+        assert QgsSettings().value(DEFAULT_MODEL_KEY) == chosen
+        warnings = qgis_iface.messageBar().get_messages(Qgis.Warning)
+        assert any(message.startswith("Cloud removal:Not set as the default model: identity.onnx ")
+                   for message in warnings), warnings
     finally:
         QgsSettings().remove(DEFAULT_MODEL_KEY)
 
