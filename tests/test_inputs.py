@@ -682,6 +682,19 @@ def test_an_undeclared_fill_in_sentinel1_is_taken_as_nodata_exactly_where_it_is(
     assert window.s1_db.min() > IMPOSSIBLE_BELOW_DB
 
 
+def test_zero_outside_the_swath_of_a_db_raster_without_nodata_is_no_radar(pair, tmp_path):
+    """SNAP's terrain correction writes 0 outside the swath, in dB bands too, and often declares nothing."""
+    values = np.stack([read(pair["vv"]), read(pair["vh"])])
+    values[:, :, :40] = 0
+    s1 = write_like(tmp_path / "s1_swath_edge.tif", pair["vv"], values)
+    with open_scene(request(s2_band_paths=pair["s2"], s1_path=s1), SAR) as scene:
+        assert scene.s1_units == "db"
+        window = scene.read(0, 0, scene.width, scene.height)
+    assert not window.s1_valid[:, :39].any() and window.s1_valid[:, 41:].all()
+    fill = np.array([SAR.sar_clip_db[band][0] for band in SAR.sar_bands], np.float32)
+    np.testing.assert_array_equal(window.s1_db[:, :, :39], np.broadcast_to(fill[:, None, None], (2, 120, 39)))
+
+
 def test_linear_power_mostly_under_an_undeclared_fill_is_still_linear(pair, tmp_path):
     """-9999 is negative: counted in the units vote, a fill over most of the scene made linear power "dB"."""
     linear = 10.0 ** (np.stack([read(pair["vv"]), read(pair["vh"])]) / 10.0)

@@ -37,6 +37,8 @@ RESAMPLING = "bilinear"
 UNITS_DETECTED = "Sentinel-1 values detected as"
 #: VV and VH in two files, stacked into the one two-band raster the reader takes (GDAL's own tool).
 STACK_COMMAND = "gdalbuildvrt -separate s1.vrt VV.tif VH.tif"
+#: What a Sentinel-1 raster without a declared nodata value holds outside the swath.
+UNDECLARED_SWATH_FILL = 0.0
 #: No backscatter lies below this (the radar's noise floor is near -30 dB), dB: a value there is a fill.
 IMPOSSIBLE_BELOW_DB = -100.0
 #: Where the median of calibrated backscatter (sigma0, gamma0; about -25 to 0 dB) over a scene lies, dB.
@@ -133,6 +135,10 @@ def _open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid, dat
                         f"sampled pixels, a value no backscatter takes: taken as nodata (no Sentinel-1 there)")
     check_backscatter_range(sample, band_numbers, units, path)
     check_polarisation_order(sample, band_numbers, units, info, path)
+    if fill_value is None and all(value is None for value in band_nodata(dataset, band_numbers)):
+        # The one rule (nodata.data_pixels): 0 is the fill outside the swath (SNAP's terrain correction writes
+        # it, in dB bands too, often undeclared), never a backscatter; warped as data it would be 0 dB radar.
+        fill_value = UNDECLARED_SWATH_FILL
     selected = vsimem_path("s1_bands")
     with gdal_errors(lambda reason: InputError(f"Could not select bands {band_numbers} of {ROLE} {path} "
                                                f"({reason}); check the band numbers")):
