@@ -140,14 +140,15 @@ def snap_product(pair, folder: Path, name: str = "S1A_IW_GRDH_1SDV_20170613T0530
 def snap_s2_product(stack: Path, folder: Path, name: str = "S2A_MSIL1C_20170613T101031_resampled",
                     bands=S2_BANDS, band_count: int = 13) -> Path:
     """A 13-band (or 12-band Level-2A) Sentinel-2 stack as SNAP writes a resampled product (BEAM-DIMAP):
-    ``<name>.data/B1.img`` ... (ENVI, SNAP's band names) beside ``<name>.dim``, with one of SNAP's angle
-    bands; returns the ``.dim``."""
+    ``<name>.data/B1.img`` ... (ENVI, float32 reflectance, SNAP's band names) beside ``<name>.dim``, with
+    one of SNAP's angle bands; returns the ``.dim``."""
     data = Path(folder) / f"{name}.data"
     data.mkdir(parents=True, exist_ok=True)
     order = S2_BANDS if band_count == 13 else L2A_BANDS  # a 12-band stack has no B10
     for number, band in enumerate(order, start=1):
-        if band in bands:
-            gdal.Translate(str(data / f"{band}.img"), str(stack), format="ENVI", bandList=[number])
+        if band in bands:  # SNAP's Sentinel-2 reader gives reflectance (float32, 0..1), and so it writes it
+            gdal.Translate(str(data / f"{band}.img"), str(stack), format="ENVI", bandList=[number],
+                           outputType=gdal.GDT_Float32, scaleParams=[[0, 10000, 0, 1]])
     gdal.Translate(str(data / "view_zenith_mean.img"), str(stack), format="ENVI", bandList=[1])
     dim = Path(folder) / f"{name}.dim"
     dim.write_text(f'<?xml version="1.0" encoding="ISO-8859-1"?>\n<Dimap_Document name="{name}.dim"/>\n')

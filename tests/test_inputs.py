@@ -190,11 +190,20 @@ def test_all_nodata_s2_is_refused_before_work(sen12, tmp_path):
     assert str(error.value) == message
 
 
-def test_reflectance_in_0_1_is_refused(sen12, tmp_path):
-    path = write_like(tmp_path / "reflectance.tif", sen12["s2"], read(sen12["s2"]) / 10000.0)
-    with pytest.raises(InputError, match=r"looks like reflectance in 0\.\.1 \(99th percentile 0\.\d+\), but the model "
-                       r"expects digital numbers \(reflectance x 10000\); multiply it by 10000 first"):
-        open_scene(request(path), OPTICAL)
+def test_reflectance_in_0_1_is_read_as_digital_numbers(sen12, tmp_path):
+    """As SNAP and many exports store Sentinel-2: float reflectance, here with a NaN nodata square."""
+    dn = read(sen12["s2"]).astype(np.float32)
+    reflectance = dn / np.float32(10000)
+    reflectance[:, 10:20, 10:20] = np.nan
+    path = write_like(tmp_path / "reflectance.tif", sen12["s2"], reflectance)
+    with open_scene(request(path), OPTICAL) as scene:
+        window = scene.read(0, 0, 256, 256)
+        notes = [note for note in scene.notes if note.startswith("Sentinel-2 values read as reflectance")]
+    assert len(notes) == 1 and re.fullmatch(r"Sentinel-2 values read as reflectance in 0\.\.1 \(99th percentile "
+                                            r"0\.\d+\): multiplied by 10000 into the digital numbers the model "
+                                            r"takes", notes[0])
+    assert not window.s2_valid[10:20, 10:20].any() and window.s2_valid.sum() == 256 * 256 - 100
+    np.testing.assert_allclose(window.s2_dn[:, window.s2_valid], dn[:, window.s2_valid], rtol=1e-6, atol=1e-3)
 
 
 def test_missing_and_non_raster_files_are_named(tmp_path):
@@ -613,8 +622,9 @@ def test_a_snap_sentinel2_product_is_read_as_its_band_files(sen12, tmp_path):
     for given in (dim, dim.with_suffix(".data") / "B4.img"):
         assert check_inputs(request(str(given)), OPTICAL) == []
         with open_scene(request(str(given)), OPTICAL) as scene:
-            np.testing.assert_array_equal(scene.read(0, 0, 256, 256).s2_dn, expected)
+            np.testing.assert_allclose(scene.read(0, 0, 256, 256).s2_dn, expected, rtol=1e-6, atol=1e-3)
             assert any(note.startswith(f"Sentinel-2: SNAP product {given} at 10 m") for note in scene.notes)
+            assert any(note.startswith("Sentinel-2 values read as reflectance in 0..1") for note in scene.notes)
     from cli_runs import cli
     from tiny_models import make_tiny_model
     done = cli("remove", "--s2", dim, "--model", make_tiny_model(use_sar=False), "-o", tmp_path / "out.tif")

@@ -51,7 +51,8 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         return model_note + self.tr(
             "Replaces clouds and cloud shadows in a Sentinel-2 L1C image with the DSen2-CR network "
             "(Meraner et al. 2020), guided by a Sentinel-1 radar image of the same place and date.<br><br>"
-            "<b>Sentinel-2 image</b>: a 13-band L1C stack in digital numbers (reflectance x 10000), a VRT, "
+            "<b>Sentinel-2 image</b>: a 13-band L1C stack in digital numbers (reflectance x 10000; reflectance "
+            "in 0..1 is recognised and scaled), a VRT, "
             "or a 12-band Level-2A stack; a layer of a .SAFE product or one band of a SNAP product (B4.img in "
             "its .data folder) brings all the product's bands.<br>" + S2_BANDS_HELP + " A missing band is "
             "filled as the advanced option says (zeros, or the nearest band in wavelength) and the log warns "

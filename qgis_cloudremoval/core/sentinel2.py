@@ -111,6 +111,8 @@ class Sentinel2Source:
     is_safe: bool = False
     product: Optional[ProductMetadata] = None
     path: str = ""  # the user's file, for messages
+    #: DN per stored value: 1 for digital numbers, 10000 for reflectance in 0..1 (:func:`check_has_data`).
+    dn_per_value: float = 1.0
 
     @property
     def mapped_bands(self) -> List[str]:
@@ -137,6 +139,8 @@ class Sentinel2Source:
         valid = self.valid_mask(raw)
         out = np.zeros((len(self.model_bands), height, width), dtype=np.float32)
         position = {b: i for i, b in enumerate(self.model_bands)}
+        if self.dn_per_value != 1.0:
+            raw *= np.float32(self.dn_per_value)  # after the nodata test, which compares the stored values
         for values, name in zip(raw, self.mapped_bands):
             index = position[name]
             np.subtract(values, self.offset_dn[index], out=out[index])
@@ -401,11 +405,13 @@ def _plan_offset(source: Sentinel2Source, setting: str) -> None:
 
 
 def check_has_data(source: Sentinel2Source, path: str) -> np.ndarray:
-    """Raw DN ``(mapped bands, n)`` of the valid pixels in a decimated sample.
+    """DN ``(mapped bands, n)`` of the valid pixels in a decimated sample (no offset removed).
 
-    Raises :class:`InputError` for 8-bit bands (a display export, not DN), when no
-    sampled pixel is valid (an all-nodata input) or the values are reflectance in
-    0..1 rather than DN.
+    A raster of reflectance in 0..1 rather than DN (SNAP's products, many exports) is read as DN from
+    then on (``source.dn_per_value``, with a note): no scene of DN has a 99th percentile of 2.
+
+    Raises :class:`InputError` for 8-bit bands (a display export, not DN) and when no
+    sampled pixel is valid (an all-nodata input).
     """
     numbers = [source.band_numbers[b] for b in source.mapped_bands]
     if all(source.dataset.GetRasterBand(number).DataType == gdal.GDT_Byte for number in numbers):
@@ -418,10 +424,10 @@ def check_has_data(source: Sentinel2Source, path: str) -> np.ndarray:
                          "bands); check that it is the right file")
     high = float(np.percentile(values, 99))
     if high <= REFLECTANCE_MAX:
-        raise InputError(f"{ROLE} {path} looks like reflectance in 0..1 (99th percentile {high:.3g}), but the model "
-                         "expects digital numbers (reflectance x 10000); multiply it by 10000 first "
-                         "(e.g. with gdal_calc.py or the QGIS raster calculator)")
-    return values
+        source.dn_per_value = bands.DN_PER_REFLECTANCE
+        source.notes.append(f"Sentinel-2 values read as reflectance in 0..1 (99th percentile {high:.3g}): "
+                            f"multiplied by {bands.DN_PER_REFLECTANCE:g} into the digital numbers the model takes")
+    return values * np.float32(source.dn_per_value)
 
 
 #: Ratio of the input's pixel size to the training grid's beyond which a run warns.
