@@ -586,6 +586,27 @@ def _size_warnings(path: Path) -> list:
         return [warning for warning in scene.warnings if "on the ground" in warning]
 
 
+def test_a_south_up_sentinel2_is_refused_with_the_gdalwarp_that_fixes_it(sen12, tmp_path):
+    """Rows running south to north (some netCDF and array exports): the radar would be warped upside down."""
+    source = gdal.Open(sen12["s2"])
+    x0, dx, _, y0, _, dy = source.GetGeoTransform()
+    south_up = tmp_path / "south_up.tif"
+    flipped = gdal.Translate(str(south_up), source)
+    flipped.SetGeoTransform((x0, dx, 0.0, y0 + dy * source.RasterYSize, 0.0, -dy))
+    flipped.WriteArray(source.ReadAsArray()[:, ::-1])
+    flipped = None
+    problems = check_inputs(request(str(south_up), s1_path=sen12["s1"]), SAR)
+    assert len(problems) == 1 and problems[0].startswith(f"Sentinel-2 raster {south_up} is stored south-up (its "
+                                                         "rows run from south to north, geotransform (")
+    command = problems[0].split("e.g. ")[1]
+    assert command == "gdalwarp south_up.tif north_up.tif"
+    subprocess.run(shlex.split(command), cwd=tmp_path, check=True, capture_output=True)
+    with open_scene(request(str(tmp_path / "north_up.tif"), s1_path=sen12["s1"]), SAR) as fixed, \
+            open_scene(request(sen12["s2"], s1_path=sen12["s1"]), SAR) as original:
+        assert fixed.geotransform == pytest.approx(original.geotransform)
+        np.testing.assert_array_equal(fixed.read(0, 0, 256, 256).s2_dn, original.read(0, 0, 256, 256).s2_dn)
+
+
 def test_a_snap_product_is_read_as_its_vv_and_vh_files(pair, s1_stack, tmp_path):
     """SNAP's own format: GDAL cannot open the .dim, QGIS loads each .img as a one-band layer."""
     import qgis_scenes as scenes

@@ -193,6 +193,10 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
         else:
             source = _open_stack(request.s2_path, dataset, request.s2_bands, model_bands)
     source.path = request.s2_path or ", ".join(request.s2_band_paths.values())
+    if source.grid.geotransform[5] > 0:  # the output takes this grid; the radar is warped north-up
+        raise InputError(f"{ROLE} {source.path} is stored south-up (its rows run from south to north, geotransform "
+                         f"{tuple(source.grid.geotransform)}); warp it to a north-up grid first, e.g. "
+                         f"gdalwarp {os.path.basename(source.path)} north_up.tif")
     _plan_fills(source, request.fill_rule)
     _plan_offset(source, request.baseline_offset)
     return source
