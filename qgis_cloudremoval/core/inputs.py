@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
-from osgeo import gdal
 
 from .mask_file import MaskFile
 from .model_info import ModelInfo
 from .progress import SILENT, Reporter
 from .raster_source import InputError, stack_bands
 from .request import RemovalRequest
-from .sentinel1 import UNITS_DETECTED, Sentinel1Source, check_band_numbers, open_s1_raster, open_sentinel1
+from .sentinel1 import UNITS_DETECTED, Sentinel1Source, check_band_numbers, open_sentinel1, s1_raster
 from .sentinel2 import Sentinel2Source, check_has_data, offset_hint, open_sentinel2, resolution_warning
 
 __all__ = ["InputError", "Scene", "SceneWindow", "check_inputs", "open_scene", "stack_bands"]
@@ -175,13 +174,8 @@ def check_inputs(request: RemovalRequest, info: ModelInfo) -> List[str]:
             if s2 is not None and not problems:
                 open_sentinel1(request, info, s2.grid).close()
             else:
-                dataset, temporary = open_s1_raster(request.s1_path)
-                try:
+                with s1_raster(request.s1_path) as dataset:
                     check_band_numbers(request.s1_bands, info, dataset, request.s1_path)
-                finally:
-                    dataset = None
-                    for leftover in temporary:
-                        gdal.Unlink(leftover)
     except InputError as exc:
         problems.append(str(exc))
     finally:

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import List, Optional, Tuple
 
-from osgeo import gdal, osr
+from osgeo import osr
 
 from .bands import S2_BANDS
 from .gdal_io import gdal_errors, is_virtual, open_raster
 from .progress import CoreError
 from .raster_source import Grid, InputError
-from .sentinel1 import ROLE as S1_ROLE, open_s1_raster
+from .sentinel1 import ROLE as S1_ROLE, s1_raster
 from .sentinel2 import product_metadata_path, snap_product_bands
 
 #: Products and rasters a folder may hold; other files (notes, sidecars, hidden partial outputs) are ignored.
@@ -103,15 +103,8 @@ def read_acquisition(path: str, role: str) -> Acquisition:
     """Date and footprint of a raster, a Sentinel-2 product (its first image subdataset) or a SNAP product
     (its first band file); :class:`InputError` when it cannot be read or has no georeferencing."""
     if role == S1_ROLE:
-        dataset, temporary = open_s1_raster(path)
-        try:
-            grid = Grid.of(dataset, role, path)
-            metadata = dataset.GetMetadata() or {}
-        finally:
-            dataset = None
-            for leftover in temporary:
-                gdal.Unlink(leftover)
-        return _acquisition(path, role, grid, metadata)
+        with s1_raster(path) as dataset:
+            return _acquisition(path, role, Grid.of(dataset, role, path), dataset.GetMetadata() or {})
     product = product_metadata_path(path) if not is_virtual(path) else None
     snap = snap_product_bands(path, list(S2_BANDS)) if not product else None
     dataset = open_raster(product or (next(iter(snap.values())) if snap else path), role)

@@ -13,8 +13,9 @@ says which; the reader always returns dB.
 import math
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
@@ -178,6 +179,18 @@ def open_s1_raster(path: str) -> Tuple[gdal.Dataset, List[str]]:
     except BaseException:
         gdal.Unlink(stacked)
         raise
+
+
+@contextmanager
+def s1_raster(path: str) -> Iterator[gdal.Dataset]:
+    """:func:`open_s1_raster` for a look at the raster: its ``/vsimem/`` files are freed on leaving."""
+    dataset, temporary = open_s1_raster(path)
+    try:
+        yield dataset
+    finally:
+        dataset = None
+        for leftover in temporary:
+            gdal.Unlink(leftover)
 
 
 def snap_polarisations(path: str) -> Optional[List[str]]:
