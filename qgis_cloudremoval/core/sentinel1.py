@@ -197,9 +197,10 @@ def snap_polarisations(path: str) -> Optional[List[str]]:
     """The VV and VH files of a SNAP product (:mod:`.snap_product`) given as its ``.dim`` or one of its band
     files (sigma0 before gamma0 and beta0, dB before linear, as SNAP names them; the calibration of a band
     file given decides); None where ``path`` is not such a product."""
-    files = snap_product.band_files(path, SNAP_BAND_FILE, ROLE)
-    if files is None:
+    folder = snap_product.data_folder(path, SNAP_BAND_FILE, ROLE)
+    if folder is None:
         return None
+    files = snap_product.band_files(folder, SNAP_BAND_FILE)
     groups: Dict[Tuple[int, int], Dict[str, str]] = {}
     for name, band_path in files.items():
         groups.setdefault(_snap_calibration(name), {})[SNAP_BAND_FILE.match(name).group("pol").upper()] = band_path
@@ -209,7 +210,7 @@ def snap_polarisations(path: str) -> Optional[List[str]]:
         complete = [key for key in complete if key == _snap_calibration(given)] or complete
     if not complete:
         raise InputError(f"{ROLE} {path} is a SNAP product without both a VV and a VH band (its .data folder "
-                         f"holds {snap_product.images_in(path)}); calibrate a dual-polarisation (VV+VH) product "
+                         f"holds {snap_product.images_in(folder)}); calibrate a dual-polarisation (VV+VH) product "
                          "to sigma0 in SNAP")
     return [groups[complete[0]]["VV"], groups[complete[0]]["VH"]]
 

@@ -274,14 +274,15 @@ def _numbers_from_descriptions(dataset: gdal.Dataset, model_bands: List[str]) ->
 def snap_product_bands(path: str, model_bands: List[str]) -> Optional[Dict[str, str]]:
     """``{model band: file}`` of a SNAP product (:mod:`.snap_product`: its ``.dim``, or a band file such as
     ``B4.img`` as QGIS loads it); None where ``path`` is not one."""
-    files = snap_product.band_files(path, SNAP_BAND_FILE, ROLE)
-    if files is None:
+    folder = snap_product.data_folder(path, SNAP_BAND_FILE, ROLE)
+    if folder is None:
         return None
+    files = snap_product.band_files(folder, SNAP_BAND_FILE)
     bands = {SNAP_BAND_FILE.match(name).group("band").upper(): band_path for name, band_path in files.items()}
     found = {band: bands[band] for band in model_bands if band in bands}
     if not found:
         raise InputError(f"{ROLE} {path} is a SNAP product without Sentinel-2 bands named B1 ... B12 (its .data "
-                         f"folder holds {snap_product.images_in(path)}); export the bands from SNAP as GeoTIFF")
+                         f"folder holds {snap_product.images_in(folder)}); export the bands from SNAP as GeoTIFF")
     return found
 
 

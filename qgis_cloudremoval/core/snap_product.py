@@ -17,10 +17,9 @@ from .gdal_io import InputError
 BAND_FILE_SUFFIX = ".img"
 
 
-def band_files(path: str, band_file: Pattern, role: str) -> Optional[Dict[str, str]]:
-    """``{band file name: path}`` of the product behind ``path`` (its ``.dim``, or a band file whose name
-    ``band_file`` matches, in its ``.data`` folder) for the files ``band_file`` matches; None where ``path``
-    is not such a product.
+def data_folder(path: str, band_file: Pattern, role: str) -> Optional[str]:
+    """The ``.data`` folder of the product behind ``path`` (its ``.dim``, or a band file whose name
+    ``band_file`` matches, in that folder); None where ``path`` is not such a product.
 
     Raises:
         InputError: a ``.dim`` whose ``.data`` folder is missing.
@@ -35,14 +34,16 @@ def band_files(path: str, band_file: Pattern, role: str) -> Optional[Dict[str, s
     if not os.path.isdir(folder):
         raise InputError(f"{role} {path} is a SNAP product without its data folder {folder}; copy the .data "
                          "folder beside the .dim, or export the product from SNAP as GeoTIFF")
+    return folder
+
+
+def band_files(folder: str, band_file: Pattern) -> Dict[str, str]:
+    """``{band file name: path}`` of the files in ``folder`` whose names ``band_file`` matches."""
     return {entry: os.path.join(folder, entry) for entry in sorted(os.listdir(folder)) if band_file.match(entry)}
 
 
-def images_in(path: str) -> str:
-    """The band files of the product ``path`` belongs to, for a message ("no .img file" where none)."""
-    name = os.path.basename(path)
-    folder = (os.path.splitext(os.path.abspath(path))[0] + ".data" if name.lower().endswith(".dim")
-              else os.path.dirname(os.path.abspath(path)))
+def images_in(folder: str) -> str:
+    """The band files of a product's ``.data`` folder, for a message ("no .img file" where none)."""
     found = [entry for entry in sorted(os.listdir(folder)) if entry.lower().endswith(BAND_FILE_SUFFIX)]
     return ", ".join(found) or f"no {BAND_FILE_SUFFIX} file"
 
