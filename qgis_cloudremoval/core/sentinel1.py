@@ -126,7 +126,8 @@ def _open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid, dat
         units = request.s1_units
         check_stated_units(sample[0], band_numbers, path, units)
         notes.append(f"Sentinel-1 values taken as {'dB' if units == 'db' else 'linear power'} (user setting)")
-    fill_value = undeclared_fill(dataset, band_numbers, sample, units)
+    declared = any(value is not None for value in band_nodata(dataset, band_numbers))
+    fill_value = None if declared else undeclared_fill(sample, units)
     warnings = []
     if fill_value is not None:
         filled = (sample == fill_value).any(axis=0)
@@ -136,7 +137,7 @@ def _open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid, dat
                         f"sampled pixels, a value no backscatter takes: taken as nodata (no Sentinel-1 there)")
     check_backscatter_range(sample, band_numbers, units, path)
     check_polarisation_order(sample, band_numbers, units, info, path)
-    if fill_value is None and all(value is None for value in band_nodata(dataset, band_numbers)):
+    if fill_value is None and not declared:
         # The one rule (nodata.data_pixels): 0 is the fill outside the swath (SNAP's terrain correction writes
         # it, in dB bands too, often undeclared), never a backscatter; warped as data it would be 0 dB radar.
         fill_value = UNDECLARED_SWATH_FILL
@@ -264,18 +265,16 @@ def _median_db(values: np.ndarray, units: str) -> float:
     return float(median if units == "db" else linear_to_db(np.asarray(median)))
 
 
-def undeclared_fill(dataset: gdal.Dataset, numbers: List[int], values: np.ndarray, units: str) -> Optional[float]:
+def undeclared_fill(values: np.ndarray, units: str) -> Optional[float]:
     """The one fill value (-9999, say) that bands without a declared nodata value hold where they have no data.
 
     A value no backscatter takes (below :data:`IMPOSSIBLE_BELOW_DB` in dB, negative
     in linear power), the same wherever it occurs, is a fill. Returns None where
-    the bands declare nodata or hold no such value (or several: noise, not a fill).
+    the bands hold no such value (or several: noise, not a fill).
 
     Args:
-        values: ``(bands, n)`` valid sampled values of ``numbers`` (1-based), in ``units``.
+        values: ``(bands, n)`` valid sampled values of bands that declare no nodata value, in ``units``.
     """
-    if any(value is not None for value in band_nodata(dataset, numbers)):
-        return None
     return _single_value_below(values, IMPOSSIBLE_BELOW_DB if units == "db" else 0.0)
 
 
