@@ -61,11 +61,14 @@ class Outcome:
 class Progress(Protocol):
     """What a batch tells its display (the CLI's tqdm bars); every method may be called from any thread."""
 
-    def started(self, label: str) -> None: ...
+    def started(self, label: str) -> None:
+        """Scene ``label`` has started."""
 
-    def fraction(self, label: str, done: float) -> None: ...
+    def fraction(self, label: str, done: float) -> None:
+        """Scene ``label`` is ``done`` (0..1) of the way through."""
 
-    def finished(self, outcome: Outcome) -> None: ...
+    def finished(self, outcome: Outcome) -> None:
+        """A scene has ended with ``outcome``."""
 
 
 Runner = Callable[[List[Scene], Progress], Iterator[Outcome]]

@@ -106,7 +106,7 @@ def plan_tiles(width: int, height: int, tile_size: int, overlap: int, context: i
         raise ValueError(f"Overlap {overlap} px needs tiles of more than {2 * overlap} px, not {tile_size}")
     rows, columns = _spans(height, tile_size, overlap), _spans(width, tile_size, overlap)
 
-    def cores(spans, length):
+    def cores(spans: List[Tuple[int, int]], length: int) -> List[Tuple[int, int]]:
         starts = [start for start, _ in spans] + [length]
         return [(start, end - start) for start, end in zip(starts, starts[1:])]
 

@@ -227,10 +227,12 @@ class ShadowStatistics:
 
     @property
     def csi_threshold(self) -> float:
+        """Pixels whose CSI, (B8 + B11) / 2, is below this (reflectance) are dark enough for shadow."""
         return self.csi_min + _CSI_FRACTION * (self.csi_mean - self.csi_min)
 
     @property
     def blue_threshold(self) -> float:
+        """Pixels whose B2 reflectance is below this are dark enough for shadow."""
         return self.blue_min + _BLUE_FRACTION * (self.blue_mean - self.blue_min)
 
 

@@ -29,11 +29,16 @@ import threading
 import time
 import uuid
 from dataclasses import replace
-from typing import Dict, Iterator, List, Optional, Tuple
+from types import ModuleType
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
 
 from .batch import FAILED, Outcome, Progress, Scene, run_scene
 from .dependencies import install_command
 from .progress import CoreError, Reporter, first_line
+from .request import RemovalRequest
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
 
 DASK_PACKAGES = ("dask[distributed]",)
 DASK_MISSING_MESSAGE = ("--dask needs Dask's distributed scheduler, which is not installed: "
@@ -61,7 +66,7 @@ def parse_address(text: str) -> Tuple[Optional[int], Optional[str]]:
     return None, text
 
 
-def _import_distributed():
+def _import_distributed() -> ModuleType:
     try:
         import distributed
     except ImportError:
@@ -100,7 +105,7 @@ NOT_IMPORTABLE_ADVICE = (f"the scheduler and every worker load this package's ta
                          f"PYTHONPATH={CHECKOUT} (the checkout's root)")
 
 
-def _check_workers_import_us(client, scheduler: str) -> None:
+def _check_workers_import_us(client: "Client", scheduler: str) -> None:
     """Refuse a cluster whose scheduler or present workers cannot import this package: Dask's scheduler
     unpacks every task, and the workers run them."""
     if client.run_on_scheduler(importlib.util.find_spec, PACKAGE) is None:
@@ -112,7 +117,7 @@ def _check_workers_import_us(client, scheduler: str) -> None:
                         f"{PACKAGE} ({', '.join(lacking)}); {NOT_IMPORTABLE_ADVICE}")
 
 
-def _check_gpu_workers(client, scheduler: str) -> None:
+def _check_gpu_workers(client: "Client", scheduler: str) -> None:
     workers = client.scheduler_info().get("workers", {})
     if workers and not any(worker.get("resources", {}).get(GPU_RESOURCE) for worker in workers.values()):
         raise CoreError(f"No worker of the Dask cluster at {scheduler} offers the {GPU_RESOURCE} resource, so no "
@@ -120,7 +125,7 @@ def _check_gpu_workers(client, scheduler: str) -> None:
                         "or leave out --gpus-per-worker")
 
 
-def run_on_cluster(client, scenes: List[Scene], progress: Progress,
+def run_on_cluster(client: "Client", scenes: List[Scene], progress: Progress,
                    gpus_per_worker: int = 0) -> Iterator[Outcome]:
     """Submit one task per scene to ``client`` and yield each :class:`Outcome` as it ends."""
     distributed = _import_distributed()
@@ -128,7 +133,7 @@ def run_on_cluster(client, scenes: List[Scene], progress: Progress,
     topic = f"cloudremoval-progress-{token}"
     stop = distributed.Event(f"cloudremoval-stop-{token}", client=client)
 
-    def on_progress(event) -> None:
+    def on_progress(event: Tuple[float, dict]) -> None:
         message = event[1]
         if message.get("started"):
             progress.started(message["label"])
@@ -155,7 +160,7 @@ def run_on_cluster(client, scenes: List[Scene], progress: Progress,
         client.unsubscribe_topic(topic)
 
 
-def _outcome(future, scene: Scene, distributed) -> Outcome:
+def _outcome(future: "Future", scene: Scene, distributed: ModuleType) -> Outcome:
     try:
         return future.result()
     except distributed.KilledWorker:
@@ -193,7 +198,7 @@ def _gpu_slot(gpus_per_worker: int) -> Iterator[Optional[int]]:
         free.put(index)
 
 
-def _scene_task(request, label: str, token: str, gpus_per_worker: int) -> Outcome:
+def _scene_task(request: RemovalRequest, label: str, token: str, gpus_per_worker: int) -> Outcome:
     """One scene, run on a worker; reports progress to the client and stops when the batch is stopped."""
     import distributed
     worker = distributed.get_worker()

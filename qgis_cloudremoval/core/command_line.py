@@ -13,9 +13,13 @@ import sys
 import tempfile
 import threading
 import traceback
-from typing import Callable, Dict, Optional
+from types import FrameType
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Protocol
 
 from .progress import Cancelled, CoreError, Reporter, first_line
+
+if TYPE_CHECKING:
+    from .batch import Outcome
 
 INTERRUPTED_STATUS = 130
 TERMINATED_STATUS = 143
@@ -30,7 +34,7 @@ def _say(message: str) -> None:
         print(f"error: {message}", file=sys.stderr)
 
 
-def _raise_terminated(signum, frame):
+def _raise_terminated(signum: int, frame: Optional[FrameType]) -> None:
     raise Terminated()
 
 
@@ -48,11 +52,32 @@ def unexpected_message(exc: BaseException) -> str:
             f"{unexpected_error_log(exc)}")
 
 
-def tqdm_reporter(bar) -> Reporter:
+def tqdm_reporter(bar: "Bar") -> Reporter:
     """A :class:`Reporter` that drives a tqdm bar counting to 100; log lines and warnings print above it."""
     def progress(fraction: float) -> None:
         bar.update(round(100 * fraction) - bar.n)
     return Reporter(progress=progress, info=bar.write, warning=lambda message: bar.write(f"warning: {message}"))
+
+
+class Bar(Protocol):
+    """What the tools use of a tqdm bar: its count of steps done, advancing it, a postfix and a log line."""
+
+    n: int
+
+    def update(self, steps: int) -> object:
+        """Advance the bar by ``steps``."""
+
+    def set_postfix_str(self, text: str) -> None:
+        """Show ``text`` after the bar."""
+
+    def write(self, text: str) -> None:
+        """Print ``text`` above the bar."""
+
+    def __enter__(self) -> "Bar":
+        """The bar, shown until the block ends."""
+
+    def __exit__(self, *exc_info: object) -> object:
+        """Close the bar."""
 
 
 class _PlainBar:
@@ -73,11 +98,11 @@ class _PlainBar:
     def __enter__(self) -> "_PlainBar":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         pass
 
 
-def progress_bar(total: int, description: str, unit: str):
+def progress_bar(total: int, description: str, unit: str) -> Bar:
     """A tqdm bar on stderr, or log lines only where tqdm is not installed.
 
     No bar is drawn when stderr is not a terminal (``disable=None``), so logs
@@ -96,7 +121,7 @@ class BatchBar:
     Implements :class:`.batch.Progress`; Dask reports from its own thread, hence the lock.
     """
 
-    def __init__(self, bar) -> None:
+    def __init__(self, bar: Bar) -> None:
         self.bar = bar
         self.running: Dict[str, float] = {}
         self.lock = threading.Lock()
@@ -105,16 +130,19 @@ class BatchBar:
         self.bar.set_postfix_str(", ".join(f"{label} {100 * done:.0f}%" for label, done in self.running.items()))
 
     def started(self, label: str) -> None:
+        """Show scene ``label`` at 0 % after the bar."""
         with self.lock:
             self.running[label] = 0.0
             self._show()
 
     def fraction(self, label: str, done: float) -> None:
+        """Show scene ``label`` at ``done`` (0..1) after the bar."""
         with self.lock:
             self.running[label] = done
             self._show()
 
-    def finished(self, outcome) -> None:
+    def finished(self, outcome: "Outcome") -> None:
+        """Print the scene's warnings and outcome above the bar, and count it as done."""
         with self.lock:
             self.running.pop(outcome.label, None)
             for warning in outcome.warnings:

@@ -24,4 +24,5 @@ def bundled_demo_model() -> str:
 
 
 def is_demo_model(path: str) -> bool:
+    """Whether ``path`` is the demo model bundled with the plugin."""
     return os.path.normpath(path or "") == os.path.normpath(BUNDLED_DEMO_MODEL)

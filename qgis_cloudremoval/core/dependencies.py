@@ -13,6 +13,7 @@ runs pip itself; it prints the command.
 import os
 import sys
 import sysconfig
+from types import ModuleType
 from typing import Sequence
 
 from .memory import cannot_load_message, says_out_of_memory
@@ -89,7 +90,7 @@ def unloadable_package_message(package: str, error: BaseException) -> str:
             "(then restart QGIS)")
 
 
-def ndimage():
+def ndimage() -> ModuleType:
     """``scipy.ndimage``, or a :class:`CoreError` that says how to install SciPy (imported when first needed)."""
     try:
         from scipy import ndimage as module
@@ -105,7 +106,7 @@ ORT_MISSING_MESSAGE = (
     "with the CUDA and cuDNN versions that release requires), then restart QGIS.")
 
 
-def import_onnxruntime():
+def import_onnxruntime() -> ModuleType:
     """The onnxruntime module; a :class:`CoreError` with the pip command where it is not installed, and with what
     stops it where it is installed but cannot be loaded (no memory left to map its library, a broken copy)."""
     try:

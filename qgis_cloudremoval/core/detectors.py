@@ -32,7 +32,7 @@ import importlib.util
 import json
 import os
 from collections import OrderedDict
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Protocol, Tuple, Union
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from .bands import DN_PER_REFLECTANCE, S2_BANDS
 from .dependencies import install_command
 from .progress import CoreError, Reporter
 from .mask_file import MaskFile
+
+if TYPE_CHECKING:
+    from .inputs import Scene
 
 #: The DETECTOR choices, in the order the plugin lists them.
 DETECTORS = ("auto", "learned", "rule")
@@ -68,6 +71,16 @@ LEARNED_MISSING_MESSAGE = (
     f"Install it with: {install_command(('ukis-csmask',))}, or choose the paper's rule as detector")
 
 
+class SceneReader(Protocol):
+    """What a detector reads of a scene: its size in pixels and its Sentinel-2 windows."""
+
+    width: int
+    height: int
+
+    def read_s2(self, x: int, y: int, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Sentinel-2 DN ``(13, height, width)`` float32 and validity ``(height, width)`` bool of a window."""
+
+
 def learned_available() -> bool:
     """Whether ukis-csmask is installed (without importing it: its import pulls onnxruntime)."""
     return importlib.util.find_spec(LEARNED_PACKAGE) is not None
@@ -83,15 +96,17 @@ class RuleDetector:
         self.threshold = threshold
         self.stats: Optional[cloudmask.ShadowStatistics] = None
 
-    def prepare(self, scene, tiles: List[tiling.Tile], reporter: Reporter) -> None:
+    def prepare(self, scene: SceneReader, tiles: List[tiling.Tile], reporter: Reporter) -> None:
         """Gather the shadow rule's scene statistics (reads each tile core's Sentinel-2 once)."""
         self.stats = statistics_pass(scene, tiles, reporter)
 
     def mask(self, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """The mask of Sentinel-2 DN ``s2_dn`` ``(13, H, W)`` where ``valid``, against the gathered statistics."""
         reflectance = s2_dn / np.float32(DN_PER_REFLECTANCE)
         return cloudmask.cloud_shadow_mask(reflectance, self.stats, self.threshold, valid)
 
-    def window_mask(self, scene, window: tiling.Window, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    def window_mask(self, scene: SceneReader, window: tiling.Window, s2_dn: np.ndarray,
+                    valid: np.ndarray) -> np.ndarray:
         """The mask of ``window`` of ``scene``, whose Sentinel-2 ``s2_dn``, ``valid`` are read already."""
         return self.mask(s2_dn, valid)
 
@@ -121,16 +136,18 @@ class LearnedDetector:
         self.session, self.provider = runtime.plain_session(model_path, device, gpu_index=gpu_index)
         self.input_name = self.session.get_inputs()[0].name
         self.name = f"ukis-csmask {description['model']['version']} (learned, 30 m, {self.provider})"
-        self._scene = None  # the scene whose pieces are cached (held, so it is never mistaken for another)
+        # The scene whose pieces are cached (held, so it is never mistaken for another).
+        self._scene: Optional[SceneReader] = None
         self._pieces: "OrderedDict[Tuple[int, int], np.ndarray]" = OrderedDict()
 
-    def prepare(self, scene, tiles, reporter) -> None:
+    def prepare(self, scene: SceneReader, tiles: List[tiling.Tile], reporter: Reporter) -> None:
         """Nothing to gather ahead (pieces are classified as the tiles reach them); warns of a small scene."""
         self._use(scene)
         if min(scene.width, scene.height) < LEARNED_SMALL_SCENE:
             reporter.warn(small_scene_warning(scene.width, scene.height))
 
-    def window_mask(self, scene, window: tiling.Window, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    def window_mask(self, scene: SceneReader, window: tiling.Window, s2_dn: np.ndarray,
+                    valid: np.ndarray) -> np.ndarray:
         """The mask of ``window`` of ``scene``: the whole-scene mask there, from the scene's pieces."""
         self._use(scene)
         factor = LEARNED_FACTOR
@@ -155,7 +172,7 @@ class LearnedDetector:
         mask[~valid] = cloudmask.CLEAR
         return mask
 
-    def _use(self, scene) -> None:
+    def _use(self, scene: SceneReader) -> None:
         """Cache pieces of ``scene`` from now on: its grid of pieces, at 30 m (starts along each axis)."""
         if scene is self._scene:
             return
@@ -164,7 +181,7 @@ class LearnedDetector:
         self._rows = _starts(max(-(-scene.height // LEARNED_FACTOR), LEARNED_SIZE), LEARNED_SIZE)
         self._columns = _starts(max(-(-scene.width // LEARNED_FACTOR), LEARNED_SIZE), LEARNED_SIZE)
 
-    def _piece_scores(self, scene, row: int, col: int) -> np.ndarray:
+    def _piece_scores(self, scene: SceneReader, row: int, col: int) -> np.ndarray:
         """Class probabilities ``(3, h, w)`` of the scene's piece at 30 m ``row``, ``col`` (cached)."""
         key = (row, col)
         if key in self._pieces:
@@ -218,7 +235,8 @@ class _ArrayScene:
         self.s2_dn, self.valid = s2_dn, valid
         self.height, self.width = valid.shape
 
-    def read_s2(self, x: int, y: int, width: int, height: int):
+    def read_s2(self, x: int, y: int, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
+        """The DN and validity of a window of the arrays."""
         return self.s2_dn[:, y:y + height, x:x + width], self.valid[y:y + height, x:x + width]
 
 
@@ -227,21 +245,28 @@ class MaskFileDetector:
 
     needs_statistics = False
 
-    def __init__(self, path: str, scene) -> None:
+    def __init__(self, path: str, scene: "Scene") -> None:
         self.mask = MaskFile(path, scene.grid)
         self.path = path
         self.name = f"the cloud mask {path}"
 
-    def prepare(self, scene, tiles, reporter) -> None:
+    def prepare(self, scene: SceneReader, tiles: List[tiling.Tile], reporter: Reporter) -> None:
         """Nothing to gather: the mask is read window by window."""
 
-    def window_mask(self, scene, window: tiling.Window, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    def window_mask(self, scene: SceneReader, window: tiling.Window, s2_dn: np.ndarray,
+                    valid: np.ndarray) -> np.ndarray:
+        """The mask file's window, clear where Sentinel-2 has no data."""
         mask, _ = self.mask.read(window.x, window.y, window.width, window.height)
         mask[~valid] = cloudmask.CLEAR
         return mask
 
 
-def window_mask(detector, scene, window: tiling.Window, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+#: The detectors :func:`choose_detector` returns; each has ``name``, ``needs_statistics``, ``prepare``, ``window_mask``.
+Detector = Union[RuleDetector, LearnedDetector, MaskFileDetector]
+
+
+def window_mask(detector: Detector, scene: SceneReader, window: tiling.Window, s2_dn: np.ndarray,
+                valid: np.ndarray) -> np.ndarray:
     """``detector.window_mask``, or all clear without asking it where no pixel is valid.
 
     Every detector calls nodata clear; skipping it there spares the reads of
@@ -253,6 +278,7 @@ def window_mask(detector, scene, window: tiling.Window, s2_dn: np.ndarray, valid
 
 
 def small_scene_warning(width: int, height: int) -> str:
+    """The warning for a scene of ``width`` x ``height`` px too small for the learned detector to see much."""
     return (f"The scene ({width} x {height} px) is small for the learned cloud detector, which looks at "
             f"{LEARNED_WINDOW} px at a time: under {LEARNED_SMALL_SCENE} px it can miss clouds. Check the cloud "
             "mask output, or give your own cloud mask, or choose the paper's rule as detector")
@@ -267,7 +293,7 @@ def _starts(length: int, size: int) -> List[int]:
     return starts + [length - size]
 
 
-def statistics_pass(scene, tiles: List[tiling.Tile], reporter: Reporter) -> cloudmask.ShadowStatistics:
+def statistics_pass(scene: SceneReader, tiles: List[tiling.Tile], reporter: Reporter) -> cloudmask.ShadowStatistics:
     """Shadow-rule statistics over every scene pixel once (the tile cores' Sentinel-2 only)."""
     stats = cloudmask.ShadowStatistics()
     for index, tile in enumerate(tiles):
@@ -280,13 +306,16 @@ def statistics_pass(scene, tiles: List[tiling.Tile], reporter: Reporter) -> clou
 
 
 def choose_detector(choice: str, threshold: float, device: str, reporter: Reporter, mask_path: Optional[str] = None,
-                    scene=None, *, gpu_index: int = 0):
+                    scene: Optional["Scene"] = None, *, gpu_index: int = 0) -> Detector:
     """The detector for ``choice`` ("auto", "learned" or "rule"), or the mask file ``mask_path`` of ``scene``
     when one is given; logs which one runs and why. ``gpu_index`` places the learned detector's session
     as :func:`.runtime.open_session` places the network's."""
     if choice not in DETECTORS:
         raise CoreError(f"Unknown cloud detector '{choice}'; use one of {', '.join(DETECTORS)}")
+    detector: Detector
     if mask_path:
+        if scene is None:
+            raise ValueError("A cloud mask file is read on the grid of the scene it is given with")
         detector = MaskFileDetector(mask_path, scene)
         reporter.log(f"cloud detector: none, {detector.name}")
         return detector

@@ -41,7 +41,7 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import List, Optional, Tuple
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -150,7 +150,7 @@ def _option_problems(request: RemovalRequest, info: ModelInfo, kind: str, winogr
     return problems
 
 
-def overwrites_input(outputs, inputs) -> List[str]:
+def overwrites_input(outputs: Iterable[Optional[str]], inputs: Iterable[Optional[str]]) -> List[str]:
     """A problem for each output that is an input or a file an input reads (a VRT's sources, a product's bands)."""
     behind = set()
     for path in inputs:
@@ -184,13 +184,14 @@ def _margin(request: RemovalRequest, info: ModelInfo) -> int:
     return mask_context if info.blended else max(info.receptive_field_radius, mask_context)
 
 
-def _plan(request: RemovalRequest, info: ModelInfo, scene, tile_size: int) -> List[tiling.Tile]:
+def _plan(request: RemovalRequest, info: ModelInfo, scene: inputs.Scene, tile_size: int) -> List[tiling.Tile]:
+    """The tiles of ``scene``: overlapping and feathered for a blended model, else cores with margins."""
     if info.blended:
         return blending.plan_tiles(scene.width, scene.height, tile_size, info.blend_overlap, _margin(request, info))
     return tiling.plan_tiles(scene.width, scene.height, tile_size, _margin(request, info), BLOCK_SIZE)
 
 
-def _network_input(window, info: ModelInfo, tile: tiling.Tile) -> np.ndarray:
+def _network_input(window: inputs.SceneWindow, info: ModelInfo, tile: tiling.Tile) -> np.ndarray:
     """``(C, h, w)`` network input over ``tile.network``, padded up to the model's tile multiple."""
     inside = (slice(None),) + tile.network_in_read
     valid = window.s2_valid[tile.network_in_read]
@@ -243,10 +244,12 @@ class _Run:
         self.network_pixels = 0
 
     def warn(self, message: str) -> None:
+        """Keep ``message`` for the result and pass it on to the reporter."""
         self.warnings.append(message)
         self.reporter.warn(message)
 
-    def read(self, scene, tiles: List[tiling.Tile], info: ModelInfo, detector) -> List[_Prepared]:
+    def read(self, scene: inputs.Scene, tiles: List[tiling.Tile], info: ModelInfo,
+             detector: Optional[detectors.Detector]) -> List[_Prepared]:
         """Read, detect and prepare ``tiles`` (in the reader thread, beside the network's run)."""
         prepared = []
         for tile in tiles:
@@ -272,7 +275,8 @@ class _Run:
             prepared.append(item)
         return prepared
 
-    def finish_tile(self, item: _Prepared, prediction: Optional[np.ndarray], info: ModelInfo):
+    def finish_tile(self, item: _Prepared, prediction: Optional[np.ndarray],
+                    info: ModelInfo) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """Output (and mask) arrays of one tile core, from the network's ``(13, core h, core w)`` prediction.
 
         ``prediction`` is None where the network did not run: the core is nodata, or keeps its input.
@@ -318,7 +322,7 @@ _cache_saved = 0
 
 
 @contextmanager
-def _bounded_gdal_cache():
+def _bounded_gdal_cache() -> Iterator[None]:
     """Cap GDAL's (process-wide) block cache at :data:`GDAL_CACHE_BYTES` while any run goes on."""
     global _cache_users, _cache_saved
     with _cache_lock:
@@ -337,13 +341,16 @@ def _bounded_gdal_cache():
 
 
 def _fills_whole_blocks(tile: tiling.Tile, width: int, height: int) -> bool:
+    """Whether ``tile``'s core covers whole output blocks (or ends at the scene's edge)."""
     core = tile.core
     return (core.x % BLOCK_SIZE == 0 and core.y % BLOCK_SIZE == 0
             and (core.width % BLOCK_SIZE == 0 or core.x + core.width == width)
             and (core.height % BLOCK_SIZE == 0 or core.y + core.height == height))
 
 
-def _open_writers(request: RemovalRequest, scene, info: ModelInfo):
+def _open_writers(request: RemovalRequest, scene: inputs.Scene,
+                  info: ModelInfo) -> Tuple[GeoTiffWriter, Optional[GeoTiffWriter]]:
+    """The output's writer and, where a mask output is asked for, the mask's (both partial until committed)."""
     nodata = 0 if request.output_type == "uint16" else float("nan")
     output = GeoTiffWriter(request.output_path, scene.width, scene.height, info.output_channels,
                            request.output_type, scene.geotransform, scene.projection, list(info.optical_bands),
@@ -460,7 +467,8 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
                          network_share)
 
 
-def _run_network(session, stacked: np.ndarray, runs: List[tiling.Tile], tile_size: int, smallest: int) -> np.ndarray:
+def _run_network(session: runtime.ModelSession, stacked: np.ndarray, runs: List[tiling.Tile], tile_size: int,
+                 smallest: int) -> np.ndarray:
     """The network's output for a batch; out of memory and non-finite output become :class:`CoreError`.
 
     ``smallest``: the smallest tile side the model takes (the advice on running out of memory).
@@ -481,7 +489,7 @@ def _run_network(session, stacked: np.ndarray, runs: List[tiling.Tile], tile_siz
     return predictions
 
 
-def _run_pieces(session, items: List[_Prepared], batch_size: int, tile_size: int, smallest: int,
+def _run_pieces(session: runtime.ModelSession, items: List[_Prepared], batch_size: int, tile_size: int, smallest: int,
                 blended: bool) -> List[List[np.ndarray]]:
     """Each item's run outputs, in order: its network window's output for a blended model, else its core's.
 
@@ -506,7 +514,9 @@ def _run_pieces(session, items: List[_Prepared], batch_size: int, tile_size: int
     return outputs
 
 
-def _process(run: _Run, scene, session, info, tiles, batch_size, detector, output, mask) -> None:
+def _process(run: _Run, scene: inputs.Scene, session: runtime.ModelSession, info: ModelInfo, tiles: List[tiling.Tile],
+             batch_size: int, detector: Optional[detectors.Detector], output: GeoTiffWriter,
+             mask: Optional[GeoTiffWriter]) -> None:
     """The read -> network -> write pipeline over all tiles."""
     batches = tiling.group_by_shape(tiles, batch_size)
     tile_size = max(max(tile.network.width, tile.network.height) for tile in tiles)
@@ -526,7 +536,7 @@ def _process(run: _Run, scene, session, info, tiles, batch_size, detector, outpu
     # Whole blocks go straight to disk instead of filling GDAL's cache.
     flush = all(_fills_whole_blocks(tile, scene.width, scene.height) for tile in tiles)
 
-    def finish_and_write(item, prediction):
+    def finish_and_write(item: _Prepared, prediction: Optional[np.ndarray]) -> None:
         arrays = run.finish_tile(item, prediction, info)
         for target, array in zip((output, mask), arrays):
             if target is not None:

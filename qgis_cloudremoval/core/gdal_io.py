@@ -14,13 +14,16 @@ import re
 import shutil
 import sys
 from contextlib import contextmanager
-from typing import Callable, Iterator, List, Optional, Set
+from typing import Any, Callable, Iterator, List, Optional, Set, Union
 
 import numpy as np
 from osgeo import gdal
 
 from .memory import LIMIT_ADVICE, says_out_of_memory
 from .progress import CoreError
+
+#: A file path as the core takes it: text or a :class:`pathlib.Path`.
+StrPath = Union[str, "os.PathLike[str]"]
 
 
 class InputError(CoreError):
@@ -52,7 +55,7 @@ def gdal_errors(describe: Callable[[str], CoreError]) -> Iterator[List[str]]:
     """
     messages: List[str] = []
 
-    def handler(level, code, message):
+    def handler(level: int, code: int, message: str) -> None:
         if level >= gdal.CE_Failure:
             messages.append(message.strip())
 
@@ -70,7 +73,7 @@ def gdal_errors(describe: Callable[[str], CoreError]) -> Iterator[List[str]]:
         raise describe(first.splitlines()[0]) from None
 
 
-def close_dataset(owner, attribute: str, describe: Callable[[str], CoreError]) -> None:
+def close_dataset(owner: object, attribute: str, describe: Callable[[str], CoreError]) -> None:
     """Close the dataset held in ``owner.<attribute>`` (it becomes None); a failed close raises ``describe(...)``.
 
     Closing writes a GeoTIFF's last blocks, so a full disk shows here. In
@@ -81,7 +84,7 @@ def close_dataset(owner, attribute: str, describe: Callable[[str], CoreError]) -
     previous = sys.unraisablehook
 
     with gdal_errors(describe) as messages:
-        def collect(unraisable):
+        def collect(unraisable: "sys.UnraisableHookArgs") -> None:
             if isinstance(unraisable.exc_value, RuntimeError):
                 messages.append(str(unraisable.exc_value).strip())
             else:
@@ -172,7 +175,7 @@ def open_vrt_text(xml: str, role: str) -> gdal.Dataset:
     return dataset
 
 
-def read_array(source, path: str, role: str, *args, **kwargs) -> np.ndarray:
+def read_array(source: Union[gdal.Dataset, gdal.Band], path: str, role: str, *args: Any, **kwargs: Any) -> np.ndarray:
     """``source.ReadAsArray(*args, **kwargs)`` (a dataset or a band), never ``None``.
 
     A failed read (a truncated file, a VRT whose source is gone) raises

@@ -10,7 +10,7 @@ accepted inputs.
 
 import os
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -88,7 +88,7 @@ class Scene:
         s1_db, s1_valid = self._s1.read(x0, y0, width, height)
         return SceneWindow(s2_dn, s2_valid, s1_db, s1_valid)
 
-    def read_s2(self, x0: int, y0: int, width: int, height: int):
+    def read_s2(self, x0: int, y0: int, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
         """Sentinel-2 alone over a window: ``(s2_dn, s2_valid)`` as in :class:`SceneWindow` (no radar warped)."""
         if self._s2 is None:
             raise ValueError("The scene is closed")
@@ -98,6 +98,7 @@ class Scene:
         return self._s2.read(x0, y0, width, height)
 
     def close(self) -> None:
+        """Close the inputs (Sentinel-1's warped copy and temporary files included)."""
         if self._s1 is not None:
             self._s1.close()
             self._s1 = None
@@ -108,7 +109,7 @@ class Scene:
     def __enter__(self) -> "Scene":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -31,9 +31,13 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import h5py
+    import onnx
 
 from .bands import S1_BANDS, S2_BANDS
 from .dependencies import missing_package_message, unloadable_package_message
@@ -84,6 +88,7 @@ class KerasCheckpoint:
 
     @property
     def name(self) -> str:
+        """The checkpoint's file name."""
         return os.path.basename(self.path)
 
 
@@ -91,6 +96,7 @@ class KerasCheckpoint:
 
 
 def file_sha256(path: str) -> str:
+    """The SHA-256 of the file ``path``, as hex digits."""
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
@@ -187,11 +193,12 @@ def read_keras_checkpoint(path: str) -> KerasCheckpoint:
                            KNOWN_CHECKPOINTS.get(digest), notes)
 
 
-def _text(value) -> str:
+def _text(value: Union[bytes, str, object]) -> str:
+    """An HDF5 attribute as text (h5py gives bytes or str)."""
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-def _string_list_attribute(group, key: str) -> Optional[List[str]]:
+def _string_list_attribute(group: "h5py.Group", key: str) -> Optional[List[str]]:
     """A Keras list-of-names attribute; Keras splits long ones into ``key0``, ``key1``, ... chunks."""
     if key in group.attrs:
         chunks = [group.attrs[key]]
@@ -384,7 +391,7 @@ def loss_from_file_name(path: str) -> str:
     return "unknown"
 
 
-def build_onnx(checkpoint: KerasCheckpoint, info: ModelInfo, fp16: bool = False):
+def build_onnx(checkpoint: KerasCheckpoint, info: ModelInfo, fp16: bool = False) -> "onnx.ModelProto":
     """The DSen2-CR graph with the checkpoint's weights: ``input`` (N, C, H, W) -> ``output`` (N, 13, H, W)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper

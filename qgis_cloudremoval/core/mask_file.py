@@ -98,4 +98,5 @@ class MaskFile:
         return classes, ~nodata
 
     def close(self) -> None:
+        """Close the mask raster."""
         self.dataset = None

@@ -46,6 +46,7 @@ from .nodata import band_nodata, valid_pixels
 from .output_files import atomic_output
 from .raster_source import Grid, open_raster, same_crs
 from .band_mapping import L2A_MISSING_BAND
+from .gdal_io import StrPath
 from .bands import DN_PER_REFLECTANCE, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
 from .text import count
@@ -201,6 +202,7 @@ class MetricsAccumulator:
                 ssim_pixels=ssim_here.size, ssim=float(ssim_here.sum())))
 
     def merge(self, other: "MetricsAccumulator") -> "MetricsAccumulator":
+        """Add ``other``'s sums into this accumulator; returns it."""
         for area in AREAS:
             self.areas[area].add(other.areas[area])
         return self
@@ -221,11 +223,11 @@ def compute_metrics(prediction: np.ndarray, reference: np.ndarray, mask: Optiona
     return accumulator.result()
 
 
-def _open(path, role: str) -> gdal.Dataset:
+def _open(path: StrPath, role: str) -> gdal.Dataset:
     return open_raster(str(path), f"{role} raster")
 
 
-def _reflectance_divisor(dataset: gdal.Dataset, role: str, path, reporter: Reporter) -> float:
+def _reflectance_divisor(dataset: gdal.Dataset, role: str, path: StrPath, reporter: Reporter) -> float:
     """Integer rasters hold DN; float rasters hold reflectance unless their values look like DN."""
     if gdal.GetDataTypeName(dataset.GetRasterBand(1).DataType).startswith(("Byte", "UInt", "Int")):
         return DN_PER_REFLECTANCE
@@ -248,8 +250,8 @@ BAND_COUNT_ADVICE = {
 }
 
 
-def compared_bands(prediction: gdal.Dataset, reference: gdal.Dataset, prediction_path,
-                   reference_path) -> Tuple[List[int], List[int], str]:
+def compared_bands(prediction: gdal.Dataset, reference: gdal.Dataset, prediction_path: StrPath,
+                   reference_path: StrPath) -> Tuple[List[int], List[int], str]:
     """The 1-based bands of prediction and reference that are scored against each other, pairwise.
 
     Rasters with the same band count are compared band for band. A 13-band
@@ -278,7 +280,8 @@ def compared_bands(prediction: gdal.Dataset, reference: gdal.Dataset, prediction
         f"{len(without_b10)} without {L2A_MISSING_BAND} for Level-2A)")
 
 
-def _check_same_grid(dataset: gdal.Dataset, reference: gdal.Dataset, role: str, path, bands: Optional[int]) -> None:
+def _check_same_grid(dataset: gdal.Dataset, reference: gdal.Dataset, role: str, path: StrPath,
+                     bands: Optional[int]) -> None:
     size = (dataset.RasterXSize, dataset.RasterYSize)
     reference_size = (reference.RasterXSize, reference.RasterYSize)
     if size != reference_size:
@@ -303,7 +306,8 @@ def _tiles(width: int, height: int, tile_size: int):
             yield col, row, min(tile_size, width - col), min(tile_size, height - row)
 
 
-def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_path=None,
+def evaluate_rasters(prediction_path: StrPath, reference_path: StrPath, cloudy_path: Optional[StrPath] = None,
+                     mask_path: Optional[StrPath] = None,
                      reporter: Reporter = SILENT, tile_size: int = 512,
                      threshold: float = cloudmask.CLOUD_THRESHOLD) -> Metrics:
     """Metrics between two rasters on the same grid, read window by window with GDAL.
@@ -384,7 +388,8 @@ def evaluate_rasters(prediction_path, reference_path, cloudy_path=None, mask_pat
     return result if mask_file is not None or cloudy is not None else {"all": result["all"]}
 
 
-def _table_rows(metrics: Metrics):
+def _table_rows(metrics: Metrics) -> Tuple[List[str], List[list]]:
+    """The header and one row per area of ``metrics``, for the tables."""
     header = ["area"] + list(METRIC_NAMES) + ["pixels"]
     rows = [[area] + [metrics[area][name] for name in METRIC_NAMES] + [metrics[area]["pixels"]]
             for area in AREAS if area in metrics]

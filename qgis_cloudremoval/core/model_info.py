@@ -82,6 +82,7 @@ class ModelInfo:
 
     @property
     def uses_sar(self) -> bool:
+        """Whether the network takes Sentinel-1 channels."""
         return bool(self.sar_bands)
 
     @property
@@ -91,10 +92,12 @@ class ModelInfo:
 
     @property
     def input_channels(self) -> int:
+        """Channels of the network input: the optical bands, then the SAR bands."""
         return len(self.optical_bands) + len(self.sar_bands)
 
     @property
     def output_channels(self) -> int:
+        """Channels of the network output: the optical bands."""
         return len(self.optical_bands)
 
     def to_metadata_props(self) -> Dict[str, str]:
@@ -106,6 +109,10 @@ class ModelInfo:
 
     @classmethod
     def from_metadata_props(cls, props: Dict[str, str], source: str = "model") -> "ModelInfo":
+        """The model info that :meth:`to_metadata_props` wrote.
+
+        Raises :class:`ModelInfoError` naming ``source`` where it is missing or malformed.
+        """
         if props.get(FORMAT_KEY) != FORMAT_VERSION:
             raise ModelInfoError(
                 f"{source} carries no DSen2-CR metadata (key '{FORMAT_KEY}' missing); "
@@ -203,11 +210,11 @@ _EXPECTED = {
 }
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _type_problem(value, kind: str) -> str:
+def _type_problem(value: object, kind: str) -> str:
     """What ``value`` should be (for the message), or "" when it is a ``kind``."""
     checks = {
         "text": (lambda v: isinstance(v, str), "text"),

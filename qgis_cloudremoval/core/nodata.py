@@ -11,9 +11,10 @@ the fill of Sentinel-1 outside its swath.
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
+from osgeo import gdal
 
 
-def band_nodata(dataset, band_numbers: Optional[Sequence[int]] = None) -> List[Optional[float]]:
+def band_nodata(dataset: gdal.Dataset, band_numbers: Optional[Sequence[int]] = None) -> List[Optional[float]]:
     """The declared nodata value (or None) of each of ``band_numbers`` (1-based; default all) of a GDAL dataset."""
     numbers = band_numbers if band_numbers is not None else range(1, dataset.RasterCount + 1)
     return [dataset.GetRasterBand(number).GetNoDataValue() for number in numbers]
@@ -34,7 +35,7 @@ def valid_s2_pixels(stack: np.ndarray, nodata: Sequence[Optional[float]]) -> np.
     return valid_pixels(stack, nodata) & np.any(stack != 0, axis=0)
 
 
-def data_pixels(dataset, band_numbers: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
+def data_pixels(dataset: gdal.Dataset, band_numbers: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
     """For bands of a GDAL dataset, ``(bands, h, w) -> (h, w)`` bool: valid (:func:`valid_pixels`) and no band 0.
 
     0 is the fill of Sentinel-1 products outside the swath, and of Sentinel-2

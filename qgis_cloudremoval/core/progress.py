@@ -25,20 +25,25 @@ def first_line(exc: BaseException) -> str:
 
 @dataclass
 class Reporter:
+    """Where the core reports to: progress (0..1), log lines, warnings and whether to stop; every part optional."""
+
     progress: Optional[Callable[[float], None]] = None  # fraction done, 0..1
     info: Optional[Callable[[str], None]] = None
     warning: Optional[Callable[[str], None]] = None
     is_cancelled: Optional[Callable[[], bool]] = None
 
     def set_progress(self, fraction: float) -> None:
+        """Report ``fraction`` of the work done, clipped to 0..1."""
         if self.progress:
             self.progress(min(max(fraction, 0.0), 1.0))
 
     def log(self, message: str) -> None:
+        """Report a log line."""
         if self.info:
             self.info(message)
 
     def warn(self, message: str) -> None:
+        """Report a warning (as a log line where no warning callback is given)."""
         if self.warning:
             self.warning(message)
         elif self.info:

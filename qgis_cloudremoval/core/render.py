@@ -15,7 +15,7 @@ from osgeo import gdal
 from . import cloudmask
 from .bands import S1_BANDS, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
-from .gdal_io import gdal_errors, read_array, write_error
+from .gdal_io import StrPath, gdal_errors, read_array, write_error
 from .nodata import band_nodata, valid_pixels
 from .output_files import atomic_output
 from .raster_source import open_raster
@@ -97,7 +97,7 @@ def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _open(path) -> gdal.Dataset:
+def _open(path: StrPath) -> gdal.Dataset:
     return open_raster(str(path), "raster")
 
 
@@ -143,7 +143,8 @@ def _composite_bands(composite: Composite) -> Sequence[Union[str, int]]:
     return composite
 
 
-def _read(dataset: gdal.Dataset, numbers: Sequence[int], window=None, buffer=None) -> Tuple[np.ndarray, np.ndarray]:
+def _read(dataset: gdal.Dataset, numbers: Sequence[int], window: Optional[Tuple[int, int, int, int]] = None,
+          buffer: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Bands as float64 and the valid-pixel map (:func:`.nodata.valid_pixels`)."""
     col, row, width, height = window or (0, 0, dataset.RasterXSize, dataset.RasterYSize)
     buf_width, buf_height = buffer or (width, height)
@@ -164,7 +165,7 @@ def _to_display(composite: Composite, values: np.ndarray) -> np.ndarray:
     return sar_composite(values) if composite == SAR else values
 
 
-def render_raster(path, composite: Composite = "TRUE_COLOUR", stretch: Tuple[float, float] = DEFAULT_STRETCH,
+def render_raster(path: StrPath, composite: Composite = "TRUE_COLOUR", stretch: Tuple[float, float] = DEFAULT_STRETCH,
                   max_size: Optional[int] = None, limits: Optional[np.ndarray] = None) -> np.ndarray:
     """Draw a raster as ``(3, h, w)`` uint8 for a PNG.
 
@@ -186,7 +187,7 @@ def render_raster(path, composite: Composite = "TRUE_COLOUR", stretch: Tuple[flo
     return apply_limits(display, limits, valid)
 
 
-def raster_limits(path, composite: Composite = "TRUE_COLOUR",
+def raster_limits(path: StrPath, composite: Composite = "TRUE_COLOUR",
                   stretch: Tuple[float, float] = DEFAULT_STRETCH) -> np.ndarray:
     """``(3, 2)`` percentile limits of a raster's composite from a decimated read."""
     dataset = _open(path)
@@ -195,7 +196,7 @@ def raster_limits(path, composite: Composite = "TRUE_COLOUR",
     return percentile_limits(_to_display(composite, values), stretch[0], stretch[1], valid)
 
 
-def composite_raster(s2_path, output_path, bands: Composite = "TRUE_COLOUR",
+def composite_raster(s2_path: StrPath, output_path: StrPath, bands: Composite = "TRUE_COLOUR",
                      stretch: Tuple[float, float] = DEFAULT_STRETCH, reporter: Reporter = SILENT,
                      tile_size: int = 1024) -> None:
     """Write a 3-band Byte GeoTIFF composite with the input's georeferencing.
@@ -225,7 +226,7 @@ def composite_raster(s2_path, output_path, bands: Composite = "TRUE_COLOUR",
         output.commit()
 
 
-def save_png(rgb: np.ndarray, path) -> None:
+def save_png(rgb: np.ndarray, path: StrPath) -> None:
     """Write ``(3, H, W)`` uint8 as an RGB PNG (GDAL's PNG driver, no georeferencing)."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"save_png needs a (3, height, width) uint8 array, got {rgb.dtype} {rgb.shape}")
@@ -243,7 +244,7 @@ _TITLE_HEIGHT = 18
 _GAP = 6
 
 
-def panel(images: Sequence[Tuple[str, np.ndarray]], path, columns: Optional[int] = None) -> None:
+def panel(images: Sequence[Tuple[str, np.ndarray]], path: StrPath, columns: Optional[int] = None) -> None:
     """Side-by-side PNG of titled ``(3, H, W)`` uint8 images (``columns`` per row, default all in one row)."""
     try:
         from PIL import Image, ImageDraw

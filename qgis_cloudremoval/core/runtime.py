@@ -16,9 +16,13 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 from . import winograd, workers
 from .dependencies import GPU_RUNTIME_PACKAGES, import_onnxruntime, install_command, python_executable
@@ -71,7 +75,7 @@ def choose_providers(device: str) -> List[str]:
 _cuda_libraries_preloaded = False
 
 
-def _preload_cuda_libraries(ort) -> None:
+def _preload_cuda_libraries(ort: ModuleType) -> None:
     """Load the CUDA and cuDNN libraries of pip's nvidia-* packages, where onnxruntime can (1.21 and later).
 
     Without it, onnxruntime-gpu finds only system-wide CUDA installs; the
@@ -208,7 +212,8 @@ def _provider_options(name: str, gpu_index: int) -> dict:
     return {}
 
 
-def _session_options(ort):
+def _session_options(ort: ModuleType) -> "onnxruntime.SessionOptions":
+    """Session options that keep onnxruntime's own log to errors."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return options
@@ -284,8 +289,9 @@ def plain_session(model_path: str, device: str = "auto", *, gpu_index: int = 0) 
     return _create_session(ort, model_path, _session_options(ort), providers, device, model_path, gpu_index)
 
 
-def _create_session(ort, model, options, providers: List[str], device: str, path: str,
-                    gpu_index: int) -> Tuple[object, str]:
+def _create_session(ort: ModuleType, model: Union[str, bytes], options: "onnxruntime.SessionOptions",
+                    providers: List[str], device: str, path: str,
+                    gpu_index: int) -> Tuple["onnxruntime.InferenceSession", str]:
     """The session on ``model`` (a path or bytes) and the provider that actually runs, checked against ``device``."""
     if providers[0] in GPU_PROVIDERS:
         _preload_cuda_libraries(ort)
@@ -346,7 +352,8 @@ def _release_when_idle() -> None:
         time.sleep(left)
 
 
-def _load_malloc_trim():
+def _load_malloc_trim() -> Optional[Callable[[int], int]]:
+    """glibc's ``malloc_trim``, which gives freed heap memory back to the system; None elsewhere."""
     try:
         return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):  # not glibc: nothing to do

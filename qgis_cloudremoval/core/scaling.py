@@ -63,4 +63,5 @@ def linear_to_db(power: np.ndarray) -> np.ndarray:
 
 
 def dn_to_reflectance(s2_dn: np.ndarray) -> np.ndarray:
+    """Sentinel-2 DN as float32 top-of-atmosphere reflectance (DN / 10000)."""
     return s2_dn.astype(np.float32, copy=False) / np.float32(bands.DN_PER_REFLECTANCE)

@@ -43,7 +43,8 @@ def resolve_path(text: str, table_path: str) -> str:
     return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(table_path)), expanded))
 
 
-def _dialect(sample: str):
+def _dialect(sample: str) -> "type[csv.Dialect]":
+    """The CSV dialect of a scene table, told from its first line."""
     try:
         return csv.Sniffer().sniff(sample.splitlines()[0] if sample else "", delimiters=SEPARATORS)
     except csv.Error:  # a single column, or nothing to tell by: plain commas

@@ -84,6 +84,7 @@ class Sentinel1Source:
         return values, valid
 
     def close(self) -> None:
+        """Close the warped Sentinel-1 and delete its temporary files."""
         self.warped = None
         for path in self.temporary_files:
             gdal.Unlink(path)
@@ -223,6 +224,7 @@ def _snap_calibration(name: str) -> Tuple[int, int]:
 
 
 def check_band_numbers(numbers: List[int], info: ModelInfo, dataset: gdal.Dataset, path: str) -> List[int]:
+    """``numbers`` (1-based Sentinel-1 bands in the model's order) checked against the model and the raster."""
     wanted = list(info.sar_bands)
     if len(numbers) != len(wanted):
         raise InputError(f"{count_of(len(numbers), 'Sentinel-1 band number')} given but the model needs {len(wanted)} "
@@ -335,6 +337,7 @@ def s1_bounds_in(s1_grid: Grid, s2_grid: Grid) -> Tuple[float, float, float, flo
 
 
 def check_overlap(s1_grid: Grid, s2_grid: Grid, path: str) -> None:
+    """Refuse a Sentinel-1 raster that does not overlap the Sentinel-2 scene, naming both extents."""
     s1 = s1_bounds_in(s1_grid, s2_grid)
     s2 = s2_grid.bounds()
     if s1[0] < s2[2] and s2[0] < s1[2] and s1[1] < s2[3] and s2[1] < s1[3]:

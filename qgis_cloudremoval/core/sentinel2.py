@@ -116,6 +116,7 @@ class Sentinel2Source:
 
     @property
     def mapped_bands(self) -> List[str]:
+        """The model's bands that the raster holds, in the model's order."""
         return [b for b in self.model_bands if b in self.band_numbers]
 
     def _nodata(self) -> List[Optional[float]]:
@@ -152,6 +153,7 @@ class Sentinel2Source:
         return out, valid
 
     def close(self) -> None:
+        """Close the Sentinel-2 raster."""
         self.dataset = None
 
 

@@ -49,6 +49,7 @@ class Window:
 
     @property
     def area(self) -> int:
+        """Pixels in the window."""
         return self.width * self.height
 
     def within(self, outer: "Window") -> Tuple[slice, slice]:

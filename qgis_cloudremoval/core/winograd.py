@@ -26,9 +26,12 @@ applies to float32 models only; :func:`rewrite` returns ``None`` otherwise.
 """
 
 import importlib.util
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
 
 from .dependencies import install_command
 
@@ -84,7 +87,7 @@ def output_transform() -> np.ndarray:
         .astype(np.float32)
 
 
-def _qualifies(node, initializers) -> Optional[Tuple[int, int]]:
+def _qualifies(node: "onnx.NodeProto", initializers: Dict[str, "onnx.TensorProto"]) -> Optional[Tuple[int, int]]:
     """``(in_channels, out_channels)`` when ``node`` is a 3x3, stride 1, 'same' Conv worth rewriting."""
     from onnx import helper
     if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in initializers:
@@ -112,7 +115,8 @@ class Rewritten(NamedTuple):
     filters: Dict[str, np.ndarray]  # for ``SessionOptions.add_external_initializers``
 
 
-def _external_placeholder(tensor_proto, name: str, shape) -> object:
+def _external_placeholder(tensor_proto: "type[onnx.TensorProto]", name: str,
+                          shape: Sequence[int]) -> "onnx.TensorProto":
     """A float32 initializer whose values the session is given separately (no bytes in the model)."""
     placeholder = tensor_proto(name=name, dims=list(shape), data_type=tensor_proto.FLOAT,
                                data_location=tensor_proto.EXTERNAL)
@@ -139,7 +143,8 @@ def rewrite(model_bytes: bytes) -> Optional[Rewritten]:
     if opset < 11 or not any(_qualifies(node, initializers) for node in graph.node):
         return None
 
-    def constant(name: str, values) -> str:
+    def constant(name: str, values: object) -> str:
+        """The name of an initializer holding ``values``, added to the graph once."""
         if name not in initializers:
             initializers[name] = numpy_helper.from_array(np.asarray(values), name)
             graph.initializer.append(initializers[name])

@@ -9,7 +9,8 @@ under the requested name.
 
 import os
 import tempfile
-from typing import Optional, Sequence
+from types import TracebackType
+from typing import Optional, Sequence, Type
 
 import numpy as np
 from osgeo import gdal
@@ -136,7 +137,7 @@ class GeoTiffWriter:
             self.abort()
             raise
 
-    def band(self, index: int):
+    def band(self, index: int) -> gdal.Band:
         """The GDAL band ``index`` (1-based), for metadata such as category names."""
         return self.dataset.GetRasterBand(index)
 
@@ -187,6 +188,7 @@ class GeoTiffWriter:
     def __enter__(self) -> "GeoTiffWriter":
         return self
 
-    def __exit__(self, exc_type, exc, traceback) -> None:
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 traceback: Optional[TracebackType]) -> None:
         if exc_type is not None:
             self.abort()
