@@ -6,6 +6,15 @@ checkout (``qgis_cloudremoval``) and installed as a QGIS plugin
 """
 
 
-def classFactory(iface):  # noqa: N802 (QGIS's name)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qgis.gui import QgisInterface
+
+    from .plugin import CloudRemovalPlugin
+
+
+def classFactory(iface: "QgisInterface") -> "CloudRemovalPlugin":  # noqa: N802 (QGIS's name)
+    """The plugin, as QGIS asks for it when it loads the plugin."""
     from .plugin import CloudRemovalPlugin
     return CloudRemovalPlugin(iface)

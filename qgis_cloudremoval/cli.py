@@ -12,7 +12,7 @@ import argparse
 import os
 import re
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .core import batch, cluster, scene_pairing
 from .core.band_mapping import parse_band_list, s2_band_mapping
@@ -25,7 +25,7 @@ from .core.gdal_io import is_virtual, open_raster
 from .core.output_files import check_output_folder
 from .core.progress import CoreError, first_line
 from .core.request import BASELINE_OFFSET, DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
-from .core.scene_list import column_key, read_rows, resolve_path
+from .core.scene_list import Row, column_key, read_rows, resolve_path
 from .core.writer import geotiff_name_problem
 
 DEFAULTS = RemovalRequest(s2_path="", model_path="", output_path="")
@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _s2_bands(path: str, text: Optional[str]):
+def _s2_bands(path: str, text: Optional[str]) -> Optional[Dict[str, int]]:
     """The S2_BANDS mapping as the plugin builds it from the layer's band count (None: the core decides)."""
     if os.path.isdir(path) or path.lower().endswith(".dim"):  # a .SAFE folder, a SNAP product: bands named
         return None
@@ -138,6 +138,7 @@ def removal_request(args: argparse.Namespace) -> RemovalRequest:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m qgis_cloudremoval.cli``: remove clouds from one scene, or a batch; the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "batch":
         return batch_main(args)
@@ -179,7 +180,7 @@ def _row_options() -> Dict[str, argparse.Action]:
 ROW_OPTIONS = _row_options()
 
 
-def _cell_value(action: argparse.Action, column: str, text: str):
+def _cell_value(action: argparse.Action, column: str, text: str) -> object:
     """The value of one table cell for ``action``, converted and checked as the command line would."""
     if isinstance(action, argparse.BooleanOptionalAction):
         if text.lower() in TRUE_WORDS + FALSE_WORDS:
@@ -187,7 +188,7 @@ def _cell_value(action: argparse.Action, column: str, text: str):
         raise CoreError(f"{column} is '{text}'; write true or false")
     words = re.split(r"[;,\s]+", text) if action.nargs == 2 else [text]
     parser = _RowParser(add_help=False)
-    parser.add_argument("value", type=action.type, choices=action.choices, nargs=action.nargs)
+    parser.add_argument("value", type=action.type or str, choices=action.choices, nargs=action.nargs)
     try:
         return parser.parse_args(words).value
     except CoreError as exc:
@@ -203,7 +204,8 @@ def _scene(options: argparse.Namespace, label: str) -> Scene:
         return Scene(label, s2, s1, output, problem=first_line(exc))
 
 
-def _row_scene(row, table: str, defaults: argparse.Namespace) -> Scene:
+def _row_scene(row: Row, table: str, defaults: argparse.Namespace) -> Scene:
+    """The scene of one table row, the table's defaults under its own cells (paths relative to the table)."""
     options = argparse.Namespace(**vars(defaults), s2=None, s1=None, output=None, mask=None, cloud_mask=None)
     label = f"row {row.number}"
     if "S2" in row.cells:
@@ -214,7 +216,7 @@ def _row_scene(row, table: str, defaults: argparse.Namespace) -> Scene:
         for column, text in row.cells.items():
             action = ROW_OPTIONS[column]
             value = _cell_value(action, column, text)
-            setattr(options, action.dest, resolve_path(value, table) if action.dest in PATH_OPTIONS else value)
+            setattr(options, action.dest, resolve_path(str(value), table) if action.dest in PATH_OPTIONS else value)
         for column in ("S2", "OUTPUT"):
             if column not in row.cells:
                 raise CoreError(f"its {column} cell is empty; give a path")
@@ -229,7 +231,8 @@ def _product_stem(path: str) -> str:
     return stem if suffix.lower() in scene_pairing.S2_SUFFIXES else stem + suffix
 
 
-def _folder_scenes(args: argparse.Namespace, defaults: argparse.Namespace, say) -> List[Scene]:
+def _folder_scenes(args: argparse.Namespace, defaults: argparse.Namespace, say: Callable[[str], None]) -> List[Scene]:
+    """One scene per Sentinel-2 product of ``--s2-folder``, paired with the closest Sentinel-1 of ``--s1-folder``."""
     if not (args.s1_folder and args.output_folder):
         raise CoreError("--s2-folder needs --s1-folder and --output-folder as well")
     try:
@@ -252,7 +255,7 @@ def _folder_scenes(args: argparse.Namespace, defaults: argparse.Namespace, say) 
     return scenes
 
 
-def _scenes_and_summary(args: argparse.Namespace, say) -> Tuple[List[Scene], str]:
+def _scenes_and_summary(args: argparse.Namespace, say: Callable[[str], None]) -> Tuple[List[Scene], str]:
     defaults = argparse.Namespace(**{action.dest: getattr(args, action.dest) for action in SCENE_OPTIONS._actions})
     if defaults.model and not is_virtual(defaults.model):  # workers elsewhere (Dask) may start in other folders
         defaults.model = os.path.abspath(os.path.expanduser(defaults.model))
@@ -298,7 +301,7 @@ def batch_main(args: argparse.Namespace) -> int:
         with bar:
             if args.dask:
                 with cluster.connect(args.dask, args.gpus_per_worker) as client:
-                    def runner(pending, progress):
+                    def runner(pending: List[Scene], progress: batch.Progress) -> Iterator[batch.Outcome]:
                         return cluster.run_on_cluster(client, pending, progress, args.gpus_per_worker)
                     outcomes = batch.execute(scenes, runner, display, summary, args.overwrite)
             else:

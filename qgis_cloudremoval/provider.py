@@ -11,20 +11,21 @@ ICON_PATH = os.path.join(os.path.dirname(__file__), "icon.svg")
 
 
 class CloudRemovalProvider(QgsProcessingProvider):
+    """The "Cloud removal" provider: its algorithms in the Processing Toolbox, ``cloudremoval:`` ids."""
 
-    def id(self):
+    def id(self) -> str:
         return "cloudremoval"
 
-    def name(self):
+    def name(self) -> str:
         return "Cloud removal"
 
-    def longName(self):  # noqa: N802 (QGIS's name)
+    def longName(self) -> str:  # noqa: N802 (QGIS's name)
         return "Cloud removal (DSen2-CR, Sentinel-1/2)"
 
-    def icon(self):
+    def icon(self) -> QIcon:
         return QIcon(ICON_PATH)
 
-    def svgIconPath(self):  # noqa: N802 (QGIS's name)
+    def svgIconPath(self) -> str:  # noqa: N802 (QGIS's name)
         return ICON_PATH
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS's name)

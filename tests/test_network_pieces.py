@@ -8,7 +8,8 @@ from qgis_cloudremoval.core.tiling import Tile, Window
 
 RADIUS = 34
 # An interior tile of a large scene: a 256 px core inside a read window grown by the radius.
-TILE = Tile(Window(1000 - RADIUS, 2000 - RADIUS, 256 + 2 * RADIUS, 256 + 2 * RADIUS), Window(1000, 2000, 256, 256))
+READ = Window(1000 - RADIUS, 2000 - RADIUS, 256 + 2 * RADIUS, 256 + 2 * RADIUS)
+TILE = Tile(READ, Window(1000, 2000, 256, 256), READ)
 
 
 def _check_cover(pieces, needed, tile, radius):
@@ -53,7 +54,8 @@ def test_clouds_in_opposite_corners_run_apart_and_a_cloud_everywhere_runs_the_wh
 def test_pieces_cover_every_needed_pixel_once_and_never_cost_more_than_the_tile(seed):
     rng = np.random.default_rng(seed)
     # A scene-edge tile (read window clipped at the top left) with ragged cells, and blobs of random size.
-    tile = Tile(Window(0, 0, 230 + RADIUS, 201 + RADIUS), Window(0, 0, 230, 201))
+    read = Window(0, 0, 230 + RADIUS, 201 + RADIUS)
+    tile = Tile(read, Window(0, 0, 230, 201), read)
     needed = np.zeros((201, 230), bool)
     for _ in range(rng.integers(1, 6)):
         y, x = rng.integers(0, 201), rng.integers(0, 230)

@@ -4,9 +4,11 @@ The Sentinel-2 input and its band mapping, the feedback-to-Reporter adapter,
 turning core errors into Processing errors, and styling loaded outputs.
 """
 
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterDefinition,
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback,
+                       QgsProcessingOutputDefinition,
+                       QgsProcessingParameterDefinition,
                        QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString, QgsRasterLayer)
 from qgis.PyQt.QtCore import QCoreApplication
@@ -21,7 +23,13 @@ from . import boundary
 from .input_layers import RasterInput
 from ..core.request import BASELINE_OFFSET
 from ..core.band_mapping import parse_band_list, s2_band_mapping
-from .styles import StylePostProcessor, save_style
+from .styles import Style, StylePostProcessor, save_style
+
+T = TypeVar("T")
+#: Parameter values by name, as Processing passes them to an algorithm.
+Parameters = Dict[str, Any]
+#: Output values by name, as an algorithm returns them.
+Results = Dict[str, Any]
 
 HELP_URL = "https://github.com/dsen2cr-qgis/qgis-cloudremoval#readme"
 
@@ -40,7 +48,7 @@ DETECTOR_HELP = (
     f"water shadow; the learned one rarely does. Install it with: {install_command(('ukis-csmask',))}.")
 
 
-def unacceptable_value_message(definition: QgsProcessingParameterDefinition, value) -> str:
+def unacceptable_value_message(definition: QgsProcessingParameterDefinition, value: object) -> str:
     """What a parameter takes, for a value QGIS's own check refused (a number out of range, an unknown choice)."""
     name = f"{definition.description()} ({definition.name()})"
     if value is None or value == "":
@@ -67,67 +75,75 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     BASELINE_OFFSET = "BASELINE_OFFSET"
     THRESHOLD = "THRESHOLD"
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.warned = []  # warnings already shown in this run's log
+        self.warned: List[str] = []  # warnings already shown in this run's log
 
-    def createInstance(self):  # noqa: N802 (QGIS's name)
+    def createInstance(self) -> "CloudRemovalAlgorithm":  # noqa: N802 (QGIS's name)
         return type(self)()
 
-    def tr(self, text):
+    def tr(self, text: str) -> str:
+        """``text`` translated in this algorithm's context."""
         return QCoreApplication.translate(type(self).__name__, text)
 
-    def group(self):
+    def group(self) -> str:
         return self.tr(self.GROUP[1])
 
-    def groupId(self):  # noqa: N802 (QGIS's name)
+    def groupId(self) -> str:  # noqa: N802 (QGIS's name)
         return self.GROUP[0]
 
-    def helpUrl(self):  # noqa: N802 (QGIS's name)
+    def helpUrl(self) -> str:  # noqa: N802 (QGIS's name)
         return HELP_URL
 
-    def icon(self):
+    def icon(self) -> QIcon:
         from ..provider import ICON_PATH
         return QIcon(ICON_PATH)
 
     # Declaring parameters and outputs ---------------------------------------------------------
 
-    def declare(self, parameter, advanced=False):
+    def declare(self, parameter: QgsProcessingParameterDefinition, advanced: bool = False) -> None:
         """Add ``parameter`` (under "Advanced" when ``advanced``); a clash of names is a programming error."""
         if advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         if not self.addParameter(parameter):
             raise QgsProcessingException(f"{self.id()}: could not add parameter {parameter.name()}")
 
-    def declare_output(self, output):
+    def declare_output(self, output: QgsProcessingOutputDefinition) -> None:
+        """Add ``output``; a clash of names is a programming error."""
         if not self.addOutput(output):
             raise QgsProcessingException(f"{self.id()}: could not add output {output.name()}")
 
     # Parameters shared by several algorithms -------------------------------------------------
 
-    def add_s2_parameters(self, description="Sentinel-2 image"):
+    def add_s2_parameters(self, description: str = "Sentinel-2 image") -> None:
+        """Declare the Sentinel-2 layer (S2) and its band list (S2_BANDS)."""
         self.declare(RasterInput(self.S2, self.tr(description)))
         self.declare(QgsProcessingParameterString(
             self.S2_BANDS, self.tr("Sentinel-2 bands B1…B12 (0 = missing)"), optional=True))
 
-    def add_baseline_offset_parameter(self):
+    def add_baseline_offset_parameter(self) -> None:
+        """Declare the processing-baseline offset choice (BASELINE_OFFSET)."""
         self.declare(QgsProcessingParameterEnum(
             self.BASELINE_OFFSET, self.tr("Baseline offset"), options=list(BASELINE_OFFSET_LABELS),
             defaultValue=0))
 
-    def add_detector_parameter(self):
+    def add_detector_parameter(self) -> None:
+        """Declare the cloud detector choice (DETECTOR)."""
         self.declare(QgsProcessingParameterEnum(
             self.DETECTOR, self.tr("Cloud detector"), options=list(DETECTOR_LABELS), defaultValue=0))
 
-    def detector(self, parameters, context) -> str:
+    def detector(self, parameters: Parameters, context: QgsProcessingContext) -> str:
+        """The chosen detector's core name."""
         return DETECTORS[self.parameterAsEnum(parameters, self.DETECTOR, context)]
 
-    def add_threshold_parameter(self, description="Cloud score threshold", advanced=False):
+    def add_threshold_parameter(self, description: str = "Cloud score threshold", advanced: bool = False) -> None:
+        """Declare the paper's cloud score threshold (THRESHOLD, 0..1)."""
         self.declare(QgsProcessingParameterNumber(
             self.THRESHOLD, self.tr(description), QgsProcessingParameterNumber.Double,
             defaultValue=CLOUD_THRESHOLD, minValue=0.0, maxValue=1.0), advanced)
 
-    def raster_path(self, parameters, name, context, what) -> str:
+    def raster_path(self, parameters: Parameters, name: str, context: QgsProcessingContext,
+                    what: str) -> Optional[str]:
         """The file path behind a raster-layer parameter; None where an optional one is empty."""
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
@@ -141,13 +157,22 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
                 f"'{layer.name()}' comes from the '{layer.providerType()}' provider. Save it as GeoTIFF first")
         return layer.source()
 
-    def s2_layer(self, parameters, context) -> QgsRasterLayer:
+    def required_raster_path(self, parameters: Parameters, name: str, context: QgsProcessingContext,
+                             what: str) -> str:
+        """The file path behind a required raster-layer parameter."""
+        path = self.raster_path(parameters, name, context, what)
+        if path is None:
+            raise QgsProcessingException(f"{what} ({name}) is required; choose a raster layer")
+        return path
+
+    def s2_layer(self, parameters: Parameters, context: QgsProcessingContext) -> QgsRasterLayer:
+        """The Sentinel-2 layer (S2)."""
         layer = self.parameterAsRasterLayer(parameters, self.S2, context)
         if layer is None:
             raise QgsProcessingException(f"The Sentinel-2 layer (S2) could not be opened: {parameters.get(self.S2)}")
         return layer
 
-    def s2_bands(self, parameters, context) -> Optional[Dict[str, int]]:
+    def s2_bands(self, parameters: Parameters, context: QgsProcessingContext) -> Optional[Dict[str, int]]:
         """``{model band: layer band}`` from S2_BANDS, checked against the S2 layer; None: the core decides.
 
         S2_BANDS is text as typed in the dialog ("1;2;3;...", 0 for a missing band); a list of numbers
@@ -160,12 +185,14 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         selected = self.run_core(parse_band_list, value)
         return self.run_core(s2_band_mapping, selected, layer.bandCount())
 
-    def baseline_offset(self, parameters, context) -> str:
+    def baseline_offset(self, parameters: Parameters, context: QgsProcessingContext) -> str:
+        """The chosen baseline offset's core name."""
         return BASELINE_OFFSET[self.parameterAsEnum(parameters, self.BASELINE_OFFSET, context)]
 
     # Checks before the run -------------------------------------------------------------------
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
+    def checkParameterValues(self, parameters: Parameters,  # noqa: N802 (QGIS's name)
+                             context: QgsProcessingContext) -> Tuple[bool, str]:
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             # QGIS says only "Incorrect parameter value for NAME"; say what the parameter takes.
@@ -181,7 +208,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
             return False, "\n".join(problems)
         return True, ""
 
-    def parameter_problems(self, parameters, context) -> List[str]:
+    def parameter_problems(self, parameters: Parameters, context: QgsProcessingContext) -> List[str]:
         """User-facing problems found cheaply before work starts; [] when fine. Subclasses extend."""
         if self.parameterDefinition(self.S2_BANDS) is not None:
             self.s2_bands(parameters, context)
@@ -189,7 +216,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
 
     # Running the core ------------------------------------------------------------------------
 
-    def reporter(self, feedback) -> Reporter:
+    def reporter(self, feedback: Optional[QgsProcessingFeedback]) -> Reporter:
         """A core Reporter that talks to the Processing feedback (progress bar, log, Cancel button).
 
         Warnings it passes on are remembered so that :meth:`push_new_warnings` does not repeat them.
@@ -198,34 +225,37 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         if feedback is None:
             return Reporter(warning=self.warned.append)
 
-        def warn(message):
+        def warn(message: str) -> None:
             self.warned.append(message)
             feedback.pushWarning(message)
 
         return Reporter(progress=lambda fraction: feedback.setProgress(100.0 * fraction),
                         info=feedback.pushInfo, warning=warn, is_cancelled=feedback.isCanceled)
 
-    def push_new_warnings(self, feedback, warnings):
+    def push_new_warnings(self, feedback: QgsProcessingFeedback, warnings: Sequence[str]) -> None:
         """Show the warnings a core result lists that its run has not reported yet."""
         for message in warnings:
             if message not in self.warned:
                 self.warned.append(message)
                 feedback.pushWarning(message)
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+    def processAlgorithm(self, parameters: Parameters, context: QgsProcessingContext,  # noqa: N802 (QGIS's name)
+                         feedback: QgsProcessingFeedback) -> Results:
         return boundary.call(self.process, parameters, context, feedback, feedback=feedback)
 
-    def process(self, parameters, context, feedback):
+    def process(self, parameters: Parameters, context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> Results:
         """The run itself; subclasses implement it (any exception is turned into one message)."""
         raise NotImplementedError
 
     @staticmethod
-    def run_core(function, *args, **kwargs):
+    def run_core(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a core function; its user errors and cancellation become QgsProcessingException."""
         return boundary.user_errors(function, *args, **kwargs)
 
     @staticmethod
-    def set_output_style(context, feedback, output_path, style, below=None):
+    def set_output_style(context: QgsProcessingContext, feedback: Optional[QgsProcessingFeedback],
+                         output_path: Optional[str], style: Style, below: Optional[str] = None) -> None:
         """Save ``style`` beside ``output_path`` (``.qml``) and apply it when Processing loads the output.
 
         ``below``: another output's path; the loaded layer goes under that one's in the layer tree.

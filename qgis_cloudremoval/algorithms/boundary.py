@@ -9,10 +9,13 @@ would print a traceback or, in ``qgis_process``, abort the process.
 """
 
 import traceback
+from typing import Any, Callable, Optional, TypeVar
 
-from qgis.core import Qgis, QgsMessageLog, QgsProcessingException
+from qgis.core import Qgis, QgsMessageLog, QgsProcessingException, QgsProcessingFeedback
 
 from ..core.progress import Cancelled, CoreError, first_line
+
+T = TypeVar("T")
 
 LOG_TAG = "Cloud removal"
 CANCELLED_MESSAGE = "Cancelled by the user; no output was written."
@@ -20,7 +23,7 @@ OUT_OF_MEMORY_MESSAGE = ("Out of memory; no output was written. Close other prog
                          "(advanced parameters)")
 
 
-def report_unexpected(exc: BaseException, feedback=None) -> str:
+def report_unexpected(exc: BaseException, feedback: Optional[QgsProcessingFeedback] = None) -> str:
     """Log ``exc`` with its traceback; returns the one line for the user."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Critical)
@@ -29,7 +32,7 @@ def report_unexpected(exc: BaseException, feedback=None) -> str:
     return f"Unexpected error {type(exc).__name__}: {first_line(exc)}; please report it with the log"
 
 
-def user_errors(function, *args, **kwargs):
+def user_errors(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``function(*args, **kwargs)`` with user errors, cancelling and lack of memory as ``QgsProcessingException``.
 
     Any other exception passes on, to the :func:`call` around the whole run, which logs it with the run's feedback.
@@ -44,7 +47,8 @@ def user_errors(function, *args, **kwargs):
         raise QgsProcessingException(OUT_OF_MEMORY_MESSAGE) from None
 
 
-def call(function, *args, feedback=None, **kwargs):
+def call(function: Callable[..., T], *args: Any, feedback: Optional[QgsProcessingFeedback] = None,
+         **kwargs: Any) -> T:
     """``function(*args, **kwargs)``, with every exception turned into a ``QgsProcessingException``."""
     try:
         return user_errors(function, *args, **kwargs)

@@ -1,11 +1,13 @@
 """cloudremoval:composite: a stretched 3-band Byte composite of a Sentinel-2 image."""
 
-from qgis.core import (QgsProcessingException, QgsProcessingParameterBand, QgsProcessingParameterEnum,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRange,
+from typing import List, Optional, Sequence, Tuple, Union
+
+from qgis.core import (QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProcessingParameterBand,
+                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRange,
                        QgsProcessingParameterRasterDestination)
 
 from ..core import render
-from .base import S2_BANDS_HELP, CloudRemovalAlgorithm
+from .base import S2_BANDS_HELP, CloudRemovalAlgorithm, Parameters, Results
 from .styles import rgb_bytes
 
 _LABELS = {"TRUE_COLOUR": "True colour", "FALSE_COLOUR": "False colour", "SWIR": "SWIR"}
@@ -14,24 +16,27 @@ COMPOSITES = tuple((_LABELS.get(key, key), bands) for key, bands in render.COMPO
     ("Custom (BANDS)", None),)
 
 
-def _label(name, band_names):
+def _label(name: str, band_names: Optional[Sequence[str]]) -> str:
+    """A composite's label with its bands, "True colour (B4/B3/B2)"."""
     return f"{name} ({'/'.join(band_names)})" if band_names else name
 
 
 class CompositeAlgorithm(CloudRemovalAlgorithm):
+    """cloudremoval:composite, a stretched 3-band Byte picture of a Sentinel-2 image."""
+
     GROUP = ("pictures", "Pictures")
     COMPOSITE = "COMPOSITE"
     BANDS = "BANDS"
     STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
 
-    def name(self):
+    def name(self) -> str:
         return "composite"
 
-    def displayName(self):  # noqa: N802 (QGIS's name)
+    def displayName(self) -> str:  # noqa: N802 (QGIS's name)
         return self.tr("Sentinel-2 composite")
 
-    def shortHelpString(self):  # noqa: N802 (QGIS's name)
+    def shortHelpString(self) -> str:  # noqa: N802 (QGIS's name)
         low, high = render.DEFAULT_STRETCH
         return self.tr(
             "Renders three bands of a Sentinel-2 image (for example a cloud-removal result) as an 8-bit "
@@ -43,7 +48,7 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
             "above to 255.<br><br><b>Output</b>: 3-band Byte GeoTIFF (red, green, blue) on the input's grid, "
             "0 where the input is nodata.")
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+    def initAlgorithm(self, config: Optional[Parameters] = None):  # noqa: N802 (QGIS's name)
         self.add_s2_parameters("Sentinel-2 image")
         self.declare(QgsProcessingParameterEnum(
             self.COMPOSITE, self.tr("Composite"), options=[_label(name, bands) for name, bands in COMPOSITES],
@@ -57,7 +62,7 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
             defaultValue=f"{low:g},{high:g}", optional=True))  # optional: QGIS 3.22 rejects an omitted range
         self.declare(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Composite")))
 
-    def rgb_bands(self, parameters, context):
+    def rgb_bands(self, parameters: Parameters, context: QgsProcessingContext) -> List[Union[int, str]]:
         """Red, green and blue: layer band numbers, or Sentinel-2 band names for the core to find."""
         name, band_names = COMPOSITES[self.parameterAsEnum(parameters, self.COMPOSITE, context)]
         if band_names is None:
@@ -75,22 +80,24 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
                                          "layer lacks (see S2_BANDS); choose another composite or Custom")
         return [mapping[band] for band in band_names]
 
-    def stretch(self, parameters, context):
+    def stretch(self, parameters: Parameters, context: QgsProcessingContext) -> Tuple[float, float]:
+        """The lower and upper percentiles of the stretch, checked."""
         low, high = self.parameterAsRange(parameters, self.STRETCH, context)
         if not 0 <= low < high <= 100:
             raise QgsProcessingException(f"The stretch needs two percentiles with 0 <= lower < upper <= 100; "
                                          f"got {low:g}-{high:g}")
         return low, high
 
-    def parameter_problems(self, parameters, context):
+    def parameter_problems(self, parameters: Parameters, context: QgsProcessingContext) -> List[str]:
         self.rgb_bands(parameters, context)
         self.stretch(parameters, context)
         return []
 
-    def process(self, parameters, context, feedback):
+    def process(self, parameters: Parameters, context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> Results:
         output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         self.run_core(
-            render.composite_raster, self.raster_path(parameters, self.S2, context, "the Sentinel-2 image"),
+            render.composite_raster, self.required_raster_path(parameters, self.S2, context, "the Sentinel-2 image"),
             output_path, self.rgb_bands(parameters, context), stretch=self.stretch(parameters, context),
             reporter=self.reporter(feedback))
         self.set_output_style(context, feedback, output_path, rgb_bytes)

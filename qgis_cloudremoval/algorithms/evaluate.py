@@ -1,13 +1,15 @@
 """cloudremoval:evaluate: MAE, RMSE, PSNR, SAM and SSIM of a result against a cloud-free reference."""
 
 import os
+from typing import Optional
 
-from qgis.core import QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterFileDestination
+from qgis.core import (QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProcessingOutputNumber,
+                       QgsProcessingParameterFileDestination)
 
 from ..core.metrics import AREAS as METRIC_AREAS
 from ..core.metrics import METRIC_NAMES as METRICS
 from ..core.metrics import evaluate_rasters, write_metrics_table
-from .base import CloudRemovalAlgorithm
+from .base import CloudRemovalAlgorithm, Parameters, Results
 from .input_layers import RasterInput
 
 #: Output-name suffix and description of each area of the core's metrics (the paper's words).
@@ -18,6 +20,8 @@ TABLE_SUFFIXES = (".csv", ".html")
 
 
 class EvaluateAlgorithm(CloudRemovalAlgorithm):
+    """cloudremoval:evaluate, the paper's metrics of a result against a cloud-free reference."""
+
     GROUP = ("quality", "Quality")
     PREDICTION = "PREDICTION"
     REFERENCE = "REFERENCE"
@@ -25,13 +29,13 @@ class EvaluateAlgorithm(CloudRemovalAlgorithm):
     MASK = "MASK"
     OUTPUT_TABLE = "OUTPUT_TABLE"
 
-    def name(self):
+    def name(self) -> str:
         return "evaluate"
 
-    def displayName(self):  # noqa: N802 (QGIS's name)
+    def displayName(self) -> str:  # noqa: N802 (QGIS's name)
         return self.tr("Evaluate cloud removal")
 
-    def shortHelpString(self):  # noqa: N802 (QGIS's name)
+    def shortHelpString(self) -> str:  # noqa: N802 (QGIS's name)
         return self.tr(
             "Compares a cloud-removal result with a cloud-free reference image of the same grid, with the "
             "metrics of Meraner et al. (2020): MAE, RMSE, PSNR (dB), SAM (spectral angle, degrees) and SSIM, "
@@ -49,7 +53,7 @@ class EvaluateAlgorithm(CloudRemovalAlgorithm):
             "RMSE, PSNR, SAM, SSIM, each also with the suffix _REPRODUCTION and _RECONSTRUCTION (empty "
             "without a mask or cloudy input).")
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+    def initAlgorithm(self, config: Optional[Parameters] = None):  # noqa: N802 (QGIS's name)
         self.declare(RasterInput(self.PREDICTION, self.tr("Cloud-free result")))
         self.declare(RasterInput(self.REFERENCE, self.tr("Cloud-free reference")))
         self.declare(RasterInput(self.CLOUDY, self.tr("Cloudy input"), optional=True))
@@ -60,15 +64,16 @@ class EvaluateAlgorithm(CloudRemovalAlgorithm):
             for metric in METRICS:
                 self.declare_output(QgsProcessingOutputNumber(metric + suffix, self.tr(f"{metric} ({area})")))
 
-    def process(self, parameters, context, feedback):
+    def process(self, parameters: Parameters, context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> Results:
         table_path = self.parameterAsFileOutput(parameters, self.OUTPUT_TABLE, context)
         if not table_path.lower().endswith(TABLE_SUFFIXES):
             raise QgsProcessingException(f"The metrics table is written as CSV or HTML: give OUTPUT_TABLE a .csv "
                                          f"or .html name, not {os.path.basename(table_path)}")
         metrics = self.run_core(
             evaluate_rasters,
-            self.raster_path(parameters, self.PREDICTION, context, "the cloud-free result"),
-            self.raster_path(parameters, self.REFERENCE, context, "the reference"),
+            self.required_raster_path(parameters, self.PREDICTION, context, "the cloud-free result"),
+            self.required_raster_path(parameters, self.REFERENCE, context, "the reference"),
             cloudy_path=self.raster_path(parameters, self.CLOUDY, context, "the cloudy input"),
             mask_path=self.raster_path(parameters, self.MASK, context, "the mask"),
             reporter=self.reporter(feedback))

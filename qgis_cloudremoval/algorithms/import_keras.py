@@ -1,11 +1,14 @@
 """cloudremoval:importkeras: the authors' DSen2-CR Keras 2 weights to an ONNX model the plugin runs."""
 
-from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination)
+from typing import Optional
+
+from qgis.core import (QgsProcessingContext, QgsProcessingFeedback, QgsProcessingOutputString,
+                       QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination)
 
 from ..core.keras_import import import_keras
 from ..settings import DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, set_default_model_path
-from .base import CloudRemovalAlgorithm
+from .base import CloudRemovalAlgorithm, Parameters, Results
 
 #: The LOSS choices: label and the loss written into the model (None: from the checksum or the file name).
 LOSSES = (("Auto (from the published checksum or the file name)", None), ("CARL", "carl"), ("L1", "l1"))
@@ -13,19 +16,21 @@ DOWNLOAD_URL = "https://github.com/ameraner/dsen2-cr#trained-models"
 
 
 class ImportKerasAlgorithm(CloudRemovalAlgorithm):
+    """cloudremoval:importkeras, the authors' Keras weights to an ONNX model (and the default model)."""
+
     GROUP = ("models", "Models")
     INPUT = "INPUT"
     LOSS = "LOSS"
     SET_DEFAULT = "SET_DEFAULT"
     OUTPUT = "OUTPUT"
 
-    def name(self):
+    def name(self) -> str:
         return "importkeras"
 
-    def displayName(self):  # noqa: N802 (QGIS's name)
+    def displayName(self) -> str:  # noqa: N802 (QGIS's name)
         return self.tr("Import DSen2-CR Keras weights")
 
-    def shortHelpString(self):  # noqa: N802 (QGIS's name)
+    def shortHelpString(self) -> str:  # noqa: N802 (QGIS's name)
         return self.tr(
             "Turns a DSen2-CR checkpoint of Meraner et al. (2020), as the authors publish it (Keras 2 HDF5, "
             f"for example model_SARcarl.hdf5, linked from {DOWNLOAD_URL}), into an ONNX model for 'Remove "
@@ -41,7 +46,7 @@ class ImportKerasAlgorithm(CloudRemovalAlgorithm):
             "metadata: bands, scaling, SAR or not, receptive field and provenance. It appears only when "
             "complete; an existing file stays as it was if the import fails.")
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+    def initAlgorithm(self, config: Optional[Parameters] = None):  # noqa: N802 (QGIS's name)
         self.declare(QgsProcessingParameterFile(
             self.INPUT, self.tr("Keras checkpoint (.hdf5)"), fileFilter="Keras 2 HDF5 (*.hdf5 *.h5);;All files (*)"))
         self.declare(QgsProcessingParameterEnum(self.LOSS, self.tr("Loss"), options=[label for label, _ in LOSSES],
@@ -53,7 +58,8 @@ class ImportKerasAlgorithm(CloudRemovalAlgorithm):
         self.declare_output(QgsProcessingOutputString("SHA256", self.tr("SHA-256 of the checkpoint")))
         self.declare_output(QgsProcessingOutputString("PUBLISHED", self.tr("Published checkpoint it matches")))
 
-    def process(self, parameters, context, feedback):
+    def process(self, parameters: Parameters, context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> Results:
         source = self.parameterAsFile(parameters, self.INPUT, context)
         destination = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         loss = LOSSES[self.parameterAsEnum(parameters, self.LOSS, context)][1]

@@ -12,8 +12,10 @@ finds the loaded layer in the run's context and uses it.
 
 import os
 from contextlib import contextmanager
+from typing import Iterator, Optional
 
-from qgis.core import QgsProcessingParameterRasterLayer, QgsProcessingUtils, QgsRasterLayer, QgsSettings
+from qgis.core import (QgsProcessingContext, QgsProcessingParameterRasterLayer, QgsProcessingUtils, QgsRasterLayer,
+                       QgsSettings)
 
 #: The three default-renderer kinds QGIS keeps contrast settings for.
 RENDERER_KINDS = ("singleBand", "multiBandSingleByte", "multiBandMultiByte")
@@ -23,7 +25,7 @@ NO_STATISTICS = (("Raster/defaultContrastEnhancementAlgorithm/", "NoEnhancement"
 
 
 @contextmanager
-def no_default_statistics():
+def no_default_statistics() -> Iterator[None]:
     """QGIS's default contrast enhancement off while the block runs; the user's settings restored after."""
     settings = QgsSettings()
     keys = {prefix + kind: value for prefix, value in NO_STATISTICS for kind in RENDERER_KINDS}
@@ -40,7 +42,7 @@ def no_default_statistics():
                 settings.setValue(key, value)  # noqa: QGS202 (QSettings, no success flag)
 
 
-def load_file_input(value, context) -> None:
+def load_file_input(value: object, context: Optional[QgsProcessingContext]) -> None:
     """Load the raster file ``value`` names into ``context``'s layer store, computing no statistics.
 
     Anything else (a layer, a layer id, a file that is not a raster) and files the project or the
@@ -62,14 +64,15 @@ def load_file_input(value, context) -> None:
 class RasterInput(QgsProcessingParameterRasterLayer):
     """A raster-layer parameter whose check loads a file input first, without statistics (see the module doc)."""
 
-    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802 (QGIS's name)
+    def checkValueIsAcceptable(self, value: object,  # noqa: N802 (QGIS's name)
+                               context: Optional[QgsProcessingContext] = None) -> bool:
         try:
             load_file_input(value, context)
         except Exception:  # noqa: BLE001 (called from C++: Processing's own loading is the fallback)
             pass
         return super().checkValueIsAcceptable(value, context)
 
-    def clone(self):
+    def clone(self) -> "RasterInput":
         copy = RasterInput(self.name(), self.description(), self.defaultValue(),
                            bool(self.flags() & self.FlagOptional))
         copy.setFlags(self.flags())

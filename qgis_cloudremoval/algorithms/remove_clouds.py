@@ -1,7 +1,9 @@
 """cloudremoval:removeclouds: the DSen2-CR network fills clouds and shadows of a Sentinel-2 image."""
 
-from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingOutputString,
-                       QgsProcessingParameterBand, QgsProcessingParameterBoolean,
+from typing import List, Optional
+
+from qgis.core import (QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProcessingOutputNumber,
+                       QgsProcessingOutputString, QgsProcessingParameterBand, QgsProcessingParameterBoolean,
                        QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination)
 
@@ -12,7 +14,7 @@ from ..core.writer import geotiff_name_problem
 from ..core.request import DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
 from ..settings import (DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, DEMO_FALLBACK_MESSAGE, NO_DEFAULT_MODEL_MESSAGE,
                         default_model_is_demo, default_model_path)
-from .base import DETECTOR_HELP, S2_BANDS_HELP, CloudRemovalAlgorithm
+from .base import DETECTOR_HELP, S2_BANDS_HELP, CloudRemovalAlgorithm, Parameters, Results
 from .input_layers import RasterInput
 from .styles import mask_palette, true_colour
 
@@ -24,6 +26,8 @@ DEMO_WARNING = ("This is a DEMO model (small, trained on a few simulated clouds)
 
 
 class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
+    """cloudremoval:removeclouds, the DSen2-CR network over a Sentinel-2 image and its Sentinel-1."""
+
     S1 = "S1"
     S1_BANDS = "S1_BANDS"
     S1_UNITS = "S1_UNITS"
@@ -37,13 +41,13 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
     OUTPUT = "OUTPUT"
     OUTPUT_MASK = "OUTPUT_MASK"
 
-    def name(self):
+    def name(self) -> str:
         return "removeclouds"
 
-    def displayName(self):  # noqa: N802 (QGIS's name)
+    def displayName(self) -> str:  # noqa: N802 (QGIS's name)
         return self.tr("Remove clouds (DSen2-CR)")
 
-    def shortHelpString(self):  # noqa: N802 (QGIS's name)
+    def shortHelpString(self) -> str:  # noqa: N802 (QGIS's name)
         if default_model_is_demo():
             model_note = f"<b>{DEMO_FALLBACK_MESSAGE}</b><br><br>"
         else:
@@ -98,7 +102,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             f"{MASK_NO_S1 + 1}, {MASK_NO_S1 + 2}); {MASK_NODATA} nodata.<br>"
             "Needs the Python package onnxruntime in QGIS's Python.")
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+    def initAlgorithm(self, config: Optional[Parameters] = None):  # noqa: N802 (QGIS's name)
         self.add_s2_parameters()
         self.declare(RasterInput(
             self.S1, self.tr("Sentinel-1 image (VV, VH)"), optional=True))
@@ -142,13 +146,13 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         self.declare_output(QgsProcessingOutputNumber("S1_MISSING_FRACTION",
                                                       self.tr("Share of pixels without Sentinel-1 coverage")))
 
-    def model_path(self, parameters, context) -> str:
+    def model_path(self, parameters: Parameters, context: QgsProcessingContext) -> str:
         path = self.parameterAsFile(parameters, self.MODEL, context) or default_model_path()
         if not path:
             raise QgsProcessingException(NO_DEFAULT_MODEL_MESSAGE)
         return path
 
-    def removal_request(self, parameters, context) -> RemovalRequest:
+    def removal_request(self, parameters: Parameters, context: QgsProcessingContext) -> RemovalRequest:
         """The core's description of this run, from the parameters."""
         output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         mask_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context) or None
@@ -160,7 +164,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         if len(s1_bands) != 2:
             raise QgsProcessingException(f"S1_BANDS must name two bands, VV then VH; got {len(s1_bands)}")
         return RemovalRequest(
-            s2_path=self.raster_path(parameters, self.S2, context, "the Sentinel-2 image"),
+            s2_path=self.required_raster_path(parameters, self.S2, context, "the Sentinel-2 image"),
             s2_bands=self.s2_bands(parameters, context),
             fill_rule=FILL_RULES[self.parameterAsEnum(parameters, self.FILL_MISSING, context)],
             s1_path=self.raster_path(parameters, self.S1, context, "the Sentinel-1 image"),
@@ -179,11 +183,12 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             mask_path=mask_path,
         )
 
-    def parameter_problems(self, parameters, context):
+    def parameter_problems(self, parameters: Parameters, context: QgsProcessingContext) -> List[str]:
         request = self.removal_request(parameters, context)
         return engine.check_request(request)
 
-    def process(self, parameters, context, feedback):
+    def process(self, parameters: Parameters, context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> Results:
         request = self.removal_request(parameters, context)
         if not self.parameterAsFile(parameters, self.MODEL, context) and default_model_is_demo():
             feedback.pushWarning(DEMO_FALLBACK_MESSAGE)

@@ -17,9 +17,10 @@ Processing has called it.
 """
 
 import os
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Set, Tuple
 
-from qgis.core import (QgsContrastEnhancement, QgsMultiBandColorRenderer, QgsPalettedRasterRenderer,
+from qgis.core import (QgsContrastEnhancement, QgsLayerTreeGroup, QgsMapLayer, QgsMultiBandColorRenderer,
+                       QgsPalettedRasterRenderer, QgsProcessingContext, QgsProcessingFeedback,
                        QgsProcessingLayerPostProcessorInterface, QgsRasterLayer, QgsRasterMinMaxOrigin)
 from qgis.PyQt.QtGui import QColor
 
@@ -35,6 +36,8 @@ STRETCH_CUT = (0.02, 0.98)
 HISTOGRAM_SAMPLE_SIZE = 250_000
 #: A style sets a loaded raster layer's renderer.
 Style = Callable[[QgsRasterLayer], None]
+#: A class of a paletted mask: value, RGBA colour, label.
+MaskClass = Tuple[int, Tuple[int, int, int, int], str]
 
 #: Opacity (0-255) of the cloud and shadow classes: a mask loaded above the result shows where the
 #: network worked without hiding what it made there, so a finished run does not look cloudy.
@@ -45,7 +48,8 @@ _CLASS_COLOURS = ((0, 0, 0, 0), MASK_COLOURS[CLOUD] + (MASK_ALPHA,), MASK_COLOUR
 _NO_S1_COLOURS = ((230, 120, 0, MASK_ALPHA), (255, 200, 140, MASK_ALPHA), (140, 70, 20, MASK_ALPHA))
 
 
-def _mask_classes(categories):
+def _mask_classes(categories: Sequence[str]) -> Tuple[MaskClass, ...]:
+    """(value, RGBA, label) of each labelled mask code; codes from :data:`MASK_NO_S1` up in the no-radar colours."""
     classes = []
     for value, label in enumerate(categories):
         if label:
@@ -94,7 +98,7 @@ def rgb_bytes(layer: QgsRasterLayer):
     layer.setRenderer(renderer)
 
 
-def mask_palette(layer: QgsRasterLayer, mask_classes=MASK_CLASSES):
+def mask_palette(layer: QgsRasterLayer, mask_classes: Sequence[MaskClass] = MASK_CLASSES) -> None:
     """Paletted ``mask_classes`` (value, RGBA, label) on band 1: the engine's mask."""
     classes = [QgsPalettedRasterRenderer.Class(value, QColor(*rgba), label) for value, rgba, label in mask_classes]
     layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
@@ -121,7 +125,7 @@ def save_style(output_path: str, style: Style) -> Optional[str]:
 
 
 #: Post-processors handed to Processing and not called yet (see the module's docstring).
-_PENDING = set()
+_PENDING: Set["StylePostProcessor"] = set()
 
 
 class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
@@ -137,7 +141,8 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
         self.below = below
         _PENDING.add(self)
 
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
+    def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,  # noqa: N802 (QGIS's name)
+                         feedback: Optional[QgsProcessingFeedback]) -> None:
         _PENDING.discard(self)  # Processing calls each post-processor once
         try:
             self._style(layer, context)
@@ -146,7 +151,8 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
             if feedback is not None:
                 feedback.pushWarning(f"Could not style {layer.name()}: {message}")
 
-    def _style(self, layer, context) -> None:
+    def _style(self, layer: QgsMapLayer, context: QgsProcessingContext) -> None:
+        """Apply the saved ``.qml`` (or the style), repaint, and move the layer below its partner output."""
         if not (isinstance(layer, QgsRasterLayer) and layer.isValid()):
             return
         saved = style_path(layer.source())
@@ -157,7 +163,7 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
             move_below(context.project().layerTreeRoot(), layer, self.below)
 
 
-def move_below(root, layer, source: str) -> None:
+def move_below(root: QgsLayerTreeGroup, layer: QgsMapLayer, source: str) -> None:
     """Move ``layer``'s node right under the newest layer of the tree ``root`` whose file is ``source``."""
     node = root.findLayer(layer.id())
     targets = [found for found in root.findLayers()

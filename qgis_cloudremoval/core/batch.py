@@ -81,7 +81,7 @@ def is_complete(scene: Scene) -> bool:
 
 def _conflicts(scenes: Iterable[Scene]) -> Dict[str, str]:
     """Scenes that would write another scene's output or input, with why (the first writer keeps its file)."""
-    inputs = {}
+    inputs: Dict[str, str] = {}
     for scene in scenes:
         for path in (scene.s2, scene.s1):
             if path:
@@ -146,8 +146,19 @@ def run_in_turn(scenes: List[Scene], progress: Progress) -> Iterator[Outcome]:
     """The runner of one process: each scene in turn, in this process."""
     for scene in scenes:
         progress.started(scene.label)
-        reporter = Reporter(progress=lambda done, label=scene.label: progress.fraction(label, done))
-        yield run_scene(scene.request, scene.label, reporter)
+        yield run_scene(scene_request(scene), scene.label, Reporter(progress=_fraction_of(progress, scene.label)))
+
+
+def _fraction_of(progress: Progress, label: str) -> Callable[[float], None]:
+    """The progress callback of scene ``label``: reports its fraction done to ``progress``."""
+    return lambda done: progress.fraction(label, done)
+
+
+def scene_request(scene: Scene) -> RemovalRequest:
+    """The request of a scene that runs (:func:`plan` settles the scenes that have none, with their problem)."""
+    if scene.request is None:
+        raise ValueError(f"Scene {scene.label} has no request to run: {scene.problem}")
+    return scene.request
 
 
 def execute(scenes: List[Scene], runner: Runner, progress: Progress, summary_path: str,

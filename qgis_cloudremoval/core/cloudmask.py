@@ -40,7 +40,7 @@ the statistics and come out as 0 (clear) in the mask.
 """
 
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Tuple, Union
+from typing import Final, Iterable, Optional, Tuple, Union
 
 import numpy as np
 
@@ -62,7 +62,7 @@ MASK_CATEGORIES = ["clear", "cloud", "shadow", "", "clear, no S1", "cloud, no S1
 _CLOSING_SIZE = 5
 _BOX_SIZE = 7
 _MEDIAN_SIZE = 5
-_BOUNDARY_MODE = "symmetric"  # numpy's name of scipy.ndimage's "reflect"
+_BOUNDARY_MODE: Final = "symmetric"  # numpy's name of scipy.ndimage's "reflect"
 
 #: Pixels of context a window needs on each side for its centre to equal the whole-scene mask:
 #: the cloud chain is a closing (dilation then erosion, each of radius 2) then a box of radius 3;

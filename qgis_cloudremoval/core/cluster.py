@@ -32,7 +32,7 @@ from dataclasses import replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
 
-from .batch import FAILED, Outcome, Progress, Scene, run_scene
+from .batch import FAILED, Outcome, Progress, Scene, run_scene, scene_request
 from .dependencies import install_command
 from .progress import CoreError, Reporter, first_line
 from .request import RemovalRequest
@@ -54,13 +54,13 @@ STOP_WAIT_SECONDS = 60
 CONNECT_TIMEOUT = "10s"
 
 
-def parse_address(text: str) -> Tuple[Optional[int], Optional[str]]:
-    """``local:N`` -> ``(N, None)``; a scheduler address -> ``(None, address)``."""
+def parse_address(text: str) -> Tuple[Optional[int], str]:
+    """``local:N`` -> ``(N, "")``; a scheduler address -> ``(None, address)``."""
     if text.startswith(LOCAL_PREFIX):
         count = text[len(LOCAL_PREFIX):]
         if not count.isdigit() or int(count) < 1:
             raise CoreError(f"--dask {text}: give the number of local workers, e.g. local:2")
-        return int(count), None
+        return int(count), ""
     if not text.strip():
         raise CoreError("--dask needs a scheduler address (tcp://host:8786) or local:N")
     return None, text
@@ -75,7 +75,7 @@ def _import_distributed() -> ModuleType:
 
 
 @contextlib.contextmanager
-def connect(address: str, gpus_per_worker: int = 0) -> Iterator[object]:
+def connect(address: str, gpus_per_worker: int = 0) -> Iterator["Client"]:
     """A :class:`distributed.Client` on ``address`` (``local:N`` starts and later stops a local cluster)."""
     distributed = _import_distributed()
     workers, scheduler = parse_address(address)
@@ -144,7 +144,7 @@ def run_on_cluster(client: "Client", scenes: List[Scene], progress: Progress,
     resources = {GPU_RESOURCE: 1} if gpus_per_worker else None
     futures = {}
     for index, scene in enumerate(scenes):
-        future = client.submit(_scene_task, scene.request, scene.label, token, gpus_per_worker,
+        future = client.submit(_scene_task, scene_request(scene), scene.label, token, gpus_per_worker,
                                key=f"scene-{index}-{token}", pure=False, resources=resources)
         futures[future] = scene
     ended = False

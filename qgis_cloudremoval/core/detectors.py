@@ -102,6 +102,8 @@ class RuleDetector:
 
     def mask(self, s2_dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """The mask of Sentinel-2 DN ``s2_dn`` ``(13, H, W)`` where ``valid``, against the gathered statistics."""
+        if self.stats is None:
+            raise ValueError("The rule's statistics are gathered by prepare() before any mask")
         reflectance = s2_dn / np.float32(DN_PER_REFLECTANCE)
         return cloudmask.cloud_shadow_mask(reflectance, self.stats, self.threshold, valid)
 
@@ -118,7 +120,7 @@ class LearnedDetector:
 
     def __init__(self, device: str = "auto", *, gpu_index: int = 0) -> None:
         spec = importlib.util.find_spec(LEARNED_PACKAGE)
-        if spec is None:
+        if spec is None or spec.origin is None:
             raise CoreError(LEARNED_MISSING_MESSAGE)
         folder = os.path.dirname(spec.origin)
         model_path = os.path.join(folder, LEARNED_MODEL)

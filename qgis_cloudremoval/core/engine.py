@@ -41,7 +41,8 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Iterator, List, Optional, Tuple
+from concurrent.futures import Future
+from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -85,7 +86,7 @@ class RemovalResult:
     megapixels_per_second: float
     s1_missing_fraction: float  # of the valid Sentinel-2 pixels; 0 for no-SAR models
     warnings: List[str] = field(default_factory=list)
-    model_info: Optional[ModelInfo] = None
+    model_info: ModelInfo = field(default_factory=ModelInfo)
     network_tiles: int = 0  # tiles the network ran on; the others kept their input (keep-clear) or were nodata
     network_share: float = 1.0  # pixels the network computed, over those it computes on every whole tile
 
@@ -115,6 +116,13 @@ class _Prepared:
         for (piece, _), output in zip(self.runs, outputs):
             whole[(slice(None),) + piece.core.within(core)] = output
         return whole
+
+
+def _given(array: Optional[np.ndarray], what: str) -> np.ndarray:
+    """``array``, which the run's options guarantee (SAR for a SAR model; a mask for keep-clear and mask output)."""
+    if array is None:
+        raise ValueError(f"The {what} is missing where the run's options require it")
+    return array
 
 
 def _option_problems(request: RemovalRequest, info: ModelInfo, kind: str, winograd_layers: bool = False) -> List[str]:
@@ -198,7 +206,7 @@ def _network_input(window: inputs.SceneWindow, info: ModelInfo, tile: tiling.Til
     optical = scaling.optical_to_model(window.s2_dn[inside], info)
     optical[:, ~valid] = 0.0
     if info.uses_sar:
-        sar = scaling.sar_to_model(window.s1_db[inside], info)
+        sar = scaling.sar_to_model(_given(window.s1_db, "Sentinel-1 window")[inside], info)
         missing = ~np.isfinite(sar).all(axis=0)
         if window.s1_valid is not None:
             missing |= ~window.s1_valid[tile.network_in_read]
@@ -264,10 +272,11 @@ class _Run:
                 item.mask = detectors.window_mask(detector, scene, tile.read, window.s2_dn, window.s2_valid)
             runs = [tile]
             if self.request.keep_clear:
-                item.weight = _feather_weight(cloudmask.binary_cloud_shadow(item.mask))
-                item.needs_network &= bool(item.weight[serves].any())
+                weight = _feather_weight(cloudmask.binary_cloud_shadow(_given(item.mask, "cloud mask")))
+                item.weight = weight
+                item.needs_network &= bool(weight[serves].any())
                 if item.needs_network and not info.blended:  # a U-Net's output depends on its whole window
-                    used = (item.weight[tile.core_in_read] > 0) & window.s2_valid[tile.core_in_read]
+                    used = (weight[tile.core_in_read] > 0) & window.s2_valid[tile.core_in_read]
                     runs = network_pieces.plan_pieces(used, tile, info.receptive_field_radius)
                     item.needs_network = bool(runs)
             if item.needs_network:  # prepared only for the tiles the network runs on
@@ -294,8 +303,9 @@ class _Run:
         else:
             output_dn = scaling.model_to_dn(prediction, info)
             if self.request.keep_clear:
-                weight = item.weight[rows, columns]
-                output_dn = weight * output_dn + (1.0 - weight) * item.s2_dn[:, rows, columns]
+                weight = _given(item.weight, "keep-clear weight")[rows, columns]
+                s2_dn = _given(item.s2_dn, "Sentinel-2 window")[:, rows, columns]
+                output_dn = weight * output_dn + (1.0 - weight) * s2_dn
         if self.request.output_type == "uint16":
             output = np.clip(np.rint(output_dn), *UINT16_VALID_RANGE).astype(np.uint16)
             output[:, ~valid] = 0
@@ -309,7 +319,7 @@ class _Run:
         self.valid_pixels += int(valid.sum())
         mask_core = None
         if self.request.mask_path:
-            mask_core = mask[rows, columns].copy()
+            mask_core = _given(mask, "cloud mask")[rows, columns].copy()
             if s1_missing is not None:
                 mask_core[s1_missing] += MASK_NO_S1
             mask_core[~valid] = MASK_NODATA
@@ -497,10 +507,10 @@ def _run_pieces(session: runtime.ModelSession, items: List[_Prepared], batch_siz
     """
     runs = [(index, order, piece, network_input) for index, item in enumerate(items)
             for order, (piece, network_input) in enumerate(item.runs)]
-    by_shape = {}
+    by_shape: Dict[Tuple[int, ...], List[Tuple[int, int, tiling.Tile, np.ndarray]]] = {}
     for entry in runs:
         by_shape.setdefault(entry[3].shape, []).append(entry)
-    outputs = [[None] * len(item.runs) for item in items]
+    outputs: Dict[Tuple[int, int], np.ndarray] = {}  # by (item, run)
     for group in by_shape.values():
         for start in range(0, len(group), batch_size):
             batch = group[start:start + batch_size]
@@ -509,9 +519,9 @@ def _run_pieces(session: runtime.ModelSession, items: List[_Prepared], batch_siz
             for (index, order, piece, _), prediction in zip(batch, predictions):
                 network = piece.network
                 prediction = prediction[:, :network.height, :network.width]  # without the padding
-                outputs[index][order] = prediction if blended else prediction[(slice(None),) + piece.core_in_network]
+                outputs[index, order] = prediction if blended else prediction[(slice(None),) + piece.core_in_network]
             del stacked, predictions
-    return outputs
+    return [[outputs[index, order] for order in range(len(item.runs))] for index, item in enumerate(items)]
 
 
 def _process(run: _Run, scene: inputs.Scene, session: runtime.ModelSession, info: ModelInfo, tiles: List[tiling.Tile],
@@ -530,19 +540,19 @@ def _process(run: _Run, scene: inputs.Scene, session: runtime.ModelSession, info
     done_pixels = 0
     first = detectors.STATISTICS_SHARE if detector is not None and detector.needs_statistics else 0.0
     read_thread, write_thread = workers.started_pools("cloudremoval-read", "cloudremoval-write")
-    reads = deque()
-    writes = deque()
+    reads: Deque["Future[List[_Prepared]]"] = deque()
+    writes: Deque["Future[None]"] = deque()
 
     # Whole blocks go straight to disk instead of filling GDAL's cache.
     flush = all(_fills_whole_blocks(tile, scene.width, scene.height) for tile in tiles)
 
     def finish_and_write(item: _Prepared, prediction: Optional[np.ndarray]) -> None:
-        arrays = run.finish_tile(item, prediction, info)
-        for target, array in zip((output, mask), arrays):
-            if target is not None:
-                target.write(array, item.tile.core.x, item.tile.core.y)
-                if flush:
-                    target.flush()
+        output_array, mask_array = run.finish_tile(item, prediction, info)
+        targets = [(output, output_array)] + ([(mask, _given(mask_array, "mask output"))] if mask is not None else [])
+        for target, array in targets:
+            target.write(array, item.tile.core.x, item.tile.core.y)
+            if flush:
+                target.flush()
         runtime.return_freed_memory()  # the previous tile's arrays are gone by now
 
     try:

@@ -66,8 +66,8 @@ class Scene:
     """
 
     def __init__(self, s2: Sentinel2Source, s1: Optional[Sentinel1Source], info: ModelInfo,
-                 warnings: List[str], notes: List[str]):
-        self._s2 = s2
+                 warnings: List[str], notes: List[str]) -> None:
+        self._s2: Optional[Sentinel2Source] = s2
         self._s1 = s1
         self.grid = s2.grid
         self.width = s2.grid.width
@@ -171,12 +171,12 @@ def check_inputs(request: RemovalRequest, info: ModelInfo) -> List[str]:
         problems.append(str(exc))
     try:
         if info.uses_sar:
-            _require_s1(request, info)
+            s1_path = _require_s1(request, info)
             if s2 is not None and not problems:
                 open_sentinel1(request, info, s2.grid).close()
             else:
-                with s1_raster(request.s1_path) as dataset:
-                    check_band_numbers(request.s1_bands, info, dataset, request.s1_path)
+                with s1_raster(s1_path) as dataset:
+                    check_band_numbers(request.s1_bands, info, dataset, s1_path)
     except InputError as exc:
         problems.append(str(exc))
     finally:
@@ -189,10 +189,12 @@ def _s2_name(request: RemovalRequest) -> str:
     return request.s2_path or next(iter(request.s2_band_paths.values()), "")
 
 
-def _require_s1(request: RemovalRequest, info: ModelInfo) -> None:
+def _require_s1(request: RemovalRequest, info: ModelInfo) -> str:
+    """The Sentinel-1 path of ``request``; an :class:`InputError` where none is given or it is the Sentinel-2."""
     if not request.s1_path:
         raise InputError(f"The model uses Sentinel-1 ({', '.join(info.sar_bands)}) but no Sentinel-1 raster "
                          "was given; add one, or use a model trained without SAR")
     if request.s2_path and os.path.realpath(request.s1_path) == os.path.realpath(request.s2_path):
         raise InputError(f"The Sentinel-1 raster is the Sentinel-2 raster ({request.s1_path}); choose the "
                          "Sentinel-1 (radar, VV and VH) layer of the same place")
+    return request.s1_path

@@ -438,8 +438,8 @@ def build_onnx(checkpoint: KerasCheckpoint, info: ModelInfo, fp16: bool = False)
     model = helper.make_model(graph, producer_name="qgis_cloudremoval core.keras_import",
                               opset_imports=[helper.make_opsetid("", OPSET)], doc_string=info.summary())
     model.ir_version = IR_VERSION
-    for key, value in info.to_metadata_props().items():
-        model.metadata_props.add(key=key, value=value)
+    for key, text in info.to_metadata_props().items():
+        model.metadata_props.add(key=key, value=text)
     onnx.checker.check_model(model)
     return model
 

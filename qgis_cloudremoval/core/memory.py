@@ -52,7 +52,8 @@ def binding_limit() -> Tuple[int, str]:
     limits = [(system_available(), "free on this machine"),
               (cgroup_headroom(), "left under this process's memory limit (its control group)"),
               (address_space_headroom(), "left under this process's address-space limit (ulimit -v)")]
-    available, reason = min((limit for limit in limits if limit[0] is not None), key=lambda limit: limit[0])
+    known = [(amount, reason) for amount, reason in limits if amount is not None]
+    available, reason = min(known, key=lambda limit: limit[0])
     return max(0, available), reason
 
 

@@ -339,7 +339,9 @@ def evaluate_rasters(prediction_path: StrPath, reference_path: StrPath, cloudy_p
                                             (reference, "reference", reference_path))]
     nodata = [band_nodata(prediction), band_nodata(reference)]
 
-    mask_file = cloudy = stats = None
+    mask_file: Optional[MaskFile] = None
+    cloudy: Optional[gdal.Dataset] = None
+    stats: Optional[cloudmask.ShadowStatistics] = None
     if mask_path is not None:
         _check_same_grid(_open(mask_path, "mask"), reference, "mask", mask_path, 1)
         mask_file = MaskFile(str(mask_path), Grid.of(reference, "The reference raster", str(reference_path)))
@@ -374,7 +376,7 @@ def evaluate_rasters(prediction_path: StrPath, reference_path: StrPath, cloudy_p
         if mask_file is not None:
             mask, has_class = mask_file.read(read_col, read_row, read_w, read_h)
             valid &= has_class
-        elif cloudy is not None:
+        elif cloudy is not None and stats is not None:  # the statistics come with the cloudy raster
             window = read_array(cloudy, str(cloudy_path), "cloudy raster", read_col, read_row, read_w,
                                 read_h).astype(np.float32)
             # The mask is exact on the core (MASK_HALO context), which is all the accumulator uses.

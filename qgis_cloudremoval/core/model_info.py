@@ -15,7 +15,7 @@ import math
 import os
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from . import bands
 from .dependencies import import_onnxruntime
@@ -40,6 +40,12 @@ class ModelInfoError(CoreError, ValueError):
     """The file is not a DSen2-CR ONNX model or its metadata is unusable (a user error, like any CoreError)."""
 
 
+def _range(values: Sequence[float]) -> Tuple[float, float]:
+    """A (low, high) range given as two numbers (a JSON list, a tuple)."""
+    low, high = values
+    return low, high
+
+
 @dataclass
 class ModelInfo:
     """Preprocessing facts and provenance of one exported model.
@@ -56,7 +62,7 @@ class ModelInfo:
     optical_clip_dn: Tuple[float, float] = bands.OPTICAL_CLIP_DN
     optical_scale: float = bands.OPTICAL_SCALE
     sar_clip_db: Dict[str, Tuple[float, float]] = field(
-        default_factory=lambda: {k: tuple(v) for k, v in bands.SAR_CLIP_DB.items()})
+        default_factory=lambda: {k: _range(v) for k, v in bands.SAR_CLIP_DB.items()})
     sar_scale_max: float = bands.SAR_SCALE_MAX
     #: ``dsen2cr`` or ``pix2pix`` (:data:`ARCHITECTURE_LABELS`).
     architecture: str = DSEN2CR
@@ -133,8 +139,8 @@ class ModelInfo:
                 raise ModelInfoError(f"{source}: metadata '{key}' must be {problem}, not {value!r}; "
                                      "re-export the model with 'python -m training.export_onnx'")
         info = cls(**values)
-        info.optical_clip_dn = tuple(info.optical_clip_dn)
-        info.sar_clip_db = {k: tuple(v) for k, v in info.sar_clip_db.items()}
+        info.optical_clip_dn = _range(info.optical_clip_dn)
+        info.sar_clip_db = {k: _range(v) for k, v in info.sar_clip_db.items()}
         missing = [b for b in info.sar_bands if b not in info.sar_clip_db]
         if missing:
             raise ModelInfoError(f"{source}: no SAR clip range for band(s) {', '.join(missing)}")

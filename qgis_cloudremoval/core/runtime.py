@@ -126,7 +126,7 @@ class ModelSession:
     model's own input type (float16 models are fed float16).
     """
 
-    session: object
+    session: "onnxruntime.InferenceSession"
     path: str
     provider: str
     input_name: str
@@ -172,7 +172,7 @@ class ModelSession:
         if self.batch_limit and len(batch) > self.batch_limit:
             return np.concatenate([self.run(batch[start:start + self.batch_limit])
                                    for start in range(0, len(batch), self.batch_limit)])
-        feed = np.ascontiguousarray(batch, dtype=self.input_dtype)
+        feed: np.ndarray = np.ascontiguousarray(batch, dtype=self.input_dtype)
         try:
             output = self.session.run([self.output_name], {self.input_name: feed})[0]
         except MemoryError:
@@ -257,7 +257,9 @@ def open_session(model_path: str, device: str = "auto", fast_convolutions: bool 
         # keeps the arena of that first run as well: the resident memory of every run after the
         # first grew by 70 % (direct, 452 px tile) and 60 % (Winograd, 324 px), for no speed gained.
         options.enable_mem_pattern = False
-    model, rewritten, values = path, None, []
+    model: Union[str, bytes] = path
+    rewritten: Optional[winograd.Rewritten] = None
+    values: list = []
     if fast_convolutions and providers == [CPU_PROVIDER] and hasattr(options, "add_external_initializers"):
         rewritten = _winograd_model(path)  # (that option exists from onnxruntime 1.15 on)
         if rewritten is not None:
@@ -281,7 +283,8 @@ def open_session(model_path: str, device: str = "auto", fast_convolutions: bool 
     return model_session
 
 
-def plain_session(model_path: str, device: str = "auto", *, gpu_index: int = 0) -> Tuple[object, str]:
+def plain_session(model_path: str, device: str = "auto", *,
+                  gpu_index: int = 0) -> Tuple["onnxruntime.InferenceSession", str]:
     """An onnxruntime session on any ONNX model (a helper network such as the cloud detector), with the
     provider choice of :func:`open_session`: ``(session, provider that runs)``. Not cached."""
     ort = import_onnxruntime()

@@ -15,7 +15,7 @@ import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Match, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
@@ -99,9 +99,11 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
     overlap S2, or values that are neither dB nor linear power.
     """
     path = request.s1_path
+    if not path:
+        raise InputError(f"No {ROLE} raster was given; add one, or use a model trained without SAR")
     dataset, temporary = open_s1_raster(path)
     try:
-        return _open_sentinel1(request, info, s2_grid, dataset, temporary)
+        return _open_sentinel1(request, path, info, s2_grid, dataset, temporary)
     except BaseException:
         dataset = None
         for leftover in temporary:
@@ -109,9 +111,8 @@ def open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid) -> S
         raise
 
 
-def _open_sentinel1(request: RemovalRequest, info: ModelInfo, s2_grid: Grid, dataset: gdal.Dataset,
+def _open_sentinel1(request: RemovalRequest, path: str, info: ModelInfo, s2_grid: Grid, dataset: gdal.Dataset,
                     temporary: List[str]) -> Sentinel1Source:
-    path = request.s1_path
     if request.s1_units not in S1_UNITS:
         raise InputError(f"Unknown Sentinel-1 units '{request.s1_units}'; use one of {', '.join(S1_UNITS)}")
     band_numbers = check_band_numbers(request.s1_bands, info, dataset, path)
@@ -204,11 +205,11 @@ def snap_polarisations(path: str) -> Optional[List[str]]:
         return None
     files = snap_product.band_files(folder, SNAP_BAND_FILE)
     groups: Dict[Tuple[int, int], Dict[str, str]] = {}
-    for name, band_path in files.items():
-        groups.setdefault(_snap_calibration(name), {})[SNAP_BAND_FILE.match(name).group("pol").upper()] = band_path
+    for match, band_path in files:
+        groups.setdefault(_snap_calibration(match), {})[match.group("pol").upper()] = band_path
     complete = [key for key in sorted(groups) if {"VV", "VH"} <= set(groups[key])]
-    given = os.path.basename(path)
-    if SNAP_BAND_FILE.match(given):
+    given = SNAP_BAND_FILE.match(os.path.basename(path))
+    if given:
         complete = [key for key in complete if key == _snap_calibration(given)] or complete
     if not complete:
         raise InputError(f"{ROLE} {path} is a SNAP product without both a VV and a VH band (its .data folder "
@@ -217,9 +218,9 @@ def snap_polarisations(path: str) -> Optional[List[str]]:
     return [groups[complete[0]]["VV"], groups[complete[0]]["VH"]]
 
 
-def _snap_calibration(name: str) -> Tuple[int, int]:
-    """Order of preference of a SNAP band file's calibration: its quantity, then dB before linear."""
-    match = SNAP_BAND_FILE.match(name)
+def _snap_calibration(match: Match) -> Tuple[int, int]:
+    """Order of preference of a SNAP band file's calibration (``match``: of its name): its quantity, then dB
+    before linear."""
     return SNAP_QUANTITIES.index(match.group("quantity").lower()), 0 if match.group("db") else 1
 
 

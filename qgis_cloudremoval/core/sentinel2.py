@@ -179,8 +179,9 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
                          f"use one of {', '.join(BASELINE_OFFSET)}")
     model_bands = list(info.optical_bands)
     snap_bands = None if request.s2_band_paths else snap_product_bands(request.s2_path, model_bands)
-    if request.s2_band_paths or snap_bands:
-        source = _open_band_files(request.s2_band_paths or snap_bands, model_bands,
+    band_paths = request.s2_band_paths or snap_bands
+    if band_paths:
+        source = _open_band_files(band_paths, model_bands,
                                   f"SNAP product {request.s2_path}" if snap_bands else "")
         if request.s2_bands:
             source.warnings.append("The band mapping is not used with one file per band: each file is the band "
@@ -243,9 +244,11 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
         numbers = {b: int(mapping[b]) for b in model_bands if b in mapping}
         how = "the band mapping"
     else:
-        numbers = _numbers_from_descriptions(dataset, model_bands)
+        described = _numbers_from_descriptions(dataset, model_bands)
         how = "band descriptions"
-        if numbers is None:
+        if described is not None:
+            numbers = described
+        else:
             if count != len(model_bands):
                 raise InputError(
                     f"{ROLE} {path} has {count} band{'s' if count != 1 else ''} but the model needs "
@@ -280,7 +283,7 @@ def snap_product_bands(path: str, model_bands: List[str]) -> Optional[Dict[str, 
     if folder is None:
         return None
     files = snap_product.band_files(folder, SNAP_BAND_FILE)
-    bands = {SNAP_BAND_FILE.match(name).group("band").upper(): band_path for name, band_path in files.items()}
+    bands = {match.group("band").upper(): band_path for match, band_path in files}
     found = {band: bands[band] for band in model_bands if band in bands}
     if not found:
         raise InputError(f"{ROLE} {path} is a SNAP product without Sentinel-2 bands named B1 ... B12 (its .data "
@@ -315,12 +318,13 @@ def _assemble(sources: List[BandSource], names: List[str], model_bands: List[str
                              f"the other bands are in {finest.grid.crs_name()}; give bands of one product")
     dataset = open_vrt_text(grid_vrt_xml(finest.grid, sources, names), ROLE)
     numbers = {name: i + 1 for i, name in enumerate(names)}
-    source = Sentinel2Source(dataset, description, finest.grid, model_bands, numbers, {},
-                             np.zeros(len(model_bands), np.float32))
+    assembled = Sentinel2Source(dataset, description, finest.grid, model_bands, numbers, {},
+                                np.zeros(len(model_bands), np.float32))
     resolutions = sorted({round(s.grid.pixel_size, 3) for s in sources})
-    source.notes.append(f"{note_prefix} at {', '.join(f'{r:g}' for r in resolutions)} m, put on the "
-                        f"{finest.grid.pixel_size:g} m grid of {finest.description or names[0]} (nearest neighbour)")
-    return source
+    assembled.notes.append(f"{note_prefix} at {', '.join(f'{r:g}' for r in resolutions)} m, put on the "
+                           f"{finest.grid.pixel_size:g} m grid of {finest.description or names[0]} "
+                           "(nearest neighbour)")
+    return assembled
 
 
 def _open_safe(path: str, product: gdal.Dataset, model_bands: List[str]) -> Sentinel2Source:

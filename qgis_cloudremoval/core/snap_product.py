@@ -9,7 +9,7 @@ stacks its VV and VH, :mod:`.sentinel2` assembles its 13 bands.
 
 import os
 import re
-from typing import Dict, Optional, Pattern
+from typing import List, Match, Optional, Pattern, Tuple
 
 from .gdal_io import InputError
 
@@ -37,9 +37,10 @@ def data_folder(path: str, band_file: Pattern, role: str) -> Optional[str]:
     return folder
 
 
-def band_files(folder: str, band_file: Pattern) -> Dict[str, str]:
-    """``{band file name: path}`` of the files in ``folder`` whose names ``band_file`` matches."""
-    return {entry: os.path.join(folder, entry) for entry in sorted(os.listdir(folder)) if band_file.match(entry)}
+def band_files(folder: str, band_file: Pattern) -> List[Tuple[Match, str]]:
+    """``(match of the name, path)`` of each file in ``folder`` whose name ``band_file`` matches, by name."""
+    matches = ((band_file.match(entry), entry) for entry in sorted(os.listdir(folder)))
+    return [(match, os.path.join(folder, entry)) for match, entry in matches if match]
 
 
 def images_in(folder: str) -> str:

@@ -65,11 +65,7 @@ class Tile:
 
     read: Window
     core: Window
-    network: Optional[Window] = None
-
-    def __post_init__(self) -> None:
-        if self.network is None:
-            object.__setattr__(self, "network", self.read)
+    network: Window
 
     @property
     def network_in_read(self) -> Tuple[slice, slice]:
@@ -133,7 +129,7 @@ def plan_tiles(width: int, height: int, tile_size: int, margin: int, align: int 
         raise ValueError(f"Tile size {tile_size} px leaves no core inside a {margin} px margin")
     rows = _spans(height, tile_size, margin, align)
     columns = _spans(width, tile_size, margin, align)
-    return [Tile(Window(rx, ry, rw, rh), Window(cx, cy, cw, ch))
+    return [Tile(Window(rx, ry, rw, rh), Window(cx, cy, cw, ch), Window(rx, ry, rw, rh))
             for ry, rh, cy, ch in rows for rx, rw, cx, cw in columns]
 
 
@@ -152,7 +148,7 @@ def group_by_shape(tiles: List[Tile], batch_size: int) -> List[List[Tile]]:
     by_shape: Dict[Tuple[int, int], List[Tile]] = {}
     for tile in tiles:
         by_shape.setdefault((tile.network.height, tile.network.width), []).append(tile)
-    batches = []
+    batches: List[List[Tile]] = []
     for group in by_shape.values():
         batches.extend(group[i:i + batch_size] for i in range(0, len(group), batch_size))
     return batches

@@ -26,7 +26,7 @@ applies to float32 models only; :func:`rewrite` returns ``None`` otherwise.
 """
 
 import importlib.util
-from typing import TYPE_CHECKING, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -168,7 +168,7 @@ def rewrite(model_bytes: bytes) -> Optional[Rewritten]:
         filters = p + "filters"
         external[filters] = filter_transform(weight)
         graph.initializer.append(_external_placeholder(TensorProto, filters, external[filters].shape))
-        step = [
+        step: List[Tuple[str, List[str], List[str], Dict[str, Any]]] = [
             # pads [0, 0, 1, 1, 0, 0, 1 + ph, 1 + pw]: 'same' padding plus up to a multiple of 4
             ("Shape", [node.input[0]], ["shape"], {}),
             ("Slice", ["shape", "winograd/two", "winograd/four"], ["hw"], {}),
