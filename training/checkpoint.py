@@ -24,9 +24,8 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from torch import nn
 
-from training.networks import NetworkConfigError, build, describe
+from training.networks import Network, NetworkConfigError, build, describe
 from qgis_cloudremoval.core.model_info import PICKLE_START
 from qgis_cloudremoval.core.output_files import OutputError, atomic_output
 from qgis_cloudremoval.core.progress import first_line
@@ -49,7 +48,7 @@ class CheckpointError(OutputError):
     """A checkpoint cannot be written or read; the message is one user-facing line."""
 
 
-def make_provenance(**values) -> Dict:
+def make_provenance(**values: object) -> Dict:
     """Provenance dict with every key of :data:`PROVENANCE_DEFAULTS`; ``created`` defaults to today (UTC)."""
     provenance = dict(PROVENANCE_DEFAULTS)
     provenance["created"] = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
@@ -64,7 +63,7 @@ def _suffix(path: str) -> str:
     return suffix
 
 
-def save_checkpoint(path: str, model: nn.Module, provenance: Dict, **extra) -> None:
+def save_checkpoint(path: str, model: Network, provenance: Dict, **extra: object) -> None:
     """Write ``model`` (weights and ``model.config()``), ``provenance`` and ``extra`` to ``path``.
 
     Args:
@@ -100,7 +99,7 @@ def save_checkpoint(path: str, model: nn.Module, provenance: Dict, **extra) -> N
             torch.save(payload, temporary)
 
 
-def load_checkpoint(path: str) -> Tuple[nn.Module, Dict, Dict]:
+def load_checkpoint(path: str) -> Tuple[Network, Dict, Dict]:
     """Rebuild the network stored in ``path`` without executing pickled code.
 
     Returns:
@@ -131,7 +130,7 @@ def load_checkpoint(path: str) -> Tuple[nn.Module, Dict, Dict]:
     return model.eval(), provenance, extra
 
 
-def model_from_config(config: Optional[Dict], source: str) -> nn.Module:
+def model_from_config(config: Optional[Dict], source: str) -> Network:
     """Build the network described by a ``model.config()`` dict, refusing anything else."""
     try:
         return build(config)
@@ -167,7 +166,9 @@ def load_weights(model: torch.nn.Module, state_dict: Dict[str, torch.Tensor], so
 
 
 def _describe(model: torch.nn.Module) -> str:
-    return describe(model.config()) if hasattr(model, "config") else type(model).__name__
+    """The network for a message: its config ("DSen2-CR num_blocks=16 ..."), else its class."""
+    config = getattr(model, "config", None)
+    return describe(config()) if callable(config) else type(model).__name__
 
 
 def _read_pt(path: str) -> Dict:

@@ -19,6 +19,8 @@ All arrays are channels-first ``(13, H, W)`` in Sentinel-2 DN (reflectance x 100
 import math
 from dataclasses import dataclass
 
+from typing import Tuple
+
 import numpy as np
 
 from qgis_cloudremoval.core.bands import DN_PER_REFLECTANCE, S2_BANDS
@@ -50,11 +52,11 @@ class SimulatedClouds:
     mask: np.ndarray
 
 
-def fractal_noise(shape, rng: np.random.Generator, beta: float = 2.6) -> np.ndarray:
+def fractal_noise(shape: Tuple[int, int], rng: np.random.Generator, beta: float = 2.6) -> np.ndarray:
     """Noise with power spectrum 1/f^beta, scaled to [0, 1]; larger beta gives smoother fields."""
     height, width = shape
-    fy = np.fft.fftfreq(height)[:, None]
-    fx = np.fft.rfftfreq(width)[None, :]
+    fy = np.fft.fftfreq(height, d=1.0)[:, None]
+    fx = np.fft.rfftfreq(width, d=1.0)[None, :]
     frequency = np.sqrt(fx * fx + fy * fy)
     frequency[0, 0] = 1.0
     spectrum = (rng.normal(size=frequency.shape) + 1j * rng.normal(size=frequency.shape)) / frequency ** (beta / 2)

@@ -10,7 +10,7 @@ changes take Isola et al.'s values (:data:`MODEL_DEFAULTS`) unless the file or `
 
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import yaml
 
@@ -38,6 +38,8 @@ class ConfigError(CoreError):
 
 @dataclass
 class TrainConfig:
+    """A training run's settings: YAML keys and ``--set key=value`` overrides, each documented below."""
+
     #: ``dsen2cr`` (Meraner et al. 2020) or ``pix2pix`` (the paper's baseline, Isola et al. 2017).
     model: str = DSEN2CR
     #: Output of ``python -m training.reformat`` (``DST``).
@@ -89,6 +91,7 @@ class TrainConfig:
     debug_save_rank_params: bool = False
 
     def validate(self) -> "TrainConfig":
+        """The config itself, or a :class:`ConfigError` naming the first setting that cannot train."""
         if self.model not in ARCHITECTURES:
             raise ConfigError(f"model must be one of {', '.join(ARCHITECTURES)}, not {self.model!r}")
         choices = {"data_format": ("packed", "raw"), "device": ("auto", "cuda", "cpu"), "precision": ("bf16", "fp32")}
@@ -129,10 +132,12 @@ class TrainConfig:
                                   f"multiple of {multiple}, or a smaller unet_depth")
 
     def to_dict(self) -> dict:
+        """The settings by key, as checkpoints store them."""
         return asdict(self)
 
 
 def valid_keys() -> List[str]:
+    """The keys a YAML config or ``--set`` may give."""
     return [f.name for f in fields(TrainConfig)]
 
 
@@ -143,7 +148,8 @@ _KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "tex
 _OPTIONAL = {"max_steps": int}
 
 
-def _coerce(key: str, value, source: str):
+def _coerce(key: str, value: object, source: str) -> object:
+    """``value`` as the type of ``key``'s default (``source`` names where it came from, for the error)."""
     default = TrainConfig.__dataclass_fields__[key].default
     if key in _OPTIONAL:
         if value is None:
@@ -174,7 +180,7 @@ def _unknown(key: str, source: str) -> ConfigError:
 
 def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = None) -> TrainConfig:
     """Defaults, updated by the YAML file ``path``, then by ``key=value`` strings (YAML-typed values)."""
-    values = {}
+    values: Dict[str, Any] = {}
     if path:
         try:
             loaded = yaml.safe_load(Path(path).read_text()) or {}
@@ -196,6 +202,6 @@ def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = Non
         if key not in valid_keys():
             raise _unknown(key, "--set")
         values[key] = _coerce(key, yaml.safe_load(text) if text.strip() else "", "--set")
-    for key, value in MODEL_DEFAULTS.get(values.get("model"), {}).items():
+    for key, value in MODEL_DEFAULTS.get(values.get("model", ""), {}).items():
         values.setdefault(key, value)
     return TrainConfig(**values).validate()

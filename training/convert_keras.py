@@ -90,9 +90,10 @@ def convert_keras(source: str, destination: str, fp16: bool = False, loss: Optio
         info = model_info_for(checkpoint, loss)
     from training.checkpoint import PROVENANCE_DEFAULTS
     provenance = {key: getattr(info, key) for key in PROVENANCE_DEFAULTS}
-    report = {"model_config": {"num_blocks": checkpoint.num_blocks, "num_features": checkpoint.num_features,
-                               "use_sar": checkpoint.use_sar},
-              "provenance": provenance, "sha256": checkpoint.sha256, "published": checkpoint.published}
+    model_config = {"num_blocks": checkpoint.num_blocks, "num_features": checkpoint.num_features,
+                    "use_sar": checkpoint.use_sar}
+    report: Dict[str, object] = {"model_config": model_config, "provenance": provenance, "sha256": checkpoint.sha256,
+                                 "published": checkpoint.published}
     model = torch_model(checkpoint)
     if suffix == ".onnx":
         tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE

@@ -22,7 +22,7 @@ is the same in any worker, on any rank and after a resume.
 
 import os
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -36,6 +36,11 @@ from qgis_cloudremoval.core.text import count as count_of
 from .reformat import (LAYOUT_FOLDERS, PATCH_SIZE, SPLIT_FILE_NAME, ReformatError, read_member,
                        read_split_file)
 from .splits import SPLIT_NAMES
+
+#: A sample's crop and augmentation: row and column of the crop origin (px), horizontal flip, quarter turns.
+Window = Tuple[int, int, bool, int]
+#: The stored arrays of one patch: Sentinel-1, cloud-free and cloudy Sentinel-2, and the cloud/shadow mask.
+Patch = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 #: os.posix_fadvise exists on Linux and most Unixes, not on macOS or Windows: there the prefetch is skipped.
 CAN_ADVISE = hasattr(os, "posix_fadvise")
@@ -71,7 +76,7 @@ class _Sen12MSCRBase(Dataset):
         """Draw other crops and augmentations in the next epoch (call with the sampler's epoch)."""
         self.epoch = epoch
 
-    def _window(self, index: int):
+    def _window(self, index: int) -> Window:
         """Crop origin and augmentation of a sample: ``(row, col, flip, quarter_turns)``."""
         if self.crop is None:
             return 0, 0, False, 0
@@ -82,7 +87,11 @@ class _Sen12MSCRBase(Dataset):
     def _prefetch(self, index: int, row: int, size: int) -> None:
         """Start reading rows ``row`` to ``row + size`` of patch ``index`` (a hint: it may do nothing)."""
 
-    def _patch(self, index: int):
+    def __len__(self) -> int:
+        """Patches in the split."""
+        raise NotImplementedError
+
+    def _patch(self, index: int) -> Patch:
         """``(s1_db, s2_dn, s2_cloudy_dn, mask_codes)`` arrays (or memmaps) of the full patch ``index``."""
         raise NotImplementedError
 
@@ -119,23 +128,23 @@ class _Sen12MSCRBase(Dataset):
         batch["cloudy"] = batch["input"][:, :optical]  # a view: no second copy
         return batch
 
-    def _view(self, window, size: int):
+    def _view(self, window: Window, size: int) -> Callable[[np.ndarray], np.ndarray]:
         """The crop, flip and rotation ``window`` (from :meth:`_window`), as a function on stored arrays."""
         row, col, flip, turns = window
-        window = (Ellipsis, slice(row, row + size), slice(col, col + size))
+        crop = (Ellipsis, slice(row, row + size), slice(col, col + size))
 
-        def view(array):
+        def view(array: np.ndarray) -> np.ndarray:
             # Contiguous copies of the stored values (uint16 is half the bytes of float32): the
             # crop first, then its flip and rotation (transposing a small contiguous array is
             # twice as fast as transposing the strided window), so scaling runs at memory speed.
-            array = np.ascontiguousarray(array[window])
+            array = np.ascontiguousarray(array[crop])
             if flip:
                 array = array[..., ::-1]
             return np.ascontiguousarray(np.rot90(array, turns, axes=(-2, -1))) if turns or flip else array
         return view
 
 
-def collate(batch):
+def collate(batch: Union[Dict[str, torch.Tensor], List[Dict[str, torch.Tensor]]]) -> Dict[str, torch.Tensor]:
     """DataLoader ``collate_fn``: batches from ``__getitems__`` are complete already."""
     return batch if isinstance(batch, dict) else default_collate(batch)
 
@@ -147,7 +156,7 @@ class PackedSen12MSCR(_Sen12MSCRBase):
     DataLoader workers share the page cache and nothing is copied up front.
     """
 
-    def __init__(self, root, split: str = "train", crop: Optional[int] = 128, use_sar: bool = True,
+    def __init__(self, root: Union[str, Path], split: str = "train", crop: Optional[int] = 128, use_sar: bool = True,
                  seed: int = 0, info: Optional[ModelInfo] = None) -> None:
         super().__init__(crop, use_sar, seed, info)
         self.folder = Path(root) / "packed" / split
@@ -156,21 +165,22 @@ class PackedSen12MSCR(_Sen12MSCRBase):
             raise DatasetError(f"No packed '{split}' split at {self.folder}; run 'python -m training.reformat SRC "
                                f"{root}' first (or use data_format: raw)")
         self.names: List[str] = names_file.read_text().split()
-        self._arrays = None
+        self._arrays: Optional[Dict[str, np.memmap]] = None
         self._descriptors: Dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def _open(self):
+    def _open(self) -> Dict[str, np.memmap]:
+        """The packed arrays, memory-mapped on first use (and a descriptor of each file, for read-ahead advice)."""
         if self._arrays is None:
             self._arrays = {stem: np.load(self.folder / f"{stem}.npy", mmap_mode="r")
                             for stem in ("s1", "s2_cloudFree", "s2_cloudy", "mask")}
-            self._descriptors = {array.filename: os.open(array.filename, os.O_RDONLY)
+            self._descriptors = {str(array.filename): os.open(str(array.filename), os.O_RDONLY)
                                  for array in self._arrays.values()}
         return self._arrays
 
-    def __getstate__(self):
+    def __getstate__(self) -> Dict[str, Any]:
         # Spawned workers open their own maps (pickling a memmap would copy the whole array).
         return {**self.__dict__, "_arrays": None, "_descriptors": {}}
 
@@ -188,10 +198,10 @@ class PackedSen12MSCR(_Sen12MSCRBase):
             patch = array[index].reshape(-1, *array.shape[-2:])  # (bands, rows, cols)
             first_row = array.offset + (patch.ctypes.data - array.ctypes.data) + row * patch.strides[1]
             for band in range(patch.shape[0]):
-                os.posix_fadvise(self._descriptors[array.filename], first_row + band * patch.strides[0],
+                os.posix_fadvise(self._descriptors[str(array.filename)], first_row + band * patch.strides[0],
                                  size * patch.strides[1], os.POSIX_FADV_WILLNEED)
 
-    def _patch(self, index: int):
+    def _patch(self, index: int) -> Patch:
         arrays = self._open()
         return arrays["s1"][index], arrays["s2_cloudFree"][index], arrays["s2_cloudy"][index], arrays["mask"][index]
 
@@ -205,8 +215,8 @@ class RawSen12MSCR(_Sen12MSCRBase):
     BigEarthNet patches, say) are read when ``patch_size`` says so.
     """
 
-    def __init__(self, root, split: str = "train", crop: Optional[int] = 128, use_sar: bool = True,
-                 seed: int = 0, info: Optional[ModelInfo] = None, split_file=None,
+    def __init__(self, root: Union[str, Path], split: str = "train", crop: Optional[int] = 128, use_sar: bool = True,
+                 seed: int = 0, info: Optional[ModelInfo] = None, split_file: Optional[Union[str, Path]] = None,
                  patch_size: int = PATCH_SIZE) -> None:
         super().__init__(crop, use_sar, seed, info, patch_size)
         self.root = Path(root)
@@ -237,14 +247,18 @@ class RawSen12MSCR(_Sen12MSCRBase):
             finally:
                 os.close(descriptor)
 
-    def _patch(self, index: int):
+    def _patch(self, index: int) -> Patch:
         name = self.names[index]
         arrays = {modality: read_member(self.root / folder / name, modality, self.patch_size)
                   for modality, folder in LAYOUT_FOLDERS.items()}
         return arrays["s1"], arrays["s2"], arrays["s2_cloudy"], cloudmask.detect(arrays["s2_cloudy"])
 
 
-def open_split(root, split: str, data_format: str = "packed", **kwargs) -> _Sen12MSCRBase:
+#: One split of SEN12MS-CR, as :func:`open_split` gives it (packed or raw).
+SplitDataset = _Sen12MSCRBase
+
+
+def open_split(root: Union[str, Path], split: str, data_format: str = "packed", **kwargs: Any) -> SplitDataset:
     """The dataset of ``split`` in ``root`` from the packed copy (``"packed"``) or the GeoTIFFs (``"raw"``)."""
     if data_format == "packed":
         return PackedSen12MSCR(root, split, **kwargs)

@@ -25,7 +25,7 @@ import csv
 import math
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -127,7 +127,7 @@ def rgb_panel(optical_model_scale: Sequence[np.ndarray], info: ModelInfo) -> np.
     return np.concatenate(images, axis=-1).astype(np.float32)
 
 
-def load_predictor(model_path: str, device: str = "cpu"):
+def load_predictor(model_path: str, device: str = "cpu") -> Tuple[Callable[[np.ndarray], np.ndarray], ModelInfo]:
     """``(predict, info)``: ``predict`` maps network input ``(C, H, W)`` to output ``(13, H, W)``, both float32."""
     suffix = Path(model_path).suffix.lower()
     if not Path(model_path).is_file():
@@ -191,7 +191,7 @@ def table_rows(ours: Dict[str, Dict[str, float]], split_kind: Optional[str] = "s
     """Our rows, then the published rows of ``split_kind``, as text cells; the first row is the header."""
     headers = [header for _, _, header in COLUMNS]
     rows = [["Method"] + headers]
-    for name, values in list(ours.items()) + list(PUBLISHED_ROWS.get(split_kind, {}).items()):
+    for name, values in list(ours.items()) + list(PUBLISHED_ROWS.get(split_kind or "", {}).items()):
         rows.append([name] + [_format(values.get(h, float("nan")), h) for h in headers])
     return rows
 
@@ -211,12 +211,13 @@ def split_line(data: str, split: str, patches: int) -> str:
 
 
 def markdown(rows: List[List[str]]) -> str:
+    """``rows`` (a header, then data rows) as a Markdown table."""
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
     return "\n".join(lines) + "\n"
 
 
-def write_tables(text: str, rows, out: Path) -> None:
+def write_tables(text: str, rows: List[List[str]], out: Path) -> None:
     """The Markdown table ``text`` to ``out`` and ``rows`` as CSV beside it, each whole or not at all."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -230,7 +231,8 @@ def write_tables(text: str, rows, out: Path) -> None:
             csv.writer(handle).writerows(rows)
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m training.evaluate``: the paper's Table 1 for each model on a split; the exit status."""
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="+", help="checkpoint (.pt, .safetensors) or exported model (.onnx); "
                         "several give one row each")
@@ -249,7 +251,7 @@ def main(argv=None) -> int:
     from tqdm import tqdm
     ours = {}
     for index, model in enumerate(args.model):
-        bars = []  # opened at the first patch, so that a refused model or dataset prints its error alone
+        bars: List["tqdm"] = []  # opened at the first patch, so that a refused model or dataset prints its error alone
 
         def progress(done: int, total: int, name: str = Path(model).name) -> None:
             if not bars:

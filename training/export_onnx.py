@@ -20,7 +20,7 @@ import argparse
 import copy
 import sys
 import warnings
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,11 +29,10 @@ from qgis_cloudremoval.core.model_info import ARCHITECTURE_LABELS, MAX_BLEND_OVE
 from qgis_cloudremoval.core.command_line import run_cli, tqdm_reporter
 from qgis_cloudremoval.core.output_files import atomic_output
 from qgis_cloudremoval.core.progress import SILENT, CoreError, Reporter, first_line
-from torch import nn
 
 from training.checkpoint import PROVENANCE_DEFAULTS
 from training.model import OPTICAL_CHANNELS
-from training.networks import architecture_of
+from training.networks import Network, architecture_of
 from training.pix2pix import BLEND_OVERLAP
 
 #: Largest ONNX IR version and opset that onnxruntime 1.17 loads.
@@ -57,7 +56,7 @@ class ExportError(CoreError):
     """The model could not be exported or failed its check; the message is one user-facing line."""
 
 
-def model_info_for(model: nn.Module, provenance: Dict, name: Optional[str] = None, version: str = "1.0",
+def model_info_for(model: Network, provenance: Dict, name: Optional[str] = None, version: str = "1.0",
                    blend_overlap: int = BLEND_OVERLAP) -> ModelInfo:
     """The metadata an export of ``model`` carries: its configuration plus ``provenance``.
 
@@ -77,7 +76,7 @@ def model_info_for(model: nn.Module, provenance: Dict, name: Optional[str] = Non
     return info
 
 
-def _shapes(model: nn.Module):
+def _shapes(model: Network) -> Tuple[Tuple[int, int, int], Tuple[int, int, int]]:
     """(trace shape, check shape), both (N, H, W), for ``model``'s tile multiple."""
     multiple = model.tile_multiple
     if multiple == 1:
@@ -85,7 +84,7 @@ def _shapes(model: nn.Module):
     return (1, multiple, multiple), (2, multiple, 2 * multiple)
 
 
-def export_onnx(model: nn.Module, output_path: str, provenance: Dict, fp16: bool = False, opset: int = 17,
+def export_onnx(model: Network, output_path: str, provenance: Dict, fp16: bool = False, opset: int = 17,
                 name: Optional[str] = None, version: str = "1.0", reporter: Reporter = SILENT,
                 blend_overlap: int = BLEND_OVERLAP) -> Dict:
     """Write ``model`` as ONNX to ``output_path`` and check it against torch.
@@ -135,7 +134,7 @@ def export_onnx(model: nn.Module, output_path: str, provenance: Dict, fp16: bool
                 warnings.simplefilter("ignore")
                 # dynamo=False: the TorchScript exporter. torch 2.13 defaults to the dynamo
                 # exporter, which needs onnxscript (not a dependency of this project).
-                torch.onnx.export(exported, trace_input, temporary, input_names=["input"], output_names=["output"],
+                torch.onnx.export(exported, (trace_input,), temporary, input_names=["input"], output_names=["output"],
                                   dynamic_axes={"input": _DYNAMIC_AXES, "output": _DYNAMIC_AXES},
                                   opset_version=opset, dynamo=False)
         except (RuntimeError, ValueError, TypeError) as exc:
@@ -174,7 +173,8 @@ def export_onnx(model: nn.Module, output_path: str, provenance: Dict, fp16: bool
             "metadata": metadata}
 
 
-def _max_difference(onnx_path: str, reference: nn.Module, dtype: torch.dtype, check_shape) -> float:
+def _max_difference(onnx_path: str, reference: Network, dtype: torch.dtype,
+                    check_shape: Tuple[int, int, int]) -> float:
     """Max |onnxruntime - torch float32| over a random ``check_shape`` (N, H, W) input in the network's input range."""
     import onnxruntime
 

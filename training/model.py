@@ -31,6 +31,7 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(num_features, num_features, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + 0.1 * conv(relu(conv(x)))``, ``(N, F, H, W)``."""
         return x + RESIDUAL_SCALE * self.conv2(self.relu(self.conv1(x)))
 
 
@@ -53,13 +54,15 @@ class DSen2CR(nn.Module):
         self.num_features = num_features
         self.use_sar = use_sar
         in_channels = OPTICAL_CHANNELS + (SAR_CHANNELS if use_sar else 0)
+        self._in_channels = in_channels
         self.head = nn.Sequential(nn.Conv2d(in_channels, num_features, 3, padding=1), nn.ReLU(inplace=True))
         self.body = nn.Sequential(*[ResidualBlock(num_features) for _ in range(num_blocks)])
         self.tail = nn.Conv2d(num_features, OPTICAL_CHANNELS, 3, padding=1)
 
     @property
     def in_channels(self) -> int:
-        return self.head[0].in_channels
+        """Channels of the input: 13 optical (+ 2 SAR)."""
+        return self._in_channels
 
     @property
     def tile_multiple(self) -> int:
@@ -72,6 +75,7 @@ class DSen2CR(nn.Module):
         return 2 + 2 * self.num_blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The cloud-free estimate ``(N, 13, H, W)``: the optical input plus the network's residual."""
         optical = x[:, :OPTICAL_CHANNELS]
         return optical + self.tail(self.body(self.head(x)))
 

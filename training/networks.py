@@ -4,9 +4,7 @@
 arguments. Checkpoints written before pix2pix existed carry no ``architecture`` key; they hold DSen2-CR.
 """
 
-from typing import Dict, Optional
-
-from torch import nn
+from typing import Dict, Optional, Union
 
 from qgis_cloudremoval.core.model_info import ARCHITECTURE_LABELS
 
@@ -20,11 +18,16 @@ CONFIG_KEYS = {dsen2cr.ARCHITECTURE: ("num_blocks", "num_features", "use_sar"),
                pix2pix.ARCHITECTURE: ("unet_depth", "num_features", "use_sar")}
 
 
+#: A generator this project trains, checkpoints and exports.
+Network = Union[dsen2cr.DSen2CR, pix2pix.UNetGenerator]
+
+
 class NetworkConfigError(ValueError):
     """A ``model_config`` that describes no network this project builds; the message says what is wrong."""
 
 
 def architecture_of(config: Dict) -> str:
+    """The architecture a checkpoint's model config names (DSen2-CR for checkpoints older than the key)."""
     return config.get("architecture", dsen2cr.ARCHITECTURE)
 
 
@@ -35,7 +38,7 @@ def describe(config: Dict) -> str:
                     + [f"{key}={value}" for key, value in config.items() if key != "architecture"])
 
 
-def build(config: Optional[Dict]) -> nn.Module:
+def build(config: Optional[Dict]) -> Network:
     """The network ``config`` describes (fresh weights), refusing anything else with :class:`NetworkConfigError`."""
     if not isinstance(config, dict):
         raise NetworkConfigError(f"model_config must be a mapping, found {config!r}")

@@ -15,7 +15,7 @@ of context on each side), so tiles of a scene cannot agree exactly with one whol
 overlaps them by :data:`BLEND_OVERLAP` px and feathers them together.
 """
 
-from typing import Dict
+from typing import Dict, List
 
 import torch
 from torch import nn
@@ -44,15 +44,15 @@ OUTPUT_MAX = OPTICAL_CLIP_DN[1] / OPTICAL_SCALE
 
 
 def _down(in_channels: int, out_channels: int, norm: bool) -> nn.Sequential:
-    layers = [nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1, bias=not norm)]
+    layers: List[nn.Module] = [nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1, bias=not norm)]
     if norm:
         layers.append(nn.BatchNorm2d(out_channels))
     return nn.Sequential(*layers)
 
 
 def _up(in_channels: int, out_channels: int, dropout: bool) -> nn.Sequential:
-    layers = [nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=False),
-              nn.BatchNorm2d(out_channels)]
+    layers: List[nn.Module] = [nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=False),
+                               nn.BatchNorm2d(out_channels)]
     if dropout:
         layers.append(nn.Dropout(0.5))
     return nn.Sequential(*layers)
@@ -81,6 +81,7 @@ class UNetGenerator(nn.Module):
         self.use_sar = use_sar
         widths = [num_features * min(2 ** level, 8) for level in range(depth)]
         in_channels = OPTICAL_CHANNELS + (SAR_CHANNELS if use_sar else 0)
+        self._in_channels = in_channels
         self.encoder = nn.ModuleList(
             [_down(in_channels, widths[0], norm=False)]
             + [_down(widths[level - 1], widths[level], norm=level < depth - 1) for level in range(1, depth)])
@@ -93,7 +94,8 @@ class UNetGenerator(nn.Module):
 
     @property
     def in_channels(self) -> int:
-        return self.encoder[0][0].in_channels
+        """Channels of the input: 13 optical (+ 2 SAR)."""
+        return self._in_channels
 
     @property
     def tile_multiple(self) -> int:
@@ -107,6 +109,7 @@ class UNetGenerator(nn.Module):
         return 2 ** (self.depth + 1) - 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The prediction ``(N, 13, H, W)`` for the input ``(N, C, H, W)``, H and W multiples of the tile multiple."""
         skips = []
         for level, down in enumerate(self.encoder):
             x = down(x if level == 0 else nn.functional.leaky_relu(x, 0.2))
@@ -142,6 +145,7 @@ class PatchDiscriminator(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, condition: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """Real/fake logits ``(N, 1, h, w)``, one per 70 x 70 px patch, of ``output`` given the ``condition``."""
         return self.layers(torch.cat([condition, output], dim=1))
 
 

@@ -35,7 +35,7 @@ import tarfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -45,6 +45,8 @@ from qgis_cloudremoval.core.text import count as count_of
 from .splits import OFFICIAL_VAL_ROIS, SPLIT_NAMES, official_roi_text, official_split, write_split_record
 
 PATCH_SIZE = 256
+Job = TypeVar("Job")
+Result = TypeVar("Result")
 MODALITIES = ("s1", "s2", "s2_cloudy")
 #: Release modality -> folder of the DSen2-CR authors' layout.
 LAYOUT_FOLDERS = {"s1": "s1", "s2": "s2_cloudFree", "s2_cloudy": "s2_cloudy"}
@@ -90,6 +92,7 @@ class Triplet:
 
     @property
     def scene_key(self) -> str:
+        """The scene the triplet belongs to (season and scene number), the unit the split keeps together."""
         return f"{self.season}_{self.scene}"
 
     def signature(self) -> List[List]:
@@ -100,11 +103,14 @@ class Triplet:
 
 @dataclass
 class ReformatReport:
+    """What a reformat kept (by split), skipped (with why) and noted."""
+
     kept: Dict[str, List[str]]  # split name -> triplet names
     skipped: Dict[str, str]  # triplet name -> reason
     notes: List[str]
 
     def text(self) -> str:
+        """The report as lines for the terminal: counts, reasons for skipping, notes."""
         total = sum(len(v) for v in self.kept.values())
         lines = [f"kept {total} triplets (" + ", ".join(f"{k} {len(v)}" for k, v in self.kept.items()) + ")",
                  f"skipped {len(self.skipped)} triplets"]
@@ -144,7 +150,10 @@ def _safe_extract_archives(archives: List[Path], raw_root: Path, reporter: Repor
                     target = raw_root / member.name
                     target.parent.mkdir(parents=True, exist_ok=True)
                     partial = target.with_name(target.name + ".partial")
-                    with tar.extractfile(member) as source, open(partial, "wb") as sink:
+                    source = tar.extractfile(member)
+                    if source is None:  # (a regular file always has its data)
+                        continue
+                    with source, open(partial, "wb") as sink:
                         shutil.copyfileobj(source, sink, 1 << 20)
                     os.replace(partial, target)
                     reporter.check_cancelled()
@@ -270,7 +279,7 @@ def split_by_scene(scene_keys: List[str], seed: int, val_fraction: float, test_f
     scenes = sorted(scene_keys)
     order = np.random.default_rng(seed).permutation(len(scenes))
 
-    def count(fraction):
+    def count(fraction: float) -> int:
         wanted = int(round(fraction * len(scenes)))
         return max(wanted, 1) if fraction > 0 and len(scenes) >= 3 else wanted
     n_test, n_val = count(test_fraction), count(val_fraction)
@@ -335,7 +344,8 @@ def _pack_one(job: Tuple[str, int, Dict[str, str]]) -> Tuple[str, int]:
     return folder, index
 
 
-def _map(function, jobs, workers: int):
+def _map(function: Callable[[Job], Result], jobs: Iterable[Job], workers: int) -> Iterator[Result]:
+    """``function`` over ``jobs``: in this process, or in ``workers`` processes (results in the order they end)."""
     if workers <= 1:
         yield from map(function, jobs)
         return
@@ -425,9 +435,9 @@ def reformat(src: Path, dst: Path, link: str = "hard", split_file: Optional[Path
             reporter.check_cancelled()
 
     # 2. Splits.
-    skipped = {t.name: reasons[t.name] for t in triplets if reasons[t.name]}
+    skipped = {t.name: reason for t in triplets if (reason := reasons[t.name])}
     usable = [t for t in triplets if not reasons[t.name]]
-    if wanted_splits is not None:
+    if split_file and wanted_splits is not None:
         present = {t.name for t in triplets}
         absent = sorted(set(wanted_splits) - present)
         if absent:
@@ -510,7 +520,8 @@ class _TqdmReporter(Reporter):
             self._bar = None
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m training.reformat``: SEN12MS-CR as published to the DSen2-CR layout and its packed copy."""
     parser = argparse.ArgumentParser(prog="python -m training.reformat", description=__doc__.split("\n\n")[0])
     parser.add_argument("src", type=Path, help="folder with the SEN12MS-CR archives or their extracted folders")
     parser.add_argument("dst", type=Path, help="output folder (authors' layout, split file, packed copy)")

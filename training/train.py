@@ -26,7 +26,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Sequence, Tuple, cast
 
 import numpy as np
 import torch
@@ -40,10 +40,14 @@ from qgis_cloudremoval.core.progress import CoreError
 from . import pix2pix
 from .checkpoint import CheckpointError, load_checkpoint, make_provenance, save_checkpoint
 from .config import ConfigError, TrainConfig, load_config
-from .datasets import DatasetError, collate, open_split
+from .datasets import DatasetError, SplitDataset, collate, open_split
 from .losses import compute_loss
 from .model import OPTICAL_CHANNELS
 from .networks import ARCHITECTURES, CONFIG_KEYS, architecture_of, build, describe
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
 
 
 class TrainError(CoreError):
@@ -53,12 +57,12 @@ class TrainError(CoreError):
 class ResumableSampler(DistributedSampler):
     """DistributedSampler that can start an epoch after its first ``skip_batches`` batches (for resume)."""
 
-    def __init__(self, dataset, batch_size: int, **kwargs) -> None:
+    def __init__(self, dataset: torch.utils.data.Dataset, batch_size: int, **kwargs: Any) -> None:
         super().__init__(dataset, drop_last=True, **kwargs)
         self.batch_size = batch_size
         self.skip_batches = 0
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())
         usable = len(indices) - len(indices) % self.batch_size
         return iter(indices[self.skip_batches * self.batch_size:usable])
@@ -87,9 +91,11 @@ class Distributed:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is the first process (rank 0), the one that logs and writes checkpoints."""
         return self.rank == 0
 
     def barrier(self) -> None:
+        """Wait for every process (nothing to wait for in one process)."""
         if self.world_size > 1:
             dist.barrier()
 
@@ -110,6 +116,7 @@ class Distributed:
                     parameter.grad /= self.world_size
 
     def close(self) -> None:
+        """Leave the process group."""
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -118,7 +125,7 @@ class Distributed:
 
 def rng_state() -> Dict:
     """RNG states as tensors and plain values (loadable with ``torch.load(weights_only=True)``)."""
-    numpy_state = np.random.get_state()
+    numpy_state = cast(Tuple[str, np.ndarray, int, int, float], np.random.get_state())  # the legacy tuple
     python_state = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
@@ -132,6 +139,7 @@ def rng_state() -> Dict:
 
 
 def set_rng_state(state: Dict) -> None:
+    """Restore the torch, CUDA, numpy and Python random states that a checkpoint saved."""
     torch.set_rng_state(state["torch"])
     numpy_state = state["numpy"]
     np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
@@ -179,6 +187,8 @@ def load_resume_state(path: str, config: TrainConfig) -> Dict:
 # --------------------------------------------------------------------------- run
 
 class Trainer:
+    """One training run: data, network, optimiser, checkpoints and logs, in one process of a torchrun job."""
+
     def __init__(self, config: TrainConfig, resume: Optional[str] = None) -> None:
         self.config = config
         # A checkpoint that cannot be resumed is refused before any data is opened.
@@ -206,6 +216,7 @@ class Trainer:
             self.train_set = open_split(config.data, "train", config.data_format, crop=config.crop, **dataset_options)
         except DatasetError as exc:
             raise TrainError(str(exc)) from None
+        self.val_set: Optional[SplitDataset]
         try:
             self.val_set = open_split(config.data, "val", config.data_format, crop=None, **dataset_options)
         except DatasetError:
@@ -233,7 +244,8 @@ class Trainer:
                 pix2pix.init_weights(network)
             self.discriminator.to(self.env.device)
             # Isola et al.: Adam with beta1 0.5 for both networks.
-            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
+                                                                     betas=(0.5, 0.999))
             self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.learning_rate,
                                                             betas=(0.5, 0.999))
         else:
@@ -241,15 +253,15 @@ class Trainer:
         self.model.to(self.env.device)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.last_checkpoint: Optional[Path] = None
-        if resume_state is not None:
+        if resume and resume_state is not None:
             self._resume(resume, resume_state)
         self.network = (DistributedDataParallel(self.model, device_ids=[self.env.local_rank]
                                                 if self.env.device.type == "cuda" else None)
                         if self.env.world_size > 1 else self.model)
-        self.writer = None
+        self.writer: Optional["SummaryWriter"] = None  # rank 0's
         if self.env.is_main:
-            from torch.utils.tensorboard import SummaryWriter
-            self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+            from torch.utils import tensorboard
+            self.writer = tensorboard.SummaryWriter(str(self.out_dir / "tensorboard"))
 
     def _resume(self, path: str, state: Dict) -> None:
         self.model.load_state_dict(state["state_dict"])
@@ -269,6 +281,7 @@ class Trainer:
         self.last_checkpoint = Path(path)
 
     def save(self, name: str = "last.pt") -> None:
+        """Write a checkpoint (weights, optimiser, random states, data position) under ``name``; rank 0 only."""
         if self.env.is_main:
             path = self.checkpoint_dir / name
             provenance = make_provenance(
@@ -312,14 +325,20 @@ class Trainer:
         self.optimizer.step()
         return {self.config.loss: loss_value}
 
+    def _autocast(self) -> torch.autocast:
+        """bf16 autocast on a GPU where the config asks for it; a no-op elsewhere."""
+        return torch.autocast(device_type=self.env.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
+
     def _gan_step(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
         """pix2pix: a discriminator step on real and generated pairs, then a generator step against it."""
         condition, target = batch["input"], batch["target"]
-        autocast = dict(device_type=self.env.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
-        with torch.autocast(**autocast):
+        discriminator = self.discriminator
+        if discriminator is None:
+            raise ValueError("A GAN step needs the discriminator that pix2pix training builds")
+        with self._autocast():
             fake = self.network(condition)
-            real_logits = self.discriminator(condition, target)
-            fake_logits = self.discriminator(condition, fake.detach())
+            real_logits = discriminator(condition, target)
+            fake_logits = discriminator(condition, fake.detach())
         fake = fake.float()
         discriminator_loss = pix2pix.discriminator_loss(real_logits.float(), fake_logits.float())
         value = float(self.env.mean(discriminator_loss.detach()))
@@ -327,11 +346,11 @@ class Trainer:
             self._stop_on_bad_loss(value, "discriminator loss")
         self.discriminator_optimizer.zero_grad(set_to_none=True)
         discriminator_loss.backward()
-        self.env.average_gradients(self.discriminator)
+        self.env.average_gradients(discriminator)
         self.discriminator_optimizer.step()
 
-        with torch.autocast(**autocast):
-            fooled_logits = self.discriminator(condition, fake)
+        with self._autocast():
+            fooled_logits = discriminator(condition, fake)
         losses = pix2pix.generator_loss(fooled_logits.float(), fake, target, self.config.l1_weight)
         values = self.env.mean(torch.stack([losses["total"], losses["gan"], losses["l1"]]).detach())
         if not math.isfinite(float(values[0])):
@@ -378,10 +397,10 @@ class Trainer:
         if self.writer is not None:
             self.writer.close()
 
-    def _log(self, bar, losses: Dict[str, float], samples_per_second: float) -> None:
+    def _log(self, bar: "tqdm", losses: Dict[str, float], samples_per_second: float) -> None:
         bar.set_postfix(loss=f"{losses[self.config.loss]:.4f}", samples_per_s=f"{samples_per_second:.1f}")
         bar.update(1)
-        if self.step % self.config.log_every_steps == 0 or self.step == 1:
+        if self.writer is not None and (self.step % self.config.log_every_steps == 0 or self.step == 1):
             for name, value in losses.items():
                 self.writer.add_scalar(f"train/loss_{name}", value, self.step)
             self.writer.add_scalar("train/samples_per_s", samples_per_second, self.step)
@@ -401,7 +420,7 @@ class Trainer:
 
     def validate(self) -> None:
         """Score the validation split on rank 0 (the others wait) and log metrics and an image panel."""
-        if self.env.is_main and self.val_set is not None and len(self.val_set):
+        if self.env.is_main and self.writer is not None and self.val_set is not None and len(self.val_set):
             from .evaluate import TableAccumulator, rgb_panel
             count = min(self.config.val_patches or len(self.val_set), len(self.val_set))
             table = TableAccumulator()
@@ -425,7 +444,8 @@ class Trainer:
         self.env.barrier()
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line of ``python -m training.train``."""
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", help="YAML file (training/configs/default.yaml holds the paper's values, "
                         "training/configs/pix2pix.yaml its pix2pix baseline's)")
@@ -439,7 +459,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m training.train``: train (or resume) with the configuration and overrides given; the exit status."""
     args = parse_args(argv)
     overrides = list(args.set)
     if args.model:

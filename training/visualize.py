@@ -16,12 +16,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
 from qgis_cloudremoval.core import cloudmask, metrics, render
-from qgis_cloudremoval.core.gdal_io import files_behind, open_raster, read_array
+from qgis_cloudremoval.core.gdal_io import StrPath, files_behind, open_raster, read_array
 from qgis_cloudremoval.core.nodata import band_nodata, valid_s2_pixels
 from qgis_cloudremoval.core.progress import CoreError
 from qgis_cloudremoval.core.text import count
@@ -32,9 +32,12 @@ CHOICES = tuple(render.COMPOSITES) + (render.SAR, render.MASK, DETECTED_MASK)
 TRIPLET_FOLDERS = ("s1", "s2_cloudy", "s2_cloudFree")
 
 Picture = Tuple[str, np.ndarray]
+#: A composite: a name of :data:`CHOICES`, or three bands (1-based numbers or band names: red, green, blue).
+Composite = Union[str, Tuple[Union[int, str], ...]]
+Item = TypeVar("Item")
 
 
-def detected_mask_rgb(s2_path, max_size: Optional[int] = None) -> np.ndarray:
+def detected_mask_rgb(s2_path: StrPath, max_size: Optional[int] = None) -> np.ndarray:
     """The paper's cloud/shadow mask of a 13-band L1C DN raster, drawn; ``(3, h, w)`` uint8.
 
     Reads the raster whole (decimated to ``max_size`` when given): meant for patches.
@@ -51,13 +54,15 @@ def detected_mask_rgb(s2_path, max_size: Optional[int] = None) -> np.ndarray:
     return render.mask_to_rgb(cloudmask.detect(stack, valid=valid_s2_pixels(stack, band_nodata(dataset))))
 
 
-def picture(path, composite, max_size: Optional[int] = None, limits: Optional[np.ndarray] = None) -> np.ndarray:
+def picture(path: StrPath, composite: Composite, max_size: Optional[int] = None,
+            limits: Optional[np.ndarray] = None) -> np.ndarray:
+    """``composite`` of the raster ``path`` as ``(3, h, w)`` uint8 (at most ``max_size`` px a side)."""
     if composite == DETECTED_MASK:
         return detected_mask_rgb(path, max_size)
     return render.render_raster(path, composite, max_size=max_size, limits=limits)
 
 
-def default_composites(path) -> Sequence[str]:
+def default_composites(path: StrPath) -> Sequence[Composite]:
     """What to draw for a raster by its band count: S2 stack, S1 VV/VH or a mask."""
     count = open_raster(str(path), "raster").RasterCount
     if count == 13:
@@ -69,7 +74,7 @@ def default_composites(path) -> Sequence[str]:
     return ((1, 2, 3),) if count >= 3 else ((1, 1, 1),)
 
 
-def write_pictures(pictures: List[Picture], output) -> None:
+def write_pictures(pictures: List[Picture], output: StrPath) -> None:
     """One picture as a plain PNG, several as a titled side-by-side panel."""
     if len(pictures) == 1:
         render.save_png(pictures[0][1], output)
@@ -77,7 +82,8 @@ def write_pictures(pictures: List[Picture], output) -> None:
         render.panel(pictures, output)
 
 
-def raster_pictures(path, composites: Sequence, max_size: Optional[int]) -> List[Picture]:
+def raster_pictures(path: StrPath, composites: Sequence[Composite], max_size: Optional[int]) -> List[Picture]:
+    """One titled picture of the raster ``path`` per composite."""
     return [(str(composite), picture(path, composite, max_size)) for composite in composites]
 
 
@@ -117,7 +123,8 @@ def _tif_names(folder: Path) -> List[str]:
     return sorted(path.name for path in folder.glob("*.tif"))
 
 
-def _progress(items, description: str):
+def _progress(items: Iterable[Item], description: str) -> Iterator[Item]:
+    """``items`` with a tqdm bar counting scenes (none where stderr is not a terminal)."""
     from tqdm import tqdm
     return tqdm(items, desc=description, unit="scene", disable=None)
 
@@ -149,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _composite_argument(text: str):
+def _composite_argument(text: str) -> Composite:
+    """A ``--composite`` value: a name of :data:`CHOICES` or three band numbers ``R,G,B``."""
     if text in CHOICES:
         return text
     parts = text.split(",")
@@ -170,6 +178,7 @@ def check_png_output(output: Path, inputs: Sequence[Path]) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m training.visualize``: PNG pictures of rasters or SEN12MS-CR triplets; the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.max_size is not None and args.max_size < 1:
