@@ -14,8 +14,10 @@ test: setup
 demo: setup
 	$(PYTHON) -m demo
 
+# flake8 (style, QGIS rules, docstrings, annotations: .flake8) and mypy (types: pyproject.toml); tests/test_lint.py runs it.
 lint: setup
 	$(PYTHON) -m flake8 qgis_cloudremoval training tests benchmarks demo
+	$(PYTHON) -m mypy
 
 # Builds cloudremoval.zip for the QGIS plugin repository (or Plugins > Install from ZIP).
 zip: setup
