@@ -24,6 +24,15 @@ def test_core_imports_neither_qgis_nor_torch():
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+def test_qgis_objects_stop_at_the_algorithm_modules():
+    """Only the plugin's QGIS side imports qgis: the algorithms, the provider, the plugin and its settings."""
+    qgis_side = {"qgis_cloudremoval/__init__.py", "qgis_cloudremoval/plugin.py", "qgis_cloudremoval/provider.py",
+                 "qgis_cloudremoval/settings.py"}
+    importers = {str(path.relative_to(REPO)) for folder in ("qgis_cloudremoval", "training")
+                 for path in (REPO / folder).rglob("*.py") if "qgis" in set(_imports(path))}
+    assert {path for path in importers if not path.startswith("qgis_cloudremoval/algorithms/")} == qgis_side
+
+
 def test_band_table_is_the_l1c_order():
     assert bands.S2_BANDS[7:9] == ("B8", "B8A")
     assert len(bands.S2_BANDS) == 13 and "B10" in bands.S2_BANDS
