@@ -21,11 +21,12 @@ from .core.command_line import (INTERRUPTED_STATUS, TERMINATED_STATUS, BatchBar,
                                 tqdm_reporter)
 from .core.default_model import DEFAULT_MODEL_ENV, bundled_demo_model, is_demo_model, model_from_environment
 from .core.detectors import DETECTORS
-from .core.gdal_io import is_virtual, open_raster
+from .core.gdal_io import is_virtual
 from .core.output_files import check_output_folder
 from .core.progress import CoreError, first_line
 from .core.request import BASELINE_OFFSET, DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
 from .core.scene_list import Row, column_key, read_rows, resolve_path
+from .core.sentinel2 import data_band_count_of
 from .core.writer import geotiff_name_problem
 
 DEFAULTS = RemovalRequest(s2_path="", model_path="", output_path="")
@@ -116,8 +117,7 @@ def _s2_bands(path: str, text: Optional[str]) -> Optional[Dict[str, int]]:
     """The S2_BANDS mapping as the plugin builds it from the layer's band count (None: the core decides)."""
     if os.path.isdir(path) or path.lower().endswith(".dim"):  # a .SAFE folder, a SNAP product: bands named
         return None
-    band_count = open_raster(path, "Sentinel-2 raster").RasterCount
-    return s2_band_mapping(parse_band_list(text, "--s2-bands"), band_count, "--s2-bands")
+    return s2_band_mapping(parse_band_list(text, "--s2-bands"), data_band_count_of(path), "--s2-bands")
 
 
 def removal_request(args: argparse.Namespace) -> RemovalRequest:

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal
+from osgeo import gdal, osr
 from qgis import processing
-from qgis.core import (QgsApplication, QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer,
-                       QgsSettings)
+from qgis.core import (QgsApplication, QgsFeature, QgsGeometry, QgsProcessingException, QgsProcessingFeedback,
+                       QgsProject, QgsRasterLayer, QgsRectangle, QgsSettings, QgsVectorLayer)
 
 import hostile
+from cli_runs import cli
 import qgis_scenes as scenes
 from qgis_cloudremoval.core.band_mapping import s2_band_mapping
 from qgis_cloudremoval.core import cloudmask, cloudmask_raster, default_model, engine
@@ -96,6 +97,51 @@ def test_removeclouds_equals_the_engine_on_the_input_grid(provider, scene, sar_m
     mask = scenes.read(results["OUTPUT_MASK"])[0]
     np.testing.assert_array_equal(mask, scenes.read(direct.mask_path)[0])
     assert (mask[24:56, 24:56] == cloudmask.CLOUD).all()  # the simulated cloud, less the detector's smoothing
+
+
+def test_a_level2a_stack_clipped_with_an_alpha_band_stays_level2a_and_the_alpha_is_its_nodata(
+        provider, scene, sar_model, tmp_path):
+    """Clip raster by mask layer with "Create an output alpha band" makes a 12-band Level-2A stack 13 bands; read
+    in order as a 13-band L1C stack it would have put the alpha in B12 and B11 in B10, with no word."""
+    (x0, pixel, _, y0, _, _), projection, _, _ = scenes.grid(scene["cloudy"])
+    field = QgsVectorLayer(f"Polygon?crs=EPSG:{osr.SpatialReference(projection).GetAuthorityCode(None)}", "field",
+                           "memory")
+    feature = QgsFeature()
+    feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(x0 + 10 * pixel, y0 - 90 * pixel, x0 + 100 * pixel,
+                                                          y0 - 10 * pixel)))
+    assert field.dataProvider().addFeatures([feature])[0]
+    clipped = processing.run("gdal:cliprasterbymasklayer", {
+        "INPUT": str(scene["cloudy"]), "MASK": field, "ALPHA_BAND": True, "CROP_TO_CUTLINE": False,
+        "KEEP_RESOLUTION": True, "OUTPUT": str(tmp_path / "clipped.tif")})["OUTPUT"]
+    dataset = gdal.Open(clipped)
+    assert dataset.RasterCount == 13 and dataset.GetRasterBand(13).GetColorInterpretation() == gdal.GCI_AlphaBand
+    inside = dataset.GetRasterBand(13).ReadAsArray() > 0
+    assert 0 < inside.mean() < 1
+    feedback = RecordingFeedback()
+    options = {"S1": str(scene["s1"]), "MODEL": str(sar_model), "TILE_SIZE": 96, "DETECTOR": 2,
+               "OUTPUT_MASK": str(tmp_path / "mask.tif")}
+    results = processing.run("cloudremoval:removeclouds", dict(options, S2=clipped, OUTPUT=str(tmp_path / "out.tif")),
+                             feedback=feedback)
+    assert any("B10" in warning for warning in feedback.warnings)  # read as Level-2A
+    assert any("alpha band (band 13)" in info for info in feedback.infos)
+    # The same run on the 12 bands themselves, zero (nodata) outside the field.
+    stack = scenes.read(scene["cloudy"])
+    stack[:, ~inside] = 0
+    same = tmp_path / "same.tif"
+    gdal.Translate(str(same), str(scene["cloudy"]))
+    gdal.Open(str(same), gdal.GA_Update).WriteArray(stack)
+    expected = processing.run("cloudremoval:removeclouds", dict(options, S2=str(same),
+                                                                OUTPUT=str(tmp_path / "expected.tif"),
+                                                                OUTPUT_MASK=str(tmp_path / "expected_mask.tif")))
+    output = scenes.read(results["OUTPUT"])
+    np.testing.assert_array_equal(output, scenes.read(expected["OUTPUT"]))
+    assert (output[:, ~inside] == 0).all() and (output[:, inside] > 0).all()
+    assert (scenes.read(results["OUTPUT_MASK"])[0][~inside] == cloudmask.MASK_NODATA).all()
+    # The command line reads the clipped stack the same way.
+    done = cli("remove", "--s2", clipped, "--s1", scene["s1"], "--model", sar_model, "--tile-size", 96,
+               "--detector", "rule", "-o", tmp_path / "cli.tif")
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(scenes.read(tmp_path / "cli.tif"), output)
 
 
 def test_loaded_outputs_are_styled(provider, scene, sar_model, tmp_path):

@@ -144,6 +144,46 @@ def test_s2_nodata_stays_nodata_and_uint16_valid_pixels_never_read_as_nodata(tmp
     assert (output[:, valid] >= 1).all()
 
 
+def _with_own_mask(s2_path, path, kind, empty):
+    """A copy of ``s2_path`` whose own mask (``"alpha"``: a 14th band, as gdalwarp -dstalpha writes it; ``"msk"``:
+    a .msk beside it) is 0 where ``empty``; the band values stay as they were, nodata undeclared."""
+    source = gdal.Open(s2_path)
+    data = source.ReadAsArray()
+    bands = 14 if kind == "alpha" else 13
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), source.RasterXSize, source.RasterYSize, bands,
+                                                   gdal.GDT_UInt16)
+    dataset.SetGeoTransform(source.GetGeoTransform())
+    dataset.SetProjection(source.GetProjection())
+    for index in range(13):
+        dataset.GetRasterBand(index + 1).WriteArray(data[index])
+    mask = np.where(empty, 0, 255).astype(np.uint8)
+    if kind == "alpha":
+        dataset.GetRasterBand(14).SetColorInterpretation(gdal.GCI_AlphaBand)
+        dataset.GetRasterBand(14).WriteArray(mask)
+    else:
+        dataset.CreateMaskBand(gdal.GMF_PER_DATASET)
+        dataset.GetRasterBand(1).GetMaskBand().WriteArray(mask)
+    dataset = None
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["alpha", "msk"])
+def test_a_rasters_own_mask_is_nodata_and_an_alpha_band_is_no_band(tmp_path, model, kind):
+    s2_path, s1_path, s2, s1 = synthetic_scene(tmp_path, nodata_block=False)
+    empty = np.zeros(s2.shape[1:], bool)
+    empty[30:70, 40:90] = True  # clipped away, though the bands still hold values there
+    masked = _with_own_mask(s2_path, tmp_path / f"s2_{kind}.tif", kind, empty)
+    if kind == "alpha":
+        assert gdal.Open(masked).GetRasterBand(14).GetColorInterpretation() == gdal.GCI_AlphaBand
+    result = engine.remove_clouds(request_for(tmp_path, masked, s1_path, model, tile_size=48,
+                                              output_type="float32"))
+    reference, valid = whole_image_prediction(model, np.where(empty, 0, s2), s1)
+    _, output = read_all(result.output_path)
+    assert output.shape == (13, 130, 150)
+    assert np.isnan(output[:, empty]).all() and np.isfinite(output[:, ~empty]).all()
+    assert np.abs(output[:, valid] * 10000.0 / 2000.0 - reference[:, valid]).max() < 1e-4
+
+
 def test_pixels_without_s1_are_processed_reported_and_marked(tmp_path, model):
     s2_path, _, s2, s1 = synthetic_scene(tmp_path, seed=3, nodata_block=False)
     # Sentinel-1 covers only the western 100 of 150 columns, on a coarser 20 m grid.

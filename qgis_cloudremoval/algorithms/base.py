@@ -23,6 +23,7 @@ from . import boundary
 from .input_layers import RasterInput
 from ..core.request import BASELINE_OFFSET
 from ..core.band_mapping import parse_band_list, s2_band_mapping
+from ..core.sentinel2 import data_band_count_of
 from .styles import Style, StylePostProcessor, save_style
 
 T = TypeVar("T")
@@ -183,7 +184,10 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         if not isinstance(value, (list, tuple)):
             value = self.parameterAsString(parameters, self.S2_BANDS, context)
         selected = self.run_core(parse_band_list, value)
-        return self.run_core(s2_band_mapping, selected, layer.bandCount())
+        # GDAL's count, less an alpha band (QGIS counts it: a clipped 12-band Level-2A would look like 13 bands).
+        band_count = self.run_core(data_band_count_of, layer.source()) if layer.providerType() == "gdal" \
+            else layer.bandCount()
+        return self.run_core(s2_band_mapping, selected, band_count)
 
     def baseline_offset(self, parameters: Parameters, context: QgsProcessingContext) -> str:
         """The chosen baseline offset's core name."""

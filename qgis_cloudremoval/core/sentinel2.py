@@ -29,7 +29,7 @@ from osgeo import gdal
 from . import bands, snap_product
 from .gdal_io import NOT_A_RASTER_ADVICE, gdal_errors, open_vrt_text, read_array, read_error
 from .model_info import ModelInfo
-from .nodata import band_nodata, valid_s2_pixels
+from .nodata import alpha_band_numbers, band_nodata, data_band_count, mask_band, valid_s2_pixels
 from .raster_source import (BandSource, Grid, InputError, band_sources, grid_vrt_xml, valid_sample,
                             open_raster, same_crs)
 from .request import BASELINE_OFFSET, FILL_RULES, RemovalRequest
@@ -113,6 +113,8 @@ class Sentinel2Source:
     path: str = ""  # the user's file, for messages
     #: DN per stored value: 1 for digital numbers, 10000 for reflectance in 0..1 (:func:`check_has_data`).
     dn_per_value: float = 1.0
+    #: The raster's own mask (alpha band, .msk), 0 where no band holds data (:func:`.nodata.mask_band`).
+    mask: Optional[gdal.Band] = None
 
     @property
     def mapped_bands(self) -> List[str]:
@@ -138,6 +140,8 @@ class Sentinel2Source:
         0 where invalid; ``(h, w)`` bool validity."""
         raw = self.read_raw(x0, y0, width, height)
         valid = self.valid_mask(raw)
+        if self.mask is not None:
+            valid &= read_array(self.mask, self.path, ROLE, x0, y0, width, height) > 0
         out = np.zeros((len(self.model_bands), height, width), dtype=np.float32)
         position = {b: i for i, b in enumerate(self.model_bands)}
         if self.dn_per_value != 1.0:
@@ -154,6 +158,7 @@ class Sentinel2Source:
 
     def close(self) -> None:
         """Close the Sentinel-2 raster."""
+        self.mask = None
         self.dataset = None
 
 
@@ -226,9 +231,14 @@ def product_metadata_path(path: str) -> Optional[str]:
                      "choose the .SAFE folder, its .zip, or a raster file")
 
 
+def data_band_count_of(path: str) -> int:
+    """:func:`.nodata.data_band_count` of the raster ``path``: the band count the S2_BANDS convention goes by."""
+    return data_band_count(open_raster(path, ROLE))
+
+
 def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, int]],
                 model_bands: List[str]) -> Sentinel2Source:
-    count = dataset.RasterCount
+    count = data_band_count(dataset)
     if count == 0:
         raise InputError(f"{ROLE} {path} has no raster bands (it holds {len(dataset.GetSubDatasets())} "
                          "subdatasets); open the subdataset you want or export the bands to one GeoTIFF")
@@ -261,7 +271,12 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
     grid = Grid.of(dataset, ROLE, path)
     source = Sentinel2Source(dataset, os.path.basename(path), grid, model_bands, numbers, {},
                              np.zeros(len(model_bands), np.float32))
+    source.mask = mask_band(dataset, next(iter(numbers.values())))
     source.notes.append(f"Sentinel-2: {path}, {count_of(count, 'band')}, model bands taken by {how}")
+    if source.mask is not None:
+        alpha = alpha_band_numbers(dataset)
+        which = f"its alpha band (band {alpha[0]})" if alpha else "its mask (.msk or internal)"
+        source.notes.append(f"Sentinel-2: pixels that {which} marks as empty are nodata")
     return source
 
 
