@@ -283,3 +283,63 @@ def test_a_13_band_result_is_scored_against_a_level2a_reference_without_b10(trip
                                         r"the mask instead$"):
         metrics.evaluate_rasters(tmp_path / "prediction.tif", tmp_path / "reference_l2a.tif",
                                  cloudy_path=tmp_path / "cloudy_l2a.tif")
+
+
+def test_a_reference_clipped_with_an_alpha_band_is_level2a_with_its_alpha_as_nodata(tmp_path):
+    """A 12-band reference plus an alpha band (Clip raster by mask layer) is scored as Level-2A, only where its
+    alpha holds data: as the same 12 bands with the clipped-away pixels declared nodata."""
+    rng = np.random.default_rng(3)
+    reference = rng.uniform(0.02, 0.4, (12, 64, 80)).astype(np.float32)
+    prediction = (np.insert(reference, S2_BANDS.index("B10"), 0.9, axis=0)
+                  + rng.normal(0, 0.01, (13, 64, 80))).astype(np.float32)
+    kept = np.zeros((64, 80), bool)
+    kept[8:50, 10:70] = True
+
+    def write(path, bands, alpha=None, nodata=None):
+        dataset = gdal.GetDriverByName("GTiff").Create(str(path), 80, 64, len(bands) + (alpha is not None),
+                                                       gdal.GDT_Float32)
+        dataset.SetGeoTransform((500000.0, 10.0, 0.0, 5600000.0, 0.0, -10.0))
+        dataset.SetProjection(_utm_wkt())
+        for index, band in enumerate(bands, 1):
+            dataset.GetRasterBand(index).WriteArray(band)
+            if nodata is not None:
+                dataset.GetRasterBand(index).SetNoDataValue(nodata)
+        if alpha is not None:
+            dataset.GetRasterBand(len(bands) + 1).SetColorInterpretation(gdal.GCI_AlphaBand)
+            dataset.GetRasterBand(len(bands) + 1).WriteArray(alpha)
+        dataset = None
+        return path
+
+    write(tmp_path / "prediction.tif", prediction)
+    write(tmp_path / "clipped.tif", reference, alpha=np.where(kept, 255, 0).astype(np.float32))
+    write(tmp_path / "declared.tif", np.where(kept, reference, -1).astype(np.float32), nodata=-1)
+    logged = []
+    clipped = metrics.evaluate_rasters(tmp_path / "prediction.tif", tmp_path / "clipped.tif",
+                                       reporter=Reporter(info=logged.append))["all"]
+    declared = metrics.evaluate_rasters(tmp_path / "prediction.tif", tmp_path / "declared.tif")["all"]
+    assert "the reference has 12 bands (Level-2A): scoring the prediction without its B10" in logged
+    assert clipped["pixels"] == kept.sum()
+    assert clipped == declared
+    b10 = S2_BANDS.index("B10")
+    expected = metrics.compute_metrics(np.delete(prediction, b10, axis=0)[:, 8:50, 10:70], reference[:, 8:50, 10:70])
+    assert clipped["MAE"] == pytest.approx(expected["all"]["MAE"], rel=1e-6)
+
+
+def test_a_float_reference_with_a_large_nodata_value_stays_reflectance(tmp_path):
+    """A declared nodata of -9999 in a float reflectance raster is no DN: the scores stay in reflectance."""
+    rng = np.random.default_rng(4)
+    reference = rng.uniform(0.02, 0.4, (13, 40, 50)).astype(np.float32)
+    prediction = reference + np.float32(0.01)
+    reference[:, :5, :] = -9999
+    for name, values, nodata in (("reference.tif", reference, -9999), ("prediction.tif", prediction, None)):
+        dataset = gdal.GetDriverByName("GTiff").Create(str(tmp_path / name), 50, 40, 13, gdal.GDT_Float32)
+        dataset.SetGeoTransform((500000.0, 10.0, 0.0, 5600000.0, 0.0, -10.0))
+        dataset.SetProjection(_utm_wkt())
+        dataset.WriteArray(values)
+        for band in range(1, 14):
+            if nodata is not None:
+                dataset.GetRasterBand(band).SetNoDataValue(nodata)
+        dataset = None
+    result = metrics.evaluate_rasters(tmp_path / "prediction.tif", tmp_path / "reference.tif")["all"]
+    assert result["pixels"] == 35 * 50
+    assert result["MAE"] == pytest.approx(0.01, rel=1e-4)

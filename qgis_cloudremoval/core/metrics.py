@@ -42,7 +42,7 @@ from osgeo import gdal
 from . import cloudmask
 from .gdal_io import read_array
 from .mask_file import MaskFile
-from .nodata import band_nodata, valid_pixels
+from .nodata import band_nodata, data_band_count, mask_band, valid_pixels
 from .output_files import atomic_output
 from .raster_source import Grid, open_raster, same_crs
 from .band_mapping import L2A_MISSING_BAND
@@ -227,14 +227,17 @@ def _open(path: StrPath, role: str) -> gdal.Dataset:
     return open_raster(str(path), f"{role} raster")
 
 
-def _reflectance_divisor(dataset: gdal.Dataset, role: str, path: StrPath, reporter: Reporter) -> float:
-    """Integer rasters hold DN; float rasters hold reflectance unless their values look like DN."""
-    if gdal.GetDataTypeName(dataset.GetRasterBand(1).DataType).startswith(("Byte", "UInt", "Int")):
+def _reflectance_divisor(dataset: gdal.Dataset, role: str, path: StrPath, reporter: Reporter,
+                         bands: List[int]) -> float:
+    """Integer rasters hold DN; float rasters hold reflectance unless the values of their ``bands`` (1-based, the
+    scored ones: no alpha band) look like DN where they hold data (a declared nodata of -9999 is no DN)."""
+    if gdal.GetDataTypeName(dataset.GetRasterBand(bands[0]).DataType).startswith(("Byte", "UInt", "Int")):
         return DN_PER_REFLECTANCE
     scale = max(1, max(dataset.RasterXSize, dataset.RasterYSize) // 512)
     sample = read_array(dataset, str(path), f"{role} raster", buf_xsize=max(1, dataset.RasterXSize // scale),
-                        buf_ysize=max(1, dataset.RasterYSize // scale))
-    finite = np.abs(sample[np.isfinite(sample)])
+                        buf_ysize=max(1, dataset.RasterYSize // scale), band_list=bands)
+    sample = sample.reshape(len(bands), *sample.shape[-2:])
+    finite = np.abs(sample[:, valid_pixels(sample, band_nodata(dataset, bands))])
     if finite.size and finite.max() > 50:
         reporter.log(f"{role}: float raster with values above 50, read as DN (reflectance x 10000)")
         return DN_PER_REFLECTANCE
@@ -262,7 +265,7 @@ def compared_bands(prediction: gdal.Dataset, reference: gdal.Dataset, prediction
     Returns:
         (prediction bands, reference bands, a note for the log, empty when all bands are compared).
     """
-    counts = prediction.RasterCount, reference.RasterCount
+    counts = data_band_count(prediction), data_band_count(reference)  # an alpha band is no Sentinel-2 band
     if counts[0] == counts[1]:
         every = list(range(1, counts[0] + 1))
         return every, every, ""
@@ -334,10 +337,13 @@ def evaluate_rasters(prediction_path: StrPath, reference_path: StrPath, cloudy_p
     if note:
         reporter.log(note)
     width, height = reference.RasterXSize, reference.RasterYSize
-    divisors = [_reflectance_divisor(dataset, role, path, reporter)
-                for dataset, role, path in ((prediction, "prediction", prediction_path),
-                                            (reference, "reference", reference_path))]
-    nodata = [band_nodata(prediction), band_nodata(reference)]
+    divisors = [_reflectance_divisor(dataset, role, path, reporter, bands)
+                for dataset, role, path, bands in ((prediction, "prediction", prediction_path, prediction_bands),
+                                                   (reference, "reference", reference_path, reference_bands))]
+    nodata = [band_nodata(prediction, prediction_bands), band_nodata(reference, reference_bands)]
+    own_masks = [(mask, path, role) for mask, path, role in (
+        (mask_band(prediction, prediction_bands[0]), prediction_path, "prediction"),
+        (mask_band(reference, reference_bands[0]), reference_path, "reference")) if mask is not None]
 
     mask_file: Optional[MaskFile] = None
     cloudy: Optional[gdal.Dataset] = None
@@ -348,7 +354,8 @@ def evaluate_rasters(prediction_path: StrPath, reference_path: StrPath, cloudy_p
     elif cloudy_path is not None:
         cloudy = _open(cloudy_path, "cloudy")
         _check_same_grid(cloudy, reference, "cloudy", cloudy_path, 13)
-        cloudy_divisor = _reflectance_divisor(cloudy, "cloudy", cloudy_path, reporter)
+        cloudy_divisor = _reflectance_divisor(cloudy, "cloudy", cloudy_path, reporter,
+                                              list(range(1, len(S2_BANDS) + 1)))
         cloudy_nodata = band_nodata(cloudy)
     halo = cloudmask.MASK_HALO if cloudy is not None else SSIM_HALO
     tiles = list(_tiles(width, height, tile_size))
@@ -372,6 +379,8 @@ def evaluate_rasters(prediction_path: StrPath, reference_path: StrPath, cloudy_p
                   for dataset, path, role, bands in ((prediction, prediction_path, "prediction", prediction_bands),
                                                      (reference, reference_path, "reference", reference_bands))]
         valid = valid_pixels(stacks[0], nodata[0]) & valid_pixels(stacks[1], nodata[1])
+        for own_mask, path, role in own_masks:  # an alpha band or .msk: 0 where the raster holds no data
+            valid &= read_array(own_mask, str(path), f"{role} mask", read_col, read_row, read_w, read_h) > 0
         mask = None
         if mask_file is not None:
             mask, has_class = mask_file.read(read_col, read_row, read_w, read_h)
