@@ -167,6 +167,24 @@ def _with_own_mask(s2_path, path, kind, empty):
     return str(path)
 
 
+def test_bands_named_in_another_order_with_an_alpha_band_are_read_by_their_names(tmp_path, model):
+    s2_path, s1_path, s2, s1 = synthetic_scene(tmp_path, nodata_block=False)
+    order = list(reversed(range(13)))  # B12 first
+    reversed_path = tmp_path / "reversed.tif"
+    gdal.Translate(str(reversed_path), s2_path, bandList=[index + 1 for index in order])
+    empty = np.zeros(s2.shape[1:], bool)
+    masked = _with_own_mask(str(reversed_path), tmp_path / "reversed_alpha.tif", "alpha", empty)
+    dataset = gdal.Open(masked, gdal.GA_Update)
+    for position, index in enumerate(order, 1):
+        dataset.GetRasterBand(position).SetDescription(S2_BANDS[index])
+    dataset = None
+    result = engine.remove_clouds(request_for(tmp_path, masked, s1_path, model, tile_size=48,
+                                              output_type="float32"))
+    expected = engine.remove_clouds(request_for(tmp_path, s2_path, s1_path, model, tile_size=48,
+                                                output_type="float32", output_path=str(tmp_path / "expected.tif")))
+    np.testing.assert_array_equal(read_all(result.output_path)[1], read_all(expected.output_path)[1])
+
+
 @pytest.mark.parametrize("kind", ["alpha", "msk"])
 def test_a_rasters_own_mask_is_nodata_and_an_alpha_band_is_no_band(tmp_path, model, kind):
     s2_path, s1_path, s2, s1 = synthetic_scene(tmp_path, nodata_block=False)

@@ -281,9 +281,10 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
 
 
 def _numbers_from_descriptions(dataset: gdal.Dataset, model_bands: List[str]) -> Optional[Dict[str, int]]:
-    """Model band -> band number when every band is described by a distinct model band name."""
+    """Model band -> band number when every band (an alpha band after them aside) is described by a distinct
+    model band name."""
     names = [(dataset.GetRasterBand(i).GetDescription() or "").strip().upper()
-             for i in range(1, dataset.RasterCount + 1)]
+             for i in range(1, data_band_count(dataset) + 1)]
     upper = {b.upper(): b for b in model_bands}
     names = [upper.get(n) or upper.get(n.replace("B0", "B", 1)) for n in names]
     if None in names or len(set(names)) != len(names):
