@@ -24,6 +24,7 @@ from .input_layers import RasterInput
 from ..core.request import BASELINE_OFFSET
 from ..core.band_mapping import parse_band_list, s2_band_mapping
 from ..core.sentinel2 import data_band_count_of
+from ..core.writer import geotiff_name_problem
 from .styles import Style, StylePostProcessor, save_style
 
 T = TypeVar("T")
@@ -164,6 +165,15 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         path = self.raster_path(parameters, name, context, what)
         if path is None:
             raise QgsProcessingException(f"{what} ({name}) is required; choose a raster layer")
+        return path
+
+    def geotiff_output(self, parameters: Parameters, name: str, context: QgsProcessingContext, what: str) -> str:
+        """The file of the raster output ``name`` ("" where an optional one is not asked for); the core writes
+        GeoTIFF, so another file name is refused."""
+        path = self.parameterAsOutputLayer(parameters, name, context)
+        problem = geotiff_name_problem(path, what, name)
+        if problem:
+            raise QgsProcessingException(problem)
         return path
 
     def s2_layer(self, parameters: Parameters, context: QgsProcessingContext) -> QgsRasterLayer:

@@ -48,7 +48,7 @@ class CloudMaskAlgorithm(CloudRemovalAlgorithm):
         """The core request of a mask run (no model: the Sentinel-2 image and the detector)."""
         return mask_request(
             self.required_raster_path(parameters, self.S2, context, "the Sentinel-2 image"),
-            self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            self.geotiff_output(parameters, self.OUTPUT, context, "cloud and shadow mask"),
             s2_bands=self.s2_bands(parameters, context),
             baseline_offset=self.baseline_offset(parameters, context),
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),

@@ -91,11 +91,12 @@ class CompositeAlgorithm(CloudRemovalAlgorithm):
     def parameter_problems(self, parameters: Parameters, context: QgsProcessingContext) -> List[str]:
         self.rgb_bands(parameters, context)
         self.stretch(parameters, context)
+        self.geotiff_output(parameters, self.OUTPUT, context, "composite")
         return []
 
     def process(self, parameters: Parameters, context: QgsProcessingContext,
                 feedback: QgsProcessingFeedback) -> Results:
-        output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        output_path = self.geotiff_output(parameters, self.OUTPUT, context, "composite")
         self.run_core(
             render.composite_raster, self.required_raster_path(parameters, self.S2, context, "the Sentinel-2 image"),
             output_path, self.rgb_bands(parameters, context), stretch=self.stretch(parameters, context),

@@ -10,7 +10,6 @@ from qgis.core import (QgsProcessingContext, QgsProcessingException, QgsProcessi
 from ..core import engine
 from ..core.cloudmask import MASK_NO_S1, MASK_NODATA
 from ..core.tiling import MAX_TILE, MIN_CORE
-from ..core.writer import geotiff_name_problem
 from ..core.request import DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
 from ..settings import (DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, DEMO_FALLBACK_MESSAGE, NO_DEFAULT_MODEL_MESSAGE,
                         default_model_is_demo, default_model_path)
@@ -154,12 +153,8 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
 
     def removal_request(self, parameters: Parameters, context: QgsProcessingContext) -> RemovalRequest:
         """The core's description of this run, from the parameters."""
-        output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        mask_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context) or None
-        for problem in (geotiff_name_problem(output_path, "output", self.OUTPUT),
-                        geotiff_name_problem(mask_path, "cloud mask", self.OUTPUT_MASK)):
-            if problem:
-                raise QgsProcessingException(problem)
+        output_path = self.geotiff_output(parameters, self.OUTPUT, context, "output")
+        mask_path = self.geotiff_output(parameters, self.OUTPUT_MASK, context, "cloud mask") or None
         s1_bands = self.parameterAsInts(parameters, self.S1_BANDS, context) or DEFAULT_S1_BANDS
         if len(s1_bands) != 2:
             raise QgsProcessingException(f"S1_BANDS must name two bands, VV then VH; got {len(s1_bands)}")
