@@ -106,3 +106,12 @@ def test_save_png_and_panel(land_path, tmp_path):
         np.testing.assert_array_equal(pixels[6 + 18:6 + 18 + 64, 6:6 + 64].transpose(2, 0, 1), rgb)
         assert (pixels[6:6 + 18, 6:6 + 64] < 128).any()  # the title is drawn
     assert sorted(p.name for p in tmp_path.iterdir()) == ["panel.png", "tc.png"]
+
+
+def test_bands_are_found_by_position_beside_an_alpha_band(tmp_path):
+    """A 13-band stack with an alpha band after it (gdalwarp -dstalpha) is still read by position."""
+    dataset = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "alpha.tif"), 8, 8, 14, gdal.GDT_UInt16)
+    dataset.GetRasterBand(14).SetColorInterpretation(gdal.GCI_AlphaBand)
+    assert render.band_numbers(dataset, render.COMPOSITES["SWIR"]) == [13, 9, 4]
+    with pytest.raises(CoreError, match=r"^Cannot find band VV in .*alpha\.tif \(14 bands, no matching band names\)"):
+        render.band_numbers(dataset, ["VV"])

@@ -16,7 +16,7 @@ from . import cloudmask
 from .bands import S1_BANDS, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
 from .gdal_io import StrPath, gdal_errors, read_array, write_error
-from .nodata import band_nodata, valid_pixels
+from .nodata import band_nodata, data_band_count, valid_pixels
 from .output_files import atomic_output
 from .raster_source import open_raster
 from .writer import SIDECAR, GeoTiffWriter
@@ -105,8 +105,10 @@ def band_numbers(dataset: gdal.Dataset, bands: Sequence[Union[str, int]]) -> Lis
     """1-based band numbers of a raster for band names or numbers.
 
     Names are looked up in the band descriptions first, then by position for a
-    13-band Sentinel-2 stack (:data:`S2_BANDS`) or a 2-band VV/VH stack.
+    13-band Sentinel-2 stack (:data:`S2_BANDS`) or a 2-band VV/VH stack, an alpha
+    band after the data aside (:func:`.nodata.data_band_count`).
     """
+    data_bands = data_band_count(dataset)
     descriptions = [dataset.GetRasterBand(i + 1).GetDescription().strip().upper() for i in range(dataset.RasterCount)]
     numbers = []
     for band in bands:
@@ -117,9 +119,9 @@ def band_numbers(dataset: gdal.Dataset, bands: Sequence[Union[str, int]]) -> Lis
             numbers.append(int(band))
         elif band.upper() in descriptions:
             numbers.append(descriptions.index(band.upper()) + 1)
-        elif dataset.RasterCount == len(S2_BANDS) and band in S2_BANDS:
+        elif data_bands == len(S2_BANDS) and band in S2_BANDS:
             numbers.append(S2_BANDS.index(band) + 1)
-        elif dataset.RasterCount == len(S1_BANDS) and band in S1_BANDS:
+        elif data_bands == len(S1_BANDS) and band in S1_BANDS:
             numbers.append(S1_BANDS.index(band) + 1)
         else:
             raise CoreError(f"Cannot find band {band} in {dataset.GetDescription()} "
