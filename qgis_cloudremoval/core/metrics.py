@@ -40,13 +40,12 @@ import numpy as np
 from osgeo import gdal
 
 from . import cloudmask
-from .gdal_io import read_array
+from .gdal_io import StrPath, read_array
 from .mask_file import MaskFile
-from .nodata import band_nodata, data_band_count, mask_band, valid_pixels
+from .nodata import band_nodata, data_band_count, mask_band, mask_holds_data, valid_pixels
 from .output_files import atomic_output
 from .raster_source import Grid, open_raster, same_crs
 from .band_mapping import L2A_MISSING_BAND
-from .gdal_io import StrPath
 from .bands import DN_PER_REFLECTANCE, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
 from .text import count
@@ -380,7 +379,7 @@ def evaluate_rasters(prediction_path: StrPath, reference_path: StrPath, cloudy_p
                                                      (reference, reference_path, "reference", reference_bands))]
         valid = valid_pixels(stacks[0], nodata[0]) & valid_pixels(stacks[1], nodata[1])
         for own_mask, path, role in own_masks:  # an alpha band or .msk: 0 where the raster holds no data
-            valid &= read_array(own_mask, str(path), f"{role} mask", read_col, read_row, read_w, read_h) > 0
+            valid &= mask_holds_data(own_mask, str(path), f"{role} mask", read_col, read_row, read_w, read_h)
         mask = None
         if mask_file is not None:
             mask, has_class = mask_file.read(read_col, read_row, read_w, read_h)

@@ -16,6 +16,8 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 from osgeo import gdal
 
+from .gdal_io import read_array
+
 
 def band_nodata(dataset: gdal.Dataset, band_numbers: Optional[Sequence[int]] = None) -> List[Optional[float]]:
     """The declared nodata value (or None) of each of ``band_numbers`` (1-based; default all) of a GDAL dataset."""
@@ -50,6 +52,11 @@ def mask_band(dataset: gdal.Dataset, band_number: int) -> Optional[gdal.Band]:
         return dataset.GetRasterBand(alpha[0])
     band = dataset.GetRasterBand(band_number)
     return band.GetMaskBand() if band.GetMaskFlags() & gdal.GMF_PER_DATASET else None
+
+
+def mask_holds_data(mask: gdal.Band, path: str, role: str, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+    """``(h, w)`` bool of a window of a raster's own mask (:func:`mask_band`): True where it holds data."""
+    return read_array(mask, path, role, x0, y0, width, height) > 0
 
 
 def valid_pixels(stack: np.ndarray, nodata: Sequence[Optional[float]]) -> np.ndarray:

@@ -29,7 +29,7 @@ from osgeo import gdal
 from . import bands, snap_product
 from .gdal_io import NOT_A_RASTER_ADVICE, gdal_errors, open_vrt_text, read_array, read_error
 from .model_info import ModelInfo
-from .nodata import alpha_band_numbers, band_nodata, data_band_count, mask_band, valid_s2_pixels
+from .nodata import alpha_band_numbers, band_nodata, data_band_count, mask_band, mask_holds_data, valid_s2_pixels
 from .raster_source import (BandSource, Grid, InputError, band_sources, grid_vrt_xml, valid_sample,
                             open_raster, same_crs)
 from .request import BASELINE_OFFSET, FILL_RULES, RemovalRequest
@@ -141,7 +141,7 @@ class Sentinel2Source:
         raw = self.read_raw(x0, y0, width, height)
         valid = self.valid_mask(raw)
         if self.mask is not None:
-            valid &= read_array(self.mask, self.path, ROLE, x0, y0, width, height) > 0
+            valid &= mask_holds_data(self.mask, self.path, ROLE, x0, y0, width, height)
         out = np.zeros((len(self.model_bands), height, width), dtype=np.float32)
         position = {b: i for i, b in enumerate(self.model_bands)}
         if self.dn_per_value != 1.0:
