@@ -151,3 +151,28 @@ def test_inputs_are_left_byte_for_byte_as_they_were_vrts_included(qgis, bigearth
     qgis.run("cloudremoval:evaluate", {"PREDICTION": cloudy, "REFERENCE": inputs / "s2.vrt",
                                        "CLOUDY": cloudy, "MASK": inputs / "mask.tif", "OUTPUT_TABLE": out / "m.csv"})
     assert checksums(inputs) == before
+
+
+def test_rasters_inside_a_zip_are_read_as_qgis_opens_them(qgis, scene, tmp_path):
+    """``/vsizip/`` paths (QGIS's desktop opens a zipped GeoTIFF so), which Processing alone refuses."""
+    import zipfile
+    archive = tmp_path / "scene.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(scene["s2"], "cloudy.tif")
+        zipped.write(scene["s1"], "s1.tif")
+    model = make_tiny_model(use_sar=True)
+    zipped_run = qgis.run("cloudremoval:removeclouds", {
+        "S2": f"/vsizip/{archive}/cloudy.tif", "S1": f"/vsizip/{archive}/s1.tif", "MODEL": model, "DETECTOR": 2,
+        "OUTPUT": tmp_path / "from_zip.tif"})
+    plain_run = qgis.run("cloudremoval:removeclouds", {
+        "S2": scene["s2"], "S1": scene["s1"], "MODEL": model, "DETECTOR": 2, "OUTPUT": tmp_path / "plain.tif"})
+    np.testing.assert_array_equal(scenes.read(zipped_run["results"]["OUTPUT"]),
+                                  scenes.read(plain_run["results"]["OUTPUT"]))
+    assert scenes.grid(tmp_path / "from_zip.tif") == scenes.grid(scene["s2"])
+
+    missing = qgis.call(["run", "cloudremoval:removeclouds", "--", f"S2=/vsizip/{archive}/absent.tif",
+                         f"MODEL={model}", f"OUTPUT={tmp_path / 'never.tif'}"], check=False)
+    assert missing.returncode != 0
+    assert (f"Sentinel-2 image (S2): /vsizip/{archive}/absent.tif could not be loaded as a raster layer"
+            in missing.stdout + missing.stderr)
+    assert "Traceback" not in missing.stdout + missing.stderr

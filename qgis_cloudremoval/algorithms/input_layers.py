@@ -8,6 +8,10 @@ GeoTIFF, and inside the file itself for a VRT, so the user's VRT is
 rewritten. :class:`RasterInput` loads the file first, with QGIS's default
 contrast enhancement switched off for the moment of loading; Processing then
 finds the loaded layer in the run's context and uses it.
+
+Processing itself loads only paths of existing files, so a GeoTIFF inside a
+zip (``/vsizip/...``) or a subdataset name, which QGIS's desktop opens, was
+refused from ``qgis_process`` and scripts; those are loaded here too.
 """
 
 import os
@@ -16,6 +20,8 @@ from typing import Iterator, Optional
 
 from qgis.core import (QgsProcessingContext, QgsProcessingParameterRasterLayer, QgsProcessingUtils, QgsRasterLayer,
                        QgsSettings)
+
+from ..core.gdal_io import is_virtual
 
 #: The three default-renderer kinds QGIS keeps contrast settings for.
 RENDERER_KINDS = ("singleBand", "multiBandSingleByte", "multiBandMultiByte")
@@ -43,12 +49,13 @@ def no_default_statistics() -> Iterator[None]:
 
 
 def load_file_input(value: object, context: Optional[QgsProcessingContext]) -> None:
-    """Load the raster file ``value`` names into ``context``'s layer store, computing no statistics.
+    """Load the raster file (or GDAL virtual path) ``value`` names into ``context``'s layer store, computing
+    no statistics.
 
     Anything else (a layer, a layer id, a file that is not a raster) and files the project or the
     context already hold are left to Processing.
     """
-    if context is None or not isinstance(value, str) or not os.path.isfile(value):
+    if context is None or not isinstance(value, str) or not (os.path.isfile(value) or is_virtual(value)):
         return
     if QgsProcessingUtils.mapLayerFromString(value, context, False) is not None:
         return
