@@ -99,6 +99,30 @@ def test_removeclouds_equals_the_engine_on_the_input_grid(provider, scene, sar_m
     assert (mask[24:56, 24:56] == cloudmask.CLOUD).all()  # the simulated cloud, less the detector's smoothing
 
 
+def test_an_export_with_a_qa60_band_is_read_by_its_band_names(provider, scene, sar_model, tmp_path):
+    """Earth Engine's Level-2A bands plus QA60 make 13 bands; read by position, QA60 was taken as B12."""
+    stack = gdal.Open(str(scene["cloudy"]))
+    export = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "gee.tif"), stack.RasterXSize, stack.RasterYSize, 13,
+                                                  gdal.GDT_UInt16)
+    export.SetGeoTransform(stack.GetGeoTransform())
+    export.SetProjection(stack.GetProjection())
+    export.WriteRaster(0, 0, stack.RasterXSize, stack.RasterYSize, stack.ReadRaster(), band_list=list(range(1, 13)))
+    export.GetRasterBand(13).Fill(1024)
+    for number, name in enumerate([b for b in S2_BANDS if b != "B10"] + ["QA60"], start=1):
+        export.GetRasterBand(number).SetDescription(name)
+    export = None
+    feedback = RecordingFeedback()
+    results = processing.run("cloudremoval:removeclouds", {
+        "S2": str(tmp_path / "gee.tif"), "S1": str(scene["s1"]), "MODEL": str(sar_model), "DETECTOR": 2,
+        "OUTPUT": str(tmp_path / "clear.tif")}, feedback=feedback)
+    assert (f"The band descriptions of {tmp_path / 'gee.tif'} name no band B10; bands described as 'QA60' are left "
+            "out. If one of them is a model band, give a band mapping") in feedback.warnings
+    plain = processing.run("cloudremoval:removeclouds", {
+        "S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model), "DETECTOR": 2,
+        "OUTPUT": str(tmp_path / "plain.tif")})
+    np.testing.assert_array_equal(scenes.read(results["OUTPUT"]), scenes.read(plain["OUTPUT"]))
+
+
 def test_a_level2a_stack_clipped_with_an_alpha_band_stays_level2a_and_the_alpha_is_its_nodata(
         provider, scene, sar_model, tmp_path):
     """Clip raster by mask layer with "Create an output alpha band" makes a 12-band Level-2A stack 13 bands; read

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from qgis_cloudremoval.core import bands
+import qgis_scenes
+
+from qgis_cloudremoval.core import bands, render
 from qgis_cloudremoval.core.engine import overwrites_input
 from qgis_cloudremoval.core.inputs import InputError, check_inputs, open_scene, stack_bands
 from qgis_cloudremoval.core.model_info import ModelInfo
@@ -108,6 +110,60 @@ def test_band_mapping_reorders_and_descriptions_are_used(sen12, tmp_path):
     dataset = None
     with open_scene(request(reversed_stack), OPTICAL) as scene:
         np.testing.assert_array_equal(scene.read(0, 0, 256, 256).s2_dn, read(sen12["s2"]))
+
+
+def _described_export(pair, path, order):
+    """The pair's real Level-2A bands as an export tool writes them: bands in ``order``, each described by its
+    name ("B04" or "SCL"); bands that are not Sentinel-2 bands hold class codes."""
+    s2 = qgis_scenes.s2_stack(pair, path.parent)
+    reflectance = dict(zip(L2A_BANDS, gdal.Open(str(s2)).ReadAsArray()))
+    extra = np.full_like(reflectance["B2"], 1024)  # QA60's "opaque cloud" bit, Sen2Cor's SCL codes are small
+    write_like(path, s2, np.stack([reflectance.get(bands.s2_band_named(name) or "", extra) for name in order]),
+               gdal.GDT_UInt16)
+    dataset = gdal.Open(str(path), gdal.GA_Update)
+    for number, name in enumerate(order, start=1):
+        dataset.GetRasterBand(number).SetDescription(name)
+    dataset = None
+    return str(path), reflectance
+
+
+def test_descriptions_pick_the_bands_of_an_export_with_quality_bands(bigearthnet_pairs, tmp_path):
+    """Earth Engine and Sentinel Hub exports carry QA60, SCL and similar bands beside the reflectances.
+
+    Read by position, a Level-2A stack plus QA60 (13 bands) took B11 as B10, B12 as B11 and QA60 as B12.
+    """
+    pair = bigearthnet_pairs[0]
+    engine_order = [f"B{b[1:]}" for b in L2A_BANDS] + ["QA10", "QA20", "QA60"]  # Earth Engine: B1 .. B12
+    hub_order = ["SCL"] + [b if b == "B8A" else f"B{int(b[1:]):02d}" for b in reversed(L2A_BANDS)]  # B12 .. B01
+    for order in (engine_order[:13], engine_order, hub_order):
+        export, reflectance = _described_export(pair, tmp_path / f"export_{len(order)}_{order[0]}.tif", order)
+        with open_scene(request(export), OPTICAL) as scene:
+            window = scene.read(0, 0, 120, 120)
+            left_out = [name for name in order if bands.s2_band_named(name) is None]
+            assert (f"Sentinel-2: {export}, {len(order)} bands, model bands taken by band descriptions; left out "
+                    f"as naming no model band: {', '.join(left_out)}") in scene.notes
+            assert scene.warnings[0] == (
+                f"The band descriptions of {export} name no band B10; bands described as "
+                f"{', '.join(repr(name) for name in left_out)} are left out. If one of them is a model band, give "
+                "a band mapping")
+        for name in L2A_BANDS:
+            np.testing.assert_array_equal(window.s2_dn[bands.S2_BANDS.index(name)], reflectance[name])
+        assert not window.s2_dn[bands.S2_BANDS.index("B10")].any()
+        # The composites find them by the same names.
+        found = render.band_numbers(gdal.Open(export), ("B4", "B3", "B2"))
+        assert [bands.s2_band_named(order[number - 1]) for number in found] == ["B4", "B3", "B2"]
+
+
+def test_a_stack_partly_described_is_read_by_position(sen12, tmp_path):
+    """Descriptions decide only where every band has one; a half-described stack goes by band order."""
+    stack = write_like(tmp_path / "half.tif", sen12["s2"], read(sen12["s2"]), gdal.GDT_UInt16)
+    dataset = gdal.Open(stack, gdal.GA_Update)
+    dataset.GetRasterBand(1).SetDescription("B12")
+    dataset = None
+    with open_scene(request(stack), OPTICAL) as scene:
+        np.testing.assert_array_equal(scene.read(0, 0, 256, 256).s2_dn, read(sen12["s2"]))
+        assert f"Sentinel-2: {stack}, 13 bands, model bands taken by band order (band i is model band i)" in \
+            scene.notes
 
 
 def test_twelve_band_stack_needs_a_mapping_and_fills_b10(sen12, tmp_path):

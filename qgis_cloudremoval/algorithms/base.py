@@ -37,9 +37,10 @@ HELP_URL = "https://github.com/dsen2cr-qgis/qgis-cloudremoval#readme"
 
 S2_BANDS_HELP = (
     "<b>Sentinel-2 bands</b> (optional): the layer's band for each Sentinel-2 band, in the order "
-    + ", ".join(S2_BANDS) + ". Empty: bands described as B1..B12 are found by name, a 13-band layer is read "
-    "in that order (SEN12MS-CR and L1C stacks) and a 12-band layer as Level-2A, which has no B10. Give 13 "
-    "numbers with 0 for any band the layer lacks, or 12 numbers to skip B10, separated by ';' or ',', for "
+    + ", ".join(S2_BANDS) + ". Empty: bands described as B1..B12 (or B01..B12) are found by name and other "
+    "described bands (QA60, SCL) left out; otherwise a 13-band layer is read in that order (SEN12MS-CR and "
+    "L1C stacks) and a 12-band layer as Level-2A, which has no B10. Give 13 numbers with 0 for any band the "
+    "layer lacks, or 12 numbers to skip B10, separated by ';' or ',', for "
     "example 1;2;3;4;5;6;7;8;9;10;0;11;12 for a 12-band Level-2A stack. In qgis_process write "
     "S2_BANDS=\"1;2;3;...\".")
 BASELINE_OFFSET_LABELS = ("Auto", "None", "Subtract 1000 DN")

@@ -6,8 +6,22 @@ them back from the model, never from this module, so a model trained with
 other values still runs correctly.
 """
 
+import re
+from typing import Optional
+
 #: Sentinel-2 L1C bands in the order DSen2-CR expects them (B8A after B8).
 S2_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+
+
+def s2_band_named(description: str) -> Optional[str]:
+    """The Sentinel-2 band a band description names, spelt as in :data:`S2_BANDS`; None for other text.
+
+    Exports spell them "B4" (Earth Engine), "B04" (ESA's file names, Sentinel Hub) or in lower case.
+    """
+    match = re.fullmatch(r"B0?(\d{1,2}A?)", description.strip().upper())
+    name = f"B{match.group(1)}" if match else None
+    return name if name in S2_BANDS else None
+
 
 #: Native ground sampling distance of each Sentinel-2 band, metres.
 S2_RESOLUTION_M = {

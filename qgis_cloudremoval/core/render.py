@@ -18,6 +18,7 @@ from .progress import SILENT, CoreError, Reporter
 from .gdal_io import StrPath, gdal_errors, read_array, write_error
 from .nodata import band_nodata, data_band_count, valid_pixels
 from .output_files import atomic_output
+from .sentinel2 import described_bands
 from .raster_source import open_raster
 from .writer import SIDECAR, GeoTiffWriter
 from .text import count
@@ -110,6 +111,8 @@ def band_numbers(dataset: gdal.Dataset, bands: Sequence[Union[str, int]]) -> Lis
     """
     data_bands = data_band_count(dataset)
     descriptions = [dataset.GetRasterBand(i + 1).GetDescription().strip().upper() for i in range(dataset.RasterCount)]
+    described = described_bands(dataset)
+    s2_numbers = described[0] if described else {}
     numbers = []
     for band in bands:
         if isinstance(band, (int, np.integer)):
@@ -117,6 +120,8 @@ def band_numbers(dataset: gdal.Dataset, bands: Sequence[Union[str, int]]) -> Lis
                 raise CoreError(f"Band {band} does not exist in {dataset.GetDescription()}, "
                                 f"which has {count(dataset.RasterCount, 'band')}")
             numbers.append(int(band))
+        elif band in s2_numbers:
+            numbers.append(s2_numbers[band])
         elif band.upper() in descriptions:
             numbers.append(descriptions.index(band.upper()) + 1)
         elif data_bands == len(S2_BANDS) and band in S2_BANDS:

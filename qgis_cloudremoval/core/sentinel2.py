@@ -21,7 +21,7 @@ import re
 import shlex
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -242,6 +242,7 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
     if count == 0:
         raise InputError(f"{ROLE} {path} has no raster bands (it holds {len(dataset.GetSubDatasets())} "
                          "subdatasets); open the subdataset you want or export the bands to one GeoTIFF")
+    others: List[str] = []  # described bands that name no model band
     if mapping:
         unknown = [b for b in mapping if b not in model_bands]
         if unknown:
@@ -254,10 +255,12 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
         numbers = {b: int(mapping[b]) for b in model_bands if b in mapping}
         how = "the band mapping"
     else:
-        described = _numbers_from_descriptions(dataset, model_bands)
+        described = described_bands(dataset, model_bands)
         how = "band descriptions"
         if described is not None:
-            numbers = described
+            numbers, others = described
+            if others:
+                how += f"; left out as naming no model band: {', '.join(others)}"
         else:
             if count != len(model_bands):
                 raise InputError(
@@ -273,6 +276,12 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
                              np.zeros(len(model_bands), np.float32))
     source.mask = mask_band(dataset, next(iter(numbers.values())))
     source.notes.append(f"Sentinel-2: {path}, {count_of(count, 'band')}, model bands taken by {how}")
+    missing = [b for b in model_bands if b not in numbers]
+    if others and missing:
+        source.warnings.append(
+            f"The band descriptions of {path} name no band {', '.join(missing)}; bands described as "
+            f"{', '.join(repr(o) for o in others)} are left out. If one of them is a model band, give a band "
+            "mapping")
     if source.mask is not None:
         alpha = alpha_band_numbers(dataset)
         which = f"its alpha band (band {alpha[0]})" if alpha else "its mask (.msk or internal)"
@@ -280,16 +289,30 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
     return source
 
 
-def _numbers_from_descriptions(dataset: gdal.Dataset, model_bands: List[str]) -> Optional[Dict[str, int]]:
-    """Model band -> band number when every band (an alpha band after them aside) is described by a distinct
-    model band name."""
-    names = [(dataset.GetRasterBand(i).GetDescription() or "").strip().upper()
-             for i in range(1, data_band_count(dataset) + 1)]
-    upper = {b.upper(): b for b in model_bands}
-    names = [upper.get(n) or upper.get(n.replace("B0", "B", 1)) for n in names]
-    if None in names or len(set(names)) != len(names):
+def described_bands(dataset: gdal.Dataset,
+                    model_bands: Sequence[str] = bands.S2_BANDS) -> Optional[Tuple[Dict[str, int], List[str]]]:
+    """``({model band: band number}, [other descriptions])`` where the data bands' descriptions say which is which.
+
+    That is where every data band (an alpha band after them aside) is described, at least one description
+    names a model band (:func:`.bands.s2_band_named`) and none is named twice. The other bands, such as
+    the QA60 or SCL bands of an Earth Engine export, are listed to be left out. None otherwise: the
+    caller goes by band order.
+    """
+    descriptions = [(dataset.GetRasterBand(i).GetDescription() or "").strip()
+                    for i in range(1, data_band_count(dataset) + 1)]
+    if not all(descriptions):
         return None
-    return {name: number for number, name in enumerate(names, start=1)}
+    numbers: Dict[str, int] = {}
+    others = []
+    for number, description in enumerate(descriptions, start=1):
+        name = bands.s2_band_named(description)
+        if name in numbers:
+            return None
+        if name is not None and name in model_bands:
+            numbers[name] = number
+        else:
+            others.append(description)
+    return (numbers, others) if numbers else None
 
 
 def snap_product_bands(path: str, model_bands: List[str]) -> Optional[Dict[str, str]]:
