@@ -21,6 +21,7 @@ from .core.command_line import (INTERRUPTED_STATUS, TERMINATED_STATUS, BatchBar,
                                 tqdm_reporter)
 from .core.default_model import DEFAULT_MODEL_ENV, bundled_demo_model, is_demo_model, model_from_environment
 from .core.detectors import DETECTORS
+from .core.extent import parse_extent
 from .core.gdal_io import is_virtual
 from .core.output_files import check_output_folder
 from .core.progress import CoreError, first_line
@@ -50,6 +51,9 @@ def _add_scene_files(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="cloud-free GeoTIFF to write")
     parser.add_argument("--mask", help="also write the cloud/shadow mask to this GeoTIFF")
     parser.add_argument("--cloud-mask", help="your own mask on the S2 grid (0 clear, 1 cloud, 2 shadow)")
+    parser.add_argument("--extent", help="process only this area, written as QGIS writes an extent: "
+                                         "'xmin,xmax,ymin,ymax' in the S2 raster's CRS, or followed by another "
+                                         "CRS in brackets, '12.1,12.3,41.8,41.9 [EPSG:4326]'")
 
 
 def _add_scene_options(parser: argparse.ArgumentParser) -> None:
@@ -129,12 +133,14 @@ def removal_request(args: argparse.Namespace) -> RemovalRequest:
     model = args.model or model_from_environment() or bundled_demo_model()
     if not model:
         raise CoreError(NO_MODEL_MESSAGE)
+    extent, extent_crs = parse_extent(args.extent) if args.extent else (None, None)
     return RemovalRequest(
         s2_path=args.s2, s2_bands=_s2_bands(args.s2, args.s2_bands), fill_rule=args.fill_missing, s1_path=args.s1,
         s1_bands=list(args.s1_bands), s1_units=args.s1_units, model_path=model, keep_clear=args.keep_clear,
         baseline_offset=args.baseline_offset, device=args.device, tile_size=args.tile_size,
         output_type=args.output_type, cloud_threshold=args.threshold, detector=args.detector,
-        cloud_mask_path=args.cloud_mask, output_path=args.output, mask_path=args.mask)
+        cloud_mask_path=args.cloud_mask, output_path=args.output, mask_path=args.mask, extent=extent,
+        extent_crs=extent_crs)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -166,6 +172,15 @@ PATH_OPTIONS = ("s2", "s1", "output", "mask", "cloud_mask", "model")
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 SCENE_OPTIONS = argparse.ArgumentParser(add_help=False)
 _add_scene_options(SCENE_OPTIONS)
+SCENE_FILES = argparse.ArgumentParser(add_help=False)
+_add_scene_files(SCENE_FILES)
+
+
+def scene_namespace(defaults: argparse.Namespace, **files: object) -> argparse.Namespace:
+    """The ``remove`` options of one scene: ``defaults`` (the scene options) and ``files`` (``s2``, ``output``,
+    ...); the scene files not given are None."""
+    blank: Dict[str, object] = {action.dest: None for action in SCENE_FILES._actions}
+    return argparse.Namespace(**vars(defaults), **{**blank, **files})
 
 
 def _row_options() -> Dict[str, argparse.Action]:
@@ -206,7 +221,7 @@ def _scene(options: argparse.Namespace, label: str) -> Scene:
 
 def _row_scene(row: Row, table: str, defaults: argparse.Namespace) -> Scene:
     """The scene of one table row, the table's defaults under its own cells (paths relative to the table)."""
-    options = argparse.Namespace(**vars(defaults), s2=None, s1=None, output=None, mask=None, cloud_mask=None)
+    options = scene_namespace(defaults)
     label = f"row {row.number}"
     if "S2" in row.cells:
         label += f" ({os.path.basename(row.cells['S2'].rstrip('/'))})"
@@ -250,8 +265,7 @@ def _folder_scenes(args: argparse.Namespace, defaults: argparse.Namespace, say: 
             continue
         say(f"paired {label} with {pair.note}")
         mask = os.path.join(folder, f"{stem}_mask.tif") if args.masks else None
-        scenes.append(_scene(argparse.Namespace(**vars(defaults), s2=pair.s2, s1=pair.s1, output=output, mask=mask,
-                                                cloud_mask=None), label))
+        scenes.append(_scene(scene_namespace(defaults, s2=pair.s2, s1=pair.s1, output=output, mask=mask), label))
     return scenes
 
 

@@ -69,7 +69,7 @@ def test_provider_offers_the_algorithms_with_help_in_groups(provider):
         assert algorithm.group() and algorithm.groupId(), algorithm.id()
     names = [p.name() for p in provider.algorithm("removeclouds").parameterDefinitions()]
     assert names == ["S2", "S2_BANDS", "S1", "S1_BANDS", "S1_UNITS", "MODEL", "KEEP_CLEAR", "DETECTOR",
-                     "CLOUD_MASK", "BASELINE_OFFSET",
+                     "CLOUD_MASK", "EXTENT", "BASELINE_OFFSET",
                      "DEVICE", "TILE_SIZE", "OUTPUT_TYPE", "FILL_MISSING", "THRESHOLD", "OUTPUT", "OUTPUT_MASK"]
 
 

@@ -109,9 +109,9 @@ def test_a_local_cluster_gives_the_single_process_outputs(archive, reference, sa
 def test_workers_keep_their_sessions_between_scenes(archive, sar_model, tmp_path):
     """One onnxruntime session per worker process, however many scenes it ran."""
     from qgis_cloudremoval.core import cluster, runtime
-    defaults = vars(_defaults(sar_model))
-    options = [command.argparse.Namespace(**defaults, s2=str(s2), s1=str(s1), output=str(tmp_path / f"{n}.tif"),
-                                          mask=None, cloud_mask=None) for n, (s2, s1) in enumerate(archive[1])]
+    defaults = _defaults(sar_model)
+    options = [command.scene_namespace(defaults, s2=str(s2), s1=str(s1), output=str(tmp_path / f"{n}.tif"))
+               for n, (s2, s1) in enumerate(archive[1])]
     scene_list = [command._scene(scene, f"scene {n}") for n, scene in enumerate(options)]
     with cluster.connect("local:2") as client:
         outcomes = list(cluster.run_on_cluster(client, scene_list, _Quiet()))

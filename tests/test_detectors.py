@@ -141,7 +141,7 @@ def test_an_own_cloud_mask_drives_keep_clear_and_is_checked_against_the_grid(sen
     shifted = tmp_path / "shifted.tif"
     gdal.Translate(str(shifted), str(mask_path), srcWin=[0, 0, 128, 128])
     with pytest.raises(CoreError, match=r"^The cloud mask .*shifted\.tif \(128 x 128 px\) is not on the Sentinel-2 "
-                                        r"grid \(256 x 256 px, the same geotransform\); warp it"):
+                                        r"grid \(256 x 256 px; it needs the same pixels, over all of it\); warp it"):
         engine.remove_clouds(RemovalRequest(s2_path=str(s2), model_path=str(model), keep_clear=True,
                                             cloud_mask_path=str(shifted), output_path=str(tmp_path / "o2.tif")))
     assert not (tmp_path / "o2.tif").exists()

@@ -176,3 +176,16 @@ def test_rasters_inside_a_zip_are_read_as_qgis_opens_them(qgis, scene, tmp_path)
     assert (f"Sentinel-2 image (S2): /vsizip/{archive}/absent.tif could not be loaded as a raster layer"
             in missing.stdout + missing.stderr)
     assert "Traceback" not in missing.stdout + missing.stderr
+
+
+def test_an_extent_as_the_help_writes_it(qgis, scene, tmp_path):
+    """EXTENT="xmin,xmax,ymin,ymax [EPSG:32633]": the run covers those pixels of the Sentinel-2 grid."""
+    x0, dx, _, y0, _, dy = gdal.Open(scene["s2"]).GetGeoTransform()
+    epsg = gdal.Open(scene["s2"]).GetSpatialRef().GetAuthorityCode(None)
+    extent = f"{x0 + 10 * dx},{x0 + 90 * dx},{y0 + 70 * dy},{y0 + 5 * dy} [EPSG:{epsg}]"
+    answer = qgis.run("cloudremoval:removeclouds", {"S2": scene["s2"], "S1": scene["s1"],
+                                                    "MODEL": make_tiny_model(use_sar=True), "EXTENT": extent,
+                                                    "OUTPUT": tmp_path / "part.tif"})
+    part = gdal.Open(answer["results"]["OUTPUT"])
+    assert (part.RasterXSize, part.RasterYSize) == (80, 65)
+    assert part.GetGeoTransform() == (x0 + 10 * dx, dx, 0.0, y0 + 5 * dy, 0.0, dy)

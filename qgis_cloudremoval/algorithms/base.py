@@ -9,7 +9,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback,
                        QgsProcessingOutputDefinition,
                        QgsProcessingParameterDefinition,
-                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterEnum, QgsProcessingParameterExtent, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString, QgsRasterLayer)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -21,6 +22,7 @@ from ..core.detectors import DETECTORS
 from ..core.progress import Reporter
 from . import boundary
 from .input_layers import RasterInput
+from ..core.extent import Extent
 from ..core.request import BASELINE_OFFSET
 from ..core.band_mapping import parse_band_list, s2_band_mapping
 from ..core.sentinel2 import data_band_count_of
@@ -43,6 +45,11 @@ S2_BANDS_HELP = (
     "layer lacks, or 12 numbers to skip B10, separated by ';' or ',', for "
     "example 1;2;3;4;5;6;7;8;9;10;0;11;12 for a 12-band Level-2A stack. In qgis_process write "
     "S2_BANDS=\"1;2;3;...\".")
+EXTENT_HELP = (
+    "<b>Processing extent</b> (optional): only the Sentinel-2 pixels it overlaps are processed and written, "
+    "exactly as if the image had been clipped to them first, so leave a margin around the area you need; "
+    "an extent in another CRS (the map canvas, a layer) is reprojected. A cloud mask may cover the whole "
+    "image. In qgis_process write EXTENT=\"xmin,xmax,ymin,ymax [EPSG:32633]\".")
 BASELINE_OFFSET_LABELS = ("Auto", "None", "Subtract 1000 DN")
 DETECTOR_LABELS = ("Auto", "Learned (ukis-csmask)", "Paper's rule")
 DETECTOR_HELP = (
@@ -77,6 +84,7 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
     DETECTOR = "DETECTOR"
     BASELINE_OFFSET = "BASELINE_OFFSET"
     THRESHOLD = "THRESHOLD"
+    EXTENT = "EXTENT"
 
     def __init__(self) -> None:
         super().__init__()
@@ -123,6 +131,20 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         self.declare(RasterInput(self.S2, self.tr(description)))
         self.declare(QgsProcessingParameterString(
             self.S2_BANDS, self.tr("Sentinel-2 bands B1…B12 (0 = missing)"), optional=True))
+
+    def add_extent_parameter(self) -> None:
+        """Declare the optional processing extent (EXTENT)."""
+        self.declare(QgsProcessingParameterExtent(
+            self.EXTENT, self.tr("Processing extent (empty = the whole Sentinel-2 image)"), optional=True))
+
+    def extent(self, parameters: Parameters, context: QgsProcessingContext) -> Optional[Extent]:
+        """EXTENT in the Sentinel-2 layer's CRS (QGIS reprojects one given in another CRS); None when empty."""
+        if parameters.get(self.EXTENT) in (None, ""):
+            return None
+        rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, self.s2_layer(parameters, context).crs())
+        if rectangle.isNull():
+            return None
+        return rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum()
 
     def add_baseline_offset_parameter(self) -> None:
         """Declare the processing-baseline offset choice (BASELINE_OFFSET)."""

@@ -7,7 +7,7 @@ from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProcessing
 from ..core.cloudmask import CLOUD_THRESHOLD
 from ..core.cloudmask_raster import check_mask_request, mask_request, write_cloud_mask
 from ..core.request import RemovalRequest
-from .base import DETECTOR_HELP, S2_BANDS_HELP, CloudRemovalAlgorithm, Parameters, Results
+from .base import DETECTOR_HELP, EXTENT_HELP, S2_BANDS_HELP, CloudRemovalAlgorithm, Parameters, Results
 from .styles import detector_mask_palette
 
 
@@ -33,7 +33,8 @@ class CloudMaskAlgorithm(CloudRemovalAlgorithm):
             + S2_BANDS_HELP + " The detector uses B1, B2, B3, B4, B8, B10 and B11; a missing band is "
             "filled with zeros and the log warns about it (without B10 the cirrus test sees no cirrus).<br>"
             f"<b>Cloud threshold</b> (paper's rule only): 0..1, default {CLOUD_THRESHOLD} as in the paper; lower "
-            "finds more (thinner) cloud.<br><b>Baseline offset</b>: see 'Remove clouds'.<br><br>"
+            "finds more (thinner) cloud.<br>" + EXTENT_HELP + "<br><b>Baseline offset</b>: see 'Remove "
+            "clouds'.<br><br>"
             "<b>Output</b>: Byte GeoTIFF on the Sentinel-2 grid: 0 clear, 1 cloud, 2 shadow, 255 nodata; "
             "loaded with a palette (clear transparent, cloud white, shadow dark blue).")
 
@@ -41,6 +42,7 @@ class CloudMaskAlgorithm(CloudRemovalAlgorithm):
         self.add_s2_parameters()
         self.add_detector_parameter()
         self.add_threshold_parameter("Cloud threshold (paper's rule)")
+        self.add_extent_parameter()
         self.add_baseline_offset_parameter()
         self.declare(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Cloud and shadow mask")))
 
@@ -52,7 +54,8 @@ class CloudMaskAlgorithm(CloudRemovalAlgorithm):
             s2_bands=self.s2_bands(parameters, context),
             baseline_offset=self.baseline_offset(parameters, context),
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
-            detector=self.detector(parameters, context))
+            detector=self.detector(parameters, context),
+            extent=self.extent(parameters, context))
 
     def parameter_problems(self, parameters: Parameters, context: QgsProcessingContext) -> List[str]:
         return check_mask_request(self.mask_request(parameters, context))

@@ -13,7 +13,7 @@ from ..core.tiling import MAX_TILE, MIN_CORE
 from ..core.request import DEVICES, FILL_RULES, OUTPUT_TYPES, S1_UNITS, RemovalRequest
 from ..settings import (DEFAULT_MODEL_ENV, DEFAULT_MODEL_KEY, DEMO_FALLBACK_MESSAGE, NO_DEFAULT_MODEL_MESSAGE,
                         default_model_is_demo, default_model_path)
-from .base import DETECTOR_HELP, S2_BANDS_HELP, CloudRemovalAlgorithm, Parameters, Results
+from .base import DETECTOR_HELP, EXTENT_HELP, S2_BANDS_HELP, CloudRemovalAlgorithm, Parameters, Results
 from .input_layers import RasterInput
 from .styles import mask_palette, true_colour
 
@@ -83,6 +83,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             "'Detect clouds and shadows' output) on the Sentinel-2 grid, 0 clear, 1 cloud, 2 shadow; it "
             "replaces the detector for keep clear and the mask output. A mask in other codes (Fmask's 4 is "
             "cloud) is refused: reclassify it first with 'Reclassify by table'.<br>"
+            + EXTENT_HELP + "<br>"
             "<b>Baseline offset</b>: products of processing baseline 04.00 and later (from 25 January 2022) "
             "carry +1000 DN; auto removes it for .SAFE products and warns when plain files look offset.<br>"
             "<b>Advanced</b>: device (auto uses a GPU when onnxruntime-gpu finds one; the log says which ran), "
@@ -121,6 +122,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
         self.add_detector_parameter()
         self.declare(RasterInput(
             self.CLOUD_MASK, self.tr("Own cloud mask (instead of the detector)"), optional=True))
+        self.add_extent_parameter()
         self.add_baseline_offset_parameter()
         advanced = [
             QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), options=["Auto", "GPU", "CPU"],
@@ -176,6 +178,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             cloud_mask_path=self.raster_path(parameters, self.CLOUD_MASK, context, "the cloud mask"),
             output_path=output_path,
             mask_path=mask_path,
+            extent=self.extent(parameters, context),
         )
 
     def parameter_problems(self, parameters: Parameters, context: QgsProcessingContext) -> List[str]:

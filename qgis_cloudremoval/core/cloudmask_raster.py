@@ -19,6 +19,7 @@ from .detectors import STATISTICS_SHARE, choose_detector, window_mask
 from .mask_file import mark_mask_file
 from .model_info import ModelInfo
 from .progress import SILENT, Reporter
+from .extent import Extent
 from .request import RemovalRequest
 from .writer import GeoTiffWriter
 
@@ -31,11 +32,11 @@ OPTICAL_ONLY = ModelInfo(sar_bands=[])
 def mask_request(s2_path: str, output_path: str, s2_bands: Optional[Dict[str, int]] = None,
                  baseline_offset: str = "auto", fill_rule: str = "zero",
                  threshold: float = cloudmask.CLOUD_THRESHOLD, detector: str = "auto",
-                 device: str = "auto") -> RemovalRequest:
+                 device: str = "auto", extent: Optional[Extent] = None) -> RemovalRequest:
     """The input description :func:`.inputs.open_scene` reads; no DSen2-CR model is involved."""
     return RemovalRequest(s2_path=s2_path, model_path="", output_path=output_path, s2_bands=s2_bands,
                           baseline_offset=baseline_offset, fill_rule=fill_rule, cloud_threshold=threshold,
-                          detector=detector, device=device)
+                          detector=detector, device=device, extent=extent)
 
 
 def check_mask_request(request: RemovalRequest) -> List[str]:

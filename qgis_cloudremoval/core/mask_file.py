@@ -9,7 +9,7 @@ same numbers for other things: Fmask's 4 is cloud and its 1 water, a painted
 mask in someone else's codes cannot silently leave clouds in the result.
 """
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -40,6 +40,9 @@ class MaskFile:
     """The cloud mask ``path`` on the Sentinel-2 ``grid``; its declared nodata (and 255 in the plugin's own masks)
     has no class.
 
+    The mask may cover more than the grid on the same pixels (the whole scene, for a run over a processing
+    extent); it is then read at the grid's place in it.
+
     Raises:
         InputError: the file cannot be read, is not on the grid, or a sample of it holds a value that is
             not a mask code (the rest is checked as it is read, :meth:`read`).
@@ -49,11 +52,12 @@ class MaskFile:
         self.path = path
         self.dataset = open_raster(path, "cloud mask")
         size = (self.dataset.RasterXSize, self.dataset.RasterYSize)
-        transform = tuple(round(value, 6) for value in self.dataset.GetGeoTransform())
-        if size != (grid.width, grid.height) or transform != tuple(round(v, 6) for v in grid.geotransform):
+        place = _place_of(grid, self.dataset)
+        if place is None:
             raise InputError(f"The cloud mask {path} ({size[0]} x {size[1]} px) is not on the Sentinel-2 grid "
-                             f"({grid.width} x {grid.height} px, the same geotransform); warp it onto the "
-                             "Sentinel-2 image first (Raster > Projections > Warp, nearest neighbour)")
+                             f"({grid.width} x {grid.height} px; it needs the same pixels, over all of it); warp it "
+                             "onto the Sentinel-2 image first (Raster > Projections > Warp, nearest neighbour)")
+        self.column, self.row = place
         marked = bool(self.dataset.GetMetadataItem(MASK_CODES_KEY))
         #: Mask value -> CLEAR, CLOUD or SHADOW.
         self.categories: Dict[int, int] = {CLEAR: CLEAR, CLOUD: CLOUD, SHADOW: SHADOW}
@@ -89,7 +93,8 @@ class MaskFile:
 
     def read(self, x: int, y: int, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
         """A window's ``(height, width)`` uint8 CLEAR, CLOUD or SHADOW (CLEAR at nodata), and where it has a class."""
-        values = read_array(self.dataset.GetRasterBand(1), self.path, "cloud mask", x, y, width, height)
+        values = read_array(self.dataset.GetRasterBand(1), self.path, "cloud mask", self.column + x, self.row + y,
+                            width, height)
         nodata = self._check(values)
         classes = np.zeros(values.shape, np.uint8)
         for value, category in self.categories.items():
@@ -100,3 +105,19 @@ class MaskFile:
     def close(self) -> None:
         """Close the mask raster."""
         self.dataset = None
+
+
+def _place_of(grid: Grid, dataset: gdal.Dataset) -> Optional[Tuple[int, int]]:
+    """``(column, row)`` of ``grid``'s first pixel in ``dataset``, where ``dataset`` holds the whole grid on the
+    same pixels; None otherwise."""
+    mask_x, mask_dx, mask_rx, mask_y, mask_ry, mask_dy = dataset.GetGeoTransform()
+    x0, dx, _, y0, _, dy = grid.geotransform
+    if mask_rx or mask_ry or round(mask_dx - dx, 6) or round(mask_dy - dy, 6):
+        return None
+    column, row = (x0 - mask_x) / dx, (y0 - mask_y) / dy
+    if abs(column - round(column)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    column, row = round(column), round(row)
+    inside = 0 <= column and 0 <= row and column + grid.width <= dataset.RasterXSize and \
+        row + grid.height <= dataset.RasterYSize
+    return (column, row) if inside else None

@@ -19,8 +19,9 @@ from osgeo import gdal, osr
 
 from .gdal_io import InputError, gdal_errors, is_virtual, open_raster, read_array
 from .nodata import data_pixels
+from .extent import Extent, extent_text
 
-__all__ = ["InputError", "open_raster"]  # re-exported: the readers take both from here
+__all__ = ["InputError", "extent_text", "open_raster"]  # re-exported: the readers take both from here
 
 #: Longest side of the decimated read used for cheap scene statistics, pixels.
 SAMPLE_SIZE = 256
@@ -86,6 +87,20 @@ class Grid:
         xs = (x0, x0 + dx * self.width)
         ys = (y0, y0 + dy * self.height)
         return min(xs), min(ys), max(xs), max(ys)
+
+    def window_covering(self, extent: Extent) -> Optional[Tuple[int, int, int, int]]:
+        """``(x0, y0, width, height)`` of the north-up grid's pixels that ``extent`` (``(xmin, ymin, xmax,
+        ymax)`` in the grid's CRS) overlaps, snapped outward to whole pixels; None where it overlaps none."""
+        xmin, ymin, xmax, ymax = extent
+        x_origin, dx, _, y_origin, _, dy = self.geotransform
+        tolerance = 1e-6  # of a pixel: an extent drawn along pixel edges takes no extra row or column
+        col0 = max(0, math.floor((xmin - x_origin) / dx + tolerance))
+        col1 = min(self.width, math.ceil((xmax - x_origin) / dx - tolerance))
+        row0 = max(0, math.floor((ymax - y_origin) / dy + tolerance))
+        row1 = min(self.height, math.ceil((ymin - y_origin) / dy - tolerance))
+        if col1 <= col0 or row1 <= row0:
+            return None
+        return col0, row0, col1 - col0, row1 - row0
 
     def srs(self) -> osr.SpatialReference:
         reference = osr.SpatialReference()

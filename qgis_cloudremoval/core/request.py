@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from .cloudmask import CLOUD_THRESHOLD
+from .extent import Extent
 
 #: Accepted values of the choice-like fields, in the order the plugin lists them.
 S1_UNITS = ("auto", "db", "linear")
@@ -49,4 +50,8 @@ class RemovalRequest:
     cloud_threshold: float = CLOUD_THRESHOLD  # the paper's rule only
     detector: str = "auto"  # cloud detector for keep-clear and the mask: "auto", "learned" or "rule" (core.detectors)
     cloud_mask_path: Optional[str] = None  # a mask on the S2 grid (0 clear, 1 cloud, 2 shadow) instead of a detector
+    #: The area to process, in the Sentinel-2 raster's CRS; None: the whole raster. The output covers the pixels
+    #: it overlaps, as if the raster had been clipped to them.
+    extent: Optional[Extent] = None
+    extent_crs: Optional[str] = None  # the CRS ``extent`` is in ("EPSG:4326", any GDAL reads); None: the raster's
     gpu_index: int = 0  # the CUDA device the networks run on (a batch worker with several GPUs gives each its own)

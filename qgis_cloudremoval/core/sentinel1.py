@@ -24,7 +24,7 @@ from . import bands, snap_product
 from .model_info import ModelInfo
 from .gdal_io import gdal_errors, read_array
 from .nodata import band_nodata, data_pixels
-from .raster_source import Grid, InputError, open_raster, stack_bands, valid_sample, vsimem_path
+from .raster_source import Grid, InputError, extent_text, open_raster, stack_bands, valid_sample, vsimem_path
 from .request import S1_UNITS, RemovalRequest
 from .scaling import linear_to_db
 from .text import count as count_of
@@ -345,13 +345,8 @@ def check_overlap(s1_grid: Grid, s2_grid: Grid, path: str) -> None:
         return
     raise InputError(
         f"Sentinel-1 raster {os.path.basename(path)} does not overlap the Sentinel-2 scene: in "
-        f"{s2_grid.crs_name()} S1 covers {_extent_text(s1)} and S2 covers {_extent_text(s2)}; "
+        f"{s2_grid.crs_name()} S1 covers {extent_text(s1)} and S2 covers {extent_text(s2)}; "
         "choose a Sentinel-1 scene of the same area")
-
-
-def _extent_text(bounds: Tuple[float, float, float, float]) -> str:
-    xmin, ymin, xmax, ymax = bounds
-    return f"x {xmin:.1f} to {xmax:.1f}, y {ymin:.1f} to {ymax:.1f}"
 
 
 def backscatter_sample(dataset: gdal.Dataset, band_numbers: List[int], path: str) -> np.ndarray:

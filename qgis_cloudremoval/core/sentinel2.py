@@ -30,8 +30,9 @@ from . import bands, snap_product
 from .gdal_io import NOT_A_RASTER_ADVICE, gdal_errors, open_vrt_text, read_array, read_error
 from .model_info import ModelInfo
 from .nodata import alpha_band_numbers, band_nodata, data_band_count, mask_band, mask_holds_data, valid_s2_pixels
-from .raster_source import (BandSource, Grid, InputError, band_sources, grid_vrt_xml, valid_sample,
+from .raster_source import (BandSource, Grid, InputError, band_sources, extent_text, grid_vrt_xml, valid_sample,
                             open_raster, same_crs)
+from .extent import Extent, check_extent, reprojected
 from .request import BASELINE_OFFSET, FILL_RULES, RemovalRequest
 from .text import count as count_of
 
@@ -205,9 +206,38 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
         raise InputError(f"{ROLE} {source.path} is stored south-up (its rows run from south to north, geotransform "
                          f"{tuple(source.grid.geotransform)}); warp it to a north-up grid first, e.g. "
                          f"gdalwarp {os.path.basename(source.path)} north_up.tif")
+    if request.extent is not None:
+        _crop(source, request.extent, request.extent_crs)
     _plan_fills(source, request.fill_rule)
     _plan_offset(source, request.baseline_offset)
     return source
+
+
+def _crop(source: Sentinel2Source, extent: Extent, crs: Optional[str]) -> None:
+    """Narrow ``source`` to the pixels ``extent`` (in ``crs``, None: its own) overlaps, as if it had been clipped
+    to them."""
+    check_extent(extent)
+    given = extent_text(extent) + (f" in {crs}" if crs else "")
+    if crs:
+        extent = reprojected(extent, crs, source.grid.srs())
+    window = source.grid.window_covering(extent)
+    if window is None:
+        raise InputError(f"The processing extent ({given}) does not overlap {ROLE} {source.path}, "
+                         f"which covers {extent_text(source.grid.bounds())} in {source.grid.crs_name()}; give an "
+                         "extent over the image, in the raster's CRS")
+    if window == (0, 0, source.grid.width, source.grid.height):
+        return
+    with gdal_errors(read_error(source.path, ROLE)) as messages:
+        cropped = gdal.Translate("", source.dataset, format="VRT", srcWin=list(window))
+        if cropped is None:
+            messages.append("GDAL could not cut the extent out of it")
+    had_mask = source.mask is not None
+    source.dataset = cropped
+    source.grid = Grid.of(cropped, ROLE, source.path)
+    source.mask = mask_band(cropped, next(iter(source.band_numbers.values()))) if had_mask else None
+    x0, y0, width, height = window
+    source.notes.append(f"Sentinel-2: the processing extent covers {width} x {height} px of the raster, from "
+                        f"column {x0} and row {y0}")
 
 
 def product_metadata_path(path: str) -> Optional[str]:

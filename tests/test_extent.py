@@ -1,0 +1,236 @@
+"""A processing extent: the run covers the pixels it overlaps, exactly as a run on the raster clipped to them.
+
+The reference is GDAL's own clip (``gdal_translate -srcwin``) of each input, run through the engine
+whole; real BigEarthNet Sentinel-1/2 rasters, a tiny DSen2-CR with SAR through real onnxruntime.
+"""
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+import qgis_scenes as scenes
+from qgis_cloudremoval.core import engine
+from qgis_cloudremoval.core.band_mapping import L2A_BANDS
+from qgis_cloudremoval.core.progress import CoreError
+from qgis_cloudremoval.core.raster_source import Grid
+from qgis_cloudremoval.core.request import RemovalRequest
+
+L2A = {band: number for number, band in enumerate(L2A_BANDS, start=1)}
+#: (column, row, width, height) of the part processed, in pixels of the 120 x 120 px scene.
+WINDOW = (17, 9, 81, 93)
+
+
+@pytest.fixture(scope="module")
+def scene(bigearthnet_pairs, tmp_path_factory):
+    return scenes.user_scene(bigearthnet_pairs[1], tmp_path_factory.mktemp("extent_scene"))
+
+
+def extent_of(path, window, inset=0.0):
+    """The map extent of ``window``'s pixels, each edge moved ``inset`` pixels inwards."""
+    x0, dx, _, y0, _, dy = gdal.Open(str(path)).GetGeoTransform()
+    column, row, width, height = window
+    return (x0 + (column + inset) * dx, y0 + (row + height - inset) * dy,
+            x0 + (column + width - inset) * dx, y0 + (row + inset) * dy)
+
+
+def clipped(path, window, output):
+    gdal.Translate(str(output), str(path), srcWin=list(window))
+    return str(output)
+
+
+def run(tmp_path, name, **fields):
+    fields.setdefault("s2_bands", L2A)
+    fields.setdefault("detector", "rule")
+    request = RemovalRequest(output_path=str(tmp_path / f"{name}.tif"), mask_path=str(tmp_path / f"{name}_mask.tif"),
+                             **fields)
+    engine.remove_clouds(request)
+    return scenes.read(request.output_path), scenes.read(request.mask_path), scenes.grid(request.output_path)
+
+
+def test_an_extent_gives_the_run_on_the_clipped_rasters(scene, sar_model, tmp_path):
+    # An extent inside the pixels' edges still takes every pixel it touches.
+    over_extent = run(tmp_path, "extent", s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]),
+                      model_path=str(sar_model), extent=extent_of(scene["cloudy"], WINDOW, inset=0.3), tile_size=64)
+    over_clip = run(tmp_path, "clip", s2_path=clipped(scene["cloudy"], WINDOW, tmp_path / "s2_clip.tif"),
+                    s1_path=str(scene["s1"]), model_path=str(sar_model), tile_size=64)
+    assert over_extent[2] == over_clip[2] == scenes.grid(tmp_path / "s2_clip.tif")
+    np.testing.assert_array_equal(over_extent[0], over_clip[0])
+    np.testing.assert_array_equal(over_extent[1], over_clip[1])
+    assert over_extent[0].shape == (13, WINDOW[3], WINDOW[2])
+    # The simulated cloud (rows and columns 20..60 of the scene) is where it was, less the window's origin.
+    assert (over_extent[1][0, 24 - WINDOW[1]:56 - WINDOW[1], 24 - WINDOW[0]:56 - WINDOW[0]] == 1).all()
+
+
+def test_a_cloud_mask_of_the_whole_scene_serves_a_run_over_an_extent(scene, sar_model, tmp_path):
+    run(tmp_path, "whole", s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]), model_path=str(sar_model))
+    whole = tmp_path / "whole_mask.tif"  # the detector's mask of the whole scene
+    over_extent = run(tmp_path, "masked", s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]),
+                      model_path=str(sar_model), extent=extent_of(scene["cloudy"], WINDOW), cloud_mask_path=str(whole))
+    over_clip = run(tmp_path, "masked_clip", s2_path=clipped(scene["cloudy"], WINDOW, tmp_path / "s2_clip.tif"),
+                    s1_path=str(scene["s1"]), model_path=str(sar_model),
+                    cloud_mask_path=clipped(whole, WINDOW, tmp_path / "mask_clip.tif"))
+    np.testing.assert_array_equal(over_extent[0], over_clip[0])
+    np.testing.assert_array_equal(over_extent[1], over_clip[1])
+
+
+def test_a_stack_with_an_alpha_band_keeps_it_over_an_extent(scene, sar_model, tmp_path):
+    with_alpha = tmp_path / "alpha.tif"
+    gdal.Warp(str(with_alpha), str(scene["cloudy"]), dstAlpha=True)
+    alpha = gdal.Open(str(with_alpha), gdal.GA_Update)
+    alpha.GetRasterBand(13).WriteArray(np.zeros((30, 120), np.uint16))  # the top 30 rows outside the field
+    alpha = None
+    over_extent = run(tmp_path, "alpha_extent", s2_path=str(with_alpha), s1_path=str(scene["s1"]),
+                      model_path=str(sar_model), extent=extent_of(with_alpha, WINDOW))
+    over_clip = run(tmp_path, "alpha_clip", s2_path=clipped(with_alpha, WINDOW, tmp_path / "alpha_clipped_input.tif"),
+                    s1_path=str(scene["s1"]), model_path=str(sar_model))
+    np.testing.assert_array_equal(over_extent[0], over_clip[0])
+    assert (over_extent[1][0, :30 - WINDOW[1]] == 255).all() and (over_extent[1][0, 30 - WINDOW[1]:] != 255).all()
+
+
+def test_extents_snap_outward_to_whole_pixels():
+    grid = Grid(120, 100, (500000.0, 10.0, 0.0, 6000000.0, 0.0, -10.0), "")
+    assert grid.window_covering((500000.0, 5999000.0, 501200.0, 6000000.0)) == (0, 0, 120, 100)
+    assert grid.window_covering((500015.0, 5999500.0, 500025.0, 5999990.0)) == (1, 1, 2, 49)
+    assert grid.window_covering((499000.0, 5999995.0, 500005.0, 6001000.0)) == (0, 0, 1, 1)
+    assert grid.window_covering((501200.0, 5999000.0, 502000.0, 6000000.0)) is None  # touches the edge only
+
+
+def test_an_empty_or_distant_extent_is_refused_by_name(scene, sar_model, tmp_path):
+    request = RemovalRequest(s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]), model_path=str(sar_model),
+                             output_path=str(tmp_path / "never.tif"), s2_bands=L2A)
+    xmin, ymin, xmax, ymax = Grid.of(gdal.Open(str(scene["cloudy"])), "", "").bounds()
+    request.extent = (xmin + 100, ymin, xmin + 100, ymax)
+    with pytest.raises(CoreError) as error:
+        engine.remove_clouds(request)
+    assert str(error.value) == (f"The processing extent (x {xmin + 100:.1f} to {xmin + 100:.1f}, y {ymin:.1f} to "
+                                f"{ymax:.1f}) is empty; give xmin < xmax and ymin < ymax, or no extent for the whole "
+                                "raster")
+    request.extent = (xmax + 10, ymin, xmax + 500, ymax)
+    with pytest.raises(CoreError) as error:
+        engine.remove_clouds(request)
+    assert str(error.value).startswith(
+        f"The processing extent (x {xmax + 10:.1f} to {xmax + 500:.1f}, y {ymin:.1f} to {ymax:.1f}) does not overlap "
+        f"Sentinel-2 raster {scene['cloudy']}, which covers x {xmin:.1f} to {xmax:.1f}, y {ymin:.1f} to {ymax:.1f} "
+        "in EPSG:")
+    assert str(error.value).endswith("; give an extent over the image, in the raster's CRS")
+    assert not (tmp_path / "never.tif").exists()
+
+
+def test_removeclouds_and_cloudmask_take_an_extent_in_any_crs(provider, scene, sar_model, tmp_path):
+    from osgeo import osr
+    from qgis import processing
+    s2_grid = Grid.of(gdal.Open(str(scene["cloudy"])), "", "")
+    epsg = s2_grid.srs().GetAuthorityCode(None)
+    xmin, ymin, xmax, ymax = extent_of(scene["cloudy"], WINDOW)
+    common = {"S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model), "DETECTOR": 2}
+    in_s2_crs = processing.run("cloudremoval:removeclouds", dict(
+        common, EXTENT=f"{xmin},{xmax},{ymin},{ymax} [EPSG:{epsg}]", OUTPUT=str(tmp_path / "utm.tif")))
+    reference = run(tmp_path, "reference", s2_path=clipped(scene["cloudy"], WINDOW, tmp_path / "s2_clip.tif"),
+                    s1_path=str(scene["s1"]), model_path=str(sar_model))
+    assert scenes.grid(in_s2_crs["OUTPUT"]) == reference[2]
+    np.testing.assert_array_equal(scenes.read(in_s2_crs["OUTPUT"]), reference[0])
+    mask = processing.run("cloudremoval:cloudmask", {"S2": str(scene["cloudy"]), "DETECTOR": 2,
+                                                     "EXTENT": f"{xmin},{xmax},{ymin},{ymax} [EPSG:{epsg}]",
+                                                     "OUTPUT": str(tmp_path / "mask.tif")})
+    np.testing.assert_array_equal(scenes.read(mask["OUTPUT"]), reference[1])
+
+    # The same area in longitude and latitude is reprojected: the output covers its corners, and no more
+    # than a pixel beyond the corners' bounding box.
+    to_degrees = osr.CoordinateTransformation(s2_grid.srs(), _wgs84())
+    corners = [to_degrees.TransformPoint(x, y)[:2] for x in (xmin + 200, xmax - 200) for y in (ymin + 200, ymax - 200)]
+    west, east = min(c[0] for c in corners), max(c[0] for c in corners)
+    south, north = min(c[1] for c in corners), max(c[1] for c in corners)
+    in_degrees = processing.run("cloudremoval:removeclouds", dict(
+        common, EXTENT=f"{west},{east},{south},{north} [EPSG:4326]", OUTPUT=str(tmp_path / "degrees.tif")))
+    out_xmin, out_ymin, out_xmax, out_ymax = Grid.of(gdal.Open(in_degrees["OUTPUT"]), "", "").bounds()
+    to_utm = osr.CoordinateTransformation(_wgs84(), s2_grid.srs())
+    back = [to_utm.TransformPoint(lon, lat)[:2] for lon in (west, east) for lat in (south, north)]
+    assert out_xmin <= min(p[0] for p in back) and max(p[0] for p in back) <= out_xmax
+    assert out_ymin <= min(p[1] for p in back) and max(p[1] for p in back) <= out_ymax
+    assert out_xmin >= min(p[0] for p in back) - 10 - 1e-6 and out_ymax <= max(p[1] for p in back) + 10 + 1e-6
+
+
+def _wgs84():
+    from osgeo import osr
+    reference = osr.SpatialReference()
+    reference.ImportFromEPSG(4326)
+    reference.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return reference
+
+
+def test_the_command_line_takes_the_extent_as_qgis_writes_it(scene, sar_model, tmp_path):
+    from osgeo import osr
+    from cli_runs import cli
+    s2_grid = Grid.of(gdal.Open(str(scene["cloudy"])), "", "")
+    xmin, ymin, xmax, ymax = extent_of(scene["cloudy"], WINDOW)
+    # The window's centres of its corner pixels in degrees: the bounding box back in UTM lies within the window.
+    to_degrees = osr.CoordinateTransformation(s2_grid.srs(), _wgs84())
+    corners = [to_degrees.TransformPoint(x, y)[:2] for x in (xmin + 5, xmax - 5) for y in (ymin + 5, ymax - 5)]
+    lon = sorted(c[0] for c in corners)
+    lat = sorted(c[1] for c in corners)
+    utm = cli("remove", "--s2", scene["cloudy"], "--s1", scene["s1"], "--model", sar_model, "--detector", "rule",
+              "--extent", f"{xmin},{xmax},{ymin},{ymax}", "-o", tmp_path / "utm.tif")
+    assert utm.returncode == 0, utm.stderr
+    reference = run(tmp_path, "reference", s2_path=clipped(scene["cloudy"], WINDOW, tmp_path / "s2_clip.tif"),
+                    s1_path=str(scene["s1"]), model_path=str(sar_model))
+    np.testing.assert_array_equal(scenes.read(tmp_path / "utm.tif"), reference[0])
+    degrees = cli("remove", "--s2", scene["cloudy"], "--s1", scene["s1"], "--model", sar_model, "--detector", "rule",
+                  "--extent", f"{lon[1]},{lon[2]},{lat[1]},{lat[2]} [EPSG:4326]", "-o", tmp_path / "degrees.tif")
+    assert degrees.returncode == 0, degrees.stderr
+    inner = Grid.of(gdal.Open(str(tmp_path / "degrees.tif")), "", "").bounds()
+    assert xmin <= inner[0] and ymin <= inner[1] and inner[2] <= xmax and inner[3] <= ymax
+    assert inner[2] - inner[0] > 0.8 * (xmax - xmin)
+
+    wrong = cli("remove", "--s2", scene["cloudy"], "--s1", scene["s1"], "--model", sar_model,
+                "--extent", f"{xmin} {ymin} {xmax} {ymax}", "-o", tmp_path / "never.tif")
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip().splitlines()[-1] == (
+        f"error: --extent takes 'xmin,xmax,ymin,ymax', optionally followed by a CRS in brackets "
+        f"('500000,510000,5190000,5200000 [EPSG:32633]'), as QGIS writes an extent; not '{xmin} {ymin} {xmax} {ymax}'")
+    unknown = cli("remove", "--s2", scene["cloudy"], "--s1", scene["s1"], "--model", sar_model,
+                  "--extent", f"{xmin},{xmax},{ymin},{ymax} [EPSG:999999]", "-o", tmp_path / "never.tif")
+    assert unknown.returncode == 1
+    last = unknown.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: The CRS of the processing extent, 'EPSG:999999', is not one GDAL knows (")
+    assert last.endswith("); give one such as EPSG:4326, or give the extent in the Sentinel-2 raster's CRS")
+    assert len(unknown.stderr.strip().splitlines()) == 1  # GDAL's own error line is not printed
+    assert "Traceback" not in wrong.stderr + unknown.stderr
+    assert not (tmp_path / "never.tif").exists()
+
+
+def test_a_batch_table_takes_an_extent_per_row(scene, sar_model, tmp_path):
+    import csv
+    from cli_runs import cli
+    xmin, ymin, xmax, ymax = extent_of(scene["cloudy"], WINDOW)
+    with open(tmp_path / "scenes.csv", "w", newline="") as table:
+        writer = csv.writer(table)
+        writer.writerow(["S2", "S1", "OUTPUT", "EXTENT"])
+        writer.writerow([scene["cloudy"], scene["s1"], "part.tif", f"{xmin},{xmax},{ymin},{ymax}"])
+        writer.writerow([scene["cloudy"], scene["s1"], "whole.tif", ""])
+    ran = cli("batch", tmp_path / "scenes.csv", "--model", sar_model, "--detector", "rule")
+    assert ran.returncode == 0, ran.stderr
+    assert scenes.grid(tmp_path / "part.tif") == scenes.grid(clipped(scene["cloudy"], WINDOW, tmp_path / "clip.tif"))
+    assert scenes.grid(tmp_path / "whole.tif") == scenes.grid(scene["cloudy"])
+
+
+@pytest.mark.parametrize("exceptions", [True, False], ids=["exceptions", "return codes"])
+def test_extent_errors_are_the_same_in_both_gdal_error_modes(scene, sar_model, tmp_path, exceptions):
+    previous = gdal.GetUseExceptions()
+    gdal.UseExceptions() if exceptions else gdal.DontUseExceptions()
+    try:
+        messages = []
+        for extent, crs in [((1, 2, 3, 4), "EPSG:999999"), ((-200, -100, 200, 100), "EPSG:4326"),
+                            ((10, 40, 11, 41), "EPSG:4326")]:
+            with pytest.raises(CoreError) as error:
+                engine.remove_clouds(RemovalRequest(
+                    s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]), model_path=str(sar_model),
+                    output_path=str(tmp_path / "never.tif"), s2_bands=L2A, extent=extent, extent_crs=crs))
+            messages.append(str(error.value))
+    finally:
+        gdal.UseExceptions() if previous else gdal.DontUseExceptions()
+    assert messages[0].startswith("The CRS of the processing extent, 'EPSG:999999', is not one GDAL knows (")
+    assert messages[1] == ("The processing extent (x -200.0 to 200.0, y -100.0 to 100.0 in EPSG:4326) lies outside "
+                           "longitudes -180 to 180 and latitudes -90 to 90; give xmin,xmax,ymin,ymax in degrees")
+    assert messages[2].startswith("The processing extent (x 10.0 to 11.0, y 40.0 to 41.0 in EPSG:4326) does not "
+                                  f"overlap Sentinel-2 raster {scene['cloudy']}")
+    assert not (tmp_path / "never.tif").exists()
