@@ -154,6 +154,40 @@ def test_descriptions_pick_the_bands_of_an_export_with_quality_bands(bigearthnet
         assert [bands.s2_band_named(order[number - 1]) for number in found] == ["B4", "B3", "B2"]
 
 
+def test_bands_named_as_gdal_names_a_products_bands_are_found(bigearthnet_pairs, tmp_path):
+    """A GeoTIFF exported from a .SAFE product keeps GDAL's names: "B4, central wavelength 665 nm", BANDNAME=B4."""
+    order = ["B8", "B4", "B3", "B2", "B5", "B6", "B7", "B8A", "B11", "B12", "B1", "B9"]
+    export, reflectance = _described_export(bigearthnet_pairs[0], tmp_path / "from_safe.tif", order)
+    dataset = gdal.Open(export, gdal.GA_Update)
+    for number, name in enumerate(order, start=1):
+        band = dataset.GetRasterBand(number)
+        band.SetDescription(f"{name}, central wavelength {bands.S2_CENTRAL_WAVELENGTH_NM[name]} nm")
+        if number % 2:
+            band.SetDescription("")  # the name in the band's metadata alone
+            band.SetMetadataItem("BANDNAME", name)
+    dataset = None
+    with open_scene(request(export), OPTICAL) as scene:
+        window = scene.read(0, 0, 120, 120)
+    for name in order:
+        np.testing.assert_array_equal(window.s2_dn[bands.S2_BANDS.index(name)], reflectance[name])
+
+
+def test_bands_named_without_a_10_or_20_m_band_are_refused(bigearthnet_pairs, tmp_path):
+    """One resolution of a product (its 20 m bands, say) is not a scene the model can work on."""
+    export, _ = _described_export(bigearthnet_pairs[0], tmp_path / "20m.tif", ["B5", "B6", "B7", "B8A", "B11", "B12"])
+    with pytest.raises(InputError) as error:
+        open_scene(request(export), OPTICAL)
+    assert str(error.value) == (
+        f"The band names of Sentinel-2 raster {export} say it holds B5, B6, B7, B8A, B11, B12 but not B2, B3, B4, "
+        "B8; the model needs every 10 m and 20 m band (only B1, B9, B10 can be filled). Give the whole product (its "
+        ".SAFE folder or .zip) or a stack of all its bands; or, if those bands are there under other names, a band "
+        "mapping")
+    # A band mapping is the user's word: it runs, with a warning per filled band.
+    mapping = {name: number for number, name in enumerate(["B5", "B6", "B7", "B8A", "B11", "B12"], start=1)}
+    with open_scene(request(export, s2_bands=mapping), OPTICAL) as scene:
+        assert "Model band B2 is not in the input; filled with zeros (fill rule 'zero')" in scene.warnings
+
+
 def test_a_stack_partly_described_is_read_by_position(sen12, tmp_path):
     """Descriptions decide only where every band has one; a half-described stack goes by band order."""
     stack = write_like(tmp_path / "half.tif", sen12["s2"], read(sen12["s2"]), gdal.GDT_UInt16)

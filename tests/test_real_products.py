@@ -22,7 +22,7 @@ from conftest import SHARED_DATA
 from osgeo import gdal, osr
 
 from qgis_cloudremoval.core import bands
-from qgis_cloudremoval.core.inputs import check_inputs, open_scene
+from qgis_cloudremoval.core.inputs import InputError, check_inputs, open_scene
 from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.request import RemovalRequest
 from qgis_cloudremoval.core.sentinel1 import STACK_COMMAND
@@ -147,6 +147,42 @@ def test_real_l1c_metadata_full_tile_with_data_in_one_corner(metadata, sen12mscr
         np.testing.assert_array_equal(window.s2_dn[index, :PATCH, :PATCH], expected[index], err_msg=name)
     assert window.s2_valid[:PATCH, :PATCH].all() and not window.s2_valid[PATCH:, :].any()
     assert not window.s2_valid[:, PATCH:].any()
+
+
+def test_a_geotiff_saved_from_a_products_layer_is_read_by_gdals_band_names(metadata, sen12mscr_dir, tmp_path):
+    """QGIS's Export > Save As of a product's layer (one resolution) keeps GDAL's band names and metadata."""
+    dn = clear_patch(sen12mscr_dir)
+    safe, _ = real_l1c_safe(tmp_path, "stactools_N0301", dn)
+    resolutions = [name for name, _ in gdal.Open(str(safe / "MTD_MSIL1C.xml")).GetSubDatasets()]
+    exports = {}
+    for name, subdataset in zip(("10m", "20m", "60m"), resolutions):
+        step = {"10m": 1, "20m": 2, "60m": 6}[name]
+        exports[name] = str(tmp_path / f"{name}.tif")
+        gdal.Translate(exports[name], subdataset, srcWin=[0, 0, PATCH // step, PATCH // step])
+    with pytest.raises(InputError) as error:
+        open_scene(request(exports["20m"]), OPTICAL)
+    assert str(error.value).startswith(f"The band names of Sentinel-2 raster {exports['20m']} say it holds B5, B6, "
+                                       "B7, B8A, B11, B12 but not B2, B3, B4, B8; the model needs every 10 m and 20 m")
+    # All three on the 10 m grid in one stack, in GDAL's band order (B4, B3, B2, B8, B5, ...), names kept.
+    stack = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "all.tif"), PATCH, PATCH, 13, gdal.GDT_UInt16)
+    ten_metres = gdal.Open(exports["10m"])
+    stack.SetGeoTransform(ten_metres.GetGeoTransform())
+    stack.SetProjection(ten_metres.GetProjection())
+    number = 1
+    for name in ("10m", "20m", "60m"):
+        resampled = gdal.Translate("", exports[name], format="MEM", width=PATCH, height=PATCH, resampleAlg="nearest")
+        for band_number in range(1, resampled.RasterCount + 1):
+            band, target = resampled.GetRasterBand(band_number), stack.GetRasterBand(number)
+            target.WriteArray(band.ReadAsArray())
+            target.SetDescription(band.GetDescription())
+            target.SetMetadata(band.GetMetadata())
+            number += 1
+    stack = None
+    with open_scene(request(str(tmp_path / "all.tif")), OPTICAL) as scene:
+        assert f"Sentinel-2: {tmp_path / 'all.tif'}, 13 bands, model bands taken by band descriptions" in scene.notes
+        window = scene.read(0, 0, PATCH, PATCH)
+    expected = at_product_resolution(dn)
+    np.testing.assert_array_equal(window.s2_dn, expected)
 
 
 def test_product_without_its_tile_metadata_is_named_incomplete(metadata, sen12mscr_dir, tmp_path):

@@ -16,9 +16,11 @@ S2_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", 
 def s2_band_named(description: str) -> Optional[str]:
     """The Sentinel-2 band a band description names, spelt as in :data:`S2_BANDS`; None for other text.
 
-    Exports spell them "B4" (Earth Engine), "B04" (ESA's file names, Sentinel Hub) or in lower case.
+    Exports spell them "B4" (Earth Engine), "B04" (ESA's file names, Sentinel Hub), in lower case, or
+    followed by more words ("B4, central wavelength 665 nm": GDAL's Sentinel-2 driver, kept by a
+    GeoTIFF exported from a product).
     """
-    match = re.fullmatch(r"B0?(\d{1,2}A?)", description.strip().upper())
+    match = re.fullmatch(r"B0?(\d{1,2}A?)(?:[\s,;:()_-].*)?", description.strip().upper())
     name = f"B{match.group(1)}" if match else None
     return name if name in S2_BANDS else None
 

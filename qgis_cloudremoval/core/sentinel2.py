@@ -289,6 +289,7 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
         how = "band descriptions"
         if described is not None:
             numbers, others = described
+            _check_described_bands(path, numbers, model_bands)
             if others:
                 how += f"; left out as naming no model band: {', '.join(others)}"
         else:
@@ -319,6 +320,22 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
     return source
 
 
+#: Bands a model can do without where a raster's band names say they are missing: a fill stands in for these
+#: 60 m atmospheric bands, never for the 10 and 20 m bands that carry the surface.
+FILLABLE_BANDS = tuple(b for b, metres in bands.S2_RESOLUTION_M.items() if metres == 60)
+
+
+def _check_described_bands(path: str, numbers: Dict[str, int], model_bands: List[str]) -> None:
+    """Refuse a raster whose band names say it lacks a 10 or 20 m band (one resolution of a product, say)."""
+    missing = [b for b in model_bands if b not in numbers and b not in FILLABLE_BANDS]
+    if missing:
+        raise InputError(
+            f"The band names of {ROLE} {path} say it holds {', '.join(b for b in model_bands if b in numbers)} but "
+            f"not {', '.join(missing)}; the model needs every 10 m and 20 m band (only "
+            f"{', '.join(FILLABLE_BANDS)} can be filled). Give the whole product (its .SAFE folder or .zip) or a "
+            "stack of all its bands; or, if those bands are there under other names, a band mapping")
+
+
 def described_bands(dataset: gdal.Dataset,
                     model_bands: Sequence[str] = bands.S2_BANDS) -> Optional[Tuple[Dict[str, int], List[str]]]:
     """``({model band: band number}, [other descriptions])`` where the data bands' descriptions say which is which.
@@ -328,8 +345,8 @@ def described_bands(dataset: gdal.Dataset,
     the QA60 or SCL bands of an Earth Engine export, are listed to be left out. None otherwise: the
     caller goes by band order.
     """
-    descriptions = [(dataset.GetRasterBand(i).GetDescription() or "").strip()
-                    for i in range(1, data_band_count(dataset) + 1)]
+    descriptions = [(dataset.GetRasterBand(i).GetMetadataItem("BANDNAME") or dataset.GetRasterBand(i).GetDescription()
+                     or "").strip() for i in range(1, data_band_count(dataset) + 1)]
     if not all(descriptions):
         return None
     numbers: Dict[str, int] = {}
