@@ -143,9 +143,24 @@ def removal_request(args: argparse.Namespace) -> RemovalRequest:
         extent_crs=extent_crs)
 
 
+#: Options whose value may start with "-" (a western longitude, a southern latitude), which argparse would take
+#: for an option of its own.
+SIGNED_VALUE_OPTIONS = ("--extent",)
+
+
+def _values_attached(argv: List[str]) -> List[str]:
+    """``argv`` with ``--extent -3.7,...`` written as ``--extent=-3.7,...``."""
+    attached: List[str] = []
+    arguments = iter(argv)
+    for argument in arguments:
+        value = next(arguments, None) if argument in SIGNED_VALUE_OPTIONS else None
+        attached.append(f"{argument}={value}" if value is not None else argument)
+    return attached
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m qgis_cloudremoval.cli``: remove clouds from one scene, or a batch; the exit status."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_values_attached(sys.argv[1:] if argv is None else list(argv)))
     if args.command == "batch":
         return batch_main(args)
     from .core import engine
@@ -205,7 +220,7 @@ def _cell_value(action: argparse.Action, column: str, text: str) -> object:
     parser = _RowParser(add_help=False)
     parser.add_argument("value", type=action.type or str, choices=action.choices, nargs=action.nargs)
     try:
-        return parser.parse_args(words).value
+        return parser.parse_args(["--", *words]).value  # "--": a value may start with "-"
     except CoreError as exc:
         raise CoreError(f"{column} is '{text}': {str(exc).replace('argument value: ', '')}") from None
 

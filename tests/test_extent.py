@@ -194,6 +194,12 @@ def test_the_command_line_takes_the_extent_as_qgis_writes_it(scene, sar_model, t
     assert last.startswith("error: The CRS of the processing extent, 'EPSG:999999', is not one GDAL knows (")
     assert last.endswith("); give one such as EPSG:4326, or give the extent in the Sentinel-2 raster's CRS")
     assert len(unknown.stderr.strip().splitlines()) == 1  # GDAL's own error line is not printed
+    # A value starting with "-" (a western longitude) is the option's value, not another option.
+    west = cli("remove", "--s2", scene["cloudy"], "--s1", scene["s1"], "--model", sar_model,
+               "--extent", "-10,-5,-20,-10", "-o", tmp_path / "never.tif")
+    assert west.returncode == 1
+    assert west.stderr.strip().splitlines()[-1].startswith(
+        "error: The processing extent (x -10.0 to -5.0, y -20.0 to -10.0) does not overlap Sentinel-2 raster ")
     assert "Traceback" not in wrong.stderr + unknown.stderr
     assert not (tmp_path / "never.tif").exists()
 
@@ -207,8 +213,12 @@ def test_a_batch_table_takes_an_extent_per_row(scene, sar_model, tmp_path):
         writer.writerow(["S2", "S1", "OUTPUT", "EXTENT"])
         writer.writerow([scene["cloudy"], scene["s1"], "part.tif", f"{xmin},{xmax},{ymin},{ymax}"])
         writer.writerow([scene["cloudy"], scene["s1"], "whole.tif", ""])
+        writer.writerow([scene["cloudy"], scene["s1"], "elsewhere.tif", "-10,-5,-20,-10"])
     ran = cli("batch", tmp_path / "scenes.csv", "--model", sar_model, "--detector", "rule")
-    assert ran.returncode == 0, ran.stderr
+    assert ran.returncode == 1
+    # A cell starting with "-" is the extent (a western longitude), here one far from the scene: that row alone fails.
+    assert ("failed row 4 (cloudy.tif): The processing extent (x -10.0 to -5.0, y -20.0 to -10.0) does not overlap "
+            "Sentinel-2 raster") in ran.stdout + ran.stderr
     assert scenes.grid(tmp_path / "part.tif") == scenes.grid(clipped(scene["cloudy"], WINDOW, tmp_path / "clip.tif"))
     assert scenes.grid(tmp_path / "whole.tif") == scenes.grid(scene["cloudy"])
 
