@@ -134,6 +134,13 @@ def test_removeclouds_and_cloudmask_take_an_extent_in_any_crs(provider, scene, s
                                                      "OUTPUT": str(tmp_path / "mask.tif")})
     np.testing.assert_array_equal(scenes.read(mask["OUTPUT"]), reference[1])
 
+    from qgis.core import QgsProcessingException
+    with pytest.raises(QgsProcessingException, match=r"Processing extent \(empty = the whole Sentinel-2 image\) "
+                                                     r"\(EXTENT\) takes xmin,xmax,ymin,ymax, optionally followed by a "
+                                                     r"CRS in brackets .*; not '1,2,3'"):
+        processing.run("cloudremoval:removeclouds", dict(common, EXTENT="1,2,3", OUTPUT=str(tmp_path / "never.tif")))
+    assert not (tmp_path / "never.tif").exists()
+
     # The same area in longitude and latitude is reprojected: the output covers its corners, and no more
     # than a pixel beyond the corners' bounding box.
     to_degrees = osr.CoordinateTransformation(s2_grid.srs(), _wgs84())

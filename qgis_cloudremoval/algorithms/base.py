@@ -68,6 +68,9 @@ def unacceptable_value_message(definition: QgsProcessingParameterDefinition, val
     if isinstance(definition, QgsProcessingParameterEnum):
         choices = ", ".join(f"{index} ({label})" for index, label in enumerate(definition.options()))
         return f"{name} takes one of {choices}, not {value!r}"
+    if isinstance(definition, QgsProcessingParameterExtent):
+        return (f"{name} takes xmin,xmax,ymin,ymax, optionally followed by a CRS in brackets "
+                f"(500000,510000,5190000,5200000 [EPSG:32633]), or a layer's extent; not {value!r}")
     if isinstance(definition, QgsProcessingParameterRasterLayer):
         return (f"{name}: {value} could not be loaded as a raster layer; give a GeoTIFF, a VRT or another raster "
                 "QGIS opens")
