@@ -99,6 +99,19 @@ def test_removeclouds_equals_the_engine_on_the_input_grid(provider, scene, sar_m
     assert (mask[24:56, 24:56] == cloudmask.CLOUD).all()  # the simulated cloud, less the detector's smoothing
 
 
+def test_a_vv_file_beside_its_vh_file_brings_it(provider, scene, bigearthnet_pairs, sar_model, tmp_path):
+    """BigEarthNet and ASF HyP3 ship ``..._VV.tif`` and ``..._VH.tif``; the layer of either is the pair."""
+    common = {"S2": str(scene["cloudy"]), "MODEL": str(sar_model), "DETECTOR": 2}
+    stacked = processing.run("cloudremoval:removeclouds", dict(common, S1=str(scene["s1"]),
+                                                               OUTPUT=str(tmp_path / "stacked.tif")))
+    feedback = RecordingFeedback()
+    partner = processing.run("cloudremoval:removeclouds", dict(common, S1=str(bigearthnet_pairs[0]["vh"]),
+                                                               OUTPUT=str(tmp_path / "partner.tif")), feedback=feedback)
+    np.testing.assert_array_equal(scenes.read(partner["OUTPUT"]), scenes.read(stacked["OUTPUT"]))
+    vv, vh = (os.path.basename(bigearthnet_pairs[0][p]) for p in ("vv", "vh"))
+    assert any(f"{vv}, {vh} as VV, VH" in info for info in feedback.infos)
+
+
 def test_an_export_with_a_qa60_band_is_read_by_its_band_names(provider, scene, sar_model, tmp_path):
     """Earth Engine's Level-2A bands plus QA60 make 13 bands; read by position, QA60 was taken as B12."""
     stack = gdal.Open(str(scene["cloudy"]))

@@ -583,6 +583,30 @@ def test_s1_not_overlapping_s2_gives_both_extents(sen12, tmp_path):
     assert str(error.value) == expected
 
 
+def test_one_file_per_polarisation_is_read_with_its_partner(pair, s1_stack, tmp_path):
+    """``..._VV.tif`` beside ``..._VH.tif`` (BigEarthNet, ASF HyP3): either file brings the other, as VV and VH."""
+    windows = []
+    for s1 in (pair["vv"], pair["vh"], s1_stack):
+        with open_scene(request(s2_band_paths=pair["s2"], s1_path=str(s1)), SAR) as scene:
+            windows.append(scene.read(0, 0, 120, 120).s1_db)
+            if s1 != s1_stack:
+                assert (f"Sentinel-1: {s1}: {os.path.basename(pair['vv'])}, {os.path.basename(pair['vh'])} as VV, VH, "
+                        in " ".join(scene.notes))
+    np.testing.assert_array_equal(windows[0], windows[2])
+    np.testing.assert_array_equal(windows[1], windows[2])
+    # The partner is an input too: an output over it is refused.
+    from qgis_cloudremoval.core.engine import check_request
+    from tiny_models import make_tiny_model
+    shutil.copy(pair["vv"], tmp_path / "x_VV.tif")
+    shutil.copy(pair["vh"], tmp_path / "x_VH.tif")
+    problems = check_request(RemovalRequest(s2_path=str(pair["s2"]["B2"]), s2_band_paths=pair["s2"],
+                                            s1_path=str(tmp_path / "x_VV.tif"),
+                                            model_path=str(make_tiny_model(use_sar=True)),
+                                            output_path=str(tmp_path / "x_VH.tif")))
+    assert (f"The output {tmp_path / 'x_VH.tif'} is one of the inputs or a file an input reads from; choose another "
+            "output file (inputs are never overwritten)") in problems
+
+
 def test_the_stack_command_the_message_gives_stacks_vv_and_vh(pair, s1_stack, tmp_path):
     """The command of the message and the README, run as written on real separate VV and VH files."""
     assert f"`{STACK_COMMAND}`" in (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -635,17 +659,18 @@ def test_swapped_polarisations_are_refused_by_values_and_by_descriptions(pair, t
         gdal.Unlink(swapped)
 
 
-def test_s1_band_and_presence_errors(sen12, pair):
+def test_s1_band_and_presence_errors(sen12, pair, tmp_path):
+    vv_alone = shutil.copy(pair["vv"], tmp_path)  # without its VH file beside it
     with pytest.raises(InputError) as error:
-        open_scene(request(sen12["s2"], s1_path=pair["vv"]), SAR)
+        open_scene(request(sen12["s2"], s1_path=vv_alone), SAR)
     assert str(error.value) == (
-        f"Sentinel-1 band VH is set to band 2, but {pair['vv']} has only 1 band; the model needs VV and VH: for "
+        f"Sentinel-1 band VH is set to band 2, but {vv_alone} has only 1 band; the model needs VV and VH: for "
         "polarisations in separate files stack them first, e.g. gdalbuildvrt -separate s1.vrt VV.tif VH.tif")
     assert check_inputs(request(sen12["s2"]), SAR) == [
         "The model uses Sentinel-1 (VV, VH) but no Sentinel-1 raster was given; add one, or use a model trained "
         "without SAR"]
     # Both inputs bad: both problems are reported.
-    problems = check_inputs(request(sen12["s2"] + ".missing", s1_path=pair["vv"]), SAR)
+    problems = check_inputs(request(sen12["s2"] + ".missing", s1_path=vv_alone), SAR)
     assert len(problems) == 2 and problems[1].startswith("Sentinel-1 band VH is set to band 2")
     with open_scene(request(sen12["s2"], s1_path=sen12["s1"]), OPTICAL) as scene:
         assert scene.read(0, 0, 4, 4).s1_db is None

@@ -47,7 +47,8 @@ from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 import numpy as np
 from osgeo import gdal
 
-from . import blending, cloudmask, detectors, inputs, network_pieces, runtime, scaling, tiling, winograd, workers
+from . import (blending, cloudmask, detectors, inputs, network_pieces, runtime, scaling, sentinel1, tiling, winograd,
+               workers)
 from .bands import DN_PER_REFLECTANCE
 from .cloudmask import MASK_CATEGORIES, MASK_NO_S1, MASK_NODATA
 from .mask_file import mark_mask_file
@@ -154,7 +155,7 @@ def _option_problems(request: RemovalRequest, info: ModelInfo, kind: str, winogr
     problems.extend(overwrites_input(
         (request.output_path, request.mask_path),
         [request.s2_path, request.s1_path, request.model_path, request.cloud_mask_path,
-         *request.s2_band_paths.values()]))
+         *request.s2_band_paths.values(), *_partner_files(request.s1_path)]))
     return problems
 
 
@@ -166,6 +167,15 @@ def overwrites_input(outputs: Iterable[Optional[str]], inputs: Iterable[Optional
             behind |= files_behind(path)
     return [f"The output {path} is one of the inputs or a file an input reads from; choose another output file "
             "(inputs are never overwritten)" for path in outputs if path and os.path.realpath(path) in behind]
+
+
+def _partner_files(s1_path: Optional[str]) -> List[str]:
+    """The files read with the Sentinel-1 file given (its other polarisation); unreadable ones are left to the
+    input checks."""
+    try:
+        return list(sentinel1.stacked_polarisations(s1_path or "") or [])
+    except CoreError:
+        return []
 
 
 def check_request(request: RemovalRequest) -> List[str]:

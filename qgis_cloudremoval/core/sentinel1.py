@@ -22,7 +22,7 @@ from osgeo import gdal, osr
 
 from . import bands, snap_product
 from .model_info import ModelInfo
-from .gdal_io import gdal_errors, read_array
+from .gdal_io import gdal_errors, is_virtual, read_array
 from .nodata import band_nodata, data_pixels
 from .raster_source import Grid, InputError, extent_text, open_raster, stack_bands, valid_sample, vsimem_path
 from .request import S1_UNITS, RemovalRequest
@@ -51,6 +51,9 @@ POLARISATION = re.compile(r"(?<![A-Z0-9])(VV|VH|HH|HV)(?![A-Z0-9])")
 #: A band file SNAP writes into a BEAM-DIMAP product's ``.data`` folder, and its calibrations in order of preference.
 SNAP_BAND_FILE = snap_product.is_band_file_pattern(r"(?P<quantity>sigma0|gamma0|beta0)_(?P<pol>VV|VH)(?P<db>_db)?")
 SNAP_QUANTITIES = ("sigma0", "gamma0", "beta0")
+#: VV or VH as a word of a file name (``..._VV.tif``, ``vh.tif``), as ASF's HyP3 and many portals name one file per
+#: polarisation.
+POLARISATION_IN_NAME = re.compile(r"(?<![A-Za-z0-9])(VV|VH|vv|vh)(?![A-Za-z0-9])")
 #: A Sentinel-1 product as ESA distributes it (``.SAFE`` folder, its ``manifest.safe`` or its ``.zip``).
 RADAR_PRODUCT = re.compile(r"^S1[A-D]_[A-Z0-9]{2}_(?P<type>GRD|SLC|RAW|OCN)[A-Z_]_\w*(\.SAFE|\.zip)$", re.IGNORECASE)
 
@@ -150,8 +153,9 @@ def _open_sentinel1(request: RemovalRequest, path: str, info: ModelInfo, s2_grid
                                                                         noData=fill_value))
     warped = warp_to_grid(selected, s2_grid, path)
     fill = np.array([info.sar_clip_db[b][0] for b in info.sar_bands], dtype=np.float32)
-    stacked = [os.path.basename(name) for name in dataset.GetFileList() if name.lower().endswith(".img")]
-    which = f"SNAP product {path}: {', '.join(stacked)}" if temporary else f"{path} bands {band_numbers}"
+    stacked = stacked_polarisations(path) if temporary else None
+    which = (f"{'SNAP product ' if snap_polarisations(path) else ''}{path}: "
+             f"{', '.join(os.path.basename(name) for name in stacked)}" if stacked else f"{path} bands {band_numbers}")
     notes.append(f"Sentinel-1: {which} as {', '.join(info.sar_bands)}, "
                  f"{s1_grid.crs_name()}, pixel size {s1_grid.pixel_size:g}, warped window by window onto the "
                  f"Sentinel-2 grid ({RESAMPLING})")
@@ -173,7 +177,7 @@ def open_s1_raster(path: str) -> Tuple[gdal.Dataset, List[str]]:
             "radar geometry and uncalibrated; the model needs calibrated backscatter (sigma0, dB or linear) "
             "on a map grid: process it first (in SNAP: Apply Orbit File, Calibration to sigma0, Range Doppler "
             "Terrain Correction, export as GeoTIFF) or use an analysis-ready Sentinel-1 product")
-    polarisations = snap_polarisations(path)
+    polarisations = stacked_polarisations(path)
     if polarisations is None:
         return open_raster(path, ROLE), []
     stacked = stack_bands(polarisations, ROLE)
@@ -194,6 +198,27 @@ def s1_raster(path: str) -> Iterator[gdal.Dataset]:
         dataset = None
         for leftover in temporary:
             gdal.Unlink(leftover)
+
+
+def stacked_polarisations(path: str) -> Optional[List[str]]:
+    """The VV and VH files read for ``path`` where it is one file of a pair (a SNAP product's band, or a file
+    naming its polarisation beside its partner, :func:`polarisation_partner`); None for a raster read alone."""
+    return snap_polarisations(path) or polarisation_partner(path)
+
+
+def polarisation_partner(path: str) -> Optional[List[str]]:
+    """``[VV file, VH file]`` where ``path`` is a one-band raster whose name holds one polarisation as a word
+    (``S1A_..._RTC30_..._VV.tif``) and the file named with the other lies beside it; None otherwise."""
+    folder, name = os.path.split(path or "")
+    words = list(POLARISATION_IN_NAME.finditer(name))
+    if len(words) != 1 or is_virtual(path) or not os.path.isfile(path):
+        return None
+    word = words[0]
+    other = {"VV": "VH", "VH": "VV", "vv": "vh", "vh": "vv"}[word.group(0)]
+    partner = os.path.join(folder, name[:word.start()] + other + name[word.end():])
+    if not os.path.isfile(partner) or open_raster(path, ROLE).RasterCount != 1:
+        return None
+    return [path, partner] if word.group(0).upper() == "VV" else [partner, path]
 
 
 def snap_polarisations(path: str) -> Optional[List[str]]:
