@@ -185,6 +185,18 @@ def test_a_geotiff_saved_from_a_products_layer_is_read_by_gdals_band_names(metad
     np.testing.assert_array_equal(window.s2_dn, expected)
 
 
+def test_an_extent_cuts_a_whole_product_to_its_pixels(metadata, sen12mscr_dir, tmp_path):
+    """A processing extent over the corner of a real 10980 px product: its pixels, its place, the offset removed."""
+    dn = clear_patch(sen12mscr_dir)
+    safe, (epsg, ulx, uly) = real_l1c_safe(tmp_path, "galamsey_N0510", dn + 1000)
+    extent = (ulx + 600, uly - 2000, ulx + 1800, uly - 300)  # columns 60..180, rows 30..200
+    with open_scene(request(safe, extent=extent), OPTICAL) as scene:
+        assert (scene.width, scene.height) == (120, 170)
+        assert scene.geotransform == (ulx + 600, 10.0, 0.0, uly - 300, 0.0, -10.0)
+        window = scene.read(0, 0, 120, 170)
+    np.testing.assert_array_equal(window.s2_dn, at_product_resolution(dn)[:, 30:200, 60:180])
+
+
 def test_product_without_its_tile_metadata_is_named_incomplete(metadata, sen12mscr_dir, tmp_path):
     safe, _ = real_l1c_safe(tmp_path, "galamsey_N0510", clear_patch(sen12mscr_dir))
     tile_xml = next(safe.glob("GRANULE/*/MTD_TL.xml"))
