@@ -881,3 +881,18 @@ def test_an_8_bit_export_is_refused_as_sentinel2(tmp_path):
     assert check_inputs(request(str(byte)), OPTICAL) == [expected]
     with pytest.raises(InputError, match=re.escape(expected)):
         open_scene(request(str(byte)), OPTICAL)
+
+
+def test_missing_sources_of_a_vrt_are_named(pair, tmp_path):
+    """What read_array names where GDAL fails a read of a VRT without saying why."""
+    from qgis_cloudremoval.core.gdal_io import missing_vrt_sources
+    for relative in (True, False):
+        folder = tmp_path / f"relative_{relative}"
+        folder.mkdir()
+        kept, moved = shutil.copy(pair["vv"], folder / "kept.tif"), shutil.copy(pair["vh"], folder / "moved.tif")
+        sources = ["kept.tif", "moved.tif"] if relative else [kept, moved]
+        subprocess.run(["gdalbuildvrt", "-q", "-separate", "s1.vrt", *map(str, sources)], cwd=folder, check=True)
+        assert missing_vrt_sources(gdal.Open(str(folder / "s1.vrt"))) == []
+        os.remove(moved)
+        assert missing_vrt_sources(gdal.Open(str(folder / "s1.vrt"))) == [str(moved)]
+    assert missing_vrt_sources(gdal.Open(str(pair["vv"]))) == []

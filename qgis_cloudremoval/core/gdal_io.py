@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 from contextlib import contextmanager
+from xml.sax.saxutils import unescape
 from typing import Any, Callable, Iterator, List, Optional, Set, Union
 
 import numpy as np
@@ -183,9 +184,28 @@ def read_array(source: Union[gdal.Dataset, gdal.Band], path: str, role: str, *ar
     """
     with gdal_errors(read_error(path, role)) as messages:
         array = source.ReadAsArray(*args, **kwargs)
-        if array is None:
-            messages.append("GDAL returned no data")
+        if array is None and not messages:
+            # GDAL reports a VRT's missing source once per process (its pool of open sources remembers it).
+            dataset = source.GetDataset() if isinstance(source, gdal.Band) else source
+            missing = missing_vrt_sources(dataset)
+            messages.append(f"{missing[0]}: No such file or directory" if missing else "GDAL returned no data")
     return array
+
+
+def missing_vrt_sources(dataset: gdal.Dataset) -> List[str]:
+    """The source files of a VRT ``dataset`` that do not exist (nested VRTs not followed); [] for other rasters."""
+    if dataset is None or dataset.GetDriver().ShortName != "VRT":
+        return []
+    folder = os.path.dirname(dataset.GetDescription()) if not dataset.GetDescription().startswith("<") else ""
+    missing = []
+    for text in dataset.GetMetadata("xml:VRT") or []:
+        for match in re.finditer(r'<SourceFilename relativeToVRT="(?P<relative>[01])"[^>]*>(?P<name>[^<]+)<', text):
+            name = unescape(match.group("name"))
+            if match.group("relative") == "1":
+                name = os.path.join(folder, name)
+            if not is_virtual(name) and not os.path.exists(name) and name not in missing:
+                missing.append(name)
+    return missing
 
 
 def files_behind(path: str, role: str = "input") -> Set[str]:
