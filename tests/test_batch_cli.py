@@ -271,6 +271,26 @@ def test_folders_pair_by_date_and_footprint(archive, bigearthnet_pairs, sar_mode
         assert scenes.read(out / f"{s2.stem}_mask.tif").shape == (1,) + scenes.read(s2).shape[1:]
 
 
+def test_one_file_per_polarisation_in_the_radar_folder_pairs_as_one(archive, bigearthnet_pairs, sar_model, reference,
+                                                                    tmp_path):
+    """A radar folder as BigEarthNet and ASF HyP3 fill it: ``..._VV.tif`` and ``..._VH.tif`` per acquisition."""
+    root, pairs = archive
+    s1_folder, out = tmp_path / "s1", tmp_path / "out"
+    s1_folder.mkdir()
+    for pair in bigearthnet_pairs[:SCENES]:
+        shutil.copy(pair["vv"], s1_folder)
+        shutil.copy(pair["vh"], s1_folder)
+    found = {Path(pair.s2).name: pair for pair in scene_pairing.pair_folders(str(root / "s2"), str(s1_folder))}
+    for (s2, _), pair in zip(pairs, bigearthnet_pairs):
+        vv, vh = Path(pair["vv"]).name, Path(pair["vh"]).name
+        assert (found[s2.name].s1, found[s2.name].note.split(":")[0]) == (str(s1_folder / vv), f"{vv} and {vh}")
+    done = cli("batch", "--s2-folder", root / "s2", "--s1-folder", s1_folder, "--output-folder", out,
+               "--model", sar_model, "--tile-size", TILE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for (s2, _), expected in zip(pairs, reference):
+        np.testing.assert_array_equal(scenes.read(out / f"{s2.stem}_cloudfree.tif"), scenes.read(expected))
+
+
 def test_snap_products_in_both_folders_pair_and_run(bigearthnet_pairs, sar_model, tmp_path):
     """SNAP's own format (a .dim beside its .data folder), as an analyst's folders hold it."""
     pair = bigearthnet_pairs[4]

@@ -22,7 +22,7 @@ from .bands import S2_BANDS
 from .gdal_io import gdal_errors, is_virtual, open_raster
 from .progress import CoreError
 from .raster_source import Grid, InputError
-from .sentinel1 import ROLE as S1_ROLE, s1_raster
+from .sentinel1 import ROLE as S1_ROLE, polarisation_partner, s1_raster
 from .sentinel2 import product_metadata_path, snap_product_bands
 
 #: Products and rasters a folder may hold; other files (notes, sidecars, hidden partial outputs) are ignored.
@@ -148,7 +148,9 @@ def best_partner(s2: Acquisition, candidates: List[Acquisition], max_days: float
     close = [item for item in scored if item[0] >= widest - SAME_COVER]
     share, days, s1 = min(close, key=lambda item: (float("inf") if item[1] is None else item[1], -item[0]))
     when = "acquisition date unknown" if days is None else f"{days:.1f} days apart"
-    return Pair(s2.path, s1.path, f"{os.path.basename(s1.path)}: {when}, covers {100 * share:.0f}%")
+    partners = polarisation_partner(s1.path)
+    name = " and ".join(os.path.basename(p) for p in partners) if partners else os.path.basename(s1.path)
+    return Pair(s2.path, s1.path, f"{name}: {when}, covers {100 * share:.0f}%")
 
 
 def pair_folders(s2_folder: str, s1_folder: str, max_days: float = MAX_DAYS) -> List[Pair]:
@@ -162,6 +164,9 @@ def pair_folders(s2_folder: str, s1_folder: str, max_days: float = MAX_DAYS) -> 
     s1_files = []
     for path in folder_files(s1_folder, S1_SUFFIXES, "Sentinel-1"):
         try:
+            partners = polarisation_partner(path)
+            if partners and os.path.abspath(partners[0]) != os.path.abspath(path):
+                continue  # a VH file: its VV file stands for the pair
             s1_files.append(read_acquisition(path, S1_ROLE))
         except CoreError:
             continue
