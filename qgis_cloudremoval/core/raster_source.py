@@ -19,9 +19,9 @@ from osgeo import gdal, osr
 
 from .gdal_io import InputError, gdal_errors, is_virtual, open_raster, read_array
 from .nodata import data_pixels
-from .extent import Extent, extent_text
+from .extent import Extent
 
-__all__ = ["InputError", "extent_text", "open_raster"]  # re-exported: the readers take both from here
+__all__ = ["InputError", "open_raster"]  # re-exported: the readers take both from here
 
 #: Longest side of the decimated read used for cheap scene statistics, pixels.
 SAMPLE_SIZE = 256

@@ -24,7 +24,8 @@ from . import bands, snap_product
 from .model_info import ModelInfo
 from .gdal_io import gdal_errors, is_virtual, read_array
 from .nodata import band_nodata, data_pixels
-from .raster_source import Grid, InputError, extent_text, open_raster, stack_bands, valid_sample, vsimem_path
+from .extent import extent_text
+from .raster_source import Grid, InputError, open_raster, stack_bands, valid_sample, vsimem_path
 from .request import S1_UNITS, RemovalRequest
 from .scaling import linear_to_db
 from .text import count as count_of
@@ -153,9 +154,10 @@ def _open_sentinel1(request: RemovalRequest, path: str, info: ModelInfo, s2_grid
                                                                         noData=fill_value))
     warped = warp_to_grid(selected, s2_grid, path)
     fill = np.array([info.sar_clip_db[b][0] for b in info.sar_bands], dtype=np.float32)
-    stacked = stacked_polarisations(path) if temporary else None
-    which = (f"{'SNAP product ' if snap_polarisations(path) else ''}{path}: "
-             f"{', '.join(os.path.basename(name) for name in stacked)}" if stacked else f"{path} bands {band_numbers}")
+    snap = snap_polarisations(path) if temporary else None
+    stacked = snap or (polarisation_partner(path) if temporary else None)
+    which = (f"{'SNAP product ' if snap else ''}{path}: {', '.join(os.path.basename(name) for name in stacked)}"
+             if stacked else f"{path} bands {band_numbers}")
     notes.append(f"Sentinel-1: {which} as {', '.join(info.sar_bands)}, "
                  f"{s1_grid.crs_name()}, pixel size {s1_grid.pixel_size:g}, warped window by window onto the "
                  f"Sentinel-2 grid ({RESAMPLING})")

@@ -30,9 +30,9 @@ from . import bands, snap_product
 from .gdal_io import NOT_A_RASTER_ADVICE, gdal_errors, open_vrt_text, read_array, read_error
 from .model_info import ModelInfo
 from .nodata import alpha_band_numbers, band_nodata, data_band_count, mask_band, mask_holds_data, valid_s2_pixels
-from .raster_source import (BandSource, Grid, InputError, band_sources, extent_text, grid_vrt_xml, valid_sample,
+from .raster_source import (BandSource, Grid, InputError, band_sources, grid_vrt_xml, valid_sample,
                             open_raster, same_crs)
-from .extent import Extent, check_extent, reprojected
+from .extent import Extent, check_extent, extent_text, reprojected
 from .request import BASELINE_OFFSET, FILL_RULES, RemovalRequest
 from .text import count as count_of
 
