@@ -30,6 +30,12 @@ def leftovers(folder: Path) -> list:
     return sorted(os.listdir(folder))
 
 
+def png_picture(s2: Path, output: Path) -> Path:
+    """Bands 4, 3 and 2 of ``s2`` as an 8-bit PNG (a picture a user might view and then pick again)."""
+    return _translate(s2, output, format="PNG", bandList=[4, 3, 2], outputType=gdal.GDT_Byte,
+                      scaleParams=[[0, 3000, 0, 255]])
+
+
 def _translate(source, output: Path, **options) -> Path:
     dataset = gdal.Translate(str(output), str(source), **options)
     if dataset is None:

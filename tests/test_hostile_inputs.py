@@ -132,6 +132,16 @@ def test_an_output_over_a_file_behind_a_vrt_input_is_refused(provider, gdal_mode
                             "choose another output file (inputs are never overwritten)")
 
 
+@pytest.mark.parametrize("algorithm", ["cloudremoval:cloudmask", "cloudremoval:composite"])
+def test_cloudmask_and_composite_never_write_over_their_input(provider, gdal_mode, inputs, out, algorithm):
+    """Each used to write its result over the user's Sentinel-2 when OUTPUT named it (or a file behind its VRT)."""
+    files, _ = inputs
+    for s2 in (files["cloudy"], files["vrt"]):
+        message = _refused({"S2": str(s2), "OUTPUT": str(files["cloudy"])}, inputs, out, algorithm)
+        assert message.endswith(f"The output {files['cloudy']} is one of the inputs or a file an input reads "
+                                "from; choose another output file (inputs are never overwritten)"), message
+
+
 def test_a_cloud_mask_in_other_codes_is_refused_never_guessed(provider, gdal_mode, inputs, out):
     """Fmask's 4 is cloud where the plugin's own masks mean "clear, no Sentinel-1": refused, in both modes."""
     files, _ = inputs
@@ -356,6 +366,12 @@ def test_visualize_never_writes_over_an_input_or_a_non_png_name(mode, inputs, tm
     done = _cli(mode, "training.visualize", "--max-size", "0", "raster", files["s2"], "-o", png_vrt)
     assert done.returncode == 2 and "--max-size must be at least 1 pixel, got 0" in done.stderr
     assert hostile.checksums(folder) == before and not png_vrt.exists()
+    picture = hostile.png_picture(files["s2"], tmp_path / "picture.png")
+    picture_bytes = picture.read_bytes()
+    assert _one_line_error(_cli(mode, "training.visualize", "raster", picture, "-o", picture)) == (
+        f"error: The output {picture} is one of the inputs or a file an input reads from; choose another output "
+        "file (inputs are never overwritten)")
+    assert picture.read_bytes() == picture_bytes
 
 
 @pytest.mark.parametrize("setting, message", [

@@ -21,7 +21,7 @@ from osgeo import gdal, osr
 import qgis_scenes
 
 from qgis_cloudremoval.core import bands, render
-from qgis_cloudremoval.core.engine import overwrites_input
+from qgis_cloudremoval.core.gdal_io import overwrites_input
 from qgis_cloudremoval.core.inputs import InputError, check_inputs, open_scene, stack_bands
 from qgis_cloudremoval.core.model_info import ModelInfo
 from qgis_cloudremoval.core.raster_source import decimated_sample

@@ -13,7 +13,6 @@ ground keeps its colours across the panel.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
@@ -21,7 +20,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar,
 import numpy as np
 
 from qgis_cloudremoval.core import cloudmask, metrics, render
-from qgis_cloudremoval.core.gdal_io import StrPath, files_behind, open_raster, read_array
+from qgis_cloudremoval.core.gdal_io import StrPath, open_raster, overwrites_input, read_array
 from qgis_cloudremoval.core.nodata import band_nodata, valid_s2_pixels
 from qgis_cloudremoval.core.progress import CoreError
 from qgis_cloudremoval.core.text import count
@@ -170,11 +169,8 @@ def check_png_output(output: Path, inputs: Sequence[Path]) -> None:
     """Refuse an output that is not a ``.png`` name or is (a file behind) one of ``inputs``."""
     if output.suffix.lower() != ".png":
         raise CoreError(f"The picture is written as PNG: give -o a .png name, not {output.name}")
-    real = os.path.realpath(output)
-    for path in inputs:
-        if real in files_behind(str(path)):
-            raise CoreError(f"The output {output} is the input {path}; choose another output file "
-                            "(inputs are never overwritten)")
+    for problem in overwrites_input([output], inputs):
+        raise CoreError(problem)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -16,8 +16,10 @@ from . import cloudmask, inputs, tiling
 # The engine's statistics pass and mask values, so both masks agree to the pixel.
 from .cloudmask import MASK_CATEGORIES, MASK_NODATA
 from .detectors import STATISTICS_SHARE, choose_detector, window_mask
+from .gdal_io import overwrites_input
 from .mask_file import mark_mask_file
 from .model_info import ModelInfo
+from .output_files import OutputError
 from .progress import SILENT, Reporter
 from .extent import Extent
 from .request import RemovalRequest
@@ -40,8 +42,12 @@ def mask_request(s2_path: str, output_path: str, s2_bands: Optional[Dict[str, in
 
 
 def check_mask_request(request: RemovalRequest) -> List[str]:
-    """User-facing problems with the Sentinel-2 input of ``request``; ``[]`` when it can run."""
-    return list(inputs.check_inputs(request, OPTICAL_ONLY))
+    """User-facing problems with the Sentinel-2 input and the output of ``request``; ``[]`` when it can run."""
+    return _overwrites(request) + list(inputs.check_inputs(request, OPTICAL_ONLY))
+
+
+def _overwrites(request: RemovalRequest) -> List[str]:
+    return overwrites_input([request.output_path], [request.s2_path, *request.s2_band_paths.values()])
 
 
 def write_cloud_mask(request: RemovalRequest, reporter: Reporter = SILENT) -> str:
@@ -55,6 +61,8 @@ def write_cloud_mask(request: RemovalRequest, reporter: Reporter = SILENT) -> st
         CoreError: unreadable input or unwritable output (nothing is left under the name).
         Cancelled: the reporter asked to stop (checked between windows).
     """
+    for problem in _overwrites(request):
+        raise OutputError(problem)
     with inputs.open_scene(request, OPTICAL_ONLY, reporter) as scene:
         for message in scene.warnings:
             reporter.warn(message)

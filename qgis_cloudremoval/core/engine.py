@@ -42,7 +42,7 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from concurrent.futures import Future
-from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Deque, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -55,7 +55,7 @@ from .mask_file import mark_mask_file
 from .model_info import ARCHITECTURE_LABELS, ModelInfo, read_model_info
 from .progress import SILENT, CoreError, Reporter
 from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
-from .gdal_io import files_behind
+from .gdal_io import overwrites_input
 from .writer import BLOCK_SIZE, GeoTiffWriter, check_output_path, discard_partial
 
 #: Pixels over which the prediction fades into the kept clear input (keep-clear option).
@@ -157,16 +157,6 @@ def _option_problems(request: RemovalRequest, info: ModelInfo, kind: str, winogr
         [request.s2_path, request.s1_path, request.model_path, request.cloud_mask_path,
          *request.s2_band_paths.values(), *_partner_files(request.s1_path)]))
     return problems
-
-
-def overwrites_input(outputs: Iterable[Optional[str]], inputs: Iterable[Optional[str]]) -> List[str]:
-    """A problem for each output that is an input or a file an input reads (a VRT's sources, a product's bands)."""
-    behind = set()
-    for path in inputs:
-        if path:
-            behind |= files_behind(path)
-    return [f"The output {path} is one of the inputs or a file an input reads from; choose another output file "
-            "(inputs are never overwritten)" for path in outputs if path and os.path.realpath(path) in behind]
 
 
 def _partner_files(s1_path: Optional[str]) -> List[str]:

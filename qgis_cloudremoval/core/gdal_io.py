@@ -15,7 +15,7 @@ import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List, Optional, Set, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Set, Union
 
 import numpy as np
 from osgeo import gdal
@@ -243,3 +243,16 @@ def files_behind(path: str, role: str = "input") -> Set[str]:
                 else:
                     found.add(resolved)
     return found
+
+
+def overwrites_input(outputs: Iterable[Optional[StrPath]], inputs: Iterable[Optional[StrPath]]) -> List[str]:
+    """A problem for each output that is an input or a file an input reads (a VRT's sources, a product's bands).
+
+    Every writer of the project checks its outputs with this before it writes.
+    """
+    behind: Set[str] = set()
+    for path in inputs:
+        if path:
+            behind |= files_behind(os.fspath(path))
+    return [f"The output {path} is one of the inputs or a file an input reads from; choose another output file "
+            "(inputs are never overwritten)" for path in outputs if path and os.path.realpath(path) in behind]

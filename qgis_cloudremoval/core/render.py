@@ -15,9 +15,9 @@ from osgeo import gdal
 from . import cloudmask
 from .bands import S1_BANDS, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
-from .gdal_io import StrPath, gdal_errors, read_array, write_error
+from .gdal_io import StrPath, gdal_errors, overwrites_input, read_array, write_error
 from .nodata import band_nodata, data_band_count, valid_pixels
-from .output_files import atomic_output
+from .output_files import OutputError, atomic_output
 from .sentinel2 import described_bands
 from .raster_source import open_raster
 from .writer import SIDECAR, GeoTiffWriter
@@ -217,6 +217,8 @@ def composite_raster(s2_path: StrPath, output_path: StrPath, bands: Composite = 
     """
     if bands == MASK:
         raise CoreError("A mask is drawn with render_raster, not as a stretched composite")
+    for problem in overwrites_input([output_path], [s2_path]):
+        raise OutputError(problem)
     dataset = _open(s2_path)
     limits = raster_limits(s2_path, bands, stretch)
     numbers = band_numbers(dataset, _composite_bands(bands))
