@@ -12,6 +12,7 @@ import qgis_scenes as scenes
 from qgis_cloudremoval.core import engine
 from qgis_cloudremoval.core.band_mapping import L2A_BANDS
 from qgis_cloudremoval.core.progress import CoreError
+from qgis_cloudremoval.core.extent import extent_text
 from qgis_cloudremoval.core.raster_source import Grid
 from qgis_cloudremoval.core.request import RemovalRequest
 
@@ -155,6 +156,46 @@ def test_removeclouds_and_cloudmask_take_an_extent_in_any_crs(provider, scene, s
     assert out_xmin <= min(p[0] for p in back) and max(p[0] for p in back) <= out_xmax
     assert out_ymin <= min(p[1] for p in back) and max(p[1] for p in back) <= out_ymax
     assert out_xmin >= min(p[0] for p in back) - 10 - 1e-6 and out_ymax <= max(p[1] for p in back) + 10 + 1e-6
+
+
+def test_an_extent_off_the_image_is_quoted_as_the_user_gave_it(provider, scene, sar_model, tmp_path):
+    """An extent drawn in another CRS (a rectangle the canvas gives with its CRS, a layer's extent) is named in
+    that CRS, not in coordinates reprojected behind the user's back."""
+    from qgis import processing
+    from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingException, QgsProject, QgsRectangle,
+                           QgsReferencedRectangle)
+    s2_grid = Grid.of(gdal.Open(str(scene["cloudy"])), "", "")
+    covers = f"which covers {extent_text(s2_grid.bounds())} in {s2_grid.crs_name()}; give an extent over the image"
+    parameters = {"S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model),
+                  "OUTPUT": str(tmp_path / "never.tif")}
+    drawn = QgsReferencedRectangle(QgsRectangle(2.0, 41.0, 2.5, 41.5), QgsCoordinateReferenceSystem("EPSG:4326"))
+    for algorithm in ("cloudremoval:removeclouds", "cloudremoval:cloudmask"):
+        with pytest.raises(QgsProcessingException) as refused:
+            processing.run(algorithm, dict(parameters, EXTENT=drawn))
+        assert str(refused.value).endswith(
+            f"The processing extent (x 2.0 to 2.5, y 41.0 to 41.5 in EPSG:4326) does not overlap Sentinel-2 raster "
+            f"{scene['cloudy']}, {covers}")
+    lambert = QgsCoordinateReferenceSystem()
+    assert lambert.createFromProj("+proj=laea +lat_0=47.5 +lon_0=13.25 +x_0=0 +y_0=0 +ellps=GRS80 "
+                                  "+units=m +no_defs +type=crs") and not lambert.authid()
+    with pytest.raises(QgsProcessingException) as refused:
+        processing.run("cloudremoval:removeclouds",
+                       dict(parameters, EXTENT=QgsReferencedRectangle(QgsRectangle(0, 0, 1000, 1000), lambert)))
+    assert "The processing extent (x 0.0 to 1000.0, y 0.0 to 1000.0 in a custom CRS) does not overlap" in str(
+        refused.value), str(refused.value)
+    assert not (tmp_path / "never.tif").exists()
+    # Numbers without a CRS are in the raster's, whatever the project's CRS (QGIS alone would take the project's).
+    xmin, ymin, xmax, ymax = extent_of(scene["cloudy"], WINDOW)
+    project = QgsProject.instance()
+    previous = project.crs()
+    project.setCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+    try:
+        for bare in (f"{xmin},{xmax},{ymin},{ymax}", QgsRectangle(xmin, ymin, xmax, ymax)):
+            done = processing.run("cloudremoval:cloudmask", {"S2": str(scene["cloudy"]), "DETECTOR": 2, "EXTENT": bare,
+                                                             "OUTPUT": str(tmp_path / "bare.tif")})
+            assert Grid.of(gdal.Open(done["OUTPUT"]), "", "").bounds() == (xmin, ymin, xmax, ymax)
+    finally:
+        project.setCrs(previous)
 
 
 def _wgs84():

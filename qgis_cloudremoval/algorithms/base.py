@@ -11,7 +11,7 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessi
                        QgsProcessingParameterDefinition,
                        QgsProcessingParameterEnum, QgsProcessingParameterExtent, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString, QgsRasterLayer)
+                       QgsProcessingParameterString, QgsRasterLayer, QgsRectangle, QgsReferencedRectangle)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -19,10 +19,10 @@ from ..core.bands import S2_BANDS
 from ..core.cloudmask import CLOUD_THRESHOLD
 from ..core.dependencies import install_command
 from ..core.detectors import DETECTORS
-from ..core.progress import Reporter
+from ..core.extent import parse_extent
+from ..core.progress import CoreError, Reporter
 from . import boundary
 from .input_layers import RasterInput
-from ..core.extent import Extent
 from ..core.request import BASELINE_OFFSET
 from ..core.band_mapping import parse_band_list, s2_band_mapping
 from ..core.sentinel2 import data_band_count_of
@@ -48,7 +48,8 @@ S2_BANDS_HELP = (
 EXTENT_HELP = (
     "<b>Processing extent</b> (optional): only the Sentinel-2 pixels it overlaps are processed and written, "
     "exactly as if the image had been clipped to them first, so leave a margin around the area you need; "
-    "an extent in another CRS (the map canvas, a layer) is reprojected. A cloud mask may cover the whole "
+    "an extent in another CRS (the map canvas, a layer) is reprojected, and numbers without a CRS are in the "
+    "image's. A cloud mask may cover the whole "
     "image. In qgis_process write EXTENT=\"xmin,xmax,ymin,ymax [EPSG:32633]\".")
 BASELINE_OFFSET_LABELS = ("Auto", "None", "Subtract 1000 DN")
 DETECTOR_LABELS = ("Auto", "Learned (ukis-csmask)", "Paper's rule")
@@ -56,6 +57,18 @@ DETECTOR_HELP = (
     "<b>Cloud detector</b>: auto uses the learned detector of ukis-csmask (DLR) where that package is "
     "installed, else the paper's rule; the log says which ran. The paper's rule calls much clear land and "
     f"water shadow; the learned one rarely does. Install it with: {install_command(('ukis-csmask',))}.")
+
+
+def _names_no_crs(value: object) -> bool:
+    """Whether an EXTENT value is bare numbers: a plain rectangle, or "xmin,xmax,ymin,ymax" without a CRS."""
+    if isinstance(value, QgsReferencedRectangle):
+        return False
+    if isinstance(value, QgsRectangle):
+        return True
+    try:
+        return isinstance(value, str) and parse_extent(value)[1] is None
+    except CoreError:  # a layer's id, name or file: its extent in its CRS
+        return False
 
 
 def unacceptable_value_message(definition: QgsProcessingParameterDefinition, value: object) -> str:
@@ -140,14 +153,21 @@ class CloudRemovalAlgorithm(QgsProcessingAlgorithm):
         self.declare(QgsProcessingParameterExtent(
             self.EXTENT, self.tr("Processing extent (empty = the whole Sentinel-2 image)"), optional=True))
 
-    def extent(self, parameters: Parameters, context: QgsProcessingContext) -> Optional[Extent]:
-        """EXTENT in the Sentinel-2 layer's CRS (QGIS reprojects one given in another CRS); None when empty."""
+    def extent_arguments(self, parameters: Parameters, context: QgsProcessingContext) -> Dict[str, Any]:
+        """EXTENT as the core's ``extent`` and ``extent_crs``, in the CRS it was given in (None: the raster's).
+
+        The core reprojects it, so that its messages quote the extent as the user gave it.
+        """
         if parameters.get(self.EXTENT) in (None, ""):
-            return None
-        rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, self.s2_layer(parameters, context).crs())
+            return {"extent": None}
+        rectangle = self.parameterAsExtent(parameters, self.EXTENT, context)
         if rectangle.isNull():
-            return None
-        return rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum()
+            return {"extent": None}
+        # Numbers alone are in the raster's CRS, as on the command line (QGIS would take the project's).
+        crs = None if _names_no_crs(parameters[self.EXTENT]) else \
+            self.parameterAsExtentCrs(parameters, self.EXTENT, context)
+        return {"extent": (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum()),
+                "extent_crs": (crs.authid() or crs.toWkt()) if crs is not None and crs.isValid() else None}
 
     def add_baseline_offset_parameter(self) -> None:
         """Declare the processing-baseline offset choice (BASELINE_OFFSET)."""

@@ -55,7 +55,7 @@ class CloudMaskAlgorithm(CloudRemovalAlgorithm):
             baseline_offset=self.baseline_offset(parameters, context),
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
             detector=self.detector(parameters, context),
-            extent=self.extent(parameters, context))
+            **self.extent_arguments(parameters, context))
 
     def parameter_problems(self, parameters: Parameters, context: QgsProcessingContext) -> List[str]:
         return check_mask_request(self.mask_request(parameters, context))

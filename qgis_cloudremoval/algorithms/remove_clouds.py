@@ -180,7 +180,7 @@ class RemoveCloudsAlgorithm(CloudRemovalAlgorithm):
             cloud_mask_path=self.raster_path(parameters, self.CLOUD_MASK, context, "the cloud mask"),
             output_path=output_path,
             mask_path=mask_path,
-            extent=self.extent(parameters, context),
+            **self.extent_arguments(parameters, context),
         )
 
     def parameter_problems(self, parameters: Parameters, context: QgsProcessingContext) -> List[str]:

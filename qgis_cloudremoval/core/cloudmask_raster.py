@@ -34,11 +34,12 @@ OPTICAL_ONLY = ModelInfo(sar_bands=[])
 def mask_request(s2_path: str, output_path: str, s2_bands: Optional[Dict[str, int]] = None,
                  baseline_offset: str = "auto", fill_rule: str = "zero",
                  threshold: float = cloudmask.CLOUD_THRESHOLD, detector: str = "auto",
-                 device: str = "auto", extent: Optional[Extent] = None) -> RemovalRequest:
+                 device: str = "auto", extent: Optional[Extent] = None,
+                 extent_crs: Optional[str] = None) -> RemovalRequest:
     """The input description :func:`.inputs.open_scene` reads; no DSen2-CR model is involved."""
     return RemovalRequest(s2_path=s2_path, model_path="", output_path=output_path, s2_bands=s2_bands,
                           baseline_offset=baseline_offset, fill_rule=fill_rule, cloud_threshold=threshold,
-                          detector=detector, device=device, extent=extent)
+                          detector=detector, device=device, extent=extent, extent_crs=extent_crs)
 
 
 def check_mask_request(request: RemovalRequest) -> List[str]:

@@ -46,6 +46,20 @@ def check_extent(extent: Extent) -> None:
                          "ymin < ymax, or no extent for the whole raster")
 
 
+def crs_label(crs: str) -> str:
+    """``crs`` for messages: an identifier as given (``EPSG:4326``), a WKT definition by its name."""
+    if not crs.lstrip().startswith(("GEOGCS", "PROJCS", "GEOGCRS", "PROJCRS", "COMPOUNDCRS", "BOUNDCRS")):
+        return crs
+    reference = osr.SpatialReference()
+    try:
+        with gdal_errors(InputError):
+            reference.SetFromUserInput(crs)
+    except InputError:
+        return "a CRS GDAL does not read"
+    name = reference.GetName()
+    return name if name and name.lower() != "unknown" else "a custom CRS"
+
+
 def reprojected(extent: Extent, crs: str, target: osr.SpatialReference) -> Extent:
     """The bounding box, in ``target``, of ``extent`` given in ``crs`` (any definition GDAL reads)."""
     source = osr.SpatialReference()
@@ -56,14 +70,15 @@ def reprojected(extent: Extent, crs: str, target: osr.SpatialReference) -> Exten
             messages.append("not a CRS definition")
     source.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     xmin, ymin, xmax, ymax = extent
+    given = f"{extent_text(extent)} in {crs_label(crs)}"
     if source.IsGeographic() and not (-180 <= xmin and xmax <= 180 and -90 <= ymin and ymax <= 90):
-        raise InputError(f"The processing extent ({extent_text(extent)} in {crs}) lies outside longitudes -180 to "
-                         "180 and latitudes -90 to 90; give xmin,xmax,ymin,ymax in degrees")
+        raise InputError(f"The processing extent ({given}) lies outside longitudes -180 to 180 and latitudes -90 to "
+                         "90; give xmin,xmax,ymin,ymax in degrees")
     if source.IsSame(target):
         return extent
     with gdal_errors(lambda reason: InputError(
-            f"The processing extent ({extent_text(extent)} in {crs}) cannot be put into the Sentinel-2 raster's "
-            f"CRS ({reason}); give it in that CRS")) as messages:
+            f"The processing extent ({given}) cannot be put into the Sentinel-2 raster's CRS ({reason}); give it in "
+            "that CRS")) as messages:
         box = osr.CoordinateTransformation(source, target).TransformBounds(*extent, DENSIFY_POINTS)
         if box is None or not all(math.isfinite(v) for v in box):
             messages.append("the transformation gave no finite coordinates")

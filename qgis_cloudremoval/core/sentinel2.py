@@ -32,7 +32,7 @@ from .model_info import ModelInfo
 from .nodata import alpha_band_numbers, band_nodata, data_band_count, mask_band, mask_holds_data, valid_s2_pixels
 from .raster_source import (BandSource, Grid, InputError, band_sources, grid_vrt_xml, valid_sample,
                             open_raster, same_crs)
-from .extent import Extent, check_extent, extent_text, reprojected
+from .extent import Extent, check_extent, crs_label, extent_text, reprojected
 from .request import BASELINE_OFFSET, FILL_RULES, RemovalRequest
 from .text import count as count_of
 
@@ -217,14 +217,14 @@ def _crop(source: Sentinel2Source, extent: Extent, crs: Optional[str]) -> None:
     """Narrow ``source`` to the pixels ``extent`` (in ``crs``, None: its own) overlaps, as if it had been clipped
     to them."""
     check_extent(extent)
-    given = extent_text(extent) + (f" in {crs}" if crs else "")
+    given = extent_text(extent) + (f" in {crs_label(crs)}" if crs else "")
     if crs:
         extent = reprojected(extent, crs, source.grid.srs())
     window = source.grid.window_covering(extent)
     if window is None:
         raise InputError(f"The processing extent ({given}) does not overlap {ROLE} {source.path}, "
                          f"which covers {extent_text(source.grid.bounds())} in {source.grid.crs_name()}; give an "
-                         "extent over the image, in the raster's CRS")
+                         "extent over the image" + ("" if crs else ", in the raster's CRS"))
     if window == (0, 0, source.grid.width, source.grid.height):
         return
     with gdal_errors(read_error(source.path, ROLE)) as messages:
