@@ -355,6 +355,32 @@ def test_scenes_that_would_overwrite_each_other_fail(archive, tmp_path):
     assert done.returncode == 1
 
 
+def test_a_scene_never_writes_a_file_behind_another_scenes_vrt_or_its_cloud_mask(archive, tmp_path):
+    """Only the S2 and S1 paths themselves were compared: a VRT's source or a CLOUD_MASK was overwritten."""
+    from osgeo import gdal
+    (s2, s1), (other_s2, _) = archive[1][0], archive[1][1]
+    stack = tmp_path / "stack.tif"
+    gdal.Translate(str(stack), str(s2))
+    gdal.BuildVRT(str(tmp_path / "stack.vrt"), [str(stack)]).FlushCache()
+    mask = tmp_path / "mask.tif"
+    gdal.Translate(str(mask), str(s2), bandList=[1])
+    before = {path: path.read_bytes() for path in (stack, mask)}
+    table = write_table(tmp_path / "scenes.csv", [(tmp_path / "stack.vrt", s1, tmp_path / "a.tif", ""),
+                                                  (other_s2, s1, stack, ""),
+                                                  (s2, s1, tmp_path / "b.tif", mask),
+                                                  (other_s2, s1, mask, "")],
+                        header=("S2", "S1", "OUTPUT", "CLOUD_MASK"))
+    done = cli("batch", table, "--model", tmp_path / "absent.onnx")
+    rows = summary(tmp_path / "scenes_summary.csv")
+    assert [row["reason"] for row in rows] == [
+        f"Model file not found: {tmp_path / 'absent.onnx'}",
+        f"it writes {stack}, which is an input of row 2 (stack.vrt); choose another output",
+        f"Model file not found: {tmp_path / 'absent.onnx'}",
+        f"it writes {mask}, which is an input of row 4 ({s2.name}); choose another output"]
+    assert done.returncode == 1
+    assert {path: path.read_bytes() for path in (stack, mask)} == before
+
+
 @pytest.mark.parametrize("arguments, message", [
     (("--dask", "local:0"), "--dask local:0: give the number of local workers, e.g. local:2"),
     (("--gpus-per-worker", "1"), "--gpus-per-worker is for Dask workers; give --dask too (for one GPU here, leave "

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple
 
 from .command_line import unexpected_message
+from .gdal_io import files_behind
+from .inputs import input_files
 from .output_files import atomic_output
 from .progress import Cancelled, CoreError, Reporter, first_line
 from .request import RemovalRequest
@@ -83,9 +85,9 @@ def _conflicts(scenes: Iterable[Scene]) -> Dict[str, str]:
     """Scenes that would write another scene's output or input, with why (the first writer keeps its file)."""
     inputs: Dict[str, str] = {}
     for scene in scenes:
-        for path in (scene.s2, scene.s1):
-            if path:
-                inputs.setdefault(os.path.realpath(path), scene.label)
+        for path in input_files(scene.request) if scene.request else (scene.s2, scene.s1):
+            for real in files_behind(path) if path else ():
+                inputs.setdefault(real, scene.label)
     writers: Dict[str, str] = {}
     problems = {}
     for scene in scenes:

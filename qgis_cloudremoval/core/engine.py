@@ -47,7 +47,7 @@ from typing import Deque, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 from osgeo import gdal
 
-from . import (blending, cloudmask, detectors, inputs, network_pieces, runtime, scaling, sentinel1, tiling, winograd,
+from . import (blending, cloudmask, detectors, inputs, network_pieces, runtime, scaling, tiling, winograd,
                workers)
 from .bands import DN_PER_REFLECTANCE
 from .cloudmask import MASK_CATEGORIES, MASK_NO_S1, MASK_NODATA
@@ -152,20 +152,8 @@ def _option_problems(request: RemovalRequest, info: ModelInfo, kind: str, winogr
             problems.append(problem)
     if request.mask_path and os.path.abspath(request.mask_path) == os.path.abspath(request.output_path):
         problems.append("The mask file and the output file are the same; give them different names")
-    problems.extend(overwrites_input(
-        (request.output_path, request.mask_path),
-        [request.s2_path, request.s1_path, request.model_path, request.cloud_mask_path,
-         *request.s2_band_paths.values(), *_partner_files(request.s1_path)]))
+    problems.extend(overwrites_input((request.output_path, request.mask_path), inputs.input_files(request)))
     return problems
-
-
-def _partner_files(s1_path: Optional[str]) -> List[str]:
-    """The files read with the Sentinel-1 file given (its other polarisation); unreadable ones are left to the
-    input checks."""
-    try:
-        return list(sentinel1.stacked_polarisations(s1_path or "") or [])
-    except CoreError:
-        return []
 
 
 def check_request(request: RemovalRequest) -> List[str]:

@@ -16,10 +16,11 @@ import numpy as np
 
 from .mask_file import MaskFile
 from .model_info import ModelInfo
-from .progress import SILENT, Reporter
+from .progress import SILENT, CoreError, Reporter
 from .raster_source import InputError, stack_bands
 from .request import RemovalRequest
-from .sentinel1 import UNITS_DETECTED, Sentinel1Source, check_band_numbers, open_sentinel1, s1_raster
+from .sentinel1 import (UNITS_DETECTED, Sentinel1Source, check_band_numbers, open_sentinel1, s1_raster,
+                        stacked_polarisations)
 from .sentinel2 import Sentinel2Source, check_has_data, offset_hint, open_sentinel2, resolution_warning
 
 __all__ = ["InputError", "Scene", "SceneWindow", "check_inputs", "open_scene", "stack_bands"]
@@ -183,6 +184,19 @@ def check_inputs(request: RemovalRequest, info: ModelInfo) -> List[str]:
         if s2 is not None:
             s2.close()
     return problems
+
+
+def input_files(request: RemovalRequest) -> List[str]:
+    """The files a run of ``request`` reads, as given: the rasters, the model, the cloud mask, bands given one per
+    file and the other polarisation a Sentinel-1 file brings (VRT sources are left to :func:`.gdal_io.files_behind`).
+    """
+    given = [request.s2_path, request.s1_path, request.model_path, request.cloud_mask_path,
+             *request.s2_band_paths.values()]
+    try:
+        partners = list(stacked_polarisations(request.s1_path or "") or [])
+    except CoreError:  # unreadable: the input checks report it
+        partners = []
+    return [path for path in given + partners if path]
 
 
 def _s2_name(request: RemovalRequest) -> str:
