@@ -271,6 +271,37 @@ def test_folders_pair_by_date_and_footprint(archive, bigearthnet_pairs, sar_mode
         assert scenes.read(out / f"{s2.stem}_mask.tif").shape == (1,) + scenes.read(s2).shape[1:]
 
 
+def test_exports_named_by_date_alone_pair_by_that_date_and_undated_ones_are_never_guessed(archive, tmp_path):
+    """Files named as exports often are (a date, no time) used to pair by footprint alone: with radar of three
+    dates over the same field, whichever came first by name."""
+    (s2, s1), _ = archive[1][0], archive[1][1]
+    s2_folder, s1_folder = tmp_path / "s2", tmp_path / "s1"
+    s2_folder.mkdir()
+    s1_folder.mkdir()
+    shutil.copy(s2, s2_folder / "field_2017-06-13.tif")
+    for name in ("radar_2017-06-01.tif", "radar_20170613_VV_VH.tif", "radar_2017-06-25.tif", "radar_2017-02-30.tif"):
+        shutil.copy(s1, s1_folder / name)
+    [pair] = scene_pairing.pair_folders(str(s2_folder), str(s1_folder))
+    assert (Path(pair.s1).name, pair.note) == ("radar_20170613_VV_VH.tif",
+                                               "radar_20170613_VV_VH.tif: 0.0 days apart, covers 100%")
+    (s1_folder / "radar_20170613_VV_VH.tif").unlink()
+    [pair] = scene_pairing.pair_folders(str(s2_folder), str(s1_folder))
+    # 12 days either way is beyond 7; the impossible date is no date, so that file alone may be the partner.
+    assert pair.note == "radar_2017-02-30.tif: acquisition date unknown, covers 100%"
+    undated_s2 = tmp_path / "undated"
+    undated_s2.mkdir()
+    shutil.copy(s2, undated_s2 / "field.tif")
+    [pair] = scene_pairing.pair_folders(str(undated_s2), str(s1_folder))
+    assert (pair.s1, pair.note) == (None, "3 Sentinel-1 files cover it about as much and their acquisition dates, "
+                                          "or its own, are unknown, so none is guessed: put the dates in the file "
+                                          "names (YYYYMMDD) or pair them in a scene table")
+    for name in ("radar_2017-06-01.tif", "radar_2017-06-25.tif", "radar_2017-02-30.tif"):
+        (s1_folder / name).unlink()
+    shutil.copy(s1, s1_folder / "radar.tif")
+    [pair] = scene_pairing.pair_folders(str(undated_s2), str(s1_folder))
+    assert (Path(pair.s1).name, pair.note) == ("radar.tif", "radar.tif: acquisition date unknown, covers 100%")
+
+
 def test_one_file_per_polarisation_in_the_radar_folder_pairs_as_one(archive, bigearthnet_pairs, sar_model, reference,
                                                                     tmp_path):
     """A radar folder as BigEarthNet and ASF HyP3 fill it: ``..._VV.tif`` and ``..._VH.tif`` per acquisition."""

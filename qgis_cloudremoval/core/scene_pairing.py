@@ -2,10 +2,12 @@
 
 Each Sentinel-2 product takes the Sentinel-1 file acquired within
 ``max_days`` of it (either way) whose footprint covers most of it; where two
-cover about as much (within :data:`SAME_COVER`), the nearer date wins. When
-either date is unknown (a file name without a ``YYYYMMDDTHHMMSS`` time and no
-acquisition time in its metadata), the footprint alone decides and the pair
-says so. Footprints are compared as longitude/latitude boxes, which is
+cover about as much (within :data:`SAME_COVER`), the nearer date wins. Dates
+come from the file name (``YYYYMMDDTHHMMSS`` as ESA names products, or a date
+alone, ``YYYYMMDD`` or ``YYYY-MM-DD``, as exports are often named), else from
+its metadata. When a date is unknown, the footprint alone decides and the
+pair says so; where several undated files cover a product as much, none is
+guessed and the product fails with what to do. Footprints are compared as longitude/latitude boxes, which is
 exact for north-up UTM grids to well under a percent of their area.
 """
 
@@ -37,6 +39,8 @@ SAME_COVER = 0.05
 #: The first date and time in a Sentinel product name (sensing start), e.g. S2A_MSIL1C_20240101T102431_...
 #: (BigEarthNet's patch names drop the hour's leading zero: 20170924T93020).
 NAME_TIME = re.compile(r"(?<!\d)(\d{8})T(\d{5,6})(?!\d)")
+#: A date alone in a file name, 2014 (Sentinel-1A's launch) or later: s2_20240101.tif, S1_2024-01-01_VV.tif.
+NAME_DATE = re.compile(r"(?<!\d)(20[1-9]\d)(-?)(0[1-9]|1[0-2])\2(0[1-9]|[12]\d|3[01])(?!\d)")
 #: Metadata items that hold the acquisition start, as the SENTINEL2 driver and SAR processors write them.
 METADATA_TIMES = ("PRODUCT_START_TIME", "DATATAKE_1_DATATAKE_SENSING_START", "ACQUISITION_START_TIME",
                   "SENSING_START", "first_line_time")
@@ -74,13 +78,18 @@ def folder_files(folder: str, suffixes: Tuple[str, ...], role: str) -> List[str]
 
 def acquisition_time(path: str, metadata: dict) -> Optional[datetime]:
     """The acquisition start of ``path``: from its name, else from its metadata, else ``None``."""
-    found = NAME_TIME.search(os.path.basename(path.rstrip("/")))
+    name = os.path.basename(path.rstrip("/"))
+    found = NAME_TIME.search(name)
     if found:
         try:
             return datetime.strptime(found.group(1) + found.group(2).zfill(6), "%Y%m%d%H%M%S")
         except ValueError:  # a mangled time of day (BigEarthNet has T94161): the date alone
             with contextlib.suppress(ValueError):
                 return datetime.strptime(found.group(1), "%Y%m%d")
+    dated = NAME_DATE.search(name)
+    if dated:
+        with contextlib.suppress(ValueError):  # 2024-02-30
+            return datetime.strptime(dated.group(1) + dated.group(3) + dated.group(4), "%Y%m%d")
     for key in METADATA_TIMES:
         text = metadata.get(key, "")
         digits = re.sub(r"[^0-9]", "", text)[:14]
@@ -147,6 +156,10 @@ def best_partner(s2: Acquisition, candidates: List[Acquisition], max_days: float
     widest = max(share for share, _, _ in scored)
     close = [item for item in scored if item[0] >= widest - SAME_COVER]
     share, days, s1 = min(close, key=lambda item: (float("inf") if item[1] is None else item[1], -item[0]))
+    if days is None and len(close) > 1:
+        return Pair(s2.path, None, f"{len(close)} Sentinel-1 files cover it about as much and their acquisition "
+                                   "dates, or its own, are unknown, so none is guessed: put the dates in the file "
+                                   "names (YYYYMMDD) or pair them in a scene table")
     when = "acquisition date unknown" if days is None else f"{days:.1f} days apart"
     partners = polarisation_partner(s1.path)
     name = " and ".join(os.path.basename(p) for p in partners) if partners else os.path.basename(s1.path)
