@@ -655,6 +655,15 @@ def test_swapped_polarisations_are_refused_by_values_and_by_descriptions(pair, t
             f"Sentinel-1 band 1 of {described} is described as 'Sigma0_VH_db', but it is set as VV; set the "
             "Sentinel-1 bands VV, VH to 2, 1"]
         assert check_inputs(request(s2_band_paths=pair["s2"], s1_path=described, s1_bands=[2, 1]), SAR) == []
+        # A horizontally polarised acquisition (1SDH, over polar regions) is not VV+VH by other band numbers.
+        dataset = gdal.Open(described, gdal.GA_Update)
+        dataset.GetRasterBand(1).SetDescription("Sigma0_HH_db")
+        dataset.GetRasterBand(2).SetDescription("Sigma0_HV_db")
+        dataset = None
+        assert check_inputs(request(s2_band_paths=pair["s2"], s1_path=described), SAR) == [
+            f"Sentinel-1 raster {described} holds HH and HV by its band descriptions, but the model was trained on "
+            "VV and VH; give a VV+VH acquisition of the place (dual-polarisation products are named 1SDV; 1SDH "
+            "holds HH and HV)"]
     finally:
         gdal.Unlink(swapped)
 

@@ -278,6 +278,11 @@ def check_descriptions(dataset: gdal.Dataset, numbers: List[int], wanted: List[s
         found = set(POLARISATION.findall((dataset.GetRasterBand(number).GetDescription() or "").upper()))
         if len(found) == 1:
             described[number] = found.pop()
+    held = sorted(set(described.values()))
+    if described and not set(held) & set(wanted):
+        raise InputError(f"Sentinel-1 raster {path} holds {' and '.join(held)} by its band descriptions, but the "
+                         f"model was trained on {' and '.join(wanted)}; give a {'+'.join(wanted)} acquisition of the "
+                         "place (dual-polarisation products are named 1SDV; 1SDH holds HH and HV)")
     for name, number in zip(wanted, numbers):
         if described.get(number, name) == name:
             continue
