@@ -379,12 +379,36 @@ def test_visualize_never_writes_over_an_input_or_a_non_png_name(mode, inputs, tm
     ("max_steps=0", "error: max_steps must be positive, not 0; leave it out (or null) to run all epochs"),
     ("carl_lambda=-0.5", "error: carl_lambda must be 0 or more, not -0.5"),
     ("num_workers=-1", "error: num_workers must be 0 or more, not -1"),
-    ("out_dir=/proc/run", "error: Cannot create the checkpoint folder /proc/run/checkpoints"),
 ])
 @pytest.mark.parametrize("mode", MODES)
 def test_training_refuses_settings_that_would_do_nothing_or_fail_late(mode, setting, message, tmp_path):
     done = _cli(mode, "training.train", "--set", f"data={tmp_path}", "--set", setting)
     assert _one_line_error(done).startswith(message)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    """Two synthetic SEN12MS-CR patches in the release layout, reformatted as training reads them."""
+    from sen12mscr_release import make_release
+    from training.reformat import reformat
+    root = tmp_path_factory.mktemp("train_data")
+    make_release(root / "release", {"ROIs1158_spring": {101: [1, 2]}}, seed=3)
+    split_file = root / "split.csv"
+    split_file.write_text("".join(f"1\ts1\ts2_cloudFree\ts2_cloudy\tROIs1158_spring_101_{n}.tif\n" for n in (1, 2)))
+    reformat(root / "release", root / "dst", split_file=split_file)
+    return root / "dst"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_training_output_folders_appear_only_for_a_run_that_can_start(mode, tiny_dataset, tmp_path):
+    """A run refused for its data used to leave an empty runs/<model>/checkpoints folder behind."""
+    refused = _cli(mode, "training.train", "--set", f"data={tmp_path / 'absent'}",
+                   "--set", f"out_dir={tmp_path / 'run'}")
+    assert _one_line_error(refused).startswith(f"error: No packed 'train' split at {tmp_path / 'absent'}")
+    assert not (tmp_path / "run").exists()
+    unwritable = _cli(mode, "training.train", "--set", f"data={tiny_dataset}", "--set", "batch_size=1",
+                      "--set", "out_dir=/proc/run")
+    assert _one_line_error(unwritable).startswith("error: Cannot create the checkpoint folder /proc/run/checkpoints")
 
 
 @pytest.mark.parametrize("mode", MODES)

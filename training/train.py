@@ -201,12 +201,6 @@ class Trainer:
         self.use_bf16 = config.precision == "bf16" and self.env.device.type == "cuda"
         self.out_dir = Path(config.out_dir)
         self.checkpoint_dir = self.out_dir / "checkpoints"
-        if self.env.is_main:
-            try:
-                self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise TrainError(f"Cannot create the checkpoint folder {self.checkpoint_dir} ({exc.strerror}); "
-                                 "set out_dir to a folder you may write to") from None
 
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         dataset_options = dict(use_sar=config.use_sar, seed=config.seed)
@@ -227,6 +221,13 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise TrainError(f"The training split has {len(self.train_set)} patches, fewer than one batch of "
                              f"{config.batch_size}; lower batch_size or add data")
+        # Only once the data is there, so that a run refused for its data leaves no empty run folder behind.
+        if self.env.is_main:
+            try:
+                self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise TrainError(f"Cannot create the checkpoint folder {self.checkpoint_dir} ({exc.strerror}); "
+                                 "set out_dir to a folder you may write to") from None
         self.loader = DataLoader(self.train_set, batch_size=self.per_rank_batch, sampler=self.sampler,
                                  collate_fn=collate, num_workers=config.num_workers, drop_last=True,
                                  pin_memory=self.env.device.type == "cuda",
