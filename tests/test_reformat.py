@@ -213,6 +213,7 @@ def test_cli_reports_a_source_without_data(tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith(
         f"error: {(tmp_path / 'empty').resolve()} holds neither SEN12MS-CR archives (like "
         "ROIs1158_spring_s1.tar.gz) nor their extracted folders (like ROIs1158_spring_s1/s1_<scene>/...); check SRC")
+    assert not (tmp_path / "dst").exists()  # a refused run leaves no half-made DST (it left DST/.reformat)
 
 
 def test_corrupt_archive_is_named(release, tmp_path):

@@ -166,6 +166,11 @@ def _safe_extract_archives(archives: List[Path], raw_root: Path, reporter: Repor
     return notes
 
 
+def _nothing_in(src: Path) -> ReformatError:
+    return ReformatError(f"{src} holds neither SEN12MS-CR archives (like ROIs1158_spring_s1.tar.gz) nor their "
+                         "extracted folders (like ROIs1158_spring_s1/s1_<scene>/...); check SRC")
+
+
 def discover(src: Path, dst: Path, reporter: Reporter = SILENT) -> Tuple[List[Triplet], List[str]]:
     """Find every (season, scene, patch) in ``src``; archives are streamed to ``dst/raw`` first.
 
@@ -178,6 +183,8 @@ def discover(src: Path, dst: Path, reporter: Reporter = SILENT) -> Tuple[List[Tr
     archives = [p for p in entries if p.is_file() and _ARCHIVE_RE.match(p.name)]
     folders = [p for p in entries if p.is_dir() and _FOLDER_RE.match(p.name)]
     notes = []
+    if not archives and not folders:  # said before anything is written to DST
+        raise _nothing_in(src)
     if archives:
         raw_root = dst / "raw"
         raw_root.mkdir(parents=True, exist_ok=True)
@@ -187,8 +194,7 @@ def discover(src: Path, dst: Path, reporter: Reporter = SILENT) -> Tuple[List[Tr
         folders += [p for p in sorted(raw_root.iterdir())
                     if p.is_dir() and _FOLDER_RE.match(p.name) and p.name not in folder_names]
     if not folders:
-        raise ReformatError(f"{src} holds neither SEN12MS-CR archives (like ROIs1158_spring_s1.tar.gz) nor "
-                            "their extracted folders (like ROIs1158_spring_s1/s1_<scene>/...); check SRC")
+        raise _nothing_in(src)
     triplets: Dict[Tuple[str, int, int], Triplet] = {}
     for folder in folders:
         for path in sorted(folder.glob("*/*.tif")):
@@ -408,8 +414,8 @@ def reformat(src: Path, dst: Path, link: str = "hard", split_file: Optional[Path
     if dst == src:
         raise ReformatError("DST must differ from SRC: reformatting never writes into the source")
     wanted_splits = read_split_file(Path(split_file)) if split_file else None
-    (dst / ".reformat").mkdir(parents=True, exist_ok=True)
     triplets, notes = discover(src, dst, reporter)
+    (dst / ".reformat").mkdir(parents=True, exist_ok=True)
 
     # 1. Check every triplet; results are journaled, so a rerun skips what is done
     # (unless a member changed since, e.g. a corrupt file was replaced).
