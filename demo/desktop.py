@@ -3,8 +3,9 @@
     python -m demo.desktop [--out desktop_output] [--model MODEL.onnx]
 
 Starts the QGIS desktop (``/usr/bin/qgis``) on a virtual screen (Debian's
-``xvfb``; an existing ``DISPLAY`` is used as it is) with the plugin in a
-private profile, and does what a user does: loads the bundled example's
+``xvfb``; an existing ``DISPLAY`` is used as it is) with the plugin installed
+in a private profile from the zip that ``make zip`` builds, as *Install from
+ZIP* installs it, and does what a user does: loads the bundled example's
 cloudy Sentinel-2 and Sentinel-1 layers, opens *Remove clouds (DSen2-CR)*
 from Processing with those layers chosen and "Open output file after
 running" ticked, runs it, runs it again, reloads the plugin as the Plugin
@@ -29,9 +30,9 @@ from pathlib import Path
 
 from .cli import demo_arguments
 from .example import DEMO_SCENE, bigearthnet_pairs, write_example
+from .packaging import install_plugin_zip, plugin_sources, zip_plugin
 from .qgis_process import PLUGIN_NAME, QgisProcess
 
-REPO = Path(__file__).resolve().parents[1]
 QGIS = "/usr/bin/qgis"
 SCREEN = "1440x900x24"
 #: Runs from the dialog: all but the last one after another, then the plugin is reloaded and the last runs.
@@ -116,6 +117,8 @@ def reload_plugin():
     state["dialog"].close()
     module = PLUGIN + ".qgis_cloudremoval.provider"
     before = sys.modules[module]
+    report["plugin_file"] = os.path.realpath(sys.modules[PLUGIN].__file__)
+    report["settings_dir"] = os.path.realpath(QgsApplication.qgisSettingsDirPath())
     qgis.utils.reloadPlugin(PLUGIN)
     report["modules_reimported"] = sys.modules[module] is not before
     registry = QgsApplication.processingRegistry()
@@ -201,6 +204,9 @@ def check(report: dict) -> list:
     problems += [f"error in the desktop script: {error}" for error in report["errors"]]
     if [entry["run"] for entry in report["runs"]] != list(range(1, RUNS + 1)):
         problems.append(f"expected {RUNS} finished runs, got {len(report['runs'])}")
+    if not report.get("plugin_file", "").startswith(report.get("settings_dir") or "?"):
+        problems.append(f"the plugin ran from {report.get('plugin_file')}, not from the profile it was installed "
+                        f"into ({report.get('settings_dir')})")
     if not report.get("modules_reimported"):
         problems.append("reloading the plugin did not import its modules again")
     if not report.get("new_provider_registered"):
@@ -236,7 +242,8 @@ def main(argv=None) -> int:
     display, environment = _start_display(out)
     try:
         with tempfile.TemporaryDirectory(prefix="cloudremoval_desktop_") as profile:
-            qgis_process = QgisProcess(Path(profile), REPO)  # the plugin linked into a private profile, enabled
+            install_plugin_zip(zip_plugin(plugin_sources(Path(profile) / "zip")), Path(profile))
+            qgis_process = QgisProcess(Path(profile))  # enables the installed plugin
             startup = Path(profile) / "startup.py"
             startup.write_text(STARTUP % {"config": json.dumps(
                 {"s2": example.s2_cloudy, "s1": example.s1, "mask": example.truth_mask, "out": str(out),

@@ -2,10 +2,10 @@
 
 import os
 import sys
-import zipfile
 from pathlib import Path
 
-from demo.qgis_process import PLUGIN_NAME, QGIS_PROCESS, QgisProcess
+from demo.packaging import install_plugin_zip
+from demo.qgis_process import QGIS_PROCESS, QgisProcess
 from test_packaging import build_plugin_zip
 
 _INSTALLED = {}
@@ -15,10 +15,7 @@ def installed_profile(root: Path) -> QgisProcess:
     """Build the zip, unzip it into a new profile under ``root`` and enable it (once per test process)."""
     if "profile" not in _INSTALLED:
         config = Path(root) / "qgis_config"
-        plugins = config / "profiles" / "default" / "python" / "plugins"
-        plugins.mkdir(parents=True)
-        zipfile.ZipFile(build_plugin_zip(Path(root))).extractall(plugins)
-        assert (plugins / PLUGIN_NAME / "metadata.txt").is_file()
+        assert (install_plugin_zip(build_plugin_zip(Path(root)), config) / "metadata.txt").is_file()
         profile = QgisProcess(config)
         profile.env.pop("CLOUDREMOVAL_MODEL", None)
         _INSTALLED["profile"] = profile

@@ -2,13 +2,14 @@
 
 import configparser
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from demo.packaging import plugin_sources, zip_plugin
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN_FOLDER = "cloudremoval"
@@ -18,20 +19,12 @@ COMPILED_SUFFIXES = (".pyc", ".pyo", ".so", ".dll", ".dylib", ".exe", ".pyd")
 
 
 def build_plugin_zip(workdir: Path) -> Path:
-    """Run the documented packaging command on a copy of the tracked tree."""
-    source = workdir / "src"
-    tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
-                             capture_output=True, text=True).stdout.split()
-    for name in tracked:
-        if (REPO / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, source / name)
+    """Run the documented packaging command on a copy of what it packs, with a stray bytecode cache."""
+    source = plugin_sources(workdir)
     # A stray bytecode cache must not reach the zip.
     (source / "qgis_cloudremoval" / "__pycache__").mkdir(exist_ok=True)
     (source / "qgis_cloudremoval" / "__pycache__" / "plugin.cpython-311.pyc").write_bytes(b"\0")
-    pb_tool = Path(sys.executable).with_name("pb_tool")
-    subprocess.run([str(pb_tool), "zip", "-q"], cwd=source, check=True, capture_output=True)
-    return source / f"{PLUGIN_FOLDER}.zip"
+    return zip_plugin(source)
 
 
 @pytest.fixture(scope="module")
