@@ -15,6 +15,7 @@ import sys
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .core import batch, cluster, scene_pairing
+from .core.band_files import band_files_beside, without_band_word
 from .core.band_mapping import parse_band_list, s2_band_mapping
 from .core.batch import Scene
 from .core.command_line import (INTERRUPTED_STATUS, TERMINATED_STATUS, BatchBar, Terminated, progress_bar, run_cli,
@@ -257,7 +258,10 @@ def _row_scene(row: Row, table: str, defaults: argparse.Namespace) -> Scene:
 
 def _product_stem(path: str) -> str:
     """The product's name without the suffix that made it a Sentinel-2 entry of its folder."""
-    stem, suffix = os.path.splitext(os.path.basename(path.rstrip("/")))
+    name = os.path.basename(path.rstrip("/"))
+    stem, suffix = os.path.splitext(without_band_word(name) if band_files_beside(path) else name)
+    if not stem:  # B01.tif ... B12.tif: the folder names the product
+        return os.path.basename(os.path.dirname(os.path.abspath(path)))
     return stem if suffix.lower() in scene_pairing.S2_SUFFIXES else stem + suffix
 
 

@@ -48,7 +48,7 @@ def check_mask_request(request: RemovalRequest) -> List[str]:
 
 
 def _overwrites(request: RemovalRequest) -> List[str]:
-    return overwrites_input([request.output_path], [request.s2_path, *request.s2_band_paths.values()])
+    return overwrites_input([request.output_path], inputs.input_files(request))
 
 
 def write_cloud_mask(request: RemovalRequest, reporter: Reporter = SILENT) -> str:

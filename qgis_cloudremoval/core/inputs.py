@@ -14,6 +14,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from .band_files import band_files_beside
 from .mask_file import MaskFile
 from .model_info import ModelInfo
 from .progress import SILENT, CoreError, Reporter
@@ -188,10 +189,11 @@ def check_inputs(request: RemovalRequest, info: ModelInfo) -> List[str]:
 
 def input_files(request: RemovalRequest) -> List[str]:
     """The files a run of ``request`` reads, as given: the rasters, the model, the cloud mask, bands given one per
-    file and the other polarisation a Sentinel-1 file brings (VRT sources are left to :func:`.gdal_io.files_behind`).
+    file or found beside a band file, and the other polarisation a Sentinel-1 file brings (VRT sources are left
+    to :func:`.gdal_io.files_behind`).
     """
     given = [request.s2_path, request.s1_path, request.model_path, request.cloud_mask_path,
-             *request.s2_band_paths.values()]
+             *request.s2_band_paths.values(), *(band_files_beside(request.s2_path) or {}).values()]
     try:
         partners = list(stacked_polarisations(request.s1_path or "") or [])
     except CoreError:  # unreadable: the input checks report it

@@ -13,12 +13,13 @@ import numpy as np
 from osgeo import gdal
 
 from . import cloudmask
+from .band_files import band_files_beside
 from .bands import S1_BANDS, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
 from .gdal_io import StrPath, gdal_errors, overwrites_input, read_array, write_error
 from .nodata import band_nodata, data_band_count, valid_pixels
 from .output_files import OutputError, atomic_output
-from .sentinel2 import described_bands
+from .sentinel2 import described_bands, stacked_band_files
 from .raster_source import open_raster
 from .writer import SIDECAR, GeoTiffWriter
 from .text import count
@@ -99,7 +100,8 @@ def mask_to_rgb(mask: np.ndarray) -> np.ndarray:
 
 
 def _open(path: StrPath) -> gdal.Dataset:
-    return open_raster(str(path), "raster")
+    """The raster ``path``; for one band file of a product (``..._B04.jp2``), all its bands' files as one stack."""
+    return stacked_band_files(str(path)) or open_raster(str(path), "raster")
 
 
 def band_numbers(dataset: gdal.Dataset, bands: Sequence[Union[str, int]]) -> List[int]:
@@ -217,7 +219,7 @@ def composite_raster(s2_path: StrPath, output_path: StrPath, bands: Composite = 
     """
     if bands == MASK:
         raise CoreError("A mask is drawn with render_raster, not as a stretched composite")
-    for problem in overwrites_input([output_path], [s2_path]):
+    for problem in overwrites_input([output_path], [s2_path, *(band_files_beside(str(s2_path)) or {}).values()]):
         raise OutputError(problem)
     dataset = _open(s2_path)
     limits = raster_limits(s2_path, bands, stretch)

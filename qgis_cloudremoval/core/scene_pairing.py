@@ -20,6 +20,7 @@ from typing import List, Optional, Tuple
 
 from osgeo import osr
 
+from .band_files import stands_for_its_product
 from .bands import S2_BANDS
 from .gdal_io import gdal_errors, is_virtual, open_raster
 from .progress import CoreError
@@ -28,7 +29,7 @@ from .sentinel1 import ROLE as S1_ROLE, polarisation_partner, s1_raster
 from .sentinel2 import product_metadata_path, snap_product_bands
 
 #: Products and rasters a folder may hold; other files (notes, sidecars, hidden partial outputs) are ignored.
-S2_SUFFIXES = (".safe", ".zip", ".tif", ".tiff", ".vrt", ".dim")  # .dim: a SNAP product
+S2_SUFFIXES = (".safe", ".zip", ".tif", ".tiff", ".jp2", ".vrt", ".dim")  # .dim: a SNAP product; .jp2: ESA's bands
 S1_SUFFIXES = (".tif", ".tiff", ".vrt", ".dim")  # .dim: a SNAP product
 #: Default largest gap between the two acquisitions, days (Sentinel-1 revisits every 6 or 12 days).
 MAX_DAYS = 7.0
@@ -185,6 +186,8 @@ def pair_folders(s2_folder: str, s1_folder: str, max_days: float = MAX_DAYS) -> 
             continue
     pairs = []
     for path in folder_files(s2_folder, S2_SUFFIXES, "Sentinel-2"):
+        if not stands_for_its_product(path):
+            continue  # another band's file: the first of them stands for the product
         try:
             s2 = read_acquisition(path, "Sentinel-2 raster")
         except CoreError as exc:

@@ -21,12 +21,13 @@ import re
 import shlex
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Collection, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
 
 from . import bands, snap_product
+from .band_files import band_files_beside
 from .gdal_io import NOT_A_RASTER_ADVICE, gdal_errors, open_vrt_text, read_array, read_error
 from .model_info import ModelInfo
 from .nodata import alpha_band_numbers, band_nodata, data_band_count, mask_band, mask_holds_data, valid_s2_pixels
@@ -185,10 +186,15 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
                          f"use one of {', '.join(BASELINE_OFFSET)}")
     model_bands = list(info.optical_bands)
     snap_bands = None if request.s2_band_paths else snap_product_bands(request.s2_path, model_bands)
-    band_paths = request.s2_band_paths or snap_bands
+    beside = None if request.s2_band_paths or snap_bands else _band_files_of(request.s2_path, model_bands)
+    band_paths = request.s2_band_paths or snap_bands or beside
     if band_paths:
-        source = _open_band_files(band_paths, model_bands,
-                                  f"SNAP product {request.s2_path}" if snap_bands else "")
+        product = (f"SNAP product {request.s2_path}" if snap_bands else
+                   f"{len(beside)} band files named like {os.path.basename(request.s2_path)}" if beside else "")
+        source = _open_band_files(band_paths, model_bands, product)
+        metadata = metadata_above_band_file(request.s2_path) if beside else None
+        if metadata:
+            _read_product_metadata(source, metadata)
         if request.s2_bands:
             source.warnings.append("The band mapping is not used with one file per band: each file is the band "
                                    "it is given for")
@@ -240,6 +246,30 @@ def _crop(source: Sentinel2Source, extent: Extent, crs: Optional[str]) -> None:
                         f"column {x0} and row {y0}")
 
 
+#: The product metadata file at the root of a .SAFE folder, Level-1C's or Level-2A's.
+PRODUCT_METADATA_NAMES = ("MTD_MSIL1C.xml", "MTD_MSIL2A.xml")
+
+
+def metadata_above_band_file(path: str) -> Optional[str]:
+    """The product metadata of a band file inside a .SAFE folder (``<product>/GRANULE/<granule>/IMG_DATA/...``),
+    or None where ``path`` lies elsewhere."""
+    parts = os.path.abspath(path).split(os.sep)
+    if "GRANULE" not in parts or "IMG_DATA" not in parts[parts.index("GRANULE"):]:
+        return None
+    root = os.sep.join(parts[:len(parts) - 1 - parts[::-1].index("GRANULE")])
+    return next((os.path.join(root, name) for name in PRODUCT_METADATA_NAMES
+                 if os.path.isfile(os.path.join(root, name))), None)
+
+
+def _read_product_metadata(source: "Sentinel2Source", xml_path: str) -> None:
+    """Take the product's processing baseline and offsets from ``xml_path``; warn where it is not Level-1C."""
+    source.product = parse_product_metadata(_read_vsi_file(xml_path))
+    source.is_safe = True
+    if source.product.product_type and "1C" not in source.product.product_type:
+        source.warnings.append(f"The product is {source.product.product_type}, not Level-1C; the model was "
+                               "trained on Level-1C top-of-atmosphere reflectance, expect a colour shift")
+
+
 def product_metadata_path(path: str) -> Optional[str]:
     """The product metadata file to open for ``path``, or None when ``path`` is not a product.
 
@@ -253,7 +283,7 @@ def product_metadata_path(path: str) -> Optional[str]:
         return subdataset.group("product")
     if not path or not os.path.isdir(path):
         return None
-    for name in ("MTD_MSIL1C.xml", "MTD_MSIL2A.xml"):
+    for name in PRODUCT_METADATA_NAMES:
         candidate = os.path.join(path, name)
         if os.path.isfile(candidate):
             return candidate
@@ -289,7 +319,7 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
         how = "band descriptions"
         if described is not None:
             numbers, others = described
-            _check_described_bands(path, numbers, model_bands)
+            _check_named_bands(f"The band names of {ROLE} {path} say it holds", numbers, model_bands)
             if others:
                 how += f"; left out as naming no model band: {', '.join(others)}"
         else:
@@ -325,12 +355,13 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
 FILLABLE_BANDS = tuple(b for b, metres in bands.S2_RESOLUTION_M.items() if metres == 60)
 
 
-def _check_described_bands(path: str, numbers: Dict[str, int], model_bands: List[str]) -> None:
-    """Refuse a raster whose band names say it lacks a 10 or 20 m band (one resolution of a product, say)."""
-    missing = [b for b in model_bands if b not in numbers and b not in FILLABLE_BANDS]
+def _check_named_bands(holds: str, found: Collection[str], model_bands: List[str]) -> None:
+    """Refuse bands found by name that lack a 10 or 20 m band (one resolution of a product, say); ``holds``
+    begins the message ("The band names of ... say it holds")."""
+    missing = [b for b in model_bands if b not in found and b not in FILLABLE_BANDS]
     if missing:
         raise InputError(
-            f"The band names of {ROLE} {path} say it holds {', '.join(b for b in model_bands if b in numbers)} but "
+            f"{holds} {', '.join(b for b in model_bands if b in found)} but "
             f"not {', '.join(missing)}; the model needs every 10 m and 20 m band (only "
             f"{', '.join(FILLABLE_BANDS)} can be filled). Give the whole product (its .SAFE folder or .zip) or a "
             "stack of all its bands; or, if those bands are there under other names, a band mapping")
@@ -360,6 +391,25 @@ def described_bands(dataset: gdal.Dataset,
         else:
             others.append(description)
     return (numbers, others) if numbers else None
+
+
+def _band_files_of(path: str, model_bands: List[str]) -> Optional[Dict[str, str]]:
+    """The model bands' files where ``path`` is a one-band file beside the other bands' files
+    (:func:`.band_files.band_files_beside`); None otherwise."""
+    files = band_files_beside(path)
+    if files is None or data_band_count_of(path) != 1:
+        return None
+    _check_named_bands(f"The files named like {os.path.basename(path)} beside it hold", files, model_bands)
+    return {band: file for band, file in files.items() if band in model_bands}
+
+
+def stacked_band_files(path: str) -> Optional[gdal.Dataset]:
+    """The band files beside the one-band file ``path`` (:func:`.band_files.band_files_beside`) as one virtual
+    stack on the finest grid, its bands described by name (B1 ... B12); None where ``path`` is not such a file."""
+    files = band_files_beside(path)
+    if files is None or data_band_count_of(path) != 1:
+        return None
+    return _open_band_files(files, list(files)).dataset
 
 
 def snap_product_bands(path: str, model_bands: List[str]) -> Optional[Dict[str, str]]:
@@ -408,7 +458,7 @@ def _assemble(sources: List[BandSource], names: List[str], model_bands: List[str
                                 np.zeros(len(model_bands), np.float32))
     resolutions = sorted({round(s.grid.pixel_size, 3) for s in sources})
     assembled.notes.append(f"{note_prefix} at {', '.join(f'{r:g}' for r in resolutions)} m, put on the "
-                           f"{finest.grid.pixel_size:g} m grid of {finest.description or names[0]} "
+                           f"{finest.grid.pixel_size:g} m grid of {finest.description or names[sources.index(finest)]} "
                            "(nearest neighbour)")
     return assembled
 
@@ -434,15 +484,10 @@ def _open_safe(path: str, product: gdal.Dataset, model_bands: List[str]) -> Sent
     sources, names = [sources[i] for i in order], [names[i] for i in order]
     source = _assemble(sources, names, model_bands, description=os.path.basename(path.rstrip("/")),
                        note_prefix=f"Sentinel-2 product {os.path.basename(path.rstrip('/'))}: bands")
-    source.is_safe = True
     if len(by_zone) > 1:
         source.warnings.append(f"The product spans {len(by_zone)} UTM zones; only {zone} is read, "
                                "the other zone's pixels are treated as nodata")
-    xml_path = product.GetSubDatasets()[0][0].rsplit(":", 2)[0].split(":", 1)[1]
-    source.product = parse_product_metadata(_read_vsi_file(xml_path))
-    if source.product.product_type and "1C" not in source.product.product_type:
-        source.warnings.append(f"The product is {source.product.product_type}, not Level-1C; the model was "
-                               "trained on Level-1C top-of-atmosphere reflectance, expect a colour shift")
+    _read_product_metadata(source, product.GetSubDatasets()[0][0].rsplit(":", 2)[0].split(":", 1)[1])
     return source
 
 
