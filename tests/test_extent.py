@@ -12,7 +12,7 @@ import qgis_scenes as scenes
 from qgis_cloudremoval.core import engine
 from qgis_cloudremoval.core.band_mapping import L2A_BANDS
 from qgis_cloudremoval.core.progress import CoreError
-from qgis_cloudremoval.core.extent import extent_text
+from qgis_cloudremoval.core.extent import EXTENT_CONTEXT_PX, extent_text
 from qgis_cloudremoval.core.raster_source import Grid
 from qgis_cloudremoval.core.request import RemovalRequest
 
@@ -48,30 +48,58 @@ def run(tmp_path, name, **fields):
     return scenes.read(request.output_path), scenes.read(request.mask_path), scenes.grid(request.output_path)
 
 
-def test_an_extent_gives_the_run_on_the_clipped_rasters(scene, sar_model, tmp_path):
+@pytest.fixture(scope="module")
+def large(scene, tmp_path_factory):
+    """The scene with three times as many pixels per side (360 px): room for context around BIG_WINDOW."""
+    folder = tmp_path_factory.mktemp("large")
+    return {"cloudy": scenes.enlarged(scene["cloudy"], folder / "cloudy.tif", 3), "s1": scene["s1"]}
+
+
+#: Columns 100..249 and rows 90..229 of the large scene: EXTENT_CONTEXT_PX of image on every side.
+BIG_WINDOW = (100, 90, 150, 140)
+
+
+def assert_same_run(output, reference):
+    """UInt16 outputs of one computation in other tile shapes: onnxruntime sums in another order there, which
+    turns at most 1 DN in a few pixels."""
+    difference = np.abs(output.astype(np.int32) - reference.astype(np.int32))
+    assert difference.max() <= 1 and (difference == 0).mean() > 0.999, (difference.max(), (difference > 0).sum())
+
+
+def inside(arrays, window):
+    """The pixels of ``window`` in ``(bands, rows, columns)`` arrays of the whole scene."""
+    x, y, width, height = window
+    return arrays[:, y:y + height, x:x + width]
+
+
+def test_an_extent_is_written_as_the_whole_scene_run_gives_its_pixels(large, sar_model, tmp_path):
+    """The network sees the image beyond the extent's edges (EXTENT_CONTEXT_PX of it), so the output over an
+    extent is the whole-scene run's there, bit for bit, not a run on the image clipped to it."""
+    assert EXTENT_CONTEXT_PX <= min(BIG_WINDOW[0], BIG_WINDOW[1], 360 - 250, 360 - 230)
+    common = dict(s1_path=str(large["s1"]), model_path=str(sar_model), tile_size=64, keep_clear=False)
+    whole = run(tmp_path, "whole", s2_path=str(large["cloudy"]), **common)
     # An extent inside the pixels' edges still takes every pixel it touches.
-    over_extent = run(tmp_path, "extent", s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]),
-                      model_path=str(sar_model), extent=extent_of(scene["cloudy"], WINDOW, inset=0.3), tile_size=64)
-    over_clip = run(tmp_path, "clip", s2_path=clipped(scene["cloudy"], WINDOW, tmp_path / "s2_clip.tif"),
-                    s1_path=str(scene["s1"]), model_path=str(sar_model), tile_size=64)
-    assert over_extent[2] == over_clip[2] == scenes.grid(tmp_path / "s2_clip.tif")
-    np.testing.assert_array_equal(over_extent[0], over_clip[0])
-    np.testing.assert_array_equal(over_extent[1], over_clip[1])
-    assert over_extent[0].shape == (13, WINDOW[3], WINDOW[2])
-    # The simulated cloud (rows and columns 20..60 of the scene) is where it was, less the window's origin.
-    assert (over_extent[1][0, 24 - WINDOW[1]:56 - WINDOW[1], 24 - WINDOW[0]:56 - WINDOW[0]] == 1).all()
+    over_extent = run(tmp_path, "extent", s2_path=str(large["cloudy"]),
+                      extent=extent_of(large["cloudy"], BIG_WINDOW, inset=0.3), **common)
+    assert over_extent[2] == scenes.grid(clipped(large["cloudy"], BIG_WINDOW, tmp_path / "s2_clip.tif"))
+    assert over_extent[0].shape == (13, BIG_WINDOW[3], BIG_WINDOW[2])
+    assert_same_run(over_extent[0], inside(whole[0], BIG_WINDOW))
+    over_clip = run(tmp_path, "clip", s2_path=str(tmp_path / "s2_clip.tif"), **common)
+    edges = np.abs(over_extent[0].astype(np.int32) - over_clip[0].astype(np.int32)).max()
+    assert edges > 1  # without the context its edges differ by more than rounding
 
 
-def test_a_cloud_mask_of_the_whole_scene_serves_a_run_over_an_extent(scene, sar_model, tmp_path):
-    run(tmp_path, "whole", s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]), model_path=str(sar_model))
-    whole = tmp_path / "whole_mask.tif"  # the detector's mask of the whole scene
-    over_extent = run(tmp_path, "masked", s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]),
-                      model_path=str(sar_model), extent=extent_of(scene["cloudy"], WINDOW), cloud_mask_path=str(whole))
-    over_clip = run(tmp_path, "masked_clip", s2_path=clipped(scene["cloudy"], WINDOW, tmp_path / "s2_clip.tif"),
-                    s1_path=str(scene["s1"]), model_path=str(sar_model),
-                    cloud_mask_path=clipped(whole, WINDOW, tmp_path / "mask_clip.tif"))
-    np.testing.assert_array_equal(over_extent[0], over_clip[0])
-    np.testing.assert_array_equal(over_extent[1], over_clip[1])
+def test_a_cloud_mask_of_the_whole_scene_serves_a_run_over_an_extent(large, sar_model, tmp_path):
+    """With keep-clear and the whole scene's mask, output and mask over an extent are the whole-scene run's."""
+    common = dict(s1_path=str(large["s1"]), model_path=str(sar_model), tile_size=64)
+    whole = run(tmp_path, "whole", s2_path=str(large["cloudy"]), **common)
+    over_extent = run(tmp_path, "masked", s2_path=str(large["cloudy"]), extent=extent_of(large["cloudy"], BIG_WINDOW),
+                      cloud_mask_path=str(tmp_path / "whole_mask.tif"), **common)
+    assert_same_run(over_extent[0], inside(whole[0], BIG_WINDOW))
+    np.testing.assert_array_equal(over_extent[1], inside(whole[1], BIG_WINDOW))
+    # The simulated cloud (rows and columns 60..180 of the large scene) is where it was, less the window's origin.
+    top, left = BIG_WINDOW[1], BIG_WINDOW[0]
+    assert (over_extent[1][0, 72 - top:168 - top, 112 - left:168 - left] == 1).all()
 
 
 def test_a_stack_with_an_alpha_band_keeps_it_over_an_extent(scene, sar_model, tmp_path):
@@ -81,10 +109,10 @@ def test_a_stack_with_an_alpha_band_keeps_it_over_an_extent(scene, sar_model, tm
     alpha.GetRasterBand(13).WriteArray(np.zeros((30, 120), np.uint16))  # the top 30 rows outside the field
     alpha = None
     over_extent = run(tmp_path, "alpha_extent", s2_path=str(with_alpha), s1_path=str(scene["s1"]),
-                      model_path=str(sar_model), extent=extent_of(with_alpha, WINDOW))
-    over_clip = run(tmp_path, "alpha_clip", s2_path=clipped(with_alpha, WINDOW, tmp_path / "alpha_clipped_input.tif"),
-                    s1_path=str(scene["s1"]), model_path=str(sar_model))
-    np.testing.assert_array_equal(over_extent[0], over_clip[0])
+                      model_path=str(sar_model), extent=extent_of(with_alpha, WINDOW), keep_clear=False)
+    whole = run(tmp_path, "alpha_whole", s2_path=str(with_alpha), s1_path=str(scene["s1"]), model_path=str(sar_model),
+                keep_clear=False)
+    assert_same_run(over_extent[0], inside(whole[0], WINDOW))
     assert (over_extent[1][0, :30 - WINDOW[1]] == 255).all() and (over_extent[1][0, 30 - WINDOW[1]:] != 255).all()
 
 
@@ -126,10 +154,12 @@ def test_removeclouds_and_cloudmask_take_an_extent_in_any_crs(provider, scene, s
     common = {"S2": str(scene["cloudy"]), "S1": str(scene["s1"]), "MODEL": str(sar_model), "DETECTOR": 2}
     in_s2_crs = processing.run("cloudremoval:removeclouds", dict(
         common, EXTENT=f"{xmin},{xmax},{ymin},{ymax} [EPSG:{epsg}]", OUTPUT=str(tmp_path / "utm.tif")))
-    reference = run(tmp_path, "reference", s2_path=clipped(scene["cloudy"], WINDOW, tmp_path / "s2_clip.tif"),
-                    s1_path=str(scene["s1"]), model_path=str(sar_model))
-    assert scenes.grid(in_s2_crs["OUTPUT"]) == reference[2]
+    reference = run(tmp_path, "reference", s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]),
+                    model_path=str(sar_model), extent=(xmin, ymin, xmax, ymax))
+    assert scenes.grid(in_s2_crs["OUTPUT"]) == reference[2] == scenes.grid(
+        clipped(scene["cloudy"], WINDOW, tmp_path / "s2_clip.tif"))
     np.testing.assert_array_equal(scenes.read(in_s2_crs["OUTPUT"]), reference[0])
+    # Detect clouds over the same extent reads the same context: its mask is Remove clouds' own.
     mask = processing.run("cloudremoval:cloudmask", {"S2": str(scene["cloudy"]), "DETECTOR": 2,
                                                      "EXTENT": f"{xmin},{xmax},{ymin},{ymax} [EPSG:{epsg}]",
                                                      "OUTPUT": str(tmp_path / "mask.tif")})
@@ -219,8 +249,8 @@ def test_the_command_line_takes_the_extent_as_qgis_writes_it(scene, sar_model, t
     utm = cli("remove", "--s2", scene["cloudy"], "--s1", scene["s1"], "--model", sar_model, "--detector", "rule",
               "--extent", f"{xmin},{xmax},{ymin},{ymax}", "-o", tmp_path / "utm.tif")
     assert utm.returncode == 0, utm.stderr
-    reference = run(tmp_path, "reference", s2_path=clipped(scene["cloudy"], WINDOW, tmp_path / "s2_clip.tif"),
-                    s1_path=str(scene["s1"]), model_path=str(sar_model))
+    reference = run(tmp_path, "reference", s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]),
+                    model_path=str(sar_model), extent=(xmin, ymin, xmax, ymax))
     np.testing.assert_array_equal(scenes.read(tmp_path / "utm.tif"), reference[0])
     degrees = cli("remove", "--s2", scene["cloudy"], "--s1", scene["s1"], "--model", sar_model, "--detector", "rule",
                   "--extent", f"{lon[1]},{lon[2]},{lat[1]},{lat[2]} [EPSG:4326]", "-o", tmp_path / "degrees.tif")

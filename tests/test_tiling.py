@@ -48,6 +48,22 @@ def test_cores_partition_the_scene_and_keep_their_margin(width, height, tile_siz
             assert core.x % align == 0 and core.y % align == 0
 
 
+@pytest.mark.parametrize("width,height,tile_size,margin,align", SIZES[:8])
+def test_cores_partition_an_area_and_read_the_scene_around_it(width, height, tile_size, margin, align):
+    """A processing extent: the cores cover its window once, the reads take the margin beyond it from the scene."""
+    area = tiling.Window(width // 5, height // 4, max(1, width // 2), max(1, height // 2))
+    tiles = tiling.plan_tiles(width, height, tile_size, margin, align, area)
+    shifted = [tiling.Tile(t.read, tiling.Window(t.core.x - area.x, t.core.y - area.y, t.core.width, t.core.height),
+                           t.network) for t in tiles]
+    assert _covers_once(shifted, area.width, area.height)
+    for tile in tiles:
+        read, core = tile.read, tile.core
+        assert read.width <= tile_size and read.height <= tile_size
+        assert (read.x, read.y) == (max(core.x - margin, 0), max(core.y - margin, 0))
+        assert read.x + read.width == min(core.x + core.width + margin, width)
+        assert read.y + read.height == min(core.y + core.height + margin, height)
+
+
 def test_layout_of_a_ragged_scene_is_as_designed():
     tiles = tiling.plan_tiles(150, 40, 40, 6)
     assert [(t.read.x, t.read.width, t.core.x, t.core.width) for t in tiles] == [

@@ -46,9 +46,9 @@ S2_BANDS_HELP = (
     "example 1;2;3;4;5;6;7;8;9;10;0;11;12 for a 12-band Level-2A stack. In qgis_process write "
     "S2_BANDS=\"1;2;3;...\".")
 EXTENT_HELP = (
-    "<b>Processing extent</b> (optional): only the Sentinel-2 pixels it overlaps are processed and written, "
-    "exactly as if the image had been clipped to them first, so leave a margin around the area you need; "
-    "an extent in another CRS (the map canvas, a layer) is reprojected, and numbers without a CRS are in the "
+    "<b>Processing extent</b> (optional): only the Sentinel-2 pixels it overlaps are written; 640 m of the "
+    "image around it is read too, so its edges look as in a run over the whole image. "
+    "An extent in another CRS (the map canvas, a layer) is reprojected, and numbers without a CRS are in the "
     "image's. A cloud mask may cover the whole "
     "image. In qgis_process write EXTENT=\"xmin,xmax,ymin,ymax [EPSG:32633]\".")
 BASELINE_OFFSET_LABELS = ("Auto", "None", "Subtract 1000 DN")

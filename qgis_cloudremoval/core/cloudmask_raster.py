@@ -21,7 +21,7 @@ from .mask_file import mark_mask_file
 from .model_info import ModelInfo
 from .output_files import OutputError
 from .progress import SILENT, Reporter
-from .extent import Extent
+from .extent import EXTENT_CONTEXT_PX, Extent
 from .request import RemovalRequest
 from .writer import GeoTiffWriter
 
@@ -64,14 +64,15 @@ def write_cloud_mask(request: RemovalRequest, reporter: Reporter = SILENT) -> st
     """
     for problem in _overwrites(request):
         raise OutputError(problem)
-    with inputs.open_scene(request, OPTICAL_ONLY, reporter) as scene:
+    with inputs.open_scene(request, OPTICAL_ONLY, reporter, EXTENT_CONTEXT_PX) as scene:
         for message in scene.warnings:
             reporter.warn(message)
-        tiles = tiling.plan_tiles(scene.width, scene.height, WINDOW_SIZE, cloudmask.MASK_HALO)
+        written = scene.output_window
+        tiles = tiling.plan_tiles(scene.width, scene.height, WINDOW_SIZE, cloudmask.MASK_HALO, area=written)
         detector = choose_detector(request.detector, request.cloud_threshold, request.device, reporter)
         detector.prepare(scene, tiles, reporter)
         first = STATISTICS_SHARE if detector.needs_statistics else 0.0
-        with GeoTiffWriter(request.output_path, scene.width, scene.height, 1, "byte", scene.geotransform,
+        with GeoTiffWriter(request.output_path, written.width, written.height, 1, "byte", scene.output_geotransform,
                            scene.projection, ["cloud/shadow mask"], MASK_NODATA) as output:
             output.band(1).SetCategoryNames(MASK_CATEGORIES[:cloudmask.SHADOW + 1])
             mark_mask_file(output.dataset)
@@ -80,7 +81,7 @@ def write_cloud_mask(request: RemovalRequest, reporter: Reporter = SILENT) -> st
                 s2_dn, s2_valid = scene.read_s2(tile.read.x, tile.read.y, tile.read.width, tile.read.height)
                 mask = window_mask(detector, scene, tile.read, s2_dn, s2_valid)
                 mask[~s2_valid] = MASK_NODATA
-                output.write(mask[tile.core_in_read], tile.core.x, tile.core.y)
+                output.write(mask[tile.core_in_read], tile.core.x - written.x, tile.core.y - written.y)
                 reporter.set_progress(first + (1 - first) * (index + 1) / len(tiles))
             path = output.commit()
     reporter.log(f"wrote {path}")

@@ -55,6 +55,7 @@ from .mask_file import mark_mask_file
 from .model_info import ARCHITECTURE_LABELS, ModelInfo, read_model_info
 from .progress import SILENT, CoreError, Reporter
 from .request import DEVICES, OUTPUT_TYPES, RemovalRequest
+from .extent import EXTENT_CONTEXT_PX
 from .gdal_io import overwrites_input
 from .writer import BLOCK_SIZE, GeoTiffWriter, check_output_path, discard_partial
 
@@ -184,7 +185,8 @@ def _plan(request: RemovalRequest, info: ModelInfo, scene: inputs.Scene, tile_si
     """The tiles of ``scene``: overlapping and feathered for a blended model, else cores with margins."""
     if info.blended:
         return blending.plan_tiles(scene.width, scene.height, tile_size, info.blend_overlap, _margin(request, info))
-    return tiling.plan_tiles(scene.width, scene.height, tile_size, _margin(request, info), BLOCK_SIZE)
+    return tiling.plan_tiles(scene.width, scene.height, tile_size, _margin(request, info), BLOCK_SIZE,
+                             scene.output_window)
 
 
 def _network_input(window: inputs.SceneWindow, info: ModelInfo, tile: tiling.Tile) -> np.ndarray:
@@ -338,25 +340,26 @@ def _bounded_gdal_cache() -> Iterator[None]:
                 gdal.SetCacheMax(_cache_saved)
 
 
-def _fills_whole_blocks(tile: tiling.Tile, width: int, height: int) -> bool:
-    """Whether ``tile``'s core covers whole output blocks (or ends at the scene's edge)."""
-    core = tile.core
-    return (core.x % BLOCK_SIZE == 0 and core.y % BLOCK_SIZE == 0
-            and (core.width % BLOCK_SIZE == 0 or core.x + core.width == width)
-            and (core.height % BLOCK_SIZE == 0 or core.y + core.height == height))
+def _fills_whole_blocks(tile: tiling.Tile, output: tiling.Window) -> bool:
+    """Whether ``tile``'s core covers whole blocks of the output (the scene's ``output`` window), or ends at its
+    edge."""
+    x, y = tile.core.x - output.x, tile.core.y - output.y
+    return (x % BLOCK_SIZE == 0 and y % BLOCK_SIZE == 0
+            and (tile.core.width % BLOCK_SIZE == 0 or x + tile.core.width == output.width)
+            and (tile.core.height % BLOCK_SIZE == 0 or y + tile.core.height == output.height))
 
 
 def _open_writers(request: RemovalRequest, scene: inputs.Scene,
                   info: ModelInfo) -> Tuple[GeoTiffWriter, Optional[GeoTiffWriter]]:
     """The output's writer and, where a mask output is asked for, the mask's (both partial until committed)."""
     nodata = 0 if request.output_type == "uint16" else float("nan")
-    output = GeoTiffWriter(request.output_path, scene.width, scene.height, info.output_channels,
-                           request.output_type, scene.geotransform, scene.projection, list(info.optical_bands),
-                           nodata)
+    width, height = scene.output_window.width, scene.output_window.height
+    output = GeoTiffWriter(request.output_path, width, height, info.output_channels, request.output_type,
+                           scene.output_geotransform, scene.projection, list(info.optical_bands), nodata)
     if not request.mask_path:
         return output, None
     try:
-        mask = GeoTiffWriter(request.mask_path, scene.width, scene.height, 1, "byte", scene.geotransform,
+        mask = GeoTiffWriter(request.mask_path, width, height, 1, "byte", scene.output_geotransform,
                              scene.projection, ["cloud/shadow mask"], MASK_NODATA)
         mask.band(1).SetCategoryNames(MASK_CATEGORIES)
         mark_mask_file(mask.dataset)
@@ -407,7 +410,9 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
         tile_size = request.tile_size or tiling.auto_tile_size(kind, margin, info.num_features, info.input_channels,
                                                                BLOCK_SIZE, winograd=session.winograd_layers > 0)
     batch_size = tiling.auto_batch_size(tile_size, kind, info.num_features, info.input_channels)
-    with _bounded_gdal_cache(), inputs.open_scene(request, info, reporter) as scene:
+    # The network of a blended model sees its whole tile, so no context reaches exactly; it reads the extent alone.
+    context = 0 if info.blended else max(EXTENT_CONTEXT_PX, margin)
+    with _bounded_gdal_cache(), inputs.open_scene(request, info, reporter, context) as scene:
         for message in scene.warnings:
             run.warn(message)
         tiles = _plan(request, info, scene, tile_size)
@@ -419,7 +424,8 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
                          "tile, so tiles come close to one whole-image run but do not equal it), "
                          f"batches of {batch_size}")
         else:
-            reporter.log(f"{scene.width} x {scene.height} px in {len(tiles)} tile{plural} of up to {tile_size} px "
+            written = scene.output_window
+            reporter.log(f"{written.width} x {written.height} px in {len(tiles)} tile{plural} of up to {tile_size} px "
                          f"(margin {margin} px, {100 * tiling.margin_share(tiles):.0f}% of the computation), "
                          f"batches of {batch_size}")
         detector = None
@@ -446,7 +452,7 @@ def remove_clouds(request: RemovalRequest, reporter: Reporter = SILENT) -> Remov
             if output_path is not None:  # the mask failed after the output was in place: all or nothing
                 os.remove(output_path)
             raise
-        megapixels = scene.width * scene.height / 1e6
+        megapixels = scene.output_window.area / 1e6
     s1_missing_fraction = run.s1_missing_pixels / run.valid_pixels
     if s1_missing_fraction > 0:
         run.warn(f"{100 * s1_missing_fraction:.1f}% of the valid pixels have no Sentinel-1 coverage; they were "
@@ -532,13 +538,14 @@ def _process(run: _Run, scene: inputs.Scene, session: runtime.ModelSession, info
     writes: Deque["Future[None]"] = deque()
 
     # Whole blocks go straight to disk instead of filling GDAL's cache.
-    flush = all(_fills_whole_blocks(tile, scene.width, scene.height) for tile in tiles)
+    origin = scene.output_window
+    flush = all(_fills_whole_blocks(tile, origin) for tile in tiles)
 
     def finish_and_write(item: _Prepared, prediction: Optional[np.ndarray]) -> None:
         output_array, mask_array = run.finish_tile(item, prediction, info)
         targets = [(output, output_array)] + ([(mask, _given(mask_array, "mask output"))] if mask is not None else [])
         for target, array in targets:
-            target.write(array, item.tile.core.x, item.tile.core.y)
+            target.write(array, item.tile.core.x - origin.x, item.tile.core.y - origin.y)
             if flush:
                 target.flush()
         runtime.return_freed_memory()  # the previous tile's arrays are gone by now

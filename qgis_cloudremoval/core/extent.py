@@ -18,6 +18,10 @@ Extent = Tuple[float, float, float, float]
 EXTENT_TEXT = re.compile(r"^\s*(?P<numbers>[^\[\]]+?)\s*(\[(?P<crs>[^\]]+)\])?\s*$")
 #: Points along each edge that a reprojected extent is taken through (edges curve in another CRS).
 DENSIFY_POINTS = 21
+#: Pixels of the image read around a processing extent and not written, so that pixels at its edges see the
+#: image beyond it as a whole-scene run does: more than DSen2-CR's receptive field (34 px) and the masks' halo
+#: and feather. Remove clouds and Detect clouds read the same, so their masks over an extent agree.
+EXTENT_CONTEXT_PX = 64
 
 
 def parse_extent(text: str, option: str = "--extent") -> Tuple[Extent, Optional[str]]:

@@ -23,6 +23,7 @@ from .request import RemovalRequest
 from .sentinel1 import (UNITS_DETECTED, Sentinel1Source, check_band_numbers, open_sentinel1, s1_raster,
                         stacked_polarisations)
 from .sentinel2 import Sentinel2Source, check_has_data, offset_hint, open_sentinel2, resolution_warning
+from .tiling import Window
 
 __all__ = ["InputError", "Scene", "SceneWindow", "check_inputs", "open_scene", "stack_bands"]
 
@@ -77,6 +78,11 @@ class Scene:
         self.geotransform = tuple(s2.grid.geotransform)
         self.projection = s2.grid.projection
         self.band_descriptions = list(info.optical_bands)
+        #: The pixels a run writes (a processing extent inside the context read around it): the output's grid.
+        self.output_window = Window(*(s2.output_window or (0, 0, self.width, self.height)))
+        x0, dx, row_rotation, y0, column_rotation, dy = self.geotransform
+        self.output_geotransform = (x0 + self.output_window.x * dx, dx, row_rotation,
+                                    y0 + self.output_window.y * dy, column_rotation, dy)
         self.warnings = warnings
         self.notes = notes
         self.s2_offset_dn = s2.offset_dn.copy()
@@ -115,8 +121,11 @@ class Scene:
         self.close()
 
 
-def open_scene(request: RemovalRequest, info: ModelInfo, reporter: Reporter = SILENT) -> Scene:
+def open_scene(request: RemovalRequest, info: ModelInfo, reporter: Reporter = SILENT,
+               context_px: int = 0) -> Scene:
     """Open the Sentinel-2 and (for SAR models) Sentinel-1 inputs of ``request``.
+
+    A processing extent is read with up to ``context_px`` of the image around it (``Scene.output_window``).
 
     Cheap: it reads metadata and decimated samples only. ``scene.notes`` are
     also logged through ``reporter``; ``scene.warnings`` are left to the
@@ -127,7 +136,7 @@ def open_scene(request: RemovalRequest, info: ModelInfo, reporter: Reporter = SI
             fit, an all-nodata Sentinel-2 raster, a SAR model without S1, S1
             that does not overlap S2, S1 values neither dB nor linear.
     """
-    s2 = open_sentinel2(request, info)
+    s2 = open_sentinel2(request, info, context_px)
     s1 = None
     try:
         valid_sample = check_has_data(s2, _s2_name(request))

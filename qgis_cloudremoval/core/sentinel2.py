@@ -112,6 +112,9 @@ class Sentinel2Source:
     notes: List[str] = field(default_factory=list)
     is_safe: bool = False
     product: Optional[ProductMetadata] = None
+    #: ``(x, y, width, height)`` of ``dataset`` that a run writes (a processing extent inside its context);
+    #: None: all of it.
+    output_window: Optional[Tuple[int, int, int, int]] = None
     path: str = ""  # the user's file, for messages
     #: DN per stored value: 1 for digital numbers, 10000 for reflectance in 0..1 (:func:`check_has_data`).
     dn_per_value: float = 1.0
@@ -172,8 +175,11 @@ INCOMPLETE_PRODUCT = ("the Sentinel-2 product looks incomplete or damaged: downl
 SUBDATASET = re.compile(r"^SENTINEL2_L[12][AC]:(?P<product>.+):(?:10m|20m|60m|TCI):EPSG_\d+$")
 
 
-def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
+def open_sentinel2(request: RemovalRequest, info: ModelInfo, context_px: int = 0) -> Sentinel2Source:
     """Open the Sentinel-2 input of ``request`` for the bands of ``info``.
+
+    With a processing extent, the raster is narrowed to the extent's pixels and up to ``context_px`` of the
+    image around them (``output_window`` says which of them are written).
 
     Raises :class:`InputError` for a missing or unreadable file, a band
     mapping that does not fit the raster, an unknown fill rule or baseline
@@ -213,15 +219,15 @@ def open_sentinel2(request: RemovalRequest, info: ModelInfo) -> Sentinel2Source:
                          f"{tuple(source.grid.geotransform)}); warp it to a north-up grid first, e.g. "
                          f"gdalwarp {os.path.basename(source.path)} north_up.tif")
     if request.extent is not None:
-        _crop(source, request.extent, request.extent_crs)
+        _crop(source, request.extent, request.extent_crs, context_px)
     _plan_fills(source, request.fill_rule)
     _plan_offset(source, request.baseline_offset)
     return source
 
 
-def _crop(source: Sentinel2Source, extent: Extent, crs: Optional[str]) -> None:
-    """Narrow ``source`` to the pixels ``extent`` (in ``crs``, None: its own) overlaps, as if it had been clipped
-    to them."""
+def _crop(source: Sentinel2Source, extent: Extent, crs: Optional[str], context_px: int) -> None:
+    """Narrow ``source`` to the pixels ``extent`` (in ``crs``, None: its own) overlaps and ``context_px`` of the
+    image around them, which the run reads but does not write."""
     check_extent(extent)
     given = extent_text(extent) + (f" in {crs_label(crs)}" if crs else "")
     if crs:
@@ -231,19 +237,24 @@ def _crop(source: Sentinel2Source, extent: Extent, crs: Optional[str]) -> None:
         raise InputError(f"The processing extent ({given}) does not overlap {ROLE} {source.path}, "
                          f"which covers {extent_text(source.grid.bounds())} in {source.grid.crs_name()}; give an "
                          "extent over the image" + ("" if crs else ", in the raster's CRS"))
-    if window == (0, 0, source.grid.width, source.grid.height):
-        return
-    with gdal_errors(read_error(source.path, ROLE)) as messages:
-        cropped = gdal.Translate("", source.dataset, format="VRT", srcWin=list(window))
-        if cropped is None:
-            messages.append("GDAL could not cut the extent out of it")
-    had_mask = source.mask is not None
-    source.dataset = cropped
-    source.grid = Grid.of(cropped, ROLE, source.path)
-    source.mask = mask_band(cropped, next(iter(source.band_numbers.values()))) if had_mask else None
     x0, y0, width, height = window
-    source.notes.append(f"Sentinel-2: the processing extent covers {width} x {height} px of the raster, from "
-                        f"column {x0} and row {y0}")
+    left, top = max(0, x0 - context_px), max(0, y0 - context_px)
+    right = min(source.grid.width, x0 + width + context_px)
+    bottom = min(source.grid.height, y0 + height + context_px)
+    if (left, top, right, bottom) != (0, 0, source.grid.width, source.grid.height):
+        with gdal_errors(read_error(source.path, ROLE)) as messages:
+            cropped = gdal.Translate("", source.dataset, format="VRT", srcWin=[left, top, right - left, bottom - top])
+            if cropped is None:
+                messages.append("GDAL could not cut the extent out of it")
+        had_mask = source.mask is not None
+        source.dataset = cropped
+        source.grid = Grid.of(cropped, ROLE, source.path)
+        source.mask = mask_band(cropped, next(iter(source.band_numbers.values()))) if had_mask else None
+    if (width, height) != (source.grid.width, source.grid.height):
+        source.output_window = (x0 - left, y0 - top, width, height)
+        source.notes.append(f"Sentinel-2: the processing extent covers {width} x {height} px of the raster, from "
+                            f"column {x0} and row {y0}"
+                            + (f", read with up to {context_px} px of the image around it" if context_px else ""))
 
 
 #: The product metadata file at the root of a .SAFE folder, Level-1C's or Level-2A's.

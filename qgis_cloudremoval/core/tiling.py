@@ -83,26 +83,31 @@ class Tile:
         return self.core.within(self.read)
 
 
-def _spans(length: int, tile: int, margin: int, align: int) -> List[Tuple[int, int, int, int]]:
-    """Along one axis: (read start, read length, core start, core length) per tile."""
-    if length <= tile:
-        return [(0, length, 0, length)]
+def _spans(first: int, length: int, extent: int, tile: int, margin: int,
+           align: int) -> List[Tuple[int, int, int, int]]:
+    """Along one axis: (read start, read length, core start, core length) per tile, the cores covering
+    ``first`` .. ``first + length`` and the reads reaching ``margin`` beyond them within ``0`` .. ``extent``."""
+    last = first + length
+    whole = (max(first - margin, 0), min(last + margin, extent))
+    if whole[1] - whole[0] <= tile:
+        return [(whole[0], whole[1] - whole[0], first, length)]
     core = tile - 2 * margin
     if align > 1 and core // align * align >= ALIGN_KEEPS * core:
         core = core // align * align
-    starts = list(range(0, length, core))
-    if len(starts) > 1 and length - starts[-1] < margin:
-        starts.pop()  # a sliver narrower than the margin joins the core before it
-    ends = starts[1:] + [length]
+    starts = list(range(first, last, core))
+    if len(starts) > 1 and last == extent and last - starts[-1] < margin:
+        starts.pop()  # a sliver at the scene's edge, narrower than the margin, joins the core before it
+    ends = starts[1:] + [last]
     spans = []
     for start, end in zip(starts, ends):
-        read_start, read_end = max(start - margin, 0), min(end + margin, length)
+        read_start, read_end = max(start - margin, 0), min(end + margin, extent)
         spans.append((read_start, read_end - read_start, start, end - start))
     return spans
 
 
-def plan_tiles(width: int, height: int, tile_size: int, margin: int, align: int = 1) -> List[Tile]:
-    """Tiles covering a ``width`` x ``height`` scene, in row-major order.
+def plan_tiles(width: int, height: int, tile_size: int, margin: int, align: int = 1,
+               area: Optional[Window] = None) -> List[Tile]:
+    """Tiles covering a ``width`` x ``height`` scene (or the ``area`` of it that is written), in row-major order.
 
     Args:
         width, height: scene size, pixels.
@@ -113,6 +118,9 @@ def plan_tiles(width: int, height: int, tile_size: int, margin: int, align: int 
         align: cores start on multiples of this where that shrinks them by
             less than a quarter (the output's block size: every core then
             fills whole blocks; :func:`auto_tile_size` picks such sizes).
+        area: the window the cores partition (a processing extent); the
+            reads still take up to ``margin`` of the scene around it, so its
+            edges get the context a whole-scene run gives. Default: the scene.
 
     Each read window is its core grown by ``margin`` on every side and
     clipped to the scene (never padded beyond it, never larger than
@@ -127,8 +135,9 @@ def plan_tiles(width: int, height: int, tile_size: int, margin: int, align: int 
         raise ValueError(f"Margin must be >= 0, got {margin}")
     if tile_size < 2 * margin + 1:  # users are held to min_tile_size(margin) before this (tile_size_problem)
         raise ValueError(f"Tile size {tile_size} px leaves no core inside a {margin} px margin")
-    rows = _spans(height, tile_size, margin, align)
-    columns = _spans(width, tile_size, margin, align)
+    area = area or Window(0, 0, width, height)
+    rows = _spans(area.y, area.height, height, tile_size, margin, align)
+    columns = _spans(area.x, area.width, width, tile_size, margin, align)
     return [Tile(Window(rx, ry, rw, rh), Window(cx, cy, cw, ch), Window(rx, ry, rw, rh))
             for ry, rh, cy, ch in rows for rx, rw, cx, cw in columns]
 
