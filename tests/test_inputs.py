@@ -644,14 +644,20 @@ def test_swapped_polarisations_are_refused_by_values_and_by_descriptions(pair, t
         assert check_inputs(request(s2_band_paths=pair["s2"], s1_path=close), SAR) == []
         with open_scene(request(s2_band_paths=pair["s2"], s1_path=swapped, s1_bands=[2, 1]), SAR) as scene:
             np.testing.assert_allclose(scene.read(0, 0, 120, 120).s1_db[0], vv, atol=1e-4)
-        # Bands named as SNAP and Earth Engine name them: the description decides before the values are read.
+        # Bands named as SNAP names them in its GeoTIFFs, VH first: with the bands left at their default the
+        # names say which is which; numbers set against the names are refused with the ones to set.
         described = str(tmp_path / "described.tif")
-        gdal.Translate(described, swapped)
+        write_like(described, pair["vv"], np.stack([vh, vv, np.full_like(vv, 38.5)]))
         dataset = gdal.Open(described, gdal.GA_Update)
-        dataset.GetRasterBand(1).SetDescription("Sigma0_VH_db")
-        dataset.GetRasterBand(2).SetDescription("Sigma0_VV_db")
+        for number, name in enumerate(("Sigma0_VH_db", "Sigma0_VV_db", "incidence_angle"), start=1):
+            dataset.GetRasterBand(number).SetDescription(name)
         dataset = None
-        assert check_inputs(request(s2_band_paths=pair["s2"], s1_path=described), SAR) == [
+        assert check_inputs(request(s2_band_paths=pair["s2"], s1_path=described), SAR) == []
+        with open_scene(request(s2_band_paths=pair["s2"], s1_path=described), SAR) as scene:
+            np.testing.assert_allclose(scene.read(0, 0, 120, 120).s1_db, np.stack([vv, vh]), atol=1e-4)
+            assert any(note.startswith(f"Sentinel-1: {described} bands [2, 1] (by their descriptions) as VV, VH")
+                       for note in scene.notes), scene.notes
+        assert check_inputs(request(s2_band_paths=pair["s2"], s1_path=described, s1_bands=[1, 3]), SAR) == [
             f"Sentinel-1 band 1 of {described} is described as 'Sigma0_VH_db', but it is set as VV; set the "
             "Sentinel-1 bands VV, VH to 2, 1"]
         assert check_inputs(request(s2_band_paths=pair["s2"], s1_path=described, s1_bands=[2, 1]), SAR) == []

@@ -19,6 +19,10 @@ OUTPUT_TYPES = ("uint16", "float32")
 FILL_RULES = ("zero", "nearest")
 
 
+#: Sentinel-1 band numbers of VV and VH when none are given; bands described as VV and VH override them.
+DEFAULT_S1_BANDS = (1, 2)
+
+
 @dataclass
 class RemovalRequest:
     """Inputs, options and outputs of one run. Paths are plain strings.
@@ -38,7 +42,7 @@ class RemovalRequest:
     s2_band_paths: Dict[str, str] = field(default_factory=dict)  # band name -> single-band file
     s2_bands: Optional[Dict[str, int]] = None  # None: band i+1 is model band i
     fill_rule: str = "zero"  # how a missing model band is filled: "zero" or "nearest" (neighbouring band)
-    s1_bands: List[int] = field(default_factory=lambda: [1, 2])
+    s1_bands: List[int] = field(default_factory=lambda: list(DEFAULT_S1_BANDS))
     s1_units: str = "auto"
     baseline_offset: str = "auto"
     keep_clear: bool = True  # keep the input where the detector finds no cloud or shadow; False: the network everywhere

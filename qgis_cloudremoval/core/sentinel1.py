@@ -26,7 +26,7 @@ from .gdal_io import gdal_errors, is_virtual, read_array
 from .nodata import band_nodata, data_pixels
 from .extent import extent_text
 from .raster_source import Grid, InputError, open_raster, stack_bands, valid_sample, vsimem_path
-from .request import S1_UNITS, RemovalRequest
+from .request import DEFAULT_S1_BANDS, S1_UNITS, RemovalRequest
 from .scaling import linear_to_db
 from .text import count as count_of
 
@@ -157,7 +157,8 @@ def _open_sentinel1(request: RemovalRequest, path: str, info: ModelInfo, s2_grid
     snap = snap_polarisations(path) if temporary else None
     stacked = snap or (polarisation_partner(path) if temporary else None)
     which = (f"{'SNAP product ' if snap else ''}{path}: {', '.join(os.path.basename(name) for name in stacked)}"
-             if stacked else f"{path} bands {band_numbers}")
+             if stacked else f"{path} bands {band_numbers}"
+             + (" (by their descriptions)" if band_numbers != [int(n) for n in request.s1_bands] else ""))
     notes.append(f"Sentinel-1: {which} as {', '.join(info.sar_bands)}, "
                  f"{s1_grid.crs_name()}, pixel size {s1_grid.pixel_size:g}, warped window by window onto the "
                  f"Sentinel-2 grid ({RESAMPLING})")
@@ -267,17 +268,33 @@ def check_band_numbers(numbers: List[int], info: ModelInfo, dataset: gdal.Datase
                              f"band{'s' if count != 1 else ''}; the model needs {' and '.join(wanted)}: for "
                              f"polarisations in separate files stack them first, e.g. {STACK_COMMAND}")
     numbers = [int(n) for n in numbers]
+    if tuple(numbers) == DEFAULT_S1_BANDS:  # left as they are: bands described as VV and VH say which is which
+        numbers = described_numbers(dataset, wanted) or numbers
     check_descriptions(dataset, numbers, wanted, path)
     return numbers
 
 
-def check_descriptions(dataset: gdal.Dataset, numbers: List[int], wanted: List[str], path: str) -> None:
-    """Refuse band numbers that the bands' own descriptions contradict ("VH" set as VV)."""
+def _described_polarisations(dataset: gdal.Dataset) -> Dict[int, str]:
+    """Band number -> the one polarisation its description names (``Sigma0_VH_db``: VH), for bands naming one."""
     described = {}
     for number in range(1, dataset.RasterCount + 1):
         found = set(POLARISATION.findall((dataset.GetRasterBand(number).GetDescription() or "").upper()))
         if len(found) == 1:
             described[number] = found.pop()
+    return described
+
+
+def described_numbers(dataset: gdal.Dataset, wanted: List[str]) -> Optional[List[int]]:
+    """The band numbers of ``wanted`` (VV, VH) by the bands' descriptions (SNAP writes Sigma0_VH first), where
+    each is described by exactly one band; None otherwise."""
+    described = _described_polarisations(dataset)
+    numbers = [[n for n, polarisation in described.items() if polarisation == w] for w in wanted]
+    return [found[0] for found in numbers] if all(len(found) == 1 for found in numbers) else None
+
+
+def check_descriptions(dataset: gdal.Dataset, numbers: List[int], wanted: List[str], path: str) -> None:
+    """Refuse band numbers that the bands' own descriptions contradict ("VH" set as VV)."""
+    described = _described_polarisations(dataset)
     held = sorted(set(described.values()))
     if described and not set(held) & set(wanted):
         raise InputError(f"Sentinel-1 raster {path} holds {' and '.join(held)} by its band descriptions, but the "
