@@ -102,6 +102,20 @@ def test_a_cloud_mask_of_the_whole_scene_serves_a_run_over_an_extent(large, sar_
     assert (over_extent[1][0, 72 - top:168 - top, 112 - left:168 - left] == 1).all()
 
 
+def test_the_mask_detect_clouds_wrote_over_an_extent_serves_a_run_over_it(large, sar_model, tmp_path):
+    """A mask covering the extent alone, not the context read around it (an analyst's corrected mask of the
+    field): the run takes it, and its mask output holds it."""
+    from qgis_cloudremoval.core.cloudmask_raster import mask_request, write_cloud_mask
+    extent = extent_of(large["cloudy"], BIG_WINDOW)
+    field_mask = write_cloud_mask(mask_request(str(large["cloudy"]), str(tmp_path / "detected.tif"),
+                                               s2_bands=L2A, detector="rule", extent=extent))
+    assert scenes.read(field_mask).shape == (1, BIG_WINDOW[3], BIG_WINDOW[2])
+    over_extent = run(tmp_path, "field", s2_path=str(large["cloudy"]), s1_path=str(large["s1"]),
+                      model_path=str(sar_model), extent=extent, cloud_mask_path=field_mask)
+    np.testing.assert_array_equal(over_extent[1] % 4, scenes.read(field_mask))
+    assert (scenes.read(field_mask) == 1).any()
+
+
 def test_a_stack_with_an_alpha_band_keeps_it_over_an_extent(scene, sar_model, tmp_path):
     with_alpha = tmp_path / "alpha.tif"
     gdal.Warp(str(with_alpha), str(scene["cloudy"]), dstAlpha=True)

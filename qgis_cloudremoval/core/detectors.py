@@ -248,7 +248,7 @@ class MaskFileDetector:
     needs_statistics = False
 
     def __init__(self, path: str, scene: "Scene") -> None:
-        self.mask = MaskFile(path, scene.grid)
+        self.mask = MaskFile(path, scene.grid, scene.output_window)
         self.path = path
         self.name = f"the cloud mask {path}"
 

@@ -18,6 +18,7 @@ from .cloudmask import CLEAR, CLOUD, MASK_NO_S1, MASK_NODATA, SHADOW
 from .gdal_io import InputError, open_raster, read_array
 from .nodata import valid_pixels
 from .raster_source import Grid, decimated_sample
+from .tiling import Window
 
 #: TIFF metadata item (inside the file, so it survives a copy without the sidecar) of the plugin's masks.
 MASK_CODES_KEY = "CLOUDREMOVAL_MASK_CODES"
@@ -41,22 +42,26 @@ class MaskFile:
     has no class.
 
     The mask may cover more than the grid on the same pixels (the whole scene, for a run over a processing
-    extent); it is then read at the grid's place in it.
+    extent); it is then read at the grid's place in it. It needs to cover only the ``written`` window of the
+    grid (default: all of it): the context read around a processing extent may lie outside it, where it has
+    no class.
 
     Raises:
         InputError: the file cannot be read, is not on the grid, or a sample of it holds a value that is
             not a mask code (the rest is checked as it is read, :meth:`read`).
     """
 
-    def __init__(self, path: str, grid: Grid) -> None:
+    def __init__(self, path: str, grid: Grid, written: Optional[Window] = None) -> None:
         self.path = path
         self.dataset = open_raster(path, "cloud mask")
         size = (self.dataset.RasterXSize, self.dataset.RasterYSize)
+        written = written or Window(0, 0, grid.width, grid.height)
         place = _place_of(grid, self.dataset)
-        if place is None:
+        if place is None or not _covers(size, place, written):
             raise InputError(f"The cloud mask {path} ({size[0]} x {size[1]} px) is not on the Sentinel-2 grid "
-                             f"({grid.width} x {grid.height} px; it needs the same pixels, over all of it); warp it "
-                             "onto the Sentinel-2 image first (Raster > Projections > Warp, nearest neighbour)")
+                             f"({written.width} x {written.height} px; it needs the same pixels, over all of it); "
+                             "warp it onto the Sentinel-2 image first (Raster > Projections > Warp, nearest "
+                             "neighbour)")
         self.column, self.row = place
         marked = bool(self.dataset.GetMetadataItem(MASK_CODES_KEY))
         #: Mask value -> CLEAR, CLOUD or SHADOW.
@@ -93,9 +98,17 @@ class MaskFile:
 
     def read(self, x: int, y: int, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
         """A window's ``(height, width)`` uint8 CLEAR, CLOUD or SHADOW (CLEAR at nodata), and where it has a class."""
-        values = read_array(self.dataset.GetRasterBand(1), self.path, "cloud mask", self.column + x, self.row + y,
-                            width, height)
-        nodata = self._check(values)
+        left, top = max(self.column + x, 0), max(self.row + y, 0)
+        right = min(self.column + x + width, self.dataset.RasterXSize)
+        bottom = min(self.row + y + height, self.dataset.RasterYSize)
+        nodata = np.ones((height, width), bool)  # outside the mask (context around an extent): no class
+        values = np.zeros((height, width), np.float64)
+        if right > left and bottom > top:
+            rows = slice(top - self.row - y, bottom - self.row - y)
+            inside = (rows, slice(left - self.column - x, right - self.column - x))
+            values[inside] = read_array(self.dataset.GetRasterBand(1), self.path, "cloud mask", left, top,
+                                        right - left, bottom - top)
+            nodata[inside] = self._check(values[inside])
         classes = np.zeros(values.shape, np.uint8)
         for value, category in self.categories.items():
             if category != CLEAR:
@@ -107,9 +120,16 @@ class MaskFile:
         self.dataset = None
 
 
+def _covers(size: Tuple[int, int], place: Tuple[int, int], written: Window) -> bool:
+    """Whether a mask of ``size`` px whose pixel ``place`` is the grid's first holds the grid's ``written``
+    window."""
+    column, row = place[0] + written.x, place[1] + written.y
+    return 0 <= column and 0 <= row and column + written.width <= size[0] and row + written.height <= size[1]
+
+
 def _place_of(grid: Grid, dataset: gdal.Dataset) -> Optional[Tuple[int, int]]:
-    """``(column, row)`` of ``grid``'s first pixel in ``dataset``, where ``dataset`` holds the whole grid on the
-    same pixels; None otherwise."""
+    """``(column, row)`` of ``grid``'s first pixel in ``dataset`` (negative where the grid starts before it),
+    where both have the same pixels; None otherwise."""
     mask_x, mask_dx, mask_rx, mask_y, mask_ry, mask_dy = dataset.GetGeoTransform()
     x0, dx, _, y0, _, dy = grid.geotransform
     if mask_rx or mask_ry or round(mask_dx - dx, 6) or round(mask_dy - dy, 6):
@@ -117,7 +137,4 @@ def _place_of(grid: Grid, dataset: gdal.Dataset) -> Optional[Tuple[int, int]]:
     column, row = (x0 - mask_x) / dx, (y0 - mask_y) / dy
     if abs(column - round(column)) > 1e-6 or abs(row - round(row)) > 1e-6:
         return None
-    column, row = round(column), round(row)
-    inside = 0 <= column and 0 <= row and column + grid.width <= dataset.RasterXSize and \
-        row + grid.height <= dataset.RasterYSize
-    return (column, row) if inside else None
+    return round(column), round(row)
