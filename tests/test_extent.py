@@ -336,3 +336,28 @@ def test_extent_errors_are_the_same_in_both_gdal_error_modes(scene, sar_model, t
     assert messages[2].startswith("The processing extent (x 10.0 to 11.0, y 40.0 to 41.0 in EPSG:4326) does not "
                                   f"overlap Sentinel-2 raster {scene['cloudy']}")
     assert not (tmp_path / "never.tif").exists()
+
+
+def test_a_result_over_an_extent_is_evaluated_against_the_whole_scene(provider, scene, sar_model, tmp_path):
+    """Evaluate takes the prediction's window of a larger reference (and mask) on the same pixels: the scores are
+    those against the rasters clipped to it with GDAL."""
+    from qgis import processing
+    from qgis_cloudremoval.core.metrics import evaluate_rasters
+    run(tmp_path, "field", s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]), model_path=str(sar_model),
+        extent=extent_of(scene["cloudy"], WINDOW))
+    run(tmp_path, "whole", s2_path=str(scene["cloudy"]), s1_path=str(scene["s1"]), model_path=str(sar_model))
+    field = tmp_path / "field.tif"
+    against_clips = evaluate_rasters(field, clipped(scene["s2"], WINDOW, tmp_path / "reference_clip.tif"),
+                                     mask_path=clipped(tmp_path / "whole_mask.tif", WINDOW, tmp_path / "mask_clip.tif"))
+    assert evaluate_rasters(field, scene["s2"], mask_path=tmp_path / "whole_mask.tif") == against_clips
+    with_mask = processing.run("cloudremoval:evaluate", {
+        "PREDICTION": str(field), "REFERENCE": str(scene["s2"]), "MASK": str(tmp_path / "field_mask.tif"),
+        "OUTPUT_TABLE": str(tmp_path / "scores.csv")})
+    expected = evaluate_rasters(field, tmp_path / "reference_clip.tif", mask_path=tmp_path / "field_mask.tif")
+    assert with_mask["MAE"] == pytest.approx(expected["all"]["MAE"], rel=1e-12)
+    assert with_mask["MAE_RECONSTRUCTION"] == pytest.approx(expected["cloudy"]["MAE"], rel=1e-12)
+    elsewhere = clipped(scene["s2"], (0, 0, 10, 10), tmp_path / "corner.tif")
+    with pytest.raises(CoreError) as refused:
+        evaluate_rasters(field, elsewhere)
+    assert str(refused.value).startswith(f"The prediction raster {field} is {WINDOW[2]} x {WINDOW[3]} px but the "
+                                         "reference is 10 x 10 px")

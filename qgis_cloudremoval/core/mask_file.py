@@ -17,7 +17,7 @@ from osgeo import gdal
 from .cloudmask import CLEAR, CLOUD, MASK_NO_S1, MASK_NODATA, SHADOW
 from .gdal_io import InputError, open_raster, read_array
 from .nodata import valid_pixels
-from .raster_source import Grid, decimated_sample
+from .raster_source import Grid, decimated_sample, place_of
 from .tiling import Window
 
 #: TIFF metadata item (inside the file, so it survives a copy without the sidecar) of the plugin's masks.
@@ -56,7 +56,7 @@ class MaskFile:
         self.dataset = open_raster(path, "cloud mask")
         size = (self.dataset.RasterXSize, self.dataset.RasterYSize)
         written = written or Window(0, 0, grid.width, grid.height)
-        place = _place_of(grid, self.dataset)
+        place = place_of(grid, self.dataset)
         if place is None or not _covers(size, place, written):
             raise InputError(f"The cloud mask {path} ({size[0]} x {size[1]} px) is not on the Sentinel-2 grid "
                              f"({written.width} x {written.height} px; it needs the same pixels, over all of it); "
@@ -125,16 +125,3 @@ def _covers(size: Tuple[int, int], place: Tuple[int, int], written: Window) -> b
     window."""
     column, row = place[0] + written.x, place[1] + written.y
     return 0 <= column and 0 <= row and column + written.width <= size[0] and row + written.height <= size[1]
-
-
-def _place_of(grid: Grid, dataset: gdal.Dataset) -> Optional[Tuple[int, int]]:
-    """``(column, row)`` of ``grid``'s first pixel in ``dataset`` (negative where the grid starts before it),
-    where both have the same pixels; None otherwise."""
-    mask_x, mask_dx, mask_rx, mask_y, mask_ry, mask_dy = dataset.GetGeoTransform()
-    x0, dx, _, y0, _, dy = grid.geotransform
-    if mask_rx or mask_ry or round(mask_dx - dx, 6) or round(mask_dy - dy, 6):
-        return None
-    column, row = (x0 - mask_x) / dx, (y0 - mask_y) / dy
-    if abs(column - round(column)) > 1e-6 or abs(row - round(row)) > 1e-6:
-        return None
-    return round(column), round(row)

@@ -40,11 +40,11 @@ import numpy as np
 from osgeo import gdal
 
 from . import cloudmask
-from .gdal_io import StrPath, read_array
+from .gdal_io import StrPath, gdal_errors, read_array, read_error
 from .mask_file import MaskFile
 from .nodata import band_nodata, data_band_count, mask_band, mask_holds_data, valid_pixels
 from .output_files import atomic_output
-from .raster_source import Grid, open_raster, same_crs
+from .raster_source import Grid, open_raster, place_of, same_crs
 from .band_mapping import L2A_MISSING_BAND
 from .bands import DN_PER_REFLECTANCE, S2_BANDS
 from .progress import SILENT, CoreError, Reporter
@@ -302,6 +302,29 @@ def _check_same_grid(dataset: gdal.Dataset, reference: gdal.Dataset, role: str, 
                         f"{reference_grid.geotransform}; give rasters on the same grid")
 
 
+def _window_of(dataset: gdal.Dataset, grid: Optional[Grid], role: str, path: StrPath,
+               reporter: Reporter) -> gdal.Dataset:
+    """``dataset``, or the window of it that holds ``grid``'s pixels where it covers more (a result over a
+    processing extent against the whole scene); other grids are left to :func:`_check_same_grid` to refuse."""
+    if grid is None or not dataset.GetProjection():
+        return dataset
+    place = place_of(grid, dataset)
+    if place is None or (dataset.RasterXSize, dataset.RasterYSize) == (grid.width, grid.height):
+        return dataset
+    column, row = place
+    if column < 0 or row < 0 or column + grid.width > dataset.RasterXSize or row + grid.height > dataset.RasterYSize:
+        return dataset
+    if not same_crs(grid, Grid.of(dataset, f"The {role} raster", str(path))):
+        return dataset
+    with gdal_errors(read_error(str(path), f"{role} raster")) as messages:
+        window = gdal.Translate("", dataset, format="VRT", srcWin=[column, row, grid.width, grid.height])
+        if window is None:
+            messages.append("GDAL could not cut the prediction's window out of it")
+    reporter.log(f"the {role} raster {path} is read over the prediction's {grid.width} x {grid.height} px, from "
+                 f"column {column} and row {row}")
+    return window
+
+
 def _tiles(width: int, height: int, tile_size: int):
     for row in range(0, height, tile_size):
         for col in range(0, width, tile_size):
@@ -329,8 +352,13 @@ def evaluate_rasters(prediction_path: StrPath, reference_path: StrPath, cloudy_p
         mask or a cloudy input says which pixels they are (``{"all": ...}`` alone otherwise).
         Pixels that are nodata in the prediction or reference are left out.
     """
-    reference = _open(reference_path, "reference")
     prediction = _open(prediction_path, "prediction")
+    try:
+        prediction_grid: Optional[Grid] = Grid.of(prediction, "The prediction raster", str(prediction_path))
+    except CoreError:  # no georeferencing: the same-grid check says so, size first
+        prediction_grid = None
+    reference = _window_of(_open(reference_path, "reference"), prediction_grid, "reference", reference_path,
+                           reporter)
     prediction_bands, reference_bands, note = compared_bands(prediction, reference, prediction_path, reference_path)
     _check_same_grid(prediction, reference, "prediction", prediction_path, None)
     if note:
@@ -348,10 +376,11 @@ def evaluate_rasters(prediction_path: StrPath, reference_path: StrPath, cloudy_p
     cloudy: Optional[gdal.Dataset] = None
     stats: Optional[cloudmask.ShadowStatistics] = None
     if mask_path is not None:
-        _check_same_grid(_open(mask_path, "mask"), reference, "mask", mask_path, 1)
+        _check_same_grid(_window_of(_open(mask_path, "mask"), prediction_grid, "mask", mask_path, reporter),
+                         reference, "mask", mask_path, 1)
         mask_file = MaskFile(str(mask_path), Grid.of(reference, "The reference raster", str(reference_path)))
     elif cloudy_path is not None:
-        cloudy = _open(cloudy_path, "cloudy")
+        cloudy = _window_of(_open(cloudy_path, "cloudy"), prediction_grid, "cloudy", cloudy_path, reporter)
         _check_same_grid(cloudy, reference, "cloudy", cloudy_path, 13)
         cloudy_divisor = _reflectance_divisor(cloudy, "cloudy", cloudy_path, reporter,
                                               list(range(1, len(S2_BANDS) + 1)))

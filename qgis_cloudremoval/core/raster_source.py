@@ -117,6 +117,19 @@ class Grid:
         return f"{authority}:{code} ({name})" if code and authority else name
 
 
+def place_of(grid: Grid, dataset: gdal.Dataset) -> Optional[Tuple[int, int]]:
+    """``(column, row)`` of ``grid``'s first pixel in ``dataset`` (negative where the grid starts before it),
+    where both have the same pixels (pixel size and alignment); None otherwise."""
+    x_origin, x_size, row_rotation, y_origin, column_rotation, y_size = dataset.GetGeoTransform()
+    x0, dx, _, y0, _, dy = grid.geotransform
+    if row_rotation or column_rotation or round(x_size - dx, 6) or round(y_size - dy, 6):
+        return None
+    column, row = (x0 - x_origin) / dx, (y0 - y_origin) / dy
+    if abs(column - round(column)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return round(column), round(row)
+
+
 @dataclass(frozen=True)
 class BandSource:
     """One band of one GDAL dataset, by dataset name and 1-based band number."""
