@@ -567,7 +567,11 @@ def main(argv):
         with open(temporary, "w") as stream:
             stream.write("half of it")
         print("writing", flush=True)
-        time.sleep(120)
+        # Work in short steps, as the tools do between tiles: the kernel may hand SIGTERM to another thread
+        # (numpy's), and Python runs the handler only when the main thread next runs Python code, which
+        # one long sleep would put off for its whole length (seen once on a loaded machine).
+        for _ in range(1200):
+            time.sleep(0.1)
 
 sys.exit(run_cli(main))
 """
