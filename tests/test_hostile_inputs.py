@@ -31,6 +31,9 @@ from tiny_models import make_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("exceptions", "return codes")
+CONTAINER = ("it holds 12 subdatasets (NETCDF:\"{path}\":Band1, ...) and no bands of its own: give the one that "
+             "holds the bands, as QGIS offers when the file is loaded, or stack them first with Raster > "
+             "Miscellaneous > Build Virtual Raster, one band per file")
 UNREADABLE = "the file may be truncated or damaged, or a file it refers to may be missing; re-export or re-download it"
 
 
@@ -123,6 +126,24 @@ def test_broken_rasters_are_refused_in_one_line(provider, gdal_mode, inputs, out
     assert _refused(_removal(files, out, S2=files["text"]), inputs, out) == (
         f"Unable to execute algorithm\nSentinel-2 image (S2): {files['text']} could not be loaded as a raster "
         "layer; give a GeoTIFF, a VRT or another raster QGIS opens")
+
+
+def test_a_file_of_subdatasets_is_named_with_what_to_give(provider, gdal_mode, inputs, out, tmp_path):
+    """A NetCDF file of one variable per band (as GDAL and many data portals write them) has no bands of its own:
+    the message says so and what to give, not just that QGIS could not load it."""
+    if gdal.GetDriverByName("netCDF") is None:
+        pytest.skip("this GDAL has no netCDF driver")
+    files, _ = inputs
+    netcdf = tmp_path / "s2.nc"
+    hostile._translate(files["cloudy"], netcdf, format="netCDF")
+    message = _refused(_removal(files, out, S2=netcdf), inputs, out)
+    assert message == (
+        f"Unable to execute algorithm\nSentinel-2 image (S2): {netcdf} could not be loaded as a raster layer; "
+        f"{CONTAINER.format(path=netcdf)}")
+    done = _cli(gdal_mode, "qgis_cloudremoval.cli", "remove", "--s2", netcdf, "--s1", files["s1"],
+                "-o", out / "result.tif")
+    assert _one_line_error(done) == f"error: Sentinel-2 raster {netcdf}: {CONTAINER.format(path=netcdf)}"
+    assert hostile.leftovers(out) == []
 
 
 def test_an_output_over_a_file_behind_a_vrt_input_is_refused(provider, gdal_mode, inputs, out):

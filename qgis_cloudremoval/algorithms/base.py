@@ -20,6 +20,7 @@ from ..core.cloudmask import CLOUD_THRESHOLD
 from ..core.dependencies import install_command
 from ..core.detectors import DETECTORS
 from ..core.extent import parse_extent
+from ..core.gdal_io import container_advice
 from ..core.progress import CoreError, Reporter
 from . import boundary
 from .input_layers import RasterInput
@@ -85,8 +86,9 @@ def unacceptable_value_message(definition: QgsProcessingParameterDefinition, val
         return (f"{name} takes xmin,xmax,ymin,ymax, optionally followed by a CRS in brackets "
                 f"(500000,510000,5190000,5200000 [EPSG:32633]), or a layer's extent; not {value!r}")
     if isinstance(definition, QgsProcessingParameterRasterLayer):
-        return (f"{name}: {value} could not be loaded as a raster layer; give a GeoTIFF, a VRT or another raster "
-                "QGIS opens")
+        advice = container_advice(value) if isinstance(value, str) else None
+        return (f"{name}: {value} could not be loaded as a raster layer; "
+                + (advice or "give a GeoTIFF, a VRT or another raster QGIS opens"))
     return f"{name}: {value!r} is not a value it takes; see the algorithm's help"
 
 

@@ -166,6 +166,21 @@ def open_raster(path: str, role: str, advice: str = NOT_A_RASTER_ADVICE) -> gdal
     return dataset
 
 
+def container_advice(path: str) -> Optional[str]:
+    """What to give instead of a file that holds subdatasets and no bands of its own (a NetCDF or HDF file of
+    several variables, each band in one); None for any other file."""
+    try:
+        dataset = open_raster(path, "raster")
+    except CoreError:
+        return None
+    names = [name for name, _ in dataset.GetSubDatasets() or []]
+    if dataset.RasterCount or not names:
+        return None
+    return (f"it holds {len(names)} subdataset{'s' if len(names) > 1 else ''} ({names[0]}, ...) and no bands of "
+            "its own: give the one that holds the bands, as QGIS offers when the file is loaded, or stack them "
+            "first with Raster > Miscellaneous > Build Virtual Raster, one band per file")
+
+
 def open_vrt_text(xml: str, role: str) -> gdal.Dataset:
     """A VRT dataset from its XML text (assembled band stacks), or :class:`InputError`."""
     with gdal_errors(lambda reason: InputError(f"Could not assemble the {role} ({reason}); "

@@ -28,7 +28,7 @@ from osgeo import gdal
 
 from . import bands, snap_product
 from .band_files import band_files_beside
-from .gdal_io import NOT_A_RASTER_ADVICE, gdal_errors, open_vrt_text, read_array, read_error
+from .gdal_io import NOT_A_RASTER_ADVICE, container_advice, gdal_errors, open_vrt_text, read_array, read_error
 from .model_info import ModelInfo
 from .nodata import alpha_band_numbers, band_nodata, data_band_count, mask_band, mask_holds_data, valid_s2_pixels
 from .raster_source import (BandSource, Grid, InputError, band_sources, grid_vrt_xml, valid_sample,
@@ -311,8 +311,9 @@ def _open_stack(path: str, dataset: gdal.Dataset, mapping: Optional[Dict[str, in
                 model_bands: List[str]) -> Sentinel2Source:
     count = data_band_count(dataset)
     if count == 0:
-        raise InputError(f"{ROLE} {path} has no raster bands (it holds {len(dataset.GetSubDatasets())} "
-                         "subdatasets); open the subdataset you want or export the bands to one GeoTIFF")
+        advice = container_advice(path)
+        raise InputError(f"{ROLE} {path}: {advice}" if advice else
+                         f"{ROLE} {path} has no raster bands; export the bands to one GeoTIFF")
     others: List[str] = []  # described bands that name no model band
     if mapping:
         unknown = [b for b in mapping if b not in model_bands]
