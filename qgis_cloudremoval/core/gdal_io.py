@@ -15,7 +15,7 @@ import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Set, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Set, Union
 
 import numpy as np
 from osgeo import gdal
@@ -179,6 +179,16 @@ def container_advice(path: str) -> Optional[str]:
     return (f"it holds {len(names)} subdataset{'s' if len(names) > 1 else ''} ({names[0]}, ...) and no bands of "
             "its own: give the one that holds the bands, as QGIS offers when the file is loaded, or stack them "
             "first with Raster > Miscellaneous > Build Virtual Raster, one band per file")
+
+
+def window_vrt(dataset: gdal.Dataset, window: Sequence[int], path: str, role: str) -> gdal.Dataset:
+    """The ``(x, y, width, height)`` pixels of ``dataset`` as a virtual raster (nothing is copied), or
+    :class:`InputError` naming ``path``."""
+    with gdal_errors(read_error(path, role)) as messages:
+        cut = gdal.Translate("", dataset, format="VRT", srcWin=list(window))
+        if cut is None:
+            messages.append("GDAL could not cut the window out of it")
+    return cut
 
 
 def open_vrt_text(xml: str, role: str) -> gdal.Dataset:

@@ -40,7 +40,7 @@ import numpy as np
 from osgeo import gdal
 
 from . import cloudmask
-from .gdal_io import StrPath, gdal_errors, read_array, read_error
+from .gdal_io import StrPath, read_array, window_vrt
 from .mask_file import MaskFile
 from .nodata import band_nodata, data_band_count, mask_band, mask_holds_data, valid_pixels
 from .output_files import atomic_output
@@ -316,10 +316,7 @@ def _window_of(dataset: gdal.Dataset, grid: Optional[Grid], role: str, path: Str
         return dataset
     if not same_crs(grid, Grid.of(dataset, f"The {role} raster", str(path))):
         return dataset
-    with gdal_errors(read_error(str(path), f"{role} raster")) as messages:
-        window = gdal.Translate("", dataset, format="VRT", srcWin=[column, row, grid.width, grid.height])
-        if window is None:
-            messages.append("GDAL could not cut the prediction's window out of it")
+    window = window_vrt(dataset, (column, row, grid.width, grid.height), str(path), f"{role} raster")
     reporter.log(f"the {role} raster {path} is read over the prediction's {grid.width} x {grid.height} px, from "
                  f"column {column} and row {row}")
     return window

@@ -28,7 +28,8 @@ from osgeo import gdal
 
 from . import bands, snap_product
 from .band_files import band_files_beside
-from .gdal_io import NOT_A_RASTER_ADVICE, container_advice, gdal_errors, open_vrt_text, read_array, read_error
+from .gdal_io import (NOT_A_RASTER_ADVICE, container_advice, gdal_errors, open_vrt_text, read_array, read_error,
+                      window_vrt)
 from .model_info import ModelInfo
 from .nodata import alpha_band_numbers, band_nodata, data_band_count, mask_band, mask_holds_data, valid_s2_pixels
 from .raster_source import (BandSource, Grid, InputError, band_sources, grid_vrt_xml, valid_sample,
@@ -242,10 +243,7 @@ def _crop(source: Sentinel2Source, extent: Extent, crs: Optional[str], context_p
     right = min(source.grid.width, x0 + width + context_px)
     bottom = min(source.grid.height, y0 + height + context_px)
     if (left, top, right, bottom) != (0, 0, source.grid.width, source.grid.height):
-        with gdal_errors(read_error(source.path, ROLE)) as messages:
-            cropped = gdal.Translate("", source.dataset, format="VRT", srcWin=[left, top, right - left, bottom - top])
-            if cropped is None:
-                messages.append("GDAL could not cut the extent out of it")
+        cropped = window_vrt(source.dataset, (left, top, right - left, bottom - top), source.path, ROLE)
         had_mask = source.mask is not None
         source.dataset = cropped
         source.grid = Grid.of(cropped, ROLE, source.path)
@@ -405,11 +403,17 @@ def described_bands(dataset: gdal.Dataset,
     return (numbers, others) if numbers else None
 
 
-def _band_files_of(path: str, model_bands: List[str]) -> Optional[Dict[str, str]]:
-    """The model bands' files where ``path`` is a one-band file beside the other bands' files
+def _band_group(path: str) -> Optional[Dict[str, str]]:
+    """``{band: file}`` where ``path`` is a one-band file beside the other bands' files
     (:func:`.band_files.band_files_beside`); None otherwise."""
     files = band_files_beside(path)
-    if files is None or data_band_count_of(path) != 1:
+    return files if files is not None and data_band_count_of(path) == 1 else None
+
+
+def _band_files_of(path: str, model_bands: List[str]) -> Optional[Dict[str, str]]:
+    """The model bands' files of :func:`_band_group`, refused where a 10 or 20 m band is missing."""
+    files = _band_group(path)
+    if files is None:
         return None
     _check_named_bands(f"The files named like {os.path.basename(path)} beside it hold", files, model_bands)
     return {band: file for band, file in files.items() if band in model_bands}
@@ -418,10 +422,8 @@ def _band_files_of(path: str, model_bands: List[str]) -> Optional[Dict[str, str]
 def stacked_band_files(path: str) -> Optional[gdal.Dataset]:
     """The band files beside the one-band file ``path`` (:func:`.band_files.band_files_beside`) as one virtual
     stack on the finest grid, its bands described by name (B1 ... B12); None where ``path`` is not such a file."""
-    files = band_files_beside(path)
-    if files is None or data_band_count_of(path) != 1:
-        return None
-    return _open_band_files(files, list(files)).dataset
+    files = _band_group(path)
+    return _open_band_files(files, list(files)).dataset if files is not None else None
 
 
 def snap_product_bands(path: str, model_bands: List[str]) -> Optional[Dict[str, str]]:
