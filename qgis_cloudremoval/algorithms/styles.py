@@ -63,10 +63,17 @@ MASK_CLASSES = _mask_classes(MASK_CATEGORIES)
 DETECTOR_MASK_CLASSES = _mask_classes(MASK_CATEGORIES[:SHADOW + 1])
 
 
+#: The input renderers are built with: ``setRenderer`` connects each to its layer's provider anyway. Built on
+#: the provider, a renderer's Python wrapper would hold the provider's wrapper after the layer and provider are
+#: gone; the likely cause (not reproduced) of "wrapped C/C++ object of type QgsRasterDataProvider has been
+#: deleted", seen once when a desktop run styled a mask after a plugin reload.
+NO_INPUT = None
+
+
 def apply_rgb_stretch(layer: QgsRasterLayer, rgb_bands: Sequence[int], cut: Tuple[float, float] = STRETCH_CUT):
     """Multiband colour from ``rgb_bands`` (1-based), each stretched between its cumulative-cut values."""
     provider = layer.dataProvider()
-    renderer = QgsMultiBandColorRenderer(provider, *rgb_bands)
+    renderer = QgsMultiBandColorRenderer(NO_INPUT, *rgb_bands)
     enhancements = []
     for band in rgb_bands:
         low, high = provider.cumulativeCut(band, cut[0], cut[1], sampleSize=HISTOGRAM_SAMPLE_SIZE)
@@ -94,14 +101,14 @@ def true_colour(rgb_bands: Sequence[int]) -> Style:
 
 def rgb_bytes(layer: QgsRasterLayer):
     """Bands 1, 2, 3 as red, green, blue, shown as stored (an already stretched Byte composite)."""
-    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3)
+    renderer = QgsMultiBandColorRenderer(NO_INPUT, 1, 2, 3)
     layer.setRenderer(renderer)
 
 
 def mask_palette(layer: QgsRasterLayer, mask_classes: Sequence[MaskClass] = MASK_CLASSES) -> None:
     """Paletted ``mask_classes`` (value, RGBA, label) on band 1: the engine's mask."""
     classes = [QgsPalettedRasterRenderer.Class(value, QColor(*rgba), label) for value, rgba, label in mask_classes]
-    layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
+    layer.setRenderer(QgsPalettedRasterRenderer(NO_INPUT, 1, classes))
 
 
 def detector_mask_palette(layer: QgsRasterLayer):
